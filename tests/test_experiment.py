@@ -1,0 +1,153 @@
+"""A run end to end on the tiny random model: files, energy accounting, caching, resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from ttclib.experiment import RunSpec, execute, load_params, run_dir
+from ttclib.metrics import load_runs
+
+SPEC = dict(model="random:tiny-qwen2", strategy="mv", samples=2, per_level=2, max_new_tokens=6,
+            batch_size=4, idle_s=0.3, sample_interval_s=0.05, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_backend):
+    runs = tmp_path_factory.mktemp("runs")
+    spec = RunSpec(**SPEC)
+    return spec, execute(spec, runs, progress=False, backend=tiny_backend)
+
+
+def test_run_directory_layout(finished):
+    spec, d = finished
+    assert d.name == spec.run_id and {p.name for p in d.iterdir()} == {"run.json", "queries.parquet", "power.parquet", "spec.json"}
+    info = json.loads((d / "run.json").read_text())
+    assert info["spec"] == spec.model_dump() and info["meter_name"] == "estimate"
+    assert info["meter"]["method"] == "cpu_time_x_tdp" and info["meter"]["idle_power_w"] is not None
+    assert info["hardware"]["cpu_count"] and info["software"]["torch"] and info["backend"]["backend"] == "transformers"
+    q = pd.read_parquet(d / "queries.parquet")
+    assert len(q) == 3 * 2 * 2 and set(q.meter) == {"estimate"}
+    assert (q.completion_tokens == 6).all()
+    power = pd.read_parquet(d / "power.parquet")
+    assert {"t", "device", "power_w"} <= set(power.columns) and len(power) > 0
+
+
+def test_attributed_energy_sums_to_the_run(finished):
+    _, d = finished
+    info = json.loads((d / "run.json").read_text())
+    q = pd.read_parquet(d / "queries.parquet")
+    assert info["energy_j"] > 0
+    assert q.energy_j.sum() == pytest.approx(info["energy_j"], rel=1e-9)
+    assert q.net_energy_j.sum() == pytest.approx(info["net_energy_j"], rel=1e-9)
+    assert info["energy_j"] == pytest.approx(sum(w["total_j"] for w in info["windows"]))
+
+
+def test_complete_run_is_reused(finished, tiny_backend):
+    spec, d = finished
+    before = (d / "run.json").stat().st_mtime_ns
+    assert execute(spec, d.parent, progress=False, backend=tiny_backend) == d
+    assert (d / "run.json").stat().st_mtime_ns == before
+
+
+def test_load_runs_tables(finished):
+    _, d = finished
+    rs = load_runs([d])
+    row = rs.runs.iloc[0]
+    assert row.n_queries == 6 and row.samples == 2 and row.meter == "estimate"
+    assert row.energy_per_query_j == pytest.approx(row.energy_j / 6)
+    assert len(rs.results) == 6
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingBackend:
+    """Wraps a backend and dies after `after` completions, like a run killed mid-way."""
+
+    def __init__(self, inner, after):
+        self.inner, self.after = inner, after
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, requests):
+        for i, c in enumerate(self.inner.stream(requests)):
+            if i == self.after:
+                raise Crash()
+            yield c
+
+
+def test_crashed_run_resumes_without_losing_queries(tmp_path, tiny_backend):
+    spec = RunSpec(**{**SPEC, "seed": 7})
+    with pytest.raises(Crash):
+        execute(spec, tmp_path, progress=False, backend=CrashingBackend(tiny_backend, after=6))
+    partial = tmp_path / f"{spec.run_id}.partial"
+    assert not run_dir(spec, tmp_path).exists()
+    first = pd.read_parquet(partial / "segments" / "00000.parquet")
+    assert len(first) == 4
+
+    d = execute(spec, tmp_path, progress=False, backend=tiny_backend)
+    q = pd.read_parquet(d / "queries.parquet")
+    assert not partial.exists() and len(q) == 12
+    assert q.groupby(["query_id", "sample"]).size().max() == 1
+    kept = q.merge(first[["query_id", "sample", "t_start", "energy_j"]], on=["query_id", "sample"], suffixes=("", "_0"))
+    assert len(kept) == 4 and (kept.t_start == kept.t_start_0).all() and (kept.energy_j == kept.energy_j_0).all()
+    info = json.loads((d / "run.json").read_text())
+    assert info["resumed"] is True and q.energy_j.sum() == pytest.approx(info["energy_j"])
+
+
+def test_killed_process_resumes(tmp_path):
+    """SIGKILL a real `ttc run` after its first checkpoint; the rerun finishes the same run."""
+    params = tmp_path / "p.yaml"
+    params.write_text(textwrap.dedent("""
+        profiles:
+          default:
+            runs_dir: runs
+            defaults: {model: "random:tiny-qwen2", strategy: base, per_level: 8, batch_size: 2,
+                       max_new_tokens: 48, ignore_eos: true, idle_s: 0, warmup: false}
+    """))
+    spec = load_params(params).specs[0]
+    seg_dir = tmp_path / "runs" / f"{spec.run_id}.partial" / "segments"
+    cmd = [sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list(seg_dir.glob("00001.parquet")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(seg_dir.glob("?????.parquet")))
+    assert 2 <= done_before < 12
+    subprocess.run(cmd, check=True, capture_output=True)
+    q = pd.read_parquet(tmp_path / "runs" / spec.run_id / "queries.parquet")
+    assert len(q) == 24 and q.query_id.is_unique
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text(textwrap.dedent("""
+        profiles:
+          default:
+            runs_dir: runs
+            defaults: {model: "random:tiny-qwen2", strategy: base, per_level: 8, batch_size: 2,
+                       max_new_tokens: 48, ignore_eos: true, idle_s: 0, warmup: false}
+    """))
+    spec = load_params(params).specs[0]
+    seg_dir = tmp_path / "runs" / f"{spec.run_id}.partial" / "segments"
+    proc = subprocess.Popen([sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list(seg_dir.glob("00000.parquet")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert list(seg_dir.glob("00000.parquet"))

@@ -1,0 +1,85 @@
+"""TransformersBackend on a random-weight Qwen2 architecture (real code path, tiny size)."""
+from __future__ import annotations
+
+import pytest
+
+from ttclib import models
+from ttclib.serving import Request, SamplingParams, TransformersBackend, make_backend
+
+PROMPTS = ["What is 2 + 2?", "A much longer prompt about the energy cost of reasoning in language models.", "Hi"]
+
+
+def test_token_counts_match_the_tokenizer(tiny_backend):
+    reqs = [Request(f"r{i}", p, SamplingParams(max_new_tokens=6, ignore_eos=True)) for i, p in enumerate(PROMPTS)]
+    out = tiny_backend.generate(reqs)
+    assert [c.request_id for c in out] == ["r0", "r1", "r2"]
+    for c, p in zip(out, PROMPTS):
+        assert c.prompt_tokens == len(tiny_backend.tokenizer(p).input_ids)
+        assert c.completion_tokens == 6 and c.finish_reason == "length"
+        assert c.t_end >= c.t_start > 0
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_backend):
+    sp = SamplingParams(max_new_tokens=8, ignore_eos=True)
+    reqs = [Request(f"r{i}", p, sp) for i, p in enumerate(PROMPTS)]
+    batched = [c.text for c in tiny_backend.generate(reqs)]
+    single = [tiny_backend.generate([r])[0].text for r in reqs]
+    assert batched == single
+
+
+def test_samples_are_independent_sequences(tiny_backend):
+    sp = SamplingParams(max_new_tokens=5, temperature=1.0, n=3, seed=1, ignore_eos=True)
+    out = tiny_backend.generate([Request("a", "Hello", sp), Request("b", "World", sp)])
+    assert [(c.request_id, c.sample) for c in out] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+    assert len({c.text for c in out if c.request_id == "a"}) > 1
+
+
+def test_stop_string_and_eos_accounting(tiny_backend):
+    tok = tiny_backend.tokenizer
+    body = tok("4. Then more text").input_ids
+    pad, eos = tok.pad_token_id, next(iter(tiny_backend._eos))
+    r = Request("r", "x", SamplingParams(max_new_tokens=len(body) + 3, stop=(".",)))
+    # stop string: generation halted after the token holding '.', then padding
+    c = tiny_backend._completion(r, 0, body[:2] + [pad] * (len(body) + 1), 3, r.sampling, 0.0, 1.0)
+    assert c.text == "4" and c.finish_reason == "stop" and c.completion_tokens == 2
+    # EOS: counted as a generated token
+    r2 = Request("r", "x", SamplingParams(max_new_tokens=len(body) + 3))
+    c = tiny_backend._completion(r2, 0, body + [eos, pad, pad], 3, r2.sampling, 0.0, 1.0)
+    assert c.finish_reason == "stop" and c.completion_tokens == len(body) + 1
+    # no EOS: cut by length
+    c = tiny_backend._completion(r2, 0, body, 3, r2.sampling, 0.0, 1.0)
+    assert c.finish_reason == "length" and c.completion_tokens == len(body)
+
+
+def test_describe_and_unknown_backend(tiny_backend):
+    d = tiny_backend.describe()
+    assert d["backend"] == "transformers" and d["model_kind"] == "random" and 1e6 < d["parameters"] < 1e7
+    with pytest.raises(ValueError, match="unknown backend"):
+        make_backend("vllm", "random:tiny-qwen2")
+
+
+def test_model_resolution_errors():
+    with pytest.raises(ValueError, match="shipped configs"):
+        models.resolve("random:nope")
+    assert models.resolve("random:qwen2.5-32b").kind == "random"
+    assert models.resolve("smollm2-135m-instruct").kind == "embedded"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, chat", [("smollm2-135m-instruct", True), ("gemma3-270m", False)])
+def test_embedded_models_answer_arithmetic(name, chat):
+    """The embedded GGUF models convert, load, and answer 1-digit additions through the real path."""
+    from ttclib import benchmarks, strategies
+    from ttclib.serving import render_prompt
+
+    b = TransformersBackend(name, batch_size=8)
+    assert b.chat is chat
+    bench, strat = benchmarks.get("arithmetic"), strategies.get("base")
+    problems = bench.load(levels=["easy"], per_level=8, seed=0)
+    prompts = [render_prompt(b.tokenizer, strat.messages(p, bench.answer_format), True) if chat
+               else strat.base_prompt(p, bench.answer_format) for p in problems]
+    stop = () if chat else strat.base_stop
+    out = b.generate([Request(p.id, pr, SamplingParams(max_new_tokens=24, stop=stop)) for p, pr in zip(problems, prompts)])
+    correct = sum(bench.score(bench.extract(c.text), p.answer) for c, p in zip(out, problems))
+    assert correct >= 2, [c.text for c in out]
+    assert (models.hf_directory(name) / "config.json").exists()

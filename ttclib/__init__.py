@@ -1,0 +1,52 @@
+"""ttclib — measure what test-time compute costs in energy.
+
+The notebooks call :func:`run_grid` with their params file; it validates the grid, measures
+the runs that are not cached yet, and returns the loaded tables.
+
+>>> import ttclib
+>>> study = ttclib.run_grid("params/00_overview.yaml")        # doctest: +SKIP
+>>> study.runs[["model", "strategy", "accuracy", "energy_per_query_j", "meter"]]  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .experiment import ParamsError, Plan, RunSpec, execute, load_params, run_plan
+from .metrics import RunSet, load_runs
+
+__version__ = "0.1.0"
+
+
+@dataclass
+class Study:
+    """A plan and its measured runs."""
+
+    plan: Plan
+    data: RunSet
+
+    @property
+    def runs(self):
+        return self.data.runs
+
+    @property
+    def queries(self):
+        return self.data.queries
+
+    @property
+    def results(self):
+        return self.data.results
+
+    @property
+    def power(self):
+        return self.data.power
+
+
+def run_grid(params_file: str, profile: str = "default", *, progress: bool | None = None) -> Study:
+    """Validate ``params_file``, run (or load from cache) every run of ``profile``, load them."""
+    plan = load_params(params_file, profile)
+    dirs = run_plan(plan, progress=progress)
+    return Study(plan, load_runs(dirs))
+
+
+__all__ = ["ParamsError", "Plan", "RunSpec", "RunSet", "Study", "execute", "load_params", "load_runs",
+           "run_grid", "run_plan", "__version__"]

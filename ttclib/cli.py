@@ -1,0 +1,76 @@
+"""Command line: ``ttc run params/<file>.yaml``, ``ttc info``."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+
+def _sigterm_as_exit() -> None:
+    # SIGTERM unwinds like Ctrl-C so `finally` blocks stop samplers and servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def cmd_run(args) -> int:
+    from . import experiment
+
+    try:
+        plan = experiment.load_params(args.params, args.profile)
+    except experiment.ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{plan.path} [{plan.profile}]: {len(plan.specs)} runs -> {plan.runs_dir}")
+    for s in plan.specs:
+        state = "cached" if experiment.is_complete(s, plan.runs_dir) else "to run"
+        print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} "
+              f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions}")
+    if args.dry_run:
+        return 0
+    _sigterm_as_exit()
+    for d in experiment.run_plan(plan, progress=not args.quiet):
+        print(d)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from . import energy, hardware, models
+
+    info = {"hardware": hardware.describe(), "meters": energy.available_meters(),
+            "embedded_models": {n: models.is_available(n)[1] for n in models.EMBEDDED},
+            "random_configs": models.random_configs(), "software": hardware.software_versions()}
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    hw = info["hardware"]
+    print(f"CPU      {hw['cpu']} ({hw['cpu_count']} cores), {hw['memory_gib']} GiB")
+    print("GPUs     " + (", ".join(f"{g['index']}: {g['name']}" for g in hw["gpus"]) or "none visible to NVML"))
+    for name, state in info["meters"].items():
+        print(f"meter    {name:9s} {state}")
+    for name, state in info["embedded_models"].items():
+        print(f"model    {name:24s} {state}")
+    print(f"random   {', '.join('random:' + c for c in info['random_configs'])}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ttc", description="Measure the energy cost of test-time compute (ttc-energy).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every grid point of a params file (cached runs are reused)",
+                         description="Validate a params file, then measure each run not yet in its runs_dir. "
+                                     "Runs resume after interruption; finished runs are never re-measured.")
+    run.add_argument("params", help="params/<section>.yaml")
+    run.add_argument("--profile", default="default", help="profile inside the params file (default: default)")
+    run.add_argument("--dry-run", action="store_true", help="validate and list the runs without measuring")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+    info = sub.add_parser("info", help="show the hardware, energy meters and models this machine has")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

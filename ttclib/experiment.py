@@ -1,0 +1,436 @@
+"""Runs: a validated spec in, a run directory with measured energy and scored answers out.
+
+A params file (``params/<section>.yaml``) declares a grid per profile::
+
+    profiles:
+      default:
+        runs_dir: ../outputs/runs          # relative to the params file
+        defaults: {benchmark: arithmetic, max_new_tokens: 16, ...}
+        grid:                               # cartesian product; a mapping value sets several keys
+          model: [smollm2-135m-instruct, gemma3-270m]
+          strategy: [{strategy: base}, {strategy: cot, max_new_tokens: 96}]
+
+Each grid point is a :class:`RunSpec`. Its run id is a hash of the spec, and the run lives in
+``runs_dir/<run_id>/`` as ``run.json``, ``queries.parquet`` and ``power.parquet``. While it runs,
+finished queries are checkpointed under ``<run_id>.partial/`` after every batch, so a run that
+dies resumes where it stopped; the complete directory appears in one atomic rename.
+
+>>> from ttclib.experiment import RunSpec
+>>> RunSpec(model="random:tiny-qwen2", strategy="base", benchmark="arithmetic").run_id  # doctest: +ELLIPSIS
+'...'
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import benchmarks, energy, hardware, models, strategies
+from .serving import Request, SamplingParams, make_backend, render_prompt
+
+SPEC_VERSION = 1
+
+
+class RunSpec(BaseModel):
+    """Everything that determines a run's results. Changing any field changes the run id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="embedded name, random:<config>, HF directory, .gguf file or hub id")
+    strategy: str = Field(description="base | cot | mv")
+    benchmark: str = "arithmetic"
+    levels: list[str] | None = Field(None, description="difficulty levels to include (default all)")
+    per_level: int = Field(16, ge=1, description="problems per difficulty level")
+    backend: Literal["auto", "transformers"] = "auto"
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(16, ge=1)
+    samples: int | None = Field(None, ge=1, description="override the strategy's samples per query")
+    temperature: float | None = Field(None, ge=0, description="override the strategy's temperature")
+    seed: int = 0
+    repetitions: int = Field(1, ge=1, description="measured passes over the benchmark")
+    ignore_eos: bool = Field(False, description="generate exactly max_new_tokens (hardware-only runs)")
+    meter: Literal["auto", "nvml", "rapl", "estimate"] = "auto"
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    idle_s: float = Field(5.0, ge=0, description="idle baseline window, seconds, model loaded")
+    sample_interval_s: float = Field(0.1, gt=0, description="power sampler period, seconds")
+    warmup: bool = True
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        strategies.get(v)
+        return v
+
+    @field_validator("benchmark")
+    @classmethod
+    def _known_benchmark(cls, v: str) -> str:
+        benchmarks.get(v)
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _resolvable_model(cls, v: str) -> str:
+        models.resolve(v)
+        return v
+
+    @model_validator(mode="after")
+    def _known_levels(self) -> "RunSpec":
+        bench = benchmarks.get(self.benchmark)
+        bad = sorted(set(self.levels or []) - set(bench.levels))
+        if bad:
+            raise ValueError(f"levels {bad} not in benchmark {self.benchmark!r} (levels: {list(bench.levels)})")
+        return self
+
+    @property
+    def run_id(self) -> str:
+        # Prompts and answer handling are part of what is measured: changing them changes the id.
+        bench = benchmarks.get(self.benchmark)
+        method = {"strategy": dataclasses.asdict(self.resolved_strategy),
+                  "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__]}
+        blob = json.dumps({"v": SPEC_VERSION, **self.model_dump(), **method}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def resolved_strategy(self) -> strategies.Strategy:
+        return strategies.get(self.strategy).with_overrides(self.samples, self.temperature)
+
+
+# --- params files ------------------------------------------------------------------------
+
+class ParamsError(ValueError):
+    """A params file is wrong; the message names the file and the key."""
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs_dir: str = "../outputs/runs"
+    figures_dir: str = "../outputs/figures"
+    defaults: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+
+
+class ParamsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = ""
+    profiles: dict[str, Profile]
+
+
+@dataclass
+class Plan:
+    """The runs a params file asks for under one profile."""
+
+    path: Path
+    profile: str
+    specs: list[RunSpec]
+    runs_dir: Path
+    figures_dir: Path
+    title: str = ""
+
+
+def load_params(path: str | os.PathLike, profile: str = "default") -> Plan:
+    """Validate a params file and expand its grid. Raises :class:`ParamsError` naming file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    try:
+        params = ParamsFile.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_format_errors(path, e, lambda loc: ".".join(map(str, loc)))) from None
+    if profile not in params.profiles:
+        raise ParamsError(f"{path}: profiles.{profile}: no such profile (have: {', '.join(params.profiles)})")
+    prof = params.profiles[profile]
+    where = f"profiles.{profile}"
+    specs = [_spec(path, point, prov) for point, prov in _expand(prof.defaults, prof.grid, where)]
+    base = path.parent
+    return Plan(path, profile, specs, (base / prof.runs_dir).resolve(), (base / prof.figures_dir).resolve(),
+                params.title)
+
+
+def _expand(defaults: dict, grid: dict[str, list], where: str):
+    """Yield (merged spec dict, {key: where it came from}) for each grid point."""
+    axes = [[(axis, i, v) for i, v in enumerate(values)] for axis, values in grid.items()]
+    for combo in itertools.product(*axes):
+        point = dict(defaults)
+        prov = {k: f"{where}.defaults.{k}" for k in defaults}
+        for axis, i, value in combo:
+            updates = value if isinstance(value, dict) else {axis: value}
+            for k, v in updates.items():
+                point[k] = v
+                prov[k] = f"{where}.grid.{axis}[{i}]" + (f".{k}" if isinstance(value, dict) else "")
+        yield point, prov
+
+
+def _spec(path: Path, point: dict, prov: dict) -> RunSpec:
+    try:
+        return RunSpec.model_validate(point)
+    except ValidationError as e:
+        def key(loc):
+            top = str(loc[0]) if loc else ""
+            return prov.get(top, f"(missing) {top}") + "".join(f"[{p}]" for p in loc[1:])
+        raise ParamsError(_format_errors(path, e, key)) from None
+
+
+def _format_errors(path: Path, e: ValidationError, key) -> str:
+    lines = [f"{path}: {key(err['loc']) or '(top level)'}: {err['msg']}" for err in e.errors()]
+    return "\n".join(lines)
+
+
+# --- executing a run ---------------------------------------------------------------------
+
+QUERY_COLUMNS = ["run_id", "repetition", "query_id", "sample", "benchmark", "category", "difficulty",
+                 "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "finish_reason",
+                 "text", "answer", "gold", "correct", "t_start", "t_end", "segment", "energy_j",
+                 "net_energy_j", "meter"]
+
+
+def run_dir(spec: RunSpec, runs_dir: Path) -> Path:
+    return Path(runs_dir) / spec.run_id
+
+
+def is_complete(spec: RunSpec, runs_dir: Path) -> bool:
+    return (run_dir(spec, runs_dir) / "run.json").exists()
+
+
+def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True, backend=None) -> Path:
+    """Run ``spec`` (or reuse its complete run) and return the run directory.
+
+    ``backend`` may be given to reuse an already loaded model across runs of the same model.
+    """
+    runs_dir = Path(runs_dir)
+    final = run_dir(spec, runs_dir)
+    if (final / "run.json").exists():
+        return final
+    return _Execution(spec, runs_dir, progress, backend).run()
+
+
+class _Execution:
+    def __init__(self, spec: RunSpec, runs_dir: Path, progress: bool, backend):
+        self.spec, self.progress, self.backend = spec, progress, backend
+        self.final = run_dir(spec, runs_dir)
+        self.partial = self.final.with_name(self.final.name + ".partial")
+        self.strategy = spec.resolved_strategy
+        self.bench = benchmarks.get(spec.benchmark)
+        self.problems = {p.id: p for p in self.bench.load(levels=spec.levels, per_level=spec.per_level,
+                                                          seed=spec.seed)}
+
+    def run(self) -> Path:
+        (self.partial / "segments").mkdir(parents=True, exist_ok=True)
+        _write_json(self.partial / "spec.json", self.spec.model_dump())
+        done = self._done_keys()
+        self.resumed = bool(done)
+        meter = energy.select_meter(self.spec.meter, sample_interval_s=self.spec.sample_interval_s)
+        own_backend = self.backend is None
+        started = time.time()
+        try:
+            if own_backend:
+                self.backend = make_backend(self.spec.backend, self.spec.model, device=self.spec.device,
+                                            dtype=self.spec.dtype, batch_size=self.spec.batch_size,
+                                            seed=self.spec.seed)
+            self.backend.batch_size = self.spec.batch_size
+            todo = [r for r in self._requests() if r.id not in done]
+            if todo:
+                if self.spec.warmup:
+                    self.backend.generate([Request("warmup", todo[0].prompt, SamplingParams(max_new_tokens=4))])
+                if self.spec.idle_s > 0:
+                    meter.measure_idle(self.spec.idle_s)
+                self._measure(todo, meter, done)
+            return self._finish(meter, started)
+        finally:
+            meter.close()
+            if own_backend and self.backend is not None and hasattr(self.backend, "close"):
+                self.backend.close()
+
+    # requests ------------------------------------------------------------------------
+    def _prompt(self, problem) -> str:
+        chat = getattr(self.backend, "chat", True)
+        if chat:
+            return render_prompt(self.backend.tokenizer, self.strategy.messages(problem, self.bench.answer_format), True)
+        return self.strategy.base_prompt(problem, self.bench.answer_format)
+
+    def _requests(self) -> list[Request]:
+        s, st = self.spec, self.strategy
+        chat = getattr(self.backend, "chat", True)
+        stop = () if chat else st.base_stop
+        reqs = []
+        for rep in range(s.repetitions):
+            for p in self.problems.values():
+                prompt = self._prompt(p)
+                for k in range(st.samples):
+                    sp = SamplingParams(temperature=st.temperature, top_p=st.top_p if st.temperature > 0 else 1.0,
+                                        max_new_tokens=s.max_new_tokens, seed=s.seed * 1_000_003 + rep * 1009 + k,
+                                        stop=stop, ignore_eos=s.ignore_eos)
+                    reqs.append(Request(_key(rep, p.id, k), prompt, sp))
+        return reqs
+
+    # measuring -------------------------------------------------------------------------
+    def _measure(self, todo: list[Request], meter: energy.Meter, done: set[str]) -> None:
+        from tqdm.auto import tqdm
+
+        segment = len(list((self.partial / "segments").glob("*.parquet")))
+        bar = tqdm(total=len(todo), desc=f"{self.spec.model} {self.spec.strategy}", unit="q",
+                   disable=not self.progress, dynamic_ncols=True)
+        energy_so_far, tokens, t0 = self._energy_so_far(), 0, time.time()
+        meter.start_sampling()
+        for rep in sorted({_parse_key(r.id)[0] for r in todo}):
+            batch: list = []
+            meter.begin_window("segment")
+            reqs = [r for r in todo if _parse_key(r.id)[0] == rep]
+            for completion in self.backend.stream(reqs):
+                batch.append(completion)
+                if len(batch) >= self.spec.batch_size:
+                    energy_so_far += self._checkpoint(segment, batch, meter)
+                    segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
+                    bar.update(len(batch))
+                    bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
+                    batch = []
+                    meter.begin_window("segment")
+            if batch:
+                energy_so_far += self._checkpoint(segment, batch, meter)
+                segment += 1
+                bar.update(len(batch))
+            else:
+                meter.end_window("segment")
+        bar.close()
+        meter.stop_sampling()
+
+    def _checkpoint(self, segment: int, completions: list, meter: energy.Meter) -> float:
+        """Close the energy window, attribute it to the batch's queries, write the segment atomically."""
+        m = meter.end_window("segment")
+        trace = meter.trace()
+        window = trace[(trace.t >= m.start_s) & (trace.t <= m.start_s + m.time_s)]
+        total_w = window.groupby("t").power_w.sum()
+        intervals = [(max(c.t_start, m.start_s), max(c.t_end, m.start_s)) for c in completions]
+        shares = energy.attribute_energy(m.total_j, total_w.index.to_numpy(), total_w.to_numpy(), intervals)
+        net_scale = m.net_j / m.total_j if m.total_j else 0.0
+        rows = [self._row(c, segment, e, e * net_scale, m.meter) for c, e in zip(completions, shares)]
+        _write_parquet(pd.DataFrame(rows, columns=QUERY_COLUMNS), self.partial / "segments" / f"{segment:05d}.parquet")
+        _write_parquet(window.assign(segment=segment), self.partial / "segments" / f"{segment:05d}.power.parquet")
+        _write_json(self.partial / "segments" / f"{segment:05d}.json", m.to_dict())
+        return m.total_j
+
+    def _row(self, c, segment: int, energy_j: float, net_j: float, meter: str) -> dict:
+        rep, qid, sample = _parse_key(c.request_id)
+        p = self.problems[qid]
+        answer = self.bench.extract(c.text)
+        return dict(run_id=self.spec.run_id, repetition=rep, query_id=qid, sample=sample, benchmark=p.benchmark,
+                    category=p.category, difficulty=p.difficulty, prompt_tokens=c.prompt_tokens,
+                    completion_tokens=c.completion_tokens, reasoning_tokens=c.reasoning_tokens,
+                    cached_tokens=c.cached_tokens, finish_reason=c.finish_reason, text=c.text, answer=answer,
+                    gold=p.answer, correct=self.bench.score(answer, p.answer), t_start=c.t_start, t_end=c.t_end,
+                    segment=segment, energy_j=energy_j, net_energy_j=net_j, meter=meter)
+
+    # resume & finish ---------------------------------------------------------------------
+    def _segment_files(self) -> list[Path]:
+        return sorted(p for p in (self.partial / "segments").glob("*.parquet") if not p.name.endswith(".power.parquet"))
+
+    def _done_keys(self) -> set[str]:
+        keys = set()
+        for f in self._segment_files():
+            df = pd.read_parquet(f, columns=["repetition", "query_id", "sample"])
+            keys.update(_key(r, q, s) for r, q, s in df.itertuples(index=False))
+        return keys
+
+    def _energy_so_far(self) -> float:
+        return sum(json.loads(f.read_text())["total_j"] for f in (self.partial / "segments").glob("*.json"))
+
+    def _finish(self, meter: energy.Meter, started: float) -> Path:
+        seg_dir = self.partial / "segments"
+        queries = pd.concat([pd.read_parquet(f) for f in self._segment_files()], ignore_index=True)
+        power_files = sorted(seg_dir.glob("*.power.parquet"))
+        power = pd.concat([pd.read_parquet(f) for f in power_files], ignore_index=True) if power_files else pd.DataFrame()
+        windows = [json.loads(f.read_text()) for f in sorted(seg_dir.glob("*.json"))]
+        total_j = sum(w["total_j"] for w in windows)
+        net_j = sum(w["net_j"] for w in windows)
+        _write_parquet(queries, self.partial / "queries.parquet")
+        _write_parquet(power, self.partial / "power.parquet")
+        meters = sorted({w["meter"] for w in windows})
+        info = {
+            "run_id": self.spec.run_id, "spec": self.spec.model_dump(), "spec_version": SPEC_VERSION,
+            "strategy": dataclasses.asdict(self.strategy),
+            "benchmark": {"name": self.bench.name, "category": self.bench.category,
+                          "description": self.bench.description},
+            "meter": meter.describe(), "meter_name": meters[0] if len(meters) == 1 else "+".join(meters),
+            "energy_j": total_j, "net_energy_j": net_j,
+            "measured_s": sum(w["time_s"] for w in windows), "windows": windows,
+            "n_queries": int(queries.query_id.nunique()), "n_completions": len(queries),
+            "completion_tokens": int(queries.completion_tokens.sum()),
+            "backend": self.backend.describe(), "hardware": hardware.describe(),
+            "software": hardware.software_versions(),
+            "started": started, "finished": time.time(), "resumed": self.resumed,
+        }
+        _write_json(self.partial / "run.json", info)
+        shutil.rmtree(seg_dir)
+        os.replace(self.partial, self.final)
+        return self.final
+
+
+def _key(rep: int, qid: str, sample: int) -> str:
+    return f"{rep}|{qid}|{sample}"
+
+
+def _parse_key(key: str) -> tuple[int, str, int]:
+    rep, qid, sample = key.split("|")
+    return int(rep), qid, int(sample)
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+# --- grids -------------------------------------------------------------------------------
+
+def progress_default() -> bool:
+    """Progress bars unless ``TTC_PROGRESS=0`` (set by ``make reproduce`` for clean executed notebooks)."""
+    return os.environ.get("TTC_PROGRESS", "1") != "0"
+
+
+def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
+    """Execute every run of a plan (cached runs are reused), loading each model once."""
+    progress = progress_default() if progress is None else progress
+    dirs: dict[str, Path] = {}
+    pending = [s for s in plan.specs if not is_complete(s, plan.runs_dir)]
+    for s in plan.specs:
+        if is_complete(s, plan.runs_dir):
+            dirs[s.run_id] = run_dir(s, plan.runs_dir)
+    key = lambda s: (s.model, s.backend, s.device, s.dtype, s.seed)  # noqa: E731
+    for _, group in itertools.groupby(sorted(pending, key=key), key=key):
+        group = list(group)
+        backend = make_backend(group[0].backend, group[0].model, device=group[0].device, dtype=group[0].dtype,
+                               batch_size=group[0].batch_size, seed=group[0].seed)
+        try:
+            for s in group:
+                t0 = time.time()
+                dirs[s.run_id] = execute(s, plan.runs_dir, progress=progress, backend=backend)
+                if not progress:
+                    info = json.loads((dirs[s.run_id] / "run.json").read_text())
+                    print(f"measured {s.model} {s.strategy}: {info['n_queries']} queries, "
+                          f"{info['completion_tokens']} tokens, {info['energy_j']:.0f} J ({info['meter_name']}), "
+                          f"{time.time() - t0:.0f} s", flush=True)
+        finally:
+            if hasattr(backend, "close"):
+                backend.close()
+    return [dirs[s.run_id] for s in plan.specs]

@@ -1,0 +1,153 @@
+"""From run directories to tidy tables: per query (after voting) and per run.
+
+>>> from ttclib import metrics
+>>> metrics.pareto_mask([1, 2, 3], [0.5, 0.4, 0.9]).tolist()
+[True, False, True]
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from . import strategies
+
+J_PER_WH = 3600.0
+SPEC_COLUMNS = ["model", "strategy", "benchmark", "max_new_tokens", "batch_size", "backend", "device"]
+
+
+@dataclass
+class RunSet:
+    """Loaded runs: ``runs`` (one row per run), ``queries`` (one row per query × sample), ``power``."""
+
+    runs: pd.DataFrame
+    queries: pd.DataFrame
+    power: pd.DataFrame
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """One row per (run, repetition, query) after the strategy's aggregation (majority vote)."""
+        return query_results(self.queries)
+
+
+def load_runs(dirs: Iterable[str | Path]) -> RunSet:
+    infos, queries, power = [], [], []
+    for d in map(Path, dirs):
+        info = json.loads((d / "run.json").read_text())
+        spec = info["spec"]
+        infos.append(info)
+        q = pd.read_parquet(d / "queries.parquet")
+        queries.append(q.assign(**{k: spec[k] for k in SPEC_COLUMNS}))
+        p = pd.read_parquet(d / "power.parquet")
+        if len(p):
+            power.append(p.assign(run_id=info["run_id"], model=spec["model"], strategy=spec["strategy"]))
+    queries = pd.concat(queries, ignore_index=True) if queries else pd.DataFrame()
+    power = pd.concat(power, ignore_index=True) if power else pd.DataFrame()
+    runs = pd.DataFrame([_run_row(i, queries[queries.run_id == i["run_id"]]) for i in infos])
+    return RunSet(runs, queries, power)
+
+
+def _run_row(info: dict, q: pd.DataFrame) -> dict:
+    spec = info["spec"]
+    res = query_results(q)
+    n_queries = len(res)
+    return {
+        "run_id": info["run_id"], **{k: spec[k] for k in SPEC_COLUMNS},
+        "parameters": info["backend"].get("parameters"),
+        "meter": info["meter_name"], "meter_method": info["meter"].get("method"),
+        "repetitions": spec["repetitions"], "samples": info["strategy"]["samples"],
+        "n_queries": n_queries,
+        "accuracy": res.correct.mean() if n_queries else np.nan,
+        "energy_j": info["energy_j"], "net_energy_j": info["net_energy_j"],
+        "energy_per_query_j": info["energy_j"] / n_queries if n_queries else np.nan,
+        "net_energy_per_query_j": info["net_energy_j"] / n_queries if n_queries else np.nan,
+        "completion_tokens_per_query": res.completion_tokens.mean() if n_queries else np.nan,
+        "energy_per_token_j": info["energy_j"] / max(info["completion_tokens"], 1),
+        "measured_s": info["measured_s"],
+        "mean_power_w": info["energy_j"] / info["measured_s"] if info["measured_s"] else np.nan,
+        "idle_power_w": info["meter"].get("idle_power_w"),
+        "hardware": _hardware_label(info["hardware"]),
+    }
+
+
+def meter_label(runs: pd.DataFrame) -> str:
+    """e.g. 'meter: estimate (cpu_time_x_tdp)' — shown with every energy figure and number."""
+    pairs = sorted({f"{m} ({meth})" for m, meth in zip(runs.meter, runs.meter_method)})
+    return "meter: " + ", ".join(pairs)
+
+
+def _hardware_label(hw: dict) -> str:
+    if hw.get("gpus"):
+        names = {g["name"] for g in hw["gpus"]}
+        return f"{len(hw['gpus'])}× {', '.join(sorted(names))}"
+    return f"{hw.get('cpu')} ({hw.get('cpu_count')} cores)"
+
+
+def query_results(queries: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate samples of each query: majority-voted answer, summed tokens and energy."""
+    if queries.empty:
+        return pd.DataFrame(columns=["run_id", "repetition", "query_id", "answer", "correct",
+                                     "completion_tokens", "energy_j"])
+    keys = ["run_id", "repetition", "query_id"]
+    extra = [c for c in SPEC_COLUMNS + ["benchmark", "category", "difficulty", "gold"] if c in queries.columns]
+    extra = list(dict.fromkeys(extra))
+    q = queries.sort_values(keys + ["sample"])
+    agg = q.groupby(keys, sort=False).agg(
+        completion_tokens=("completion_tokens", "sum"), prompt_tokens=("prompt_tokens", "sum"),
+        energy_j=("energy_j", "sum"), net_energy_j=("net_energy_j", "sum"),
+        samples=("sample", "size"), truncated=("finish_reason", lambda s: (s == "length").mean()),
+        sample_accuracy=("correct", "mean"),
+        **{c: (c, "first") for c in extra},
+    ).reset_index()
+    voted = [_vote(g) for _, g in q.groupby(keys, sort=False)]
+    agg["answer"] = [a for a, _ in voted]
+    agg["correct"] = [c for _, c in voted]
+    return agg
+
+
+def _vote(g: pd.DataFrame) -> tuple[str | None, bool]:
+    """Majority answer of one query's samples and whether it is correct."""
+    answers = [a if isinstance(a, str) else None for a in g.answer]
+    winner = strategies.vote(answers)
+    if winner is None:
+        return None, False
+    return winner, bool(g.correct.iloc[answers.index(winner)])
+
+
+def pareto_mask(energy, accuracy) -> np.ndarray:
+    """True for points no other point beats on both lower energy and higher accuracy."""
+    e, a = np.asarray(energy, float), np.asarray(accuracy, float)
+    order = np.lexsort((-a, e))
+    mask = np.zeros(len(e), bool)
+    best = -np.inf
+    for i in order:
+        if a[i] > best:
+            mask[i], best = True, a[i]
+    return mask
+
+
+def gain_per_wh(runs: pd.DataFrame, frm: dict, to: dict) -> dict:
+    """Accuracy gain (percentage points) per Wh of extra energy per query between two runs.
+
+    ``frm``/``to`` select one row of ``runs`` each, e.g. ``{"model": "a", "strategy": "base"}``.
+    """
+    a, b = _one(runs, frm), _one(runs, to)
+    d_acc = 100 * (b.accuracy - a.accuracy)
+    d_wh = (b.energy_per_query_j - a.energy_per_query_j) / J_PER_WH
+    return {"from": frm, "to": to, "accuracy_gain_pct": d_acc, "energy_delta_wh": d_wh,
+            "energy_ratio": b.energy_per_query_j / a.energy_per_query_j,
+            "gain_per_wh": d_acc / d_wh if d_wh > 0 else np.nan}
+
+
+def _one(runs: pd.DataFrame, sel: dict) -> pd.Series:
+    mask = np.ones(len(runs), bool)
+    for k, v in sel.items():
+        mask &= (runs[k] == v).to_numpy()
+    hits = runs[mask]
+    if len(hits) != 1:
+        raise ValueError(f"{sel} selects {len(hits)} runs, expected 1")
+    return hits.iloc[0]

