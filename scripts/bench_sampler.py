@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -26,13 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def load_fake_pynvml():
-    """Import tests/fake_pynvml.py by path and install it as ``pynvml``."""
-    spec = importlib.util.spec_from_file_location("fake_pynvml", ROOT / "tests" / "fake_pynvml.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    sys.modules["pynvml"] = mod
-    return mod
+    """tests/fake_pynvml.py installed as ``pynvml``."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fake_pynvml
+
+    return fake_pynvml.install()
 
 
 def cost(meter, seconds: float) -> dict:

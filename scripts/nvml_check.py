@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import sys
@@ -35,12 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 def install_fake_pynvml():
     """Use tests/fake_pynvml.py as ``pynvml``: one 250 W GPU (for a smoke test without a GPU)."""
-    spec = importlib.util.spec_from_file_location("fake_pynvml", ROOT / "tests" / "fake_pynvml.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fake_pynvml
+
+    mod = fake_pynvml.install()
     mod.setup([mod.FakeGPU(power_w=250.0, update_period_s=0.02)])
-    sys.modules["pynvml"] = mod
 
 
 def make_load(gpus: list[int], size: int):

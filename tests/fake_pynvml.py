@@ -339,3 +339,10 @@ def load(name: str = "pynvml") -> ModuleType:
     finally:
         del sys.modules[spec.name]
     return mod
+
+
+def install() -> ModuleType:
+    """A fresh copy installed as ``sys.modules['pynvml']`` (for scripts that smoke-test without a GPU)."""
+    mod = load()
+    sys.modules["pynvml"] = mod
+    return mod

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fake_pynvml
 from ttclib import energy
 from ttclib.energy import (
     TRACE_COLUMNS,
@@ -25,26 +26,12 @@ from ttclib.energy import (
     select_meter,
 )
 
-FAKE_PATH = Path(__file__).with_name("fake_pynvml.py")
-
-
-def _load_fake():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_fake_pynvml_for_tests", FAKE_PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look the module up while it executes
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        del sys.modules[spec.name]
-    return mod
 
 
 @pytest.fixture
 def fake_nvml(monkeypatch):
     """A fresh fake pynvml installed as sys.modules['pynvml']; call .setup([...]) to script GPUs."""
-    fake = _load_fake()
+    fake = fake_pynvml.load()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     return fake

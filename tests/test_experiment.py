@@ -105,8 +105,8 @@ def test_crashed_run_resumes_without_losing_queries(tmp_path, tiny_backend):
     assert info["resumed"] is True and q.energy_j.sum() == pytest.approx(info["energy_j"])
 
 
-def test_killed_process_resumes(tmp_path):
-    """SIGKILL a real `ttc run` after its first checkpoint; the rerun finishes the same run."""
+def _slow_run_params(tmp_path):
+    """A params file whose single run takes many small batches, and where its checkpoints appear."""
     params = tmp_path / "p.yaml"
     params.write_text(textwrap.dedent("""
         profiles:
@@ -116,7 +116,12 @@ def test_killed_process_resumes(tmp_path):
                        max_new_tokens: 48, ignore_eos: true, idle_s: 0, warmup: false}
     """))
     spec = load_params(params).specs[0]
-    seg_dir = tmp_path / "runs" / f"{spec.run_id}.partial" / "segments"
+    return params, spec, tmp_path / "runs" / f"{spec.run_id}.partial" / "segments"
+
+
+def test_killed_process_resumes(tmp_path):
+    """SIGKILL a real `ttc run` after its first checkpoint; the rerun finishes the same run."""
+    params, spec, seg_dir = _slow_run_params(tmp_path)
     cmd = [sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -133,16 +138,7 @@ def test_killed_process_resumes(tmp_path):
 
 
 def test_sigterm_stops_cleanly(tmp_path):
-    params = tmp_path / "p.yaml"
-    params.write_text(textwrap.dedent("""
-        profiles:
-          default:
-            runs_dir: runs
-            defaults: {model: "random:tiny-qwen2", strategy: base, per_level: 8, batch_size: 2,
-                       max_new_tokens: 48, ignore_eos: true, idle_s: 0, warmup: false}
-    """))
-    spec = load_params(params).specs[0]
-    seg_dir = tmp_path / "runs" / f"{spec.run_id}.partial" / "segments"
+    params, spec, seg_dir = _slow_run_params(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120

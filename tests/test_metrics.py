@@ -33,9 +33,9 @@ def test_query_results_vote_over_samples():
 
 def _runs():
     return pd.DataFrame([
-        dict(model="s", strategy="base", accuracy=0.20, energy_per_query_j=36.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
-        dict(model="l", strategy="base", accuracy=0.25, energy_per_query_j=72.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
-        dict(model="s", strategy="cot", accuracy=0.50, energy_per_query_j=72.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
+        dict(model="s", parameters=1, strategy="base", accuracy=0.20, energy_per_query_j=36.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
+        dict(model="l", parameters=2, strategy="base", accuracy=0.25, energy_per_query_j=72.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
+        dict(model="s", parameters=1, strategy="cot", accuracy=0.50, energy_per_query_j=72.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
     ])
 
 
@@ -49,8 +49,12 @@ def test_gain_per_wh():
 
 
 def test_overview_sentence_is_computed():
-    text = report.overview(_runs(), "s", "l", "cot")
+    text = report.overview(_runs(), "cot")
     assert "+5.0 points for 2.00× the energy per query (500 points/Wh)" in text
     assert "+30.0 points" in text and "held here" in text and "meter: nvml (energy_counter)" in text
     worse = _runs().assign(accuracy=[0.2, 0.6, 0.3])
-    assert "did not hold" in report.overview(worse, "s", "l", "cot")
+    assert "did not hold here." in report.overview(worse, "cot")
+    useless = _runs().assign(accuracy=[0.4, 0.2, 0.1])
+    assert "could not be tested here" in report.overview(useless, "cot")
+    no_ttc_gain = _runs().assign(accuracy=[0.4, 0.5, 0.1])
+    assert "did not hold here: test-time compute did not improve" in report.overview(no_ttc_gain, "cot")

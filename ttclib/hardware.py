@@ -6,19 +6,10 @@ import os
 import platform
 import sys
 
+from .energy import cpu_model
+
 LIBRARIES = ("ttc-energy", "torch", "transformers", "sglang", "nvidia-ml-py", "numpy", "pandas",
              "pyarrow", "statsmodels", "papermill", "pydantic")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def memory_gib() -> float | None:

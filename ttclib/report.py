@@ -17,19 +17,30 @@ def _describe(g: dict) -> str:
             f"({slope})")
 
 
-def overview(runs: pd.DataFrame, small: str, large: str, ttc: str = "cot") -> str:
-    """Scaling the model (Base small → Base large) vs spending test-time compute on the small one."""
+def overview(runs: pd.DataFrame, ttc: str = "cot", small: str | None = None, large: str | None = None) -> str:
+    """Scaling the model (Base small → Base large) vs spending test-time compute on the small one.
+
+    ``small``/``large`` default to the models with the fewest and most parameters.
+    """
+    by_size = runs.sort_values("parameters").model.unique()
+    small, large = small or by_size[0], large or by_size[-1]
     scale = metrics.gain_per_wh(runs, {"model": small, "strategy": "base"}, {"model": large, "strategy": "base"})
     spend = metrics.gain_per_wh(runs, {"model": small, "strategy": "base"}, {"model": small, "strategy": ttc})
-    better = _efficiency(spend) > _efficiency(scale)
     hw = ", ".join(sorted(set(runs.hardware)))
-    meter = metrics.meter_label(runs)
-    return (f"On {hw} ({meter}): scaling Base {small} → {large} gave {_describe(scale)}; "
+    return (f"On {hw} ({metrics.meter_label(runs)}): scaling Base {small} → {large} gave {_describe(scale)}; "
             f"{ttc.upper()} on {small} gave {_describe(spend)}. "
             f"Paper (math, A100): scaling 1.5B→7B +{PAPER_OVERVIEW['scaling_gain_pct']} points at similar energy, "
-            f"RT on 1.5B +{PAPER_OVERVIEW['ttc_gain_pct']} points. "
-            f"The claim that test-time compute buys more accuracy per unit energy than scaling "
-            f"{'held' if better else 'did not hold'} here.")
+            f"RT on 1.5B +{PAPER_OVERVIEW['ttc_gain_pct']} points. {_verdict(scale, spend)}")
+
+
+def _verdict(scale: dict, spend: dict) -> str:
+    claim = "The claim that test-time compute buys more accuracy per unit energy than scaling the model"
+    if spend["accuracy_gain_pct"] <= 0 and scale["accuracy_gain_pct"] <= 0:
+        return f"{claim} could not be tested here: neither scaling nor test-time compute improved accuracy."
+    if spend["accuracy_gain_pct"] <= 0:
+        return f"{claim} did not hold here: test-time compute did not improve accuracy."
+    held = scale["accuracy_gain_pct"] <= 0 or _efficiency(spend) > _efficiency(scale)
+    return f"{claim} {'held' if held else 'did not hold'} here."
 
 
 def _efficiency(g: dict) -> float:
