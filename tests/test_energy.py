@@ -167,6 +167,10 @@ def test_trace_columns_clocks_and_not_supported(fake_nvml):
     assert g1.temp_c.isna().all() and g1.util_pct.isna().all() and (g1.throttle_reasons == 0).all()
     assert g0.t.is_monotonic_increasing
     assert d["sampler"]["errors"] == 0 and d["sampler"]["samples"] == len(df)
+    mid, end = df.t.iloc[len(df) // 2], df.t.iloc[-3]
+    part = meter.trace(mid, end)
+    expected = df[(df.t >= mid) & (df.t <= end)].reset_index(drop=True)
+    assert len(part) < len(df) and part.equals(expected)
 
 
 def test_sampler_survives_errors_and_unknown_window(fake_nvml):

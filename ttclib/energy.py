@@ -418,7 +418,15 @@ class Meter(ABC):
             cannot fill are NaN, ``throttle_reasons`` is int64 with 0 where not available.
         """
         with self._lock:
-            rows = list(self._rows)
+            # Rows are appended in time order; walk back from the end so a recent window costs
+            # O(window), not O(run), on long runs checkpointed many times.
+            first = len(self._rows)
+            if start_s is not None:
+                while first > 0 and self._rows[first - 1][0] >= start_s:
+                    first -= 1
+            else:
+                first = 0
+            rows = self._rows[first:]
         df = pd.DataFrame(rows, columns=list(TRACE_COLUMNS))
         df = df.astype({c: "float64" for c in TRACE_COLUMNS if c not in ("device", "throttle_reasons")})
         df["device"] = df["device"].astype(str)

@@ -312,8 +312,7 @@ class _Execution:
     def _checkpoint(self, segment: int, completions: list, meter: energy.Meter) -> float:
         """Close the energy window, attribute it to the batch's queries, write the segment atomically."""
         m = meter.end_window("segment")
-        trace = meter.trace()
-        window = trace[(trace.t >= m.start_s) & (trace.t <= m.start_s + m.time_s)]
+        window = meter.trace(m.start_s, m.start_s + m.time_s)
         total_w = window.groupby("t").power_w.sum()
         intervals = [(max(c.t_start, m.start_s), max(c.t_end, m.start_s)) for c in completions]
         shares = energy.attribute_energy(m.total_j, total_w.index.to_numpy(), total_w.to_numpy(), intervals)
