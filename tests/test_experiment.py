@@ -98,6 +98,7 @@ def test_crashed_run_resumes_without_losing_queries(tmp_path, tiny_backend):
     d = execute(spec, tmp_path, progress=False, backend=tiny_backend)
     q = pd.read_parquet(d / "queries.parquet")
     assert not partial.exists() and len(q) == 12
+    assert sorted(q.segment.unique()) == list(range(q.segment.nunique()))  # resumed numbering has no gaps
     assert q.groupby(["query_id", "sample"]).size().max() == 1
     kept = q.merge(first[["query_id", "sample", "t_start", "energy_j"]], on=["query_id", "sample"], suffixes=("", "_0"))
     assert len(kept) == 4 and (kept.t_start == kept.t_start_0).all() and (kept.energy_j == kept.energy_j_0).all()

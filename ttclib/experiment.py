@@ -249,7 +249,7 @@ class _Execution:
                     self.backend.generate([Request("warmup", todo[0].prompt, SamplingParams(max_new_tokens=4))])
                 if self.spec.idle_s > 0:
                     meter.measure_idle(self.spec.idle_s)
-                self._measure(todo, meter, done)
+                self._measure(todo, meter)
             return self._finish(meter, started)
         finally:
             meter.close()
@@ -257,49 +257,53 @@ class _Execution:
                 self.backend.close()
 
     # requests ------------------------------------------------------------------------
+    @property
+    def _chat(self) -> bool:
+        return getattr(self.backend, "chat", True)
+
     def _prompt(self, problem) -> str:
-        chat = getattr(self.backend, "chat", True)
-        if chat:
+        if self._chat:
             return render_prompt(self.backend.tokenizer, self.strategy.messages(problem, self.bench.answer_format), True)
         return self.strategy.base_prompt(problem, self.bench.answer_format)
 
     def _requests(self) -> list[Request]:
+        """Every (repetition, query, sample) as one request, in repetition order."""
         s, st = self.spec, self.strategy
-        chat = getattr(self.backend, "chat", True)
-        stop = () if chat else st.base_stop
+        stop = () if self._chat else st.base_stop
+        prompts = {p.id: self._prompt(p) for p in self.problems.values()}
         reqs = []
         for rep in range(s.repetitions):
-            for p in self.problems.values():
-                prompt = self._prompt(p)
+            for qid, prompt in prompts.items():
                 for k in range(st.samples):
                     sp = SamplingParams(temperature=st.temperature, top_p=st.top_p if st.temperature > 0 else 1.0,
                                         max_new_tokens=s.max_new_tokens, seed=s.seed * 1_000_003 + rep * 1009 + k,
                                         stop=stop, ignore_eos=s.ignore_eos)
-                    reqs.append(Request(_key(rep, p.id, k), prompt, sp))
+                    reqs.append(Request(_key(rep, qid, k), prompt, sp))
         return reqs
 
     # measuring -------------------------------------------------------------------------
-    def _measure(self, todo: list[Request], meter: energy.Meter, done: set[str]) -> None:
+    def _measure(self, todo: list[Request], meter: energy.Meter) -> None:
+        """One energy window per repetition, closed and reopened at every checkpoint (contiguous)."""
         from tqdm.auto import tqdm
 
-        segment = len(list((self.partial / "segments").glob("*.parquet")))
+        segment = len(self._segment_files())
         bar = tqdm(total=len(todo), desc=f"{self.spec.model} {self.spec.strategy}", unit="q",
                    disable=not self.progress, dynamic_ncols=True)
         energy_so_far, tokens, t0 = self._energy_so_far(), 0, time.time()
         meter.start_sampling()
-        for rep in sorted({_parse_key(r.id)[0] for r in todo}):
+        for _, reqs in itertools.groupby(todo, key=lambda r: _parse_key(r.id)[0]):
             batch: list = []
             meter.begin_window("segment")
-            reqs = [r for r in todo if _parse_key(r.id)[0] == rep]
-            for completion in self.backend.stream(reqs):
+            for completion in self.backend.stream(list(reqs)):
                 batch.append(completion)
-                if len(batch) >= self.spec.batch_size:
-                    energy_so_far += self._checkpoint(segment, batch, meter)
-                    segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
-                    bar.update(len(batch))
-                    bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
-                    batch = []
-                    meter.begin_window("segment")
+                if len(batch) < self.spec.batch_size:
+                    continue
+                energy_so_far += self._checkpoint(segment, batch, meter)
+                segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
+                bar.update(len(batch))
+                bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
+                batch = []
+                meter.begin_window("segment")
             if batch:
                 energy_so_far += self._checkpoint(segment, batch, meter)
                 segment += 1
@@ -313,9 +317,8 @@ class _Execution:
         """Close the energy window, attribute it to the batch's queries, write the segment atomically."""
         m = meter.end_window("segment")
         window = meter.trace(m.start_s, m.start_s + m.time_s)
-        total_w = window.groupby("t").power_w.sum()
         intervals = [(max(c.t_start, m.start_s), max(c.t_end, m.start_s)) for c in completions]
-        shares = energy.attribute_energy(m.total_j, total_w.index.to_numpy(), total_w.to_numpy(), intervals)
+        shares = energy.attribute_energy(m.total_j, window.t.to_numpy(), window.power_w.to_numpy(), intervals)
         net_scale = m.net_j / m.total_j if m.total_j else 0.0
         rows = [self._row(c, segment, e, e * net_scale, m.meter) for c, e in zip(completions, shares)]
         _write_parquet(pd.DataFrame(rows, columns=QUERY_COLUMNS), self.partial / "segments" / f"{segment:05d}.parquet")

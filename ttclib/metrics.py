@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
@@ -28,7 +29,7 @@ class RunSet:
     queries: pd.DataFrame
     power: pd.DataFrame
 
-    @property
+    @cached_property
     def results(self) -> pd.DataFrame:
         """One row per (run, repetition, query) after the strategy's aggregation (majority vote)."""
         return query_results(self.queries)
