@@ -52,6 +52,9 @@ def test_grid_expands_mappings_and_scalars(tmp_path):
     (GOOD.replace("  default:", "  defualt:"), "profiles.default: no such profile (have: defualt)"),
     (GOOD + "extra_top: 1\n", "extra_top: Extra inputs are not permitted"),
     ("profiles: [1, 2", "not valid YAML"),
+    (GOOD.replace("per_level: 2", "server: {tp_size: 0}"), "profiles.default.defaults.server.tp_size: Input should be greater than or equal to 1"),
+    (GOOD.replace("per_level: 2", "server: {tp: 2}"), "profiles.default.defaults.server.tp: Extra inputs are not permitted"),
+    (GOOD.replace("per_level: 2", "backend: vllm"), "profiles.default.defaults.backend: Input should be 'auto', 'transformers' or 'sglang'"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, bad, expected):
     path = write(tmp_path, bad)
@@ -80,3 +83,41 @@ def test_run_id_is_a_hash_of_everything_that_matters():
     assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="base", max_new_tokens=64).run_id
     assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="mv").run_id
     assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="base", samples=2).run_id
+
+
+def test_where_the_server_runs_does_not_change_the_run_id():
+    from ttclib.server import ServerOptions
+
+    a = RunSpec(model="random:tiny-qwen2", strategy="base", backend="sglang")
+    attached = RunSpec(model="random:tiny-qwen2", strategy="base", backend="sglang",
+                       server=ServerOptions(url="http://gpu-box:30000", python="/opt/sglang/bin/python"))
+    assert a.run_id == attached.run_id
+    assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="base", backend="sglang",
+                               server=ServerOptions(tp_size=2)).run_id
+
+
+def test_runs_share_a_server_only_when_its_launch_settings_match():
+    from ttclib.experiment import backend_key
+    from ttclib.server import ServerOptions
+
+    base = dict(model="random:tiny-qwen2", backend="sglang", device="cpu")
+    a, b = RunSpec(strategy="base", **base), RunSpec(strategy="mv", **base)
+    assert backend_key(a) == backend_key(b)
+    assert backend_key(a) != backend_key(RunSpec(strategy="base", batch_size=8, **base))
+    assert backend_key(a) != backend_key(RunSpec(strategy="base", server=ServerOptions(tp_size=2), **base))
+    # transformers takes the batch size per call: one loaded model serves every batch size
+    t = dict(model="random:tiny-qwen2", backend="transformers", device="cpu", strategy="base")
+    assert backend_key(RunSpec(**t)) == backend_key(RunSpec(batch_size=8, **t))
+
+
+def test_auto_backend_is_transformers_without_a_gpu(monkeypatch):
+    from ttclib import hardware, serving
+
+    serving.sglang_usable.cache_clear()
+    monkeypatch.setattr(hardware, "gpus", lambda: [])
+    assert serving.resolve_backend("auto") == "transformers" and serving.resolve_device("auto") == "cpu"
+    serving.sglang_usable.cache_clear()
+    monkeypatch.setattr(hardware, "gpus", lambda: [{"index": 0, "name": "H100"}])
+    monkeypatch.setenv("TTC_SGLANG_PYTHON", "/opt/sglang/bin/python")
+    assert serving.resolve_backend("auto") == "sglang" and serving.resolve_device("auto") == "cuda"
+    serving.sglang_usable.cache_clear()

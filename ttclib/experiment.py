@@ -37,9 +37,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import benchmarks, energy, hardware, models, strategies
-from .serving import Request, SamplingParams, make_backend, render_prompt
+from .server import ServerOptions
+from .serving import Request, SamplingParams, make_backend, render_prompt, resolve_backend
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 
 
 class RunSpec(BaseModel):
@@ -52,7 +53,9 @@ class RunSpec(BaseModel):
     benchmark: str = "arithmetic"
     levels: list[str] | None = Field(None, description="difficulty levels to include (default all)")
     per_level: int = Field(16, ge=1, description="problems per difficulty level")
-    backend: Literal["auto", "transformers"] = "auto"
+    backend: Literal["auto", "transformers", "sglang"] = Field(
+        "auto", description="sglang | transformers | auto (SGLang when installed and a CUDA GPU is visible)")
+    server: ServerOptions = Field(default_factory=ServerOptions, description="SGLang launch/attach settings")
     max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(16, ge=1)
     samples: int | None = Field(None, ge=1, description="override the strategy's samples per query")
@@ -61,7 +64,7 @@ class RunSpec(BaseModel):
     repetitions: int = Field(1, ge=1, description="measured passes over the benchmark")
     ignore_eos: bool = Field(False, description="generate exactly max_new_tokens (hardware-only runs)")
     meter: Literal["auto", "nvml", "rapl", "estimate"] = "auto"
-    device: str = "cpu"
+    device: str = Field("auto", description="cpu | cuda | cuda:N | auto (cuda when a GPU is visible)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     idle_s: float = Field(5.0, ge=0, description="idle baseline window, seconds, model loaded")
     sample_interval_s: float = Field(0.1, gt=0, description="power sampler period, seconds")
@@ -99,7 +102,8 @@ class RunSpec(BaseModel):
         bench = benchmarks.get(self.benchmark)
         method = {"strategy": dataclasses.asdict(self.resolved_strategy),
                   "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__]}
-        blob = json.dumps({"v": SPEC_VERSION, **self.model_dump(), **method}, sort_keys=True)
+        spec = self.model_dump(exclude={"server": set(ServerOptions.NOT_MEASURED)})
+        blob = json.dumps({"v": SPEC_VERSION, **spec, **method}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -239,10 +243,9 @@ class _Execution:
         started = time.time()
         try:
             if own_backend:
-                self.backend = make_backend(self.spec.backend, self.spec.model, device=self.spec.device,
-                                            dtype=self.spec.dtype, batch_size=self.spec.batch_size,
-                                            seed=self.spec.seed)
+                self.backend = open_backend(self.spec, self.partial / "server.log")
             self.backend.batch_size = self.spec.batch_size
+            self.log_offset = _size(getattr(self.backend, "log_path", None))
             todo = [r for r in self._requests() if r.id not in done]
             if todo:
                 if self.spec.warmup:
@@ -250,7 +253,11 @@ class _Execution:
                 if self.spec.idle_s > 0:
                     meter.measure_idle(self.spec.idle_s)
                 self._measure(todo, meter)
+            self._save_server_log()
             return self._finish(meter, started)
+        except BaseException:
+            self._save_server_log()
+            raise
         finally:
             meter.close()
             if own_backend and self.backend is not None and hasattr(self.backend, "close"):
@@ -294,16 +301,21 @@ class _Execution:
         for _, reqs in itertools.groupby(todo, key=lambda r: _parse_key(r.id)[0]):
             batch: list = []
             meter.begin_window("segment")
-            for completion in self.backend.stream(list(reqs)):
-                batch.append(completion)
-                if len(batch) < self.spec.batch_size:
-                    continue
-                energy_so_far += self._checkpoint(segment, batch, meter)
-                segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
-                bar.update(len(batch))
-                bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
-                batch = []
-                meter.begin_window("segment")
+            try:
+                for completion in self.backend.stream(list(reqs)):
+                    batch.append(completion)
+                    if len(batch) < self.spec.batch_size:
+                        continue
+                    energy_so_far += self._checkpoint(segment, batch, meter)
+                    segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
+                    bar.update(len(batch))
+                    bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
+                    batch = []
+                    meter.begin_window("segment")
+            except BaseException:
+                if batch:  # keep what finished before the failure: a resumed run skips it
+                    self._checkpoint(segment, batch, meter)
+                raise
             if batch:
                 energy_so_far += self._checkpoint(segment, batch, meter)
                 segment += 1
@@ -338,6 +350,18 @@ class _Execution:
                     segment=segment, energy_j=energy_j, net_energy_j=net_j, meter=meter)
 
     # resume & finish ---------------------------------------------------------------------
+    def _save_server_log(self) -> None:
+        """Copy this run's part of a shared server's log into the run directory."""
+        src = getattr(self.backend, "log_path", None)
+        dest = self.partial / "server.log"
+        if src is None or not self.partial.exists() or Path(src) == dest:
+            return
+        with open(src, "rb") as f:
+            f.seek(getattr(self, "log_offset", 0))
+            with open(dest, "ab") as out:
+                shutil.copyfileobj(f, out)
+        self.log_offset = _size(src)
+
     def _segment_files(self) -> list[Path]:
         return sorted(p for p in (self.partial / "segments").glob("*.parquet") if not p.name.endswith(".power.parquet"))
 
@@ -350,6 +374,12 @@ class _Execution:
 
     def _energy_so_far(self) -> float:
         return sum(json.loads(f.read_text())["total_j"] for f in (self.partial / "segments").glob("*.json"))
+
+    def _backend_info(self) -> dict:
+        info = self.backend.describe()
+        if (self.partial / "server.log").exists():
+            info["server_log"] = "server.log"  # relative to the run directory
+        return info
 
     def _finish(self, meter: energy.Meter, started: float) -> Path:
         seg_dir = self.partial / "segments"
@@ -372,7 +402,7 @@ class _Execution:
             "measured_s": sum(w["time_s"] for w in windows), "windows": windows,
             "n_queries": int(queries.query_id.nunique()), "n_completions": len(queries),
             "completion_tokens": int(queries.completion_tokens.sum()),
-            "backend": self.backend.describe(), "hardware": hardware.describe(),
+            "backend": self._backend_info(), "hardware": hardware.describe(),
             "software": hardware.software_versions(),
             "started": started, "finished": time.time(), "resumed": self.resumed,
         }
@@ -380,6 +410,25 @@ class _Execution:
         shutil.rmtree(seg_dir)
         os.replace(self.partial, self.final)
         return self.final
+
+
+def open_backend(spec: RunSpec, log_path: Path | None = None):
+    """The backend a spec asks for; an SGLang server logs to ``log_path``."""
+    return make_backend(spec.backend, spec.model, device=spec.device, dtype=spec.dtype,
+                        batch_size=spec.batch_size, seed=spec.seed, options=spec.server, log_path=log_path)
+
+
+def backend_key(spec: RunSpec) -> tuple:
+    """Runs with equal keys can share one loaded model (or one SGLang server)."""
+    name = resolve_backend(spec.backend)
+    key = (spec.model, name, spec.device, spec.dtype, spec.seed)
+    if name == "sglang":  # the server's max_running_requests is the run's batch size
+        key += (spec.batch_size, spec.server.model_dump_json())
+    return key
+
+
+def _size(path) -> int:
+    return os.path.getsize(path) if path and os.path.exists(path) else 0
 
 
 def _key(rep: int, qid: str, sample: int) -> str:
@@ -418,11 +467,10 @@ def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
     for s in plan.specs:
         if is_complete(s, plan.runs_dir):
             dirs[s.run_id] = run_dir(s, plan.runs_dir)
-    key = lambda s: (s.model, s.backend, s.device, s.dtype, s.seed)  # noqa: E731
-    for _, group in itertools.groupby(sorted(pending, key=key), key=key):
+    for _, group in itertools.groupby(sorted(pending, key=backend_key), key=backend_key):
         group = list(group)
-        backend = make_backend(group[0].backend, group[0].model, device=group[0].device, dtype=group[0].dtype,
-                               batch_size=group[0].batch_size, seed=group[0].seed)
+        log = plan.runs_dir / "servers" / f"{time.strftime('%Y%m%d-%H%M%S')}-{group[0].run_id}.log"
+        backend = open_backend(group[0], log)
         try:
             for s in group:
                 t0 = time.time()

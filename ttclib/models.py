@@ -132,6 +132,50 @@ def tokenizer_directory(name: str) -> Path:
     return hf_directory(RANDOM_TOKENIZER if ref.kind == "random" else name)
 
 
+
+@dataclass(frozen=True)
+class ServingSource:
+    """What a serving engine (SGLang) is pointed at for a model."""
+
+    model_path: str
+    load_format: str | None = None     # "dummy": random weights of the given architecture
+    tokenizer_path: str | None = None
+
+
+def serving_source(name: str) -> ServingSource:
+    """Path (or hub id) a server loads ``name`` from; random models become config + tokenizer dirs."""
+    ref = resolve(name)
+    if ref.kind == "hub":
+        return ServingSource(ref.path)
+    if ref.kind == "random":
+        return ServingSource(str(random_directory(name)), load_format="dummy")
+    return ServingSource(str(hf_directory(name)))
+
+
+def random_directory(name: str) -> Path:
+    """A weightless HF directory (config + borrowed tokenizer) for ``random:<config>``."""
+    ref = resolve(name)
+    config = Path(ref.path).read_bytes()
+    tok = tokenizer_directory(name)
+    key = hashlib.sha256(config + str(tok).encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"random-{Path(ref.path).stem}-{key}"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".random.") as tmp:
+        out = Path(tmp) / "hf"
+        out.mkdir()
+        for f in tok.iterdir():
+            if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges")):
+                shutil.copy(f, out / f.name)
+        (out / "config.json").write_bytes(config)
+        try:
+            os.replace(out, target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+    return target
+
 def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
     spec = importlib.util.find_spec(emb.module)
     if spec is None:

@@ -12,8 +12,13 @@ interchangeable in a run.
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
+import json
 import os
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator, Protocol, Sequence
@@ -201,8 +206,258 @@ def _group_key(r: Request):
     return (p.temperature, p.top_p, p.max_new_tokens, p.seed or 0, p.stop, p.ignore_eos, p.n)
 
 
+class SGLangBackend:
+    """Requests to an SGLang server's native ``/generate`` API, all submitted at once.
+
+    The server's own scheduler batches them (up to its ``max_running_requests``, the run's batch
+    size), as the paper assumes every question of a benchmark is present at once. A request with
+    ``n`` samples becomes ``n`` requests, each paying its own prefill. Token counts, finish
+    reason, cached tokens and the engine's own start/finish times come from ``meta_info``.
+
+    Launch mode (default) starts ``python -m sglang.launch_server`` for ``model`` and stops it on
+    :meth:`close`; attach mode (``options.url``) uses a running server and leaves it running.
+
+    >>> backend = SGLangBackend("random:tiny-qwen2", device="cpu", batch_size=8,
+    ...                         log_path="/tmp/server.log")                     # doctest: +SKIP
+    >>> backend.generate([Request("q1", "Hello", SamplingParams(max_new_tokens=4, ignore_eos=True))]
+    ...                  )[0].completion_tokens                                    # doctest: +SKIP
+    4
+    >>> backend.close()                                                          # doctest: +SKIP
+    """
+
+    name = "sglang"
+
+    def __init__(self, model: str, *, device: str = "cuda", dtype: str = "bfloat16", batch_size: int = 16,
+                 seed: int = 0, options=None, log_path: str | os.PathLike | None = None, **_ignored):
+        from .server import ServerOptions, SGLangServer
+
+        self.model_name, self.ref = model, models.resolve(model)
+        self.device, self.dtype, self.seed = device, dtype, seed
+        self.options = options or ServerOptions()
+        t0 = time.time()
+        self.tokenizer = _load_tokenizer(model, self.ref)
+        if self.options.url:
+            self.server = SGLangServer.attach(self.options.url)
+        else:
+            src = models.serving_source(model)
+            log_path = log_path or models.cache_dir() / "server-logs" / f"sglang-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            self.server = SGLangServer.launch(src.model_path, device=device, dtype=dtype,
+                                              max_running_requests=batch_size, options=self.options,
+                                              log_path=log_path, seed=seed, load_format=src.load_format,
+                                              tokenizer_path=src.tokenizer_path)
+        self.load_s = time.time() - t0
+        try:
+            self.info = self.server.snapshot()
+        except BaseException:
+            self.server.stop()
+            raise
+        self._batch_size = batch_size
+        self.chat = self.ref.chat if self.ref.chat is not None else bool(self.tokenizer.chat_template)
+
+    @property
+    def log_path(self):
+        return self.server.log_path
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        effective = self.info.get("max_running_requests")
+        if self.server.launched and effective is not None and value > effective:
+            raise ValueError(f"this SGLang server runs at most {effective} requests at once; "
+                             f"a run with batch_size {value} needs its own server")
+        self._batch_size = value
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "model": self.model_name, "model_kind": self.ref.kind, **self.ref.info,
+                "mode": "launch" if self.server.launched else "attach", "device": self.device,
+                "dtype": self.dtype, "batch_size": self._batch_size, "load_s": round(self.load_s, 2),
+                "server": self.info, "server_log": str(self.server.log_path) if self.server.log_path else None}
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return ordered(self.stream(requests), requests)
+
+    def stream(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        jobs = [(r, s) for r in requests for s in range(r.sampling.n)]
+        if not jobs:
+            return
+        done: queue.Queue = queue.Queue()
+        runner = _AsyncRunner(self._submit_all(jobs, done))
+        try:
+            for _ in jobs:
+                item = _next(done, self.server)
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            runner.cancel()
+
+    def close(self) -> None:
+        self.server.stop()
+
+    # --- the client --------------------------------------------------------------------------
+    async def _submit_all(self, jobs: list[tuple[Request, int]], done: "queue.Queue") -> None:
+        import aiohttp
+
+        opts = self.options
+        limit = asyncio.Semaphore(opts.max_in_flight)
+        connector = aiohttp.TCPConnector(limit=opts.max_in_flight, force_close=False)
+        timeout = aiohttp.ClientTimeout(total=opts.request_timeout_s)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            async def one(r: Request, sample: int) -> None:
+                async with limit:
+                    t_send = time.time()
+                    async with session.post(self.server.url + "/generate", json=self._payload(r, sample)) as resp:
+                        body = await resp.read()
+                        if resp.status != 200:
+                            raise self.server.error(f"answered HTTP {resp.status} to request {r.id!r}: "
+                                                    f"{body[:500].decode(errors='replace')}")
+                    done.put(self._completion(r, sample, json.loads(body), t_send, time.time()))
+
+            tasks = [asyncio.ensure_future(one(r, s)) for r, s in jobs]
+            try:
+                for t in asyncio.as_completed(tasks):
+                    await t
+            except asyncio.CancelledError:
+                raise
+            except BaseException as e:
+                done.put(self._explain(e))
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _explain(self, e: BaseException) -> BaseException:
+        from .server import SGLangServerError
+
+        if isinstance(e, SGLangServerError):
+            return e
+        try:
+            self.server.check_alive("while serving requests")
+        except SGLangServerError as dead:
+            return dead
+        what = "timed out" if isinstance(e, asyncio.TimeoutError) else f"failed: {type(e).__name__}: {e}"
+        return self.server.error(f"request {what}")
+
+    def _payload(self, r: Request, sample: int) -> dict:
+        p = r.sampling
+        # Every parameter explicit: SGLang otherwise takes defaults from the model's generation_config.
+        sp = {"temperature": p.temperature, "top_p": p.top_p if p.temperature > 0 else 1.0, "top_k": -1,
+              "min_p": 0.0, "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
+              "max_new_tokens": p.max_new_tokens, "stop": list(p.stop), "ignore_eos": p.ignore_eos}
+        if self.info.get("enable_deterministic_inference") and p.seed is not None:
+            sp["sampling_seed"] = p.seed + sample
+        return {"text": r.prompt, "sampling_params": sp}
+
+    def _completion(self, r: Request, sample: int, body: dict, t_send: float, t_recv: float) -> Completion:
+        meta = body["meta_info"]
+        reason = meta.get("finish_reason") or {}
+        if reason.get("type") == "abort":
+            raise self.server.error(f"aborted request {r.id!r}: {reason.get('message', reason)}")
+        # The engine's own times (with --enable-metrics) exclude queueing, which matters for
+        # per-query energy attribution when the whole benchmark is queued at once.
+        start = min(max(meta.get("forward_entry_time") or t_send, t_send), t_recv)
+        end = min(max(meta.get("request_finished_ts") or t_recv, start), t_recv)
+        return Completion(r.id, sample, body["text"], int(meta["prompt_tokens"]), int(meta["completion_tokens"]),
+                          "length" if reason.get("type") == "length" else "stop", start, end,
+                          cached_tokens=int(meta.get("cached_tokens") or 0),
+                          reasoning_tokens=int(meta.get("reasoning_tokens") or 0))
+
+
+class _AsyncRunner:
+    """Runs one coroutine on an event loop in a daemon thread; cancel() stops it and waits."""
+
+    def __init__(self, coro):
+        self.loop = asyncio.new_event_loop()
+        self.task = None
+        ready = threading.Event()
+
+        def main():
+            asyncio.set_event_loop(self.loop)
+            self.task = self.loop.create_task(coro)
+            ready.set()
+            try:
+                self.loop.run_until_complete(self.task)
+            except BaseException:
+                pass
+            finally:
+                self.loop.close()
+
+        self.thread = threading.Thread(target=main, name="sglang-client", daemon=True)
+        self.thread.start()
+        ready.wait()
+
+    def cancel(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join()
+
+
+def _next(done: "queue.Queue", server) -> Completion | BaseException:
+    """The next finished completion; notices a launched server that died while we wait."""
+    while True:
+        try:
+            return done.get(timeout=1.0)
+        except queue.Empty:
+            try:
+                server.check_alive("while serving requests")
+            except Exception as e:  # noqa: BLE001 - handed to the caller
+                return e
+
+
+def _load_tokenizer(model: str, ref):
+    from transformers import AutoTokenizer
+
+    source = ref.path if ref.kind == "hub" else str(models.tokenizer_directory(model))
+    return AutoTokenizer.from_pretrained(source)
+
+
+BACKENDS = ("auto", "transformers", "sglang")
+
+
+@functools.lru_cache(maxsize=1)
+def sglang_usable() -> tuple[bool, str]:
+    """Whether ``backend: auto`` would pick SGLang here: SGLang installed and a CUDA GPU visible."""
+    from . import hardware
+    from .server import sglang_python
+
+    if sglang_python() is None:
+        return False, "SGLang is not installed"
+    if not hardware.gpus():
+        return False, "no CUDA GPU is visible"
+    return True, "SGLang installed and a CUDA GPU visible"
+
+
+def resolve_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
+    if name == "auto":
+        return "sglang" if sglang_usable()[0] else "transformers"
+    return name
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: the first CUDA GPU when one is visible, else the CPU."""
+    if device != "auto":
+        return device
+    from . import hardware
+
+    return "cuda" if hardware.gpus() else "cpu"
+
+
 def make_backend(name: str, model: str, **kwargs) -> Backend:
-    """Backend by name: ``transformers`` (in-process) or ``auto``."""
-    if name in ("transformers", "auto"):
-        return TransformersBackend(model, **kwargs)
-    raise ValueError(f"unknown backend {name!r}; available: transformers, auto")
+    """Backend by name: ``sglang`` (server), ``transformers`` (in-process) or ``auto``.
+
+    ``auto`` picks SGLang when it is installed and a CUDA GPU is visible, else transformers.
+    Keyword arguments a backend does not use (``options``/``log_path`` for transformers) are dropped.
+    """
+    name = resolve_backend(name)
+    if "device" in kwargs:
+        kwargs["device"] = resolve_device(kwargs["device"])
+    if name == "sglang":
+        return SGLangBackend(model, **kwargs)
+    kwargs.pop("options", None)
+    kwargs.pop("log_path", None)
+    return TransformersBackend(model, **kwargs)

@@ -1,0 +1,155 @@
+"""The SGLang backend against a real SGLang server on this CPU (tiny model; SmolLM2 when slow)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from ttclib.experiment import RunSpec, _Execution, execute, run_dir
+from ttclib.server import SGLANG_VERSION, ServerOptions, SGLangServer, SGLangServerError, group_processes
+from ttclib.serving import Request, SamplingParams, SGLangBackend, TransformersBackend, render_prompt
+
+pytestmark = pytest.mark.sglang
+
+PROMPTS = [f"Question {i}: what is {i} plus {2 * i}? Answer:" for i in range(8)]
+
+
+def test_health_and_server_snapshot(sglang_tiny):
+    with urllib.request.urlopen(sglang_tiny.server.url + "/health_generate", timeout=30) as r:
+        assert r.status == 200
+    info = sglang_tiny.describe()
+    snap = info["server"]
+    assert info["backend"] == "sglang" and info["mode"] == "launch"
+    assert snap["version"] == SGLANG_VERSION and snap["device"] == "cpu" and snap["cpu_kernel_standin"]
+    assert snap["max_running_requests"] == 16 and snap["max_total_num_tokens"] == 32768
+    assert snap["disable_radix_cache"] is True and snap["attention_backend"] == "torch_native"
+
+
+def test_token_counts_agree_with_the_tokenizer(sglang_tiny):
+    tok = sglang_tiny.tokenizer
+    fixed = sglang_tiny.generate([Request(f"f{i}", p, SamplingParams(max_new_tokens=7, ignore_eos=True))
+                                  for i, p in enumerate(PROMPTS)])
+    for c, p in zip(fixed, PROMPTS):
+        assert c.prompt_tokens == len(tok(p).input_ids)
+        assert c.completion_tokens == 7 and c.finish_reason == "length"
+        assert c.t_start <= c.t_end and c.cached_tokens == 0
+
+
+def test_greedy_output_identical_to_transformers(sglang_tiny, tiny_model_dir):
+    reqs = [Request(f"g{i}", p, SamplingParams(max_new_tokens=16)) for i, p in enumerate(PROMPTS)]
+    ours = sglang_tiny.generate(reqs)
+    ref = TransformersBackend(tiny_model_dir, batch_size=4).generate(reqs)
+    assert [c.text for c in ours] == [c.text for c in ref]
+    assert [c.completion_tokens for c in ours] == [c.completion_tokens for c in ref]
+    assert [c.finish_reason for c in ours] == [c.finish_reason for c in ref]
+
+
+def test_batch_of_32_is_scheduled_by_the_server(sglang_tiny):
+    reqs = [Request(f"b{i}", f"Item {i}:", SamplingParams(max_new_tokens=24, ignore_eos=True)) for i in range(32)]
+    out = list(sglang_tiny.stream(reqs))
+    assert sorted(c.request_id for c in out) == sorted(r.id for r in reqs)
+    # Engine-side intervals: the server ran many at once but never more than max_running_requests.
+    events = sorted([(c.t_start, 1) for c in out] + [(c.t_end, -1) for c in out], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert 4 <= peak <= 16
+
+
+def test_samples_and_stop_strings(sglang_tiny):
+    greedy = sglang_tiny.generate([Request("s", PROMPTS[0], SamplingParams(max_new_tokens=12))])[0]
+    assert len(greedy.text) > 2
+    stop = greedy.text[1:3]
+    out = sglang_tiny.generate([Request("s", PROMPTS[0], SamplingParams(max_new_tokens=12, stop=(stop,), n=3))])
+    assert [c.sample for c in out] == [0, 1, 2]
+    assert all(stop not in c.text and c.finish_reason == "stop" for c in out)
+
+
+def test_attach_mode_leaves_the_server_running(sglang_tiny, tiny_model_dir):
+    attached = SGLangBackend(tiny_model_dir, options=ServerOptions(url=sglang_tiny.server.url))
+    assert attached.describe()["mode"] == "attach"
+    c = attached.generate([Request("a", PROMPTS[1], SamplingParams(max_new_tokens=5, ignore_eos=True))])[0]
+    assert c.completion_tokens == 5
+    attached.close()
+    sglang_tiny.server.check_alive()
+    assert sglang_tiny.generate([Request("b", PROMPTS[1], SamplingParams(max_new_tokens=2))])
+
+
+def test_bad_model_path_fails_with_the_server_log(sglang_python, tmp_path):
+    (tmp_path / "bogus").mkdir()
+    (tmp_path / "bogus" / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
+    with pytest.raises(SGLangServerError) as e:
+        SGLangServer.launch(str(tmp_path / "bogus"), device="cpu", dtype="float32", max_running_requests=2,
+                            options=ServerOptions(startup_timeout_s=240), log_path=tmp_path / "server.log")
+    msg = str(e.value)
+    assert "exited with code" in msg and "last lines of" in msg and str(tmp_path / "server.log") in msg
+
+
+def test_missing_sglang_is_a_clear_error(monkeypatch, tmp_path):
+    import ttclib.server as server
+
+    monkeypatch.setattr(server, "sglang_python", lambda options=None: None)
+    with pytest.raises(SGLangServerError, match="SGLang is not installed"):
+        SGLangServer.launch("x", device="cpu", dtype="float32", max_running_requests=1,
+                            options=ServerOptions(), log_path=tmp_path / "log")
+
+
+def test_killed_server_gives_a_clear_error_and_a_resumable_run(sglang_python, tiny_model_dir, tmp_path, monkeypatch):
+    spec = RunSpec(model=tiny_model_dir, strategy="base", backend="sglang", device="cpu", per_level=6,
+                   batch_size=4, max_new_tokens=24, ignore_eos=True, idle_s=0, warmup=False)
+    original = _Execution._checkpoint
+    servers = []
+
+    def crash_after_first(self, segment, completions, meter):
+        out = original(self, segment, completions, meter)
+        proc = self.backend.server.process
+        if not servers:
+            servers.append(proc.pid)
+            os.kill(proc.pid, signal.SIGKILL)  # the server crashes mid-run
+        return out
+
+    monkeypatch.setattr(_Execution, "_checkpoint", crash_after_first)
+    with pytest.raises(SGLangServerError) as e:
+        execute(spec, tmp_path, progress=False)
+    assert "last lines of" in str(e.value) and ("exited with code" in str(e.value) or "failed" in str(e.value))
+    assert group_processes(servers[0]) == []  # nothing left behind after the crash
+    partial = run_dir(spec, tmp_path).with_name(spec.run_id + ".partial")
+    kept = pd.concat(pd.read_parquet(f) for f in (partial / "segments").glob("0*[0-9].parquet"))
+    assert len(kept) >= 4 and (partial / "server.log").stat().st_size > 0
+
+    monkeypatch.setattr(_Execution, "_checkpoint", original)
+    d = execute(spec, tmp_path, progress=False)
+    info = json.loads((d / "run.json").read_text())
+    q = pd.read_parquet(d / "queries.parquet")
+    assert info["resumed"] and len(q) == 18 and q.query_id.is_unique and (q.completion_tokens == 24).all()
+    assert info["backend"]["backend"] == "sglang" and info["backend"]["server_log"] == "server.log"
+    assert info["backend"]["server"]["max_running_requests"] == 4
+    assert "Prefill batch" in (d / "server.log").read_text()
+
+
+@pytest.mark.slow
+def test_smollm2_greedy_identical_to_transformers(sglang_python, tmp_path):
+    from ttclib import benchmarks, strategies
+
+    model = "smollm2-135m-instruct"
+    ref = TransformersBackend(model, batch_size=8)
+    bench, strat = benchmarks.get("arithmetic"), strategies.get("base")
+    prompts = [render_prompt(ref.tokenizer, strat.messages(p, bench.answer_format), True)
+               for p in bench.load(per_level=3, seed=3)]
+    reqs = [Request(str(i), p, SamplingParams(max_new_tokens=24)) for i, p in enumerate(prompts)]
+    expected = ref.generate(reqs)
+    backend = SGLangBackend(model, device="cpu", dtype="float32", batch_size=8, log_path=tmp_path / "server.log")
+    try:
+        got = backend.generate(reqs)
+        pgid = backend.server.process.pid
+    finally:
+        backend.close()
+    assert group_processes(pgid) == []
+    assert [c.prompt_tokens for c in got] == [len(ref.tokenizer(p).input_ids) for p in prompts]
+    assert [c.text for c in got] == [c.text for c in expected]
+    assert [c.completion_tokens for c in got] == [c.completion_tokens for c in expected]
