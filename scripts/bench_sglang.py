@@ -2,7 +2,7 @@
 """ttclib's SGLang client against SGLang's own benchmark client, on the same server and requests.
 
 Launches one SGLang server (or attaches to ``--url``), renders ``--requests`` benchmark prompts,
-and alternates, ``--repeats`` times:
+and alternates, ``--repeats`` times (ABBA order):
 
 * ttclib: ``SGLangBackend.generate`` (all requests submitted at once to the native ``/generate``);
 * SGLang: ``python -m sglang.benchmark.serving`` (the successor of ``bench_serving``) with the
@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16, help="server max_running_requests")
     ap.add_argument("--requests", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default=None, help="default: float32 on CPU, bfloat16 on GPU")
     ap.add_argument("--url", default=None, help="attach to a running server instead of launching one")
@@ -98,15 +98,23 @@ def main() -> None:
                                    for p in prompts))
         print(f"model {args.model} on {device} ({args.dtype}), SGLang {backend.info.get('version')}, "
               f"max_running_requests {backend.info.get('max_running_requests')}, {len(requests)} requests x "
-              f"{args.max_new_tokens} output tokens, {args.repeats} alternating repeats")
+              f"{args.max_new_tokens} output tokens, {args.repeats} alternating repeats", flush=True)
         ttclib_run(backend, requests[: args.batch_size])  # warm-up
         ours, theirs = [], []
         for i in range(args.repeats):
-            ours.append(ttclib_run(backend, requests))
-            theirs.append(sglang_run(backend, dataset, args, workdir, i))
-            print(f"  repeat {i + 1}: ttclib {ours[-1]:8.1f} tok/s   sglang.benchmark.serving {theirs[-1]:8.1f} tok/s")
+            # ABBA order: a drift in machine speed does not favour whichever client goes first.
+            if i % 2 == 0:
+                ours.append(ttclib_run(backend, requests))
+                theirs.append(sglang_run(backend, dataset, args, workdir, i))
+            else:
+                theirs.append(sglang_run(backend, dataset, args, workdir, i))
+                ours.append(ttclib_run(backend, requests))
+            print(f"  repeat {i + 1}: ttclib {ours[-1]:8.1f} tok/s   sglang.benchmark.serving {theirs[-1]:8.1f} tok/s"
+                  f"   ({'ttclib' if i % 2 == 0 else 'sglang'} first)", flush=True)
         a, b = statistics.median(ours), statistics.median(theirs)
-        print(f"median: ttclib {a:.1f} tok/s, sglang.benchmark.serving {b:.1f} tok/s, ratio {a / b:.3f}")
+        pairs = sorted(x / y for x, y in zip(ours, theirs))
+        print(f"median: ttclib {a:.1f} tok/s, sglang.benchmark.serving {b:.1f} tok/s, ratio {a / b:.3f}; "
+              f"per-pair ratios {pairs[0]:.3f}..{pairs[-1]:.3f}, median {statistics.median(pairs):.3f}")
     finally:
         backend.close()
     if args.offline:

@@ -118,6 +118,6 @@ def test_auto_backend_is_transformers_without_a_gpu(monkeypatch):
     assert serving.resolve_backend("auto") == "transformers" and serving.resolve_device("auto") == "cpu"
     serving.sglang_usable.cache_clear()
     monkeypatch.setattr(hardware, "gpus", lambda: [{"index": 0, "name": "H100"}])
-    monkeypatch.setenv("TTC_SGLANG_PYTHON", "/opt/sglang/bin/python")
+    monkeypatch.setenv("TTC_SGLANG_PYTHON", sys.executable)
     assert serving.resolve_backend("auto") == "sglang" and serving.resolve_device("auto") == "cuda"
     serving.sglang_usable.cache_clear()

@@ -24,7 +24,8 @@ def cmd_run(args) -> int:
     for s in plan.specs:
         state = "cached" if experiment.is_complete(s, plan.runs_dir) else "to run"
         print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} "
-              f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions}")
+              f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions} "
+              f"backend={s.backend}")
     if args.dry_run:
         return 0
     _sigterm_as_exit()
@@ -34,9 +35,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import energy, hardware, models
+    from . import energy, hardware, models, serving
+    from .server import sglang_python
 
+    usable, why = serving.sglang_usable()
     info = {"hardware": hardware.describe(), "meters": energy.available_meters(),
+            "backends": {"sglang": sglang_python() or "not installed",
+                         "auto": f"{serving.resolve_backend('auto')} ({why})"},
             "embedded_models": {n: models.is_available(n)[1] for n in models.EMBEDDED},
             "random_configs": models.random_configs(), "software": hardware.software_versions()}
     if args.json:
@@ -47,6 +52,8 @@ def cmd_info(args) -> int:
     print("GPUs     " + (", ".join(f"{g['index']}: {g['name']}" for g in hw["gpus"]) or "none visible to NVML"))
     for name, state in info["meters"].items():
         print(f"meter    {name:9s} {state}")
+    for name, state in info["backends"].items():
+        print(f"backend  {name:9s} {state}")
     for name, state in info["embedded_models"].items():
         print(f"model    {name:24s} {state}")
     print(f"random   {', '.join('random:' + c for c in info['random_configs'])}")

@@ -74,11 +74,19 @@ class SGLangServerError(RuntimeError):
 
 
 def sglang_python(options: ServerOptions | None = None) -> str | None:
-    """The interpreter that has SGLang: the option, ``$TTC_SGLANG_PYTHON``, or this one."""
+    """The interpreter that has SGLang: the option, ``$TTC_SGLANG_PYTHON``, or this one (None if none)."""
     explicit = (options.python if options else None) or os.environ.get("TTC_SGLANG_PYTHON")
     if explicit:
-        return explicit
+        return explicit if os.access(explicit, os.X_OK) else None
     return sys.executable if importlib.util.find_spec("sglang") else None
+
+
+def _not_installed(options: ServerOptions) -> SGLangServerError:
+    configured = options.python or os.environ.get("TTC_SGLANG_PYTHON")
+    where = f" ({configured} does not exist)" if configured else ""
+    return SGLangServerError(
+        f"SGLang is not installed{where}: pip install sglang=={SGLANG_VERSION} (or `make sglang-env`), "
+        "or point TTC_SGLANG_PYTHON / server.python at an interpreter that has it")
 
 
 def free_port() -> int:
@@ -88,10 +96,10 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    # If the run is SIGKILLed, the kernel sends SIGTERM to the server (Linux prctl PR_SET_PDEATHSIG).
+    # If the run is SIGKILLed, the kernel SIGKILLs the server (its own children follow it) (Linux prctl PR_SET_PDEATHSIG).
     os.setsid()
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except OSError:
         pass
 
@@ -122,9 +130,7 @@ class SGLangServer:
                load_format: str | None = None, tokenizer_path: str | None = None) -> "SGLangServer":
         python = sglang_python(options)
         if python is None:
-            raise SGLangServerError(
-                f"SGLang is not installed: pip install sglang=={SGLANG_VERSION} (or `make sglang-env`), "
-                "or point TTC_SGLANG_PYTHON / server.python at an interpreter that has it")
+            raise _not_installed(options)
         port = free_port()
         cmd = [python, "-m", "sglang.launch_server", "--model-path", str(model_path),
                "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype,

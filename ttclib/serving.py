@@ -106,7 +106,7 @@ class TransformersBackend:
                  batch_size: int = 16, threads: int | None = None, seed: int = 0):
         import torch
         import transformers
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         transformers.utils.logging.disable_progress_bar()  # per-tensor load bars drown the run's own
         self.model_name, self.ref = model, models.resolve(model)
@@ -123,8 +123,7 @@ class TransformersBackend:
             source = self.ref.path if self.ref.kind == "hub" else str(models.hf_directory(model))
             self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         self.model.to(device).eval()
-        tok_source = self.ref.path if self.ref.kind == "hub" else str(models.tokenizer_directory(model))
-        self.tokenizer = AutoTokenizer.from_pretrained(tok_source)
+        self.tokenizer = _load_tokenizer(model, self.ref)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
