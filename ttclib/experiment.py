@@ -186,7 +186,8 @@ def _spec(path: Path, point: dict, prov: dict) -> RunSpec:
     except ValidationError as e:
         def key(loc):
             top = str(loc[0]) if loc else ""
-            return prov.get(top, f"(missing) {top}") + "".join(f"[{p}]" for p in loc[1:])
+            return prov.get(top, f"(missing) {top}") + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                                                               for p in loc[1:])
         raise ParamsError(_format_errors(path, e, key)) from None
 
 

@@ -38,7 +38,7 @@ SNAPSHOT_KEYS = ("version", "model_path", "tp_size", "dp_size", "device", "dtype
                  "max_running_requests", "max_total_num_tokens", "max_total_tokens", "context_length",
                  "chunked_prefill_size", "mem_fraction_static", "disable_radix_cache", "random_seed",
                  "schedule_policy", "cuda_graph_max_bs", "cuda_graph_max_bs_decode", "disable_cuda_graph",
-                 "enable_deterministic_inference", "load_format", "max_req_input_len")
+                 "enable_deterministic_inference", "sleep_on_idle", "load_format", "max_req_input_len")
 CPU_MAX_TOTAL_TOKENS = 32768  # SGLang otherwise sizes the KV pool from memory (~15 GB on this VM)
 
 
@@ -59,6 +59,8 @@ class ServerOptions(BaseModel):
     disable_radix_cache: bool = Field(True, description="no prefix reuse: every sample pays its prefill, "
                                                         "as in the paper")
     attention_backend: str | None = Field(None, description="default: SGLang's choice; torch_native on CPU")
+    sleep_on_idle: bool | None = Field(None, description="--sleep-on-idle; default on CPU only, where the idle "
+                                                         "scheduler would otherwise spin a core the run is measured on")
     deterministic: bool = Field(False, description="--enable-deterministic-inference; honours per-request seeds")
     extra_args: list[str] = Field([], description="more launch_server arguments, verbatim")
     startup_timeout_s: float = Field(900, gt=0, description="wait this long for /health_generate")
@@ -152,6 +154,8 @@ class SGLangServer:
             cmd += ["--device", "cpu"]
         if options.disable_radix_cache:
             cmd.append("--disable-radix-cache")
+        if options.sleep_on_idle if options.sleep_on_idle is not None else cpu:
+            cmd.append("--sleep-on-idle")
         if options.deterministic:
             cmd.append("--enable-deterministic-inference")
         cmd += list(options.extra_args)
