@@ -90,6 +90,14 @@ def test_attach_mode_leaves_the_server_running(sglang_tiny, tiny_model_dir):
     assert sglang_tiny.generate([Request("b", PROMPTS[1], SamplingParams(max_new_tokens=2))])
 
 
+def test_estimate_meter_refuses_an_attached_server(sglang_tiny, tiny_model_dir, tmp_path):
+    spec = RunSpec(model=tiny_model_dir, strategy="base", backend="sglang", meter="estimate", per_level=1,
+                   server=ServerOptions(url=sglang_tiny.server.url), idle_s=0, warmup=False)
+    with pytest.raises(ValueError, match="attached server at http://127.0.0.1:[0-9]+ is neither"):
+        execute(spec, tmp_path, progress=False)
+    sglang_tiny.server.check_alive()  # and left it running
+
+
 def test_bad_model_path_fails_with_the_server_log(sglang_python, tmp_path):
     (tmp_path / "bogus").mkdir()
     (tmp_path / "bogus" / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
@@ -123,6 +131,10 @@ def test_killed_server_gives_a_clear_error_and_a_resumable_run(sglang_python, ti
             os.kill(proc.pid, signal.SIGKILL)  # the server crashes mid-run
         return out
 
+    def record(self, segment, completions, meter):
+        servers.append(self.backend.server.process.pid)
+        return original(self, segment, completions, meter)
+
     monkeypatch.setattr(_Execution, "_checkpoint", crash_after_first)
     with pytest.raises(SGLangServerError) as e:
         execute(spec, tmp_path, progress=False)
@@ -132,14 +144,61 @@ def test_killed_server_gives_a_clear_error_and_a_resumable_run(sglang_python, ti
     kept = pd.concat(pd.read_parquet(f) for f in (partial / "segments").glob("0*[0-9].parquet"))
     assert len(kept) >= 4 and (partial / "server.log").stat().st_size > 0
 
-    monkeypatch.setattr(_Execution, "_checkpoint", original)
+    monkeypatch.setattr(_Execution, "_checkpoint", record)
     d = execute(spec, tmp_path, progress=False)
+    assert group_processes(servers[-1]) == []  # and nothing after success
     info = json.loads((d / "run.json").read_text())
     q = pd.read_parquet(d / "queries.parquet")
     assert info["resumed"] and len(q) == 18 and q.query_id.is_unique and (q.completion_tokens == 24).all()
     assert info["backend"]["backend"] == "sglang" and info["backend"]["server_log"] == "server.log"
     assert info["backend"]["server"]["max_running_requests"] == 4
     assert "Prefill batch" in (d / "server.log").read_text()
+
+
+def _server_group(marker: str, timeout_s: float = 120) -> int | None:
+    """Process group of the SGLang server whose command line mentions ``marker``."""
+    import time
+
+    import psutil
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "sglang.launch_server" in cmd and marker in cmd:
+                return os.getpgid(p.info["pid"])
+        time.sleep(0.2)
+    return None
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGKILL, -9)], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_ttc_run_stops_its_server(sglang_python, tiny_model_dir, tmp_path, sig, code):
+    """SIGTERM: ttc stops the server itself. SIGKILL: the kernel kills it (parent-death signal)."""
+    import subprocess
+    import sys
+    import time
+
+    model = tmp_path / "model"  # a path of its own, to find this run's server among the session's
+    model.symlink_to(tiny_model_dir)
+    params = tmp_path / "p.yaml"
+    params.write_text(json.dumps({"profiles": {"default": {"runs_dir": "runs", "defaults": dict(
+        model=str(model), backend="sglang", device="cpu", strategy="base", per_level=40, batch_size=2,
+        max_new_tokens=64, ignore_eos=True, idle_s=0, warmup=False)}}}))
+    proc = subprocess.Popen([sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pgid = _server_group(str(model))
+    assert pgid is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no server"
+    deadline = time.time() + 180
+    while not list(tmp_path.glob("runs/*.partial/segments/00000.parquet")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == code
+    deadline = time.time() + 30
+    while group_processes(pgid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert group_processes(pgid) == []
+    assert list(tmp_path.glob("runs/*.partial/segments/00000.parquet"))
 
 
 @pytest.mark.slow

@@ -246,6 +246,7 @@ class _Execution:
             if own_backend:
                 self.backend = open_backend(self.spec, self.partial / "server.log")
             self.backend.batch_size = self.spec.batch_size
+            _check_meter_sees_backend(meter, self.backend)
             self.log_offset = _size(getattr(self.backend, "log_path", None))
             todo = [r for r in self._requests() if r.id not in done]
             if todo:
@@ -426,6 +427,14 @@ def backend_key(spec: RunSpec) -> tuple:
     if name == "sglang":  # the server's max_running_requests is the run's batch size
         key += (spec.batch_size, spec.server.model_dump_json())
     return key
+
+
+def _check_meter_sees_backend(meter: energy.Meter, backend) -> None:
+    server = getattr(backend, "server", None)
+    if meter.name == "estimate" and server is not None and not server.launched:
+        raise ValueError(f"the estimate meter counts the CPU time of this process and its children; the attached "
+                         f"server at {server.url} is neither, so its energy would be missed. Use meter: nvml or "
+                         f"rapl, or let ttc-energy launch the server (no server.url)")
 
 
 def _size(path) -> int:

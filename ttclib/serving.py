@@ -346,7 +346,7 @@ class SGLangBackend:
         sp = {"temperature": p.temperature, "top_p": p.top_p if p.temperature > 0 else 1.0, "top_k": -1,
               "min_p": 0.0, "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
               "max_new_tokens": p.max_new_tokens, "stop": list(p.stop), "ignore_eos": p.ignore_eos}
-        if self.info.get("enable_deterministic_inference") and p.seed is not None:
+        if p.seed is not None:  # SGLang honours it only with --enable-deterministic-inference
             sp["sampling_seed"] = p.seed + sample
         return {"text": r.prompt, "sampling_params": sp}
 
