@@ -64,11 +64,14 @@ class ServerOptions(BaseModel):
     deterministic: bool = Field(False, description="--enable-deterministic-inference; honours per-request seeds")
     extra_args: list[str] = Field([], description="more launch_server arguments, verbatim")
     startup_timeout_s: float = Field(900, gt=0, description="wait this long for /health_generate")
-    request_timeout_s: float = Field(3600, gt=0, description="one request's limit")
-    max_in_flight: int = Field(1024, ge=1, description="requests submitted at once (the server queues them)")
+    request_timeout_s: float = Field(4 * 3600, gt=0, description="one request's limit, its wait in the "
+                                                                  "server's queue included (a hang detector)")
+    max_in_flight: int | None = Field(None, ge=1, description="requests open at once; the rest follow as they "
+                                                              "finish (default 4 x batch size, at least 64)")
 
     # Where the server is or how long to wait does not change what is measured.
-    NOT_MEASURED: ClassVar[tuple[str, ...]] = ("url", "python", "startup_timeout_s", "request_timeout_s")
+    NOT_MEASURED: ClassVar[tuple[str, ...]] = ("url", "python", "startup_timeout_s", "request_timeout_s",
+                                               "max_in_flight")
 
 
 class SGLangServerError(RuntimeError):

@@ -209,7 +209,9 @@ class SGLangBackend:
     """Requests to an SGLang server's native ``/generate`` API, all submitted at once.
 
     The server's own scheduler batches them (up to its ``max_running_requests``, the run's batch
-    size), as the paper assumes every question of a benchmark is present at once. A request with
+    size), as the paper assumes every question of a benchmark is present at once; at most
+    ``max_in_flight`` are open at a time (default 4 x the batch size), which keeps the server's queue
+    full without holding thousands of connections. A request with
     ``n`` samples becomes ``n`` requests, each paying its own prefill. Token counts, finish
     reason, cached tokens and the engine's own start/finish times come from ``meta_info``.
 
@@ -301,8 +303,11 @@ class SGLangBackend:
         import aiohttp
 
         opts = self.options
-        limit = asyncio.Semaphore(opts.max_in_flight)
-        connector = aiohttp.TCPConnector(limit=opts.max_in_flight, force_close=False)
+        # Enough open requests that the server's queue never runs dry between its batches, few
+        # enough that a queued request's wait stays within the request timeout.
+        in_flight = opts.max_in_flight or max(64, 4 * int(self.info.get("max_running_requests") or self._batch_size))
+        limit = asyncio.Semaphore(in_flight)
+        connector = aiohttp.TCPConnector(limit=in_flight)
         timeout = aiohttp.ClientTimeout(total=opts.request_timeout_s)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             async def one(r: Request, sample: int) -> None:
