@@ -228,11 +228,12 @@ class SGLangBackend:
 
     name = "sglang"
 
-    def __init__(self, model: str, *, device: str = "cuda", dtype: str = "bfloat16", batch_size: int = 16,
-                 seed: int = 0, options=None, log_path: str | os.PathLike | None = None, **_ignored):
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "bfloat16", batch_size: int = 16,
+                 seed: int = 0, options=None, log_path: str | os.PathLike | None = None):
         from .server import ServerOptions, SGLangServer
 
         self.model_name, self.ref = model, models.resolve(model)
+        device = resolve_device(device)
         self.device, self.dtype, self.seed = device, dtype, seed
         self.options = options or ServerOptions()
         t0 = time.time()
