@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ttclib import benchmarks, models, strategies
-from ttclib.server import ServerOptions, sglang_python
+from ttclib.server import ServerOptions, engine_args, engine_env, sglang_python
 from ttclib.serving import Request, SamplingParams, SGLangBackend, TransformersBackend, render_prompt, resolve_device
 
 
@@ -48,20 +48,15 @@ def sglang_run(backend, dataset: Path, args, workdir: Path, i: int) -> float:
     return json.loads(out.read_text().strip().splitlines()[-1])["output_throughput"]
 
 
-def offline_run(args, dataset: Path, workdir: Path, device: str) -> float:
-    out = workdir / "offline.jsonl"
-    src = models.serving_source(args.model)
-    cmd = [sglang_python(), "-m", "sglang.benchmark.offline_throughput", "--model-path", src.model_path,
-           "--dataset-name", "custom", "--dataset-path", str(dataset), "--num-prompts", str(args.requests),
-           "--sharegpt-output-len", str(args.max_new_tokens), "--max-running-requests", str(args.batch_size),
-           "--dtype", args.dtype, "--disable-radix-cache", "--result-filename", str(out)]
-    env = None
-    if device == "cpu":
-        from ttclib.server import CPU_MAX_TOTAL_TOKENS, STANDIN_PATH
-        import os
-        cmd += ["--device", "cpu", "--attention-backend", "torch_native", "--max-total-tokens", str(CPU_MAX_TOTAL_TOKENS)]
-        env = dict(os.environ, SGLANG_USE_CPU_ENGINE="1", PYTHONPATH=str(STANDIN_PATH))
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
+def offline_run(args, prompts: list[str], workdir: Path, device: str) -> float:
+    out, dataset = workdir / "offline.jsonl", workdir / "requests.sharegpt.json"  # it reads no custom JSONL
+    dataset.write_text(json.dumps([{"conversations": [{"value": p}, {"value": "-"}]} for p in prompts]))
+    engine = engine_args(models.serving_source(args.model).model_path, device=device, dtype=args.dtype,
+                         max_running_requests=args.batch_size, options=ServerOptions())
+    cmd = [sglang_python(), "-m", "sglang.benchmark.offline_throughput", *engine, "--dataset-name", "sharegpt",
+           "--dataset-path", str(dataset), "--num-prompts", str(args.requests),
+           "--sharegpt-output-len", str(args.max_new_tokens), "--result-filename", str(out)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=engine_env(device))
     return json.loads(out.read_text().strip().splitlines()[-1])["output_throughput"]
 
 
@@ -118,7 +113,7 @@ def main() -> None:
     finally:
         backend.close()
     if args.offline:
-        print(f"sglang.benchmark.offline_throughput (in-process engine): {offline_run(args, dataset, workdir, device):.1f} tok/s")
+        print(f"sglang.benchmark.offline_throughput (in-process engine): {offline_run(args, prompts, workdir, device):.1f} tok/s")
     if args.transformers:
         tb = TransformersBackend(args.model, device=device, dtype=args.dtype, batch_size=args.batch_size)
         ttclib_run(tb, requests[: args.batch_size])

@@ -38,7 +38,7 @@ def cmd_info(args) -> int:
     from . import energy, hardware, models, serving
     from .server import sglang_python
 
-    usable, why = serving.sglang_usable()
+    why = serving.sglang_usable()[1]
     info = {"hardware": hardware.describe(), "meters": energy.available_meters(),
             "backends": {"sglang": sglang_python() or "not installed",
                          "auto": f"{serving.resolve_backend('auto')} ({why})"},

@@ -139,7 +139,6 @@ class ServingSource:
 
     model_path: str
     load_format: str | None = None     # "dummy": random weights of the given architecture
-    tokenizer_path: str | None = None
 
 
 def serving_source(name: str) -> ServingSource:
@@ -154,27 +153,19 @@ def serving_source(name: str) -> ServingSource:
 
 def random_directory(name: str) -> Path:
     """A weightless HF directory (config + borrowed tokenizer) for ``random:<config>``."""
-    ref = resolve(name)
-    config = Path(ref.path).read_bytes()
+    config = Path(resolve(name).path)
     tok = tokenizer_directory(name)
-    key = hashlib.sha256(config + str(tok).encode()).hexdigest()[:12]
-    target = cache_dir() / "models" / f"random-{Path(ref.path).stem}-{key}"
-    if (target / "config.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".random.") as tmp:
-        out = Path(tmp) / "hf"
+    key = hashlib.sha256(config.read_bytes() + str(tok).encode()).hexdigest()[:12]
+
+    def fill(tmp: Path, out: Path) -> None:
         out.mkdir()
         for f in tok.iterdir():
             if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges")):
                 shutil.copy(f, out / f.name)
-        (out / "config.json").write_bytes(config)
-        try:
-            os.replace(out, target)
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-    return target
+        shutil.copy(config, out / "config.json")
+
+    return _cached_dir(f"random-{config.stem}-{key}", fill)
+
 
 def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
     spec = importlib.util.find_spec(emb.module)
@@ -188,18 +179,25 @@ def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
 
 
 def _converted(key: str, locate_gguf) -> Path:
-    """Dequantise a GGUF into ``cache/models/<key>`` once; atomic so a killed conversion leaves nothing."""
+    """Dequantise a GGUF into ``cache/models/<key>`` once."""
+    def fill(tmp: Path, out: Path) -> None:
+        gguf = locate_gguf(tmp)
+        _convert_gguf(gguf, out)
+        if gguf.parent == tmp:
+            gguf.unlink()
+
+    return _cached_dir(key, fill)
+
+
+def _cached_dir(key: str, fill) -> Path:
+    """``cache/models/<key>``, built once by ``fill(tmp, out)``; atomic, so a killed build leaves nothing."""
     target = cache_dir() / "models" / key
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{key}.") as tmp:
-        tmp = Path(tmp)
-        gguf = locate_gguf(tmp)
-        out = tmp / "hf"
-        _convert_gguf(gguf, out)
-        if gguf.parent == tmp:
-            gguf.unlink()
+        out = Path(tmp) / "hf"
+        fill(Path(tmp), out)
         try:
             os.replace(out, target)
         except OSError:  # another process finished first

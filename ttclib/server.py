@@ -94,6 +94,41 @@ def _not_installed(options: ServerOptions) -> SGLangServerError:
         "or point TTC_SGLANG_PYTHON / server.python at an interpreter that has it")
 
 
+def engine_args(model_path: str, *, device: str, dtype: str, max_running_requests: int,
+                options: ServerOptions, seed: int = 0, load_format: str | None = None) -> list[str]:
+    """SGLang engine arguments for a run (shared by ``launch_server`` and SGLang's benchmarks)."""
+    cpu = device == "cpu"
+    args = ["--model-path", str(model_path), "--dtype", dtype, "--tp-size", str(options.tp_size),
+            "--dp-size", str(options.dp_size), "--max-running-requests", str(max_running_requests),
+            "--random-seed", str(seed)]
+    for flag, value in [("--context-length", options.context_length),
+                        ("--mem-fraction-static", options.mem_fraction_static),
+                        ("--max-total-tokens", options.max_total_tokens or (CPU_MAX_TOTAL_TOKENS if cpu else None)),
+                        ("--chunked-prefill-size", options.chunked_prefill_size),
+                        ("--attention-backend", options.attention_backend or ("torch_native" if cpu else None)),
+                        ("--load-format", load_format)]:
+        if value is not None:
+            args += [flag, str(value)]
+    if cpu:
+        args += ["--device", "cpu"]
+    if options.disable_radix_cache:
+        args.append("--disable-radix-cache")
+    if options.sleep_on_idle if options.sleep_on_idle is not None else cpu:
+        args.append("--sleep-on-idle")
+    if options.deterministic:
+        args.append("--enable-deterministic-inference")
+    return args + list(options.extra_args)
+
+
+def engine_env(device: str) -> dict[str, str]:
+    """The environment for an SGLang process: on CPU, its CPU engine and the kernel stand-ins."""
+    env = dict(os.environ)
+    if device == "cpu":
+        env["SGLANG_USE_CPU_ENGINE"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STANDIN_PATH), env.get("PYTHONPATH")]))
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,49 +167,24 @@ class SGLangServer:
     @classmethod
     def launch(cls, model_path: str, *, device: str, dtype: str, max_running_requests: int,
                options: ServerOptions, log_path: str | os.PathLike, seed: int = 0,
-               load_format: str | None = None, tokenizer_path: str | None = None) -> "SGLangServer":
+               load_format: str | None = None) -> "SGLangServer":
         python = sglang_python(options)
         if python is None:
             raise _not_installed(options)
         port = free_port()
-        cmd = [python, "-m", "sglang.launch_server", "--model-path", str(model_path),
-               "--host", "127.0.0.1", "--port", str(port), "--dtype", dtype,
-               "--tp-size", str(options.tp_size), "--dp-size", str(options.dp_size),
-               "--max-running-requests", str(max_running_requests), "--random-seed", str(seed),
-               "--enable-metrics", "--log-level", "info"]
-        cpu = device == "cpu"
-        max_total = options.max_total_tokens or (CPU_MAX_TOTAL_TOKENS if cpu else None)
-        attention = options.attention_backend or ("torch_native" if cpu else None)
-        for flag, value in [("--context-length", options.context_length),
-                            ("--mem-fraction-static", options.mem_fraction_static),
-                            ("--max-total-tokens", max_total),
-                            ("--chunked-prefill-size", options.chunked_prefill_size),
-                            ("--attention-backend", attention), ("--load-format", load_format),
-                            ("--tokenizer-path", tokenizer_path)]:
-            if value is not None:
-                cmd += [flag, str(value)]
-        if cpu:
-            cmd += ["--device", "cpu"]
-        if options.disable_radix_cache:
-            cmd.append("--disable-radix-cache")
-        if options.sleep_on_idle if options.sleep_on_idle is not None else cpu:
-            cmd.append("--sleep-on-idle")
-        if options.deterministic:
-            cmd.append("--enable-deterministic-inference")
-        cmd += list(options.extra_args)
-
-        env = dict(os.environ)
-        if cpu:
-            env["SGLANG_USE_CPU_ENGINE"] = "1"
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STANDIN_PATH), env.get("PYTHONPATH")]))
+        cmd = [python, "-m", "sglang.launch_server", "--host", "127.0.0.1", "--port", str(port),
+               "--enable-metrics", "--log-level", "info",
+               *engine_args(model_path, device=device, dtype=dtype, max_running_requests=max_running_requests,
+                            options=options, seed=seed, load_format=load_format)]
         log_path = Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             log.write(f"$ {' '.join(cmd)}\n".encode())
             log.flush()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, preexec_fn=_die_with_parent)
-        server = cls(f"http://127.0.0.1:{port}", process=proc, log_path=log_path, command=cmd, cpu_standin=cpu)
+                                    env=engine_env(device), preexec_fn=_die_with_parent)
+        server = cls(f"http://127.0.0.1:{port}", process=proc, log_path=log_path, command=cmd,
+                     cpu_standin=device == "cpu")
         atexit.register(server.stop)
         t0 = time.time()
         try:

@@ -128,7 +128,7 @@ class TransformersBackend:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.load_s = time.time() - t0
-        self.chat = self.ref.chat if self.ref.chat is not None else bool(self.tokenizer.chat_template)
+        self.chat = _is_chat(self.ref, self.tokenizer)
         self._eos = self._eos_ids()
 
     def _eos_ids(self) -> set[int]:
@@ -245,8 +245,7 @@ class SGLangBackend:
             log_path = log_path or models.cache_dir() / "server-logs" / f"sglang-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
             self.server = SGLangServer.launch(src.model_path, device=device, dtype=dtype,
                                               max_running_requests=batch_size, options=self.options,
-                                              log_path=log_path, seed=seed, load_format=src.load_format,
-                                              tokenizer_path=src.tokenizer_path)
+                                              log_path=log_path, seed=seed, load_format=src.load_format)
         self.load_s = time.time() - t0
         try:
             self.info = self.server.snapshot()
@@ -254,7 +253,7 @@ class SGLangBackend:
             self.server.stop()
             raise
         self._batch_size = batch_size
-        self.chat = self.ref.chat if self.ref.chat is not None else bool(self.tokenizer.chat_template)
+        self.chat = _is_chat(self.ref, self.tokenizer)
 
     @property
     def log_path(self):
@@ -410,6 +409,11 @@ def _next(done: "queue.Queue", server) -> Completion | BaseException:
                 server.check_alive("while serving requests")
             except Exception as e:  # noqa: BLE001 - handed to the caller
                 return e
+
+
+def _is_chat(ref, tokenizer) -> bool:
+    """Chat-tuned: as the model registry says, else whether the tokenizer has a chat template."""
+    return ref.chat if ref.chat is not None else bool(tokenizer.chat_template)
 
 
 def _load_tokenizer(model: str, ref):
