@@ -80,6 +80,6 @@ def test_embedded_models_answer_arithmetic(name, chat):
                else strat.base_prompt(p, bench.answer_format) for p in problems]
     stop = () if chat else strat.base_stop
     out = b.generate([Request(p.id, pr, SamplingParams(max_new_tokens=24, stop=stop)) for p, pr in zip(problems, prompts)])
-    correct = sum(bench.score(bench.extract(c.text), p.answer) for c, p in zip(out, problems))
+    correct = sum(bench.grade(c.text, p).correct for c, p in zip(out, problems))
     assert correct >= 2, [c.text for c in out]
     assert (models.hf_directory(name) / "config.json").exists()

@@ -34,13 +34,13 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from . import benchmarks, energy, hardware, models, strategies
+from . import answers, benchmarks, energy, hardware, models, strategies
 from .server import ServerOptions
 from .serving import Request, SamplingParams, make_backend, render_prompt, resolve_backend
 
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 
 
 class RunSpec(BaseModel):
@@ -49,10 +49,14 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(description="embedded name, random:<config>, HF directory, .gguf file or hub id")
-    strategy: str = Field(description="base | cot | mv")
+    strategy: str = Field(description="base | mv | rt | cot")
     benchmark: str = "arithmetic"
+    data: str | None = Field(None, description="benchmark data file or directory (relative to the params file); "
+                                               "default: packaged/generated data, $TTC_DATA_DIR, else the HF hub")
     levels: list[str] | None = Field(None, description="difficulty levels to include (default all)")
-    per_level: int = Field(16, ge=1, description="problems per difficulty level")
+    subsets: list[str] | None = Field(None, description="subsets to include, e.g. MMLU categories (default all)")
+    per_level: int | None = Field(16, ge=1, description="problems drawn per difficulty level (per subset for "
+                                                        "benchmarks without levels); null = all")
     backend: Literal["auto", "transformers", "sglang"] = Field(
         "auto", description="sglang | transformers | auto (SGLang when installed and a CUDA GPU is visible)")
     server: ServerOptions = Field(default_factory=ServerOptions, description="SGLang launch/attach settings")
@@ -60,6 +64,7 @@ class RunSpec(BaseModel):
     batch_size: int = Field(16, ge=1)
     samples: int | None = Field(None, ge=1, description="override the strategy's samples per query")
     temperature: float | None = Field(None, ge=0, description="override the strategy's temperature")
+    top_p: float | None = Field(None, gt=0, le=1, description="override the strategy's top-p")
     seed: int = 0
     repetitions: int = Field(1, ge=1, description="measured passes over the benchmark")
     ignore_eos: bool = Field(False, description="generate exactly max_new_tokens (hardware-only runs)")
@@ -69,6 +74,13 @@ class RunSpec(BaseModel):
     idle_s: float = Field(5.0, ge=0, description="idle baseline window, seconds, model loaded")
     sample_interval_s: float = Field(0.1, gt=0, description="power sampler period, seconds")
     warmup: bool = True
+
+    _base_dir: Path | None = PrivateAttr(None)   # the params file's folder: relative `data` paths start there
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels_as_strings(cls, v):
+        return [str(x) for x in v] if isinstance(v, list) else v
 
     @field_validator("strategy")
     @classmethod
@@ -101,14 +113,26 @@ class RunSpec(BaseModel):
         # Prompts and answer handling are part of what is measured: changing them changes the id.
         bench = benchmarks.get(self.benchmark)
         method = {"strategy": dataclasses.asdict(self.resolved_strategy),
-                  "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__]}
+                  "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__,
+                                bench.source.hub and str(bench.source.hub)]}
         spec = self.model_dump(exclude={"server": set(ServerOptions.NOT_MEASURED)})
         blob = json.dumps({"v": SPEC_VERSION, **spec, **method}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
     def resolved_strategy(self) -> strategies.Strategy:
-        return strategies.get(self.strategy).with_overrides(self.samples, self.temperature)
+        return strategies.get(self.strategy).with_overrides(self.samples, self.temperature, self.top_p)
+
+    @property
+    def data_path(self) -> Path | None:
+        if self.data is None:
+            return None
+        path = Path(self.data).expanduser()
+        return path if path.is_absolute() or self._base_dir is None else (self._base_dir / path).resolve()
+
+    def with_base_dir(self, base: Path) -> "RunSpec":
+        self._base_dir = Path(base)
+        return self
 
 
 # --- params files ------------------------------------------------------------------------
@@ -182,13 +206,16 @@ def _expand(defaults: dict, grid: dict[str, list], where: str):
 
 def _spec(path: Path, point: dict, prov: dict) -> RunSpec:
     try:
-        return RunSpec.model_validate(point)
+        spec = RunSpec.model_validate(point).with_base_dir(path.parent)
     except ValidationError as e:
         def key(loc):
             top = str(loc[0]) if loc else ""
             return prov.get(top, f"(missing) {top}") + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
                                                                for p in loc[1:])
         raise ParamsError(_format_errors(path, e, key)) from None
+    if spec.data is not None and not spec.data_path.exists():
+        raise ParamsError(f"{path}: {prov.get('data', 'data')}: no such file or directory: {spec.data_path}")
+    return spec
 
 
 def _format_errors(path: Path, e: ValidationError, key) -> str:
@@ -198,10 +225,10 @@ def _format_errors(path: Path, e: ValidationError, key) -> str:
 
 # --- executing a run ---------------------------------------------------------------------
 
-QUERY_COLUMNS = ["run_id", "repetition", "query_id", "sample", "benchmark", "category", "difficulty",
+QUERY_COLUMNS = ["run_id", "repetition", "query_id", "sample", "benchmark", "category", "difficulty", "subset",
                  "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "finish_reason",
-                 "text", "answer", "gold", "correct", "t_start", "t_end", "segment", "energy_j",
-                 "net_energy_j", "meter"]
+                 "text", "truncated", "answer", "answer_class", "gold", "correct", "score", "t_start", "t_end",
+                 "segment", "energy_j", "net_energy_j", "meter"]
 
 
 def run_dir(spec: RunSpec, runs_dir: Path) -> Path:
@@ -231,8 +258,11 @@ class _Execution:
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.strategy = spec.resolved_strategy
         self.bench = benchmarks.get(spec.benchmark)
-        self.problems = {p.id: p for p in self.bench.load(levels=spec.levels, per_level=spec.per_level,
-                                                          seed=spec.seed)}
+        self.data = self.bench.source.locate(self.bench.name, spec.data_path)
+        self.problems = {p.id: p for p in self.bench.load(levels=spec.levels, per_level=spec.per_level, seed=spec.seed,
+                                                          subsets=spec.subsets, data=spec.data_path)}
+        if not self.problems:
+            raise ValueError(f"{spec.benchmark}: no problems for levels={spec.levels} subsets={spec.subsets}")
 
     def run(self) -> Path:
         (self.partial / "segments").mkdir(parents=True, exist_ok=True)
@@ -271,9 +301,10 @@ class _Execution:
         return getattr(self.backend, "chat", True)
 
     def _prompt(self, problem) -> str:
+        fmt, budget = self.bench.answer_format, self.spec.max_new_tokens
         if self._chat:
-            return render_prompt(self.backend.tokenizer, self.strategy.messages(problem, self.bench.answer_format), True)
-        return self.strategy.base_prompt(problem, self.bench.answer_format)
+            return render_prompt(self.backend.tokenizer, self.strategy.messages(problem, fmt, budget), True)
+        return self.strategy.base_prompt(problem, fmt, budget)
 
     def _requests(self) -> list[Request]:
         """Every (repetition, query, sample) as one request, in repetition order."""
@@ -341,15 +372,51 @@ class _Execution:
         return m.total_j
 
     def _row(self, c, segment: int, energy_j: float, net_j: float, meter: str) -> dict:
+        """A measured completion; answers are graded once the run is complete (see :meth:`_grade`)."""
         rep, qid, sample = _parse_key(c.request_id)
         p = self.problems[qid]
-        answer = self.bench.extract(c.text)
         return dict(run_id=self.spec.run_id, repetition=rep, query_id=qid, sample=sample, benchmark=p.benchmark,
-                    category=p.category, difficulty=p.difficulty, prompt_tokens=c.prompt_tokens,
+                    category=p.category, difficulty=p.difficulty, subset=p.subset, prompt_tokens=c.prompt_tokens,
                     completion_tokens=c.completion_tokens, reasoning_tokens=c.reasoning_tokens,
-                    cached_tokens=c.cached_tokens, finish_reason=c.finish_reason, text=c.text, answer=answer,
-                    gold=p.answer, correct=self.bench.score(answer, p.answer), t_start=c.t_start, t_end=c.t_end,
-                    segment=segment, energy_j=energy_j, net_energy_j=net_j, meter=meter)
+                    cached_tokens=c.cached_tokens, finish_reason=c.finish_reason, text=c.text, truncated=None,
+                    answer=None, answer_class=None, gold=p.answer, correct=None, score=None, t_start=c.t_start,
+                    t_end=c.t_end, segment=segment, energy_j=energy_j, net_energy_j=net_j, meter=meter)
+
+    # grading -----------------------------------------------------------------------------
+    def _grade(self, queries: pd.DataFrame) -> pd.DataFrame:
+        """Extract → score → vote classes, after measuring: grading (and the sandbox) never runs
+        inside an energy window. Reasoning is split off first; a cut-off reasoning is incorrect."""
+        from concurrent.futures import ThreadPoolExecutor
+        from tqdm.auto import tqdm
+
+        q = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)
+        split = [answers.split_reasoning(t, expect_think=self.strategy.reasoning) for t in q.text]
+        q["truncated"] = [r.truncated for r in split]
+        q["answer"] = [None if r.truncated else self.bench.extract(r.answer_text) for r in split]
+        q["reasoning_tokens"] = [self._reasoning_tokens(r, n) for r, n in zip(split, q.reasoning_tokens)]
+
+        def score(i: int) -> benchmarks.Score:
+            if q.truncated[i]:
+                return benchmarks.Score(False, 0.0) if self.bench.metric != "none" else benchmarks.Score(None, None)
+            return self.bench.score(q.answer[i], self.problems[q.query_id[i]])
+
+        workers = (os.cpu_count() or 1) if self.bench.executes_code else 1
+        with ThreadPoolExecutor(workers) as pool:
+            scores = list(tqdm(pool.map(score, range(len(q))), total=len(q), desc=f"scoring {self.bench.name}",
+                               unit="answer", disable=not (self.progress and self.bench.executes_code)))
+        q["correct"] = pd.array([s.correct for s in scores], dtype="boolean")
+        q["score"] = pd.array([s.value for s in scores], dtype="Float64")
+        q["answer_class"] = pd.array([None] * len(q), dtype="Int64")
+        for _, idx in q.groupby(["repetition", "query_id"], sort=False).groups.items():
+            q.loc[idx, "answer_class"] = strategies.answer_classes(list(q.answer[idx]), self.bench.equivalent)
+        return q
+
+    def _reasoning_tokens(self, reasoned: answers.Reasoned, reported: int) -> int:
+        """The engine's count when it gives one, else the reasoning text tokenized."""
+        if reported or not reasoned.reasoning:
+            return int(reported)
+        tokenizer = getattr(self.backend, "tokenizer", None)
+        return len(tokenizer.encode(reasoned.reasoning, add_special_tokens=False)) if tokenizer else 0
 
     # resume & finish ---------------------------------------------------------------------
     def _save_server_log(self) -> None:
@@ -385,7 +452,7 @@ class _Execution:
 
     def _finish(self, meter: energy.Meter, started: float) -> Path:
         seg_dir = self.partial / "segments"
-        queries = pd.concat([pd.read_parquet(f) for f in self._segment_files()], ignore_index=True)
+        queries = self._grade(pd.concat([pd.read_parquet(f) for f in self._segment_files()], ignore_index=True))
         power_files = sorted(seg_dir.glob("*.power.parquet"))
         power = pd.concat([pd.read_parquet(f) for f in power_files], ignore_index=True) if power_files else pd.DataFrame()
         windows = [json.loads(f.read_text()) for f in sorted(seg_dir.glob("*.json"))]
@@ -397,8 +464,9 @@ class _Execution:
         info = {
             "run_id": self.spec.run_id, "spec": self.spec.model_dump(), "spec_version": SPEC_VERSION,
             "strategy": dataclasses.asdict(self.strategy),
-            "benchmark": {"name": self.bench.name, "category": self.bench.category,
-                          "description": self.bench.description},
+            "benchmark": {"name": self.bench.name, "category": self.bench.category, "metric": self.bench.metric,
+                          "description": self.bench.description, "data": self.data.describe(),
+                          "difficulty": self.bench.difficulty_note or ("from the data" if self.bench.levels else None)},
             "meter": meter.describe(), "meter_name": meters[0] if len(meters) == 1 else "+".join(meters),
             "energy_j": total_j, "net_energy_j": net_j,
             "measured_s": sum(w["time_s"] for w in windows), "windows": windows,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from math import comb
 from functools import cached_property
 from pathlib import Path
 from typing import Iterable
@@ -94,14 +95,19 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["run_id", "repetition", "query_id", "answer", "correct",
                                      "completion_tokens", "energy_j"])
     keys = ["run_id", "repetition", "query_id"]
-    extra = [c for c in SPEC_COLUMNS + ["benchmark", "category", "difficulty", "gold"] if c in queries.columns]
+    extra = [c for c in SPEC_COLUMNS + ["benchmark", "category", "difficulty", "subset", "gold"] if c in queries.columns]
     extra = list(dict.fromkeys(extra))
     q = queries.sort_values(keys + ["sample"])
+    if "truncated" not in q.columns:
+        q = q.assign(truncated=False)
+    if "reasoning_tokens" not in q.columns:
+        q = q.assign(reasoning_tokens=0)
     agg = q.groupby(keys, sort=False).agg(
         completion_tokens=("completion_tokens", "sum"), prompt_tokens=("prompt_tokens", "sum"),
+        reasoning_tokens=("reasoning_tokens", "sum"),
         energy_j=("energy_j", "sum"), net_energy_j=("net_energy_j", "sum"),
-        samples=("sample", "size"), truncated=("finish_reason", lambda s: (s == "length").mean()),
-        sample_accuracy=("correct", "mean"),
+        samples=("sample", "size"), length_stopped=("finish_reason", lambda s: (s == "length").mean()),
+        truncated=("truncated", "mean"), sample_accuracy=("correct", "mean"),
         **{c: (c, "first") for c in extra},
     ).reset_index()
     voted = [_vote(g) for _, g in q.groupby(keys, sort=False)]
@@ -110,13 +116,94 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
     return agg
 
 
-def _vote(g: pd.DataFrame) -> tuple[str | None, bool]:
-    """Majority answer of one query's samples and whether it is correct."""
+def _vote(g: pd.DataFrame) -> tuple[str | None, bool | None]:
+    """Majority answer of one query's samples (over equivalence classes) and whether it is correct."""
     answers = [a if isinstance(a, str) else None for a in g.answer]
-    winner = strategies.vote(answers)
-    if winner is None:
-        return None, False
-    return winner, bool(g.correct.iloc[answers.index(winner)])
+    if "answer_class" in g.columns:
+        classes = [None if pd.isna(c) else int(c) for c in g.answer_class]
+    else:   # runs graded before equivalence classes: exact strings
+        classes = strategies.answer_classes(answers)
+    win = strategies.winning_class(classes)
+    if win is None:
+        return None, (None if g.correct.isna().all() else False)
+    first = classes.index(win)
+    correct = g.correct.iloc[first]
+    return answers[first], (None if pd.isna(correct) else bool(correct))
+
+
+# --- unbiased estimators from n >= k samples ------------------------------------------------
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn from n (c correct) is correct (Chen et al. 2021).
+
+    >>> pass_at_k(5, 1, 1), pass_at_k(5, 1, 5), pass_at_k(5, 0, 3)
+    (0.2, 1.0, 0.0)
+    """
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, have {n}")
+    return 1.0 if n - c < k else 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def maj_at_k(classes: list[int | None], correct_classes: set[int], k: int) -> float:
+    """Probability that a majority vote over k of the n samples (drawn without replacement) is correct.
+
+    ``classes`` gives each sample's answer class (None: no answer, never a vote); ties between the
+    top classes count as a uniformly random pick among them. Exact: for each correct class j and
+    vote count t, the other classes are counted with a generating polynomial in (subset size,
+    number of classes tied at t).
+
+    >>> maj_at_k([0, 0, 1], {0}, 1)            # one sample: the chance it is class 0
+    0.6666666666666666
+    >>> round(maj_at_k([0, 0, 1], {0}, 2), 4)  # {0,0} wins; {0,1} ties → half
+    0.6667
+    """
+    n = len(classes)
+    if k > n:
+        raise ValueError(f"maj@{k} needs at least {k} samples, have {n}")
+    counts: dict[int, int] = {}
+    for c in classes:
+        if c is not None:
+            counts[c] = counts.get(c, 0) + 1
+    none = n - sum(counts.values())
+    total = 0.0
+    for j in correct_classes & counts.keys():
+        others = [m for c, m in counts.items() if c != j]
+        for t in range(1, min(k, counts[j]) + 1):
+            # poly[size][ties]: ways to pick `size` samples from the other classes (and the
+            # unanswered ones) with every class below t votes except `ties` classes at exactly t
+            poly = [[0] * (len(others) + 1) for _ in range(k - t + 1)]
+            for s in range(min(none, k - t) + 1):
+                poly[s][0] = comb(none, s)
+            for m in others:
+                nxt = [[0] * (len(others) + 1) for _ in range(k - t + 1)]
+                for size, row in enumerate(poly):
+                    for ties, ways in enumerate(row):
+                        if not ways:
+                            continue
+                        for s in range(min(m, t, k - t - size) + 1):
+                            nxt[size + s][ties + (s == t)] += ways * comb(m, s)
+                poly = nxt
+            ways_j = comb(counts[j], t)
+            total += ways_j * sum(w / (ties + 1) for ties, w in enumerate(poly[k - t]))
+    return total / comb(n, k)
+
+
+def sample_metrics(queries: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Per (run, repetition, query): samples n, correct c, unbiased pass@k and maj@k (n >= k)."""
+    keys = ["run_id", "repetition", "query_id"]
+    rows = []
+    for key, g in queries.sort_values(keys + ["sample"]).groupby(keys, sort=False):
+        correct = g.correct.fillna(False).astype(bool).tolist()
+        if "answer_class" in g.columns:
+            classes = [None if pd.isna(c) else int(c) for c in g.answer_class]
+        else:
+            classes = strategies.answer_classes([a if isinstance(a, str) else None for a in g.answer])
+        right = {c for c, ok in zip(classes, correct) if ok and c is not None}
+        n = len(g)
+        rows.append(dict(zip(keys, key), n=n, c=sum(correct),
+                         **{f"pass@{k}": pass_at_k(n, sum(correct), k) if n >= k else np.nan,
+                            f"maj@{k}": maj_at_k(classes, right, k) if n >= k else np.nan}))
+    return pd.DataFrame(rows)
 
 
 def pareto_mask(energy, accuracy) -> np.ndarray:

