@@ -54,6 +54,9 @@ def test_grid_expands_mappings_and_scalars(tmp_path):
     ("profiles: [1, 2", "not valid YAML"),
     (GOOD.replace("per_level: 2", "server: {tp_size: 0}"), "profiles.default.defaults.server.tp_size: Input should be greater than or equal to 1"),
     (GOOD.replace("per_level: 2", "server: {tp: 2}"), "profiles.default.defaults.server.tp: Extra inputs are not permitted"),
+    (GOOD.replace("per_level: 2", "data: nowhere/test.jsonl"), "profiles.default.defaults.data: no such file or directory: "),
+    (GOOD.replace("benchmark: arithmetic", "benchmark: math5000"), "profiles.default.defaults.benchmark: Value error, unknown benchmark 'math5000'"),
+    (GOOD.replace("per_level: 2", "top_p: 1.5"), "profiles.default.defaults.top_p: Input should be less than or equal to 1"),
     (GOOD.replace("per_level: 2", "backend: vllm"), "profiles.default.defaults.backend: Input should be 'auto', 'transformers' or 'sglang'"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, bad, expected):
@@ -83,6 +86,22 @@ def test_run_id_is_a_hash_of_everything_that_matters():
     assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="base", max_new_tokens=64).run_id
     assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="mv").run_id
     assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="base", samples=2).run_id
+
+
+def test_data_paths_are_relative_to_the_params_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.jsonl").write_text('{"problem": "1+1?", "answer": "2", "level": 1}\n')
+    plan = load_params(write(tmp_path, GOOD.replace("benchmark: arithmetic, per_level: 2",
+                                                    "benchmark: math500, data: data/test.jsonl, per_level: null")))
+    spec = plan.specs[0]
+    assert spec.data_path == tmp_path / "data" / "test.jsonl" and spec.per_level is None
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "data").mkdir()
+    (other / "data" / "test.jsonl").write_text((tmp_path / "data" / "test.jsonl").read_text())
+    moved = load_params(write(other, GOOD.replace("benchmark: arithmetic, per_level: 2",
+                                                  "benchmark: math500, data: data/test.jsonl, per_level: null")))
+    assert moved.specs[0].run_id == spec.run_id      # the same study in another checkout: same run ids
 
 
 def test_where_the_server_runs_does_not_change_the_run_id():

@@ -1,4 +1,4 @@
-"""Command line: ``ttc run params/<file>.yaml``, ``ttc info``."""
+"""Command line: ``ttc run params/<file>.yaml``, ``ttc info``, ``ttc benchmarks``."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +60,23 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_benchmarks(args) -> int:
+    from . import benchmarks
+
+    print(f"{'benchmark':14s} {'category':12s} {'metric':9s} {'levels':36s} data on this machine")
+    for name in benchmarks.names():
+        b = benchmarks.get(name)
+        try:
+            loc = b.source.locate(name)
+            where = f"{loc.kind}: {loc.where}" + (" (needs network)" if loc.kind == "hub" else "")
+        except benchmarks.BenchmarkDataError as e:
+            where = f"none ({e})"
+        print(f"{name:14s} {b.category:12s} {b.metric:9s} {'/'.join(b.levels) or '-':36s} {where}")
+    print("\nSet `data:` in a params file, or $TTC_DATA_DIR to a folder in the standard layout "
+          "(math500/test.jsonl, gsm8k/test.jsonl, mmlu/test/*.csv, ...), to use local files.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ttc", description="Measure the energy cost of test-time compute (ttc-energy).")
@@ -75,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="show the hardware, energy meters and models this machine has")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)
+    bench = sub.add_parser("benchmarks", help="list the benchmarks, their levels and where their data comes from",
+                           description="List every registered benchmark with its category, metric, difficulty "
+                                       "levels and the data source it would use on this machine.")
+    bench.set_defaults(func=cmd_benchmarks)
     args = parser.parse_args(argv)
     return args.func(args)
 
