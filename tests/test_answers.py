@@ -1,0 +1,319 @@
+"""Answer extraction and comparison on the formats models really produce."""
+from __future__ import annotations
+
+import doctest
+import json
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ttclib import answers
+from ttclib.answers import (
+    Reasoned,
+    extract_choice,
+    extract_code,
+    extract_integer,
+    extract_math,
+    extract_yes_no,
+    integer_equal,
+    math_equal,
+    math_equivalent,
+    normalize_text,
+    rouge_l,
+    split_reasoning,
+)
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_doctests():
+    result = doctest.testmod(answers)
+    assert result.attempted > 15 and result.failed == 0
+
+
+# --- reasoning ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expect_think, want", [
+    ("Let me think.</think>\n\nThe answer is \\boxed{5}",
+     False, Reasoned("Let me think.", "The answer is \\boxed{5}", False)),
+    ("<think>\nLet me think.\n</think>\nFive.", False, Reasoned("Let me think.", "Five.", False)),
+    ("<think>\nStill thinking, 2+2 is", False, Reasoned("Still thinking, 2+2 is", "", True)),
+    ("Still thinking, 2+2 is", True, Reasoned("Still thinking, 2+2 is", "", True)),
+    ("The answer is 4.", False, Reasoned(None, "The answer is 4.", False)),
+    ("</think>4", True, Reasoned("", "4", False)),
+])
+def test_split_reasoning(text, expect_think, want):
+    assert split_reasoning(text, expect_think=expect_think) == want
+
+
+def test_truncated_reasoning_has_no_answer():
+    r = split_reasoning("Okay, so 3 times 4 is 12, and then", expect_think=True)
+    assert r.truncated and extract_math(r.answer_text) is None and not math_equal(None, "12")
+
+
+def test_r1_style_answer_after_reasoning():
+    text = "Okay, 2+3... wait, maybe \\boxed{6}? No.</think>\n\nThe answer is \\boxed{5}."
+    assert extract_math(split_reasoning(text, expect_think=True).answer_text) == "5"
+    assert extract_math(text) == "5"
+
+
+# --- math extraction ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, want", [
+    ("So the answer is $\\boxed{5}$.", "5"),
+    ("$\\boxed{\\frac{1}{2}}$", "\\frac{1}{2}"),
+    ("First \\boxed{3}, then corrected: \\boxed{\\sqrt{\\frac{a}{b}}} and that is all.",
+     "\\sqrt{\\frac{a}{b}}"),
+    ("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ("The result is \\fbox{42}.", "42"),
+    ("so $\\boxed 7$.", "7"),
+    ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac{3}{4}"),
+    ("The answer is 12. Let me double check: 3*4 = 12, yes.", "12"),
+    ("Therefore, the answer is: **-7**", "-7"),
+    ("**Answer:** $2\\sqrt{3}$", "2\\sqrt{3}"),
+    ("The final answer is 42 apples.", "42"),
+    ("The answer is \\(\\dfrac{3}{4}\\).", "\\dfrac{3}{4}"),
+    ("Answer: 3.5", "3.5"),
+    ("So she has 1,234,567 coins.", "1234567"),
+    ("The temperature fell to -15 degrees.", "-15"),
+    ("She pays 3/4 of it.", "3/4"),
+    ("16 - 3 - 4 = 9 eggs.", "9"),
+    ("He scored 4+5=<<4+5=9>>9 points in the 40 minutes", "9"),
+    ("The price is $18.50.", "18.50"),
+    ("no numbers here", None),
+    ("", None),
+])
+def test_extract_math(text, want):
+    assert extract_math(text) == want
+
+
+# --- math comparison ---------------------------------------------------------------------------
+
+EQUAL = [
+    ("0.5", "\\frac{1}{2}"), ("1/2", "\\frac{1}{2}"), ("\\frac12", "0.5"),
+    ("\\frac34", "\\dfrac{3}{4}"), ("\\tfrac{3}{4}", "0.75"),
+    ("(3, \\pi/2)", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ("\\sqrt{12}", "2\\sqrt{3}"), ("\\frac{\\sqrt3}{2}", "\\frac{1}{2}\\sqrt{3}"),
+    ("25", "025"), ("25.0", "25"), ("1000", "1,000"), ("1,000", "1000"), ("$18", "18"),
+    ("\\$18.00", "18"), ("-3", "-3.0"),
+    ("5", "x=5"), ("x = 5", "5"),
+    ("B", "\\text{(B)}"), ("Evelyn", "\\text{Evelyn}"),
+    ("10", "10\\%"), ("0.1", "10\\%"), ("10\\%", "10\\%"),
+    ("(-\\infty, 3]", "(-\\infty,3]"), ("[2,5)", "[2, 5)"),
+    ("\\{2, 1\\}", "\\{1,2\\}"), ("2, 1", "1, 2"),
+    ("90", "90^\\circ"), ("5", "5\\text{ cm}"),
+    ("(x+1)^2", "x^2+2x+1"), ("\\pi", "\\pi"), ("\\frac{1}{2}.", "\\frac{1}{2}"),
+]
+NOT_EQUAL = [
+    ("\\frac{1}{3}", "0.5"), ("0.333", "\\frac{1}{3}"), ("24", "025"), ("-5", "5"),
+    ("[1,2]", "[1,2)"), ("(1,2)", "(2,1)"), ("A", "B"), ("2\\sqrt{2}", "\\sqrt{12}"),
+    ("x=6", "5"), ("1001", "1,000"), ("", "5"), ("\\frac{1}{2", "\\frac{1}{2}"),
+]
+
+
+@pytest.mark.parametrize("answer, gold", EQUAL)
+def test_math_equal(answer, gold):
+    assert math_equal(answer, gold)
+
+
+@pytest.mark.parametrize("answer, gold", NOT_EQUAL)
+def test_math_not_equal(answer, gold):
+    assert not math_equal(answer, gold)
+
+
+@pytest.mark.parametrize("a, b", EQUAL[:12])
+def test_math_equivalent_is_symmetric(a, b):
+    assert math_equivalent(a, b) and math_equivalent(b, a)
+
+
+def test_math_equivalent_none_and_wrong():
+    assert not math_equivalent(None, "1") and not math_equivalent("1", None)
+    assert not math_equivalent(None, None)
+    assert not math_equivalent("\\frac{1}{3}", "0.5")
+
+
+def test_math_equal_none_and_garbage_never_raise():
+    assert not math_equal(None, "5")
+    for junk in ["\\frac{", "}}}", "$$", "\\boxed{", "x^^2", "\\sqrt[", "2^{2^{2^{100}}}",
+                 "10^{10^{10}}", "99999999!", "a" * 5000]:
+        assert math_equal(junk, "5") is False
+        assert math_equivalent(junk, "\\frac{1}{2}") is False
+
+
+def test_hanging_expressions_are_refused_quickly():
+    import time
+
+    t = time.perf_counter()
+    assert not math_equal("10^{10^{10}}", "5")
+    assert not math_equal("2^{123456789}", "2")
+    assert time.perf_counter() - t < 1.0
+
+
+def test_math_equal_off_the_main_thread():
+    """math-verify's signal.alarm timeouts would raise in a worker thread."""
+    pairs = [(a, g, True) for a, g in EQUAL] + [(a, g, False) for a, g in NOT_EQUAL]
+    answers._parsed.cache_clear()
+
+    def check(p):
+        assert threading.current_thread() is not threading.main_thread()
+        return math_equal(p[0], p[1]) == p[2]
+
+    with ThreadPoolExecutor(2) as pool:
+        assert all(pool.map(check, pairs))
+
+
+# --- integers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, want", [
+    ("The answer is $\\boxed{025}$.", "25"),
+    ("\\boxed{25.0}", "25"),
+    ("\\boxed{n = 204}", "204"),
+    ("so there are \\boxed{1{,}000}", None),  # out of AIME's range
+    ("\\boxed{999}", "999"), ("\\boxed{0}", "0"),
+    ("Therefore the answer is 73.", "73"),
+    ("\\boxed{\\frac{7}{2}}", None), ("\\boxed{-4}", None), ("nothing", None),
+])
+def test_extract_integer(text, want):
+    assert extract_integer(text) == want
+
+
+@pytest.mark.parametrize("answer, gold, want", [
+    ("25", "025", True), ("25", "25", True), ("025", "25", True), ("25.0", "025", True),
+    ("24", "025", False), (None, "25", False), ("x", "25", False), ("2.5", "25", False),
+])
+def test_integer_equal(answer, gold, want):
+    assert integer_equal(answer, gold) is want
+
+
+# --- multiple choice ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, want", [
+    ("The answer is (B).", "B"),
+    ("Answer: B", "B"),
+    ("After considering everything, the answer is B.", "B"),
+    ("**B**", "B"),
+    ("The correct answer is **C**.", "C"),
+    ("(B) Paris", "B"),
+    ("B) Paris", "B"),
+    ("B. Paris is the capital.", "B"),
+    ("\\boxed{B}", "B"),
+    ("$\\boxed{\\text{B}}$", "B"),
+    ("\\boxed{(D)}", "D"),
+    ("The correct option is C", "C"),
+    ("I would go with Option C.", "C"),
+    ("C", "C"),
+    ("  D\n", "D"),
+    ("the answer is c", "C"),
+    ("the answer is (d).", "D"),
+    ("A good answer is hard to find, but the answer is D.", "D"),
+    ("A is wrong because of X. B is wrong too. The answer is (C). Option A ignores Y.", "C"),
+    ("The answer is (A). Wait, no. The answer is (C).", "C"),
+    ("ANSWER: A", "A"),
+    ("Considering all options, I pick D", "D"),
+    ("A good question with no clear answer.", None),
+    ("The answer is a matter of taste.", None),
+    ("The answer is E.", None),  # not one of ABCD
+    ("", None),
+])
+def test_extract_choice(text, want):
+    assert extract_choice(text) == want
+
+
+def test_extract_choice_five_letters():
+    assert extract_choice("The answer is E.", letters="ABCDE") == "E"
+    assert extract_choice("(E) bank", letters="ABCDE") == "E"
+    assert extract_choice("Option E", letters="ABCDE") == "E"
+
+
+@pytest.mark.parametrize("text, want", [
+    ("Yes, the lake is deep.", "yes"), ("No.", "no"), ("no", "no"), ("True", "yes"),
+    ("false, because the passage says otherwise", "no"),
+    ("Based on the passage, the answer is yes.", "yes"),
+    ("There is no doubt about it. Answer: Yes", "yes"),
+    ("**No**, it is not.", "no"), ("I cannot tell.", None), ("Noted, yesterday", None), ("", None),
+])
+def test_extract_yes_no(text, want):
+    assert extract_yes_no(text) == want
+
+
+# --- code --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, want", [
+    ("```python\ndef f():\n    return 1\n```", "def f():\n    return 1\n"),
+    ("Plan:\n```\nsteps\n```\nCode:\n```py\nx = 1\n```\nExplanation follows.", "x = 1\n"),
+    ("```python\nold = 1\n```\nBetter:\n```python3\nnew = 2\n```", "new = 2\n"),
+    ("```python\nx = 1\n```\nExample run:\n```\n>>> f()\n```", "x = 1\n"),
+    ("```bash\npip install x\n```\n```\ny = 2\n```", "y = 2\n"),
+    ("Here it is:\n```python\ndef f(n):\n    return n +", "def f(n):\n    return n +"),
+    ("def f(n):\n    return n + 1\n", "def f(n):\n    return n + 1\n"),
+    ("```Python\nz = 3\n```", "z = 3\n"),
+])
+def test_extract_code(text, want):
+    assert extract_code(text) == want
+
+
+def test_extract_code_other_language():
+    assert extract_code("```cpp\nint x;\n```\n```python\ny=1\n```", language="cpp") == "int x;\n"
+
+
+# --- free text ---------------------------------------------------------------------------------
+
+
+def test_normalize_text():
+    assert normalize_text("The  Eiffel Tower!") == normalize_text("eiffel tower") == "eiffel tower"
+    assert normalize_text("An apple, a day.") == "apple day"
+
+
+def test_rouge_l():
+    assert rouge_l("The cat sat.", ["the cat sat"]) == pytest.approx(1.0)
+    assert rouge_l("completely different", ["the cat sat"]) == 0.0
+    assert rouge_l("the cats are sitting", ["the cat is sitting", "dogs"]) > 0.7  # stemmed
+    assert rouge_l("x", []) == 0.0
+
+
+# --- dataset self-consistency ------------------------------------------------------------------
+
+
+def _rows(name):
+    path = DATA / name / "test.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_math500_solutions_match_their_answers():
+    rows = _rows("math500")
+    fails = [(r["answer"], extract_math(r["solution"])) for r in rows
+             if not math_equal(extract_math(r["solution"]), r["answer"])]
+    assert len(fails) <= 0.02 * len(rows), fails
+
+
+def test_math500_different_answers_do_not_match():
+    rows = _rows("math500")
+    rng = random.Random(0)
+    pairs = []
+    while len(pairs) < 500:
+        a, b = rng.sample(rows, 2)
+        if answers._normalize_math(a["answer"]) != answers._normalize_math(b["answer"]):
+            pairs.append((a["answer"], b["answer"]))
+    wrong = [p for p in pairs if math_equal(*p)]
+    assert len(wrong) <= 0.02 * len(pairs), wrong
+
+
+def test_gsm8k_solutions_end_with_their_answers():
+    rows = _rows("gsm8k")
+    fails = []
+    for r in rows:
+        solution, _, gold = r["answer"].rpartition("####")
+        got = extract_math(solution)
+        if not math_equal(got, gold.strip()):
+            fails.append((gold.strip(), got))
+    assert len(fails) <= 0.01 * len(rows), fails
