@@ -1,0 +1,376 @@
+"""ttclib.sandbox: containment first on harmless probes, then the hostile set, then scoring.
+
+The hostile programs (ttclib/sandbox_probes.py) only run after a bounded preflight showed that
+processes and network are limited, so a broken sandbox cannot take the machine down.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from ttclib import sandbox, sandbox_probes
+from ttclib.sandbox import Execution, Limits
+
+FAST = Limits(wall_s=5.0, cpu_s=3.0, memory_mb=512, processes=16, output_kb=64)
+ROOT = os.geteuid() == 0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def namespaces_available():
+    try:
+        sandbox.run("pass", limits=FAST)
+    except sandbox.SandboxError as exc:
+        pytest.skip(f"no isolating sandbox on this machine: {exc}")
+
+
+def run(program: str, **kw) -> Execution:
+    kw.setdefault("limits", FAST)
+    return sandbox.run(program, **kw)
+
+
+def inside(program: str, **kw) -> dict:
+    """Run a probe that prints one JSON object; return it."""
+    result = run(program, **kw)
+    assert result.ok, result
+    return json.loads(result.stdout)
+
+
+def sandbox_uid(result: Execution) -> int | None:
+    return next((int(t[4:]) for t in result.isolation if t.startswith("uid:")), None)
+
+
+# --- harmless probes: is the containment in place? -----------------------------------------------
+
+def test_runs_and_reports_isolation():
+    result = run("print(input()[::-1])", stdin="abc\n")
+    assert result.ok and result.stdout == "cba\n" and result.stderr == ""
+    assert result.returncode == 0 and not result.timed_out and result.wall_s < 5
+    for tag in ("netns", "pidns", "mountns", "rofs", "rlimits", "pgroup", "nonewprivs"):
+        assert tag in result.isolation
+    if ROOT:
+        assert sandbox_uid(result) >= sandbox.UID_BASE
+    else:
+        assert "userns" in result.isolation
+
+
+def test_identity_limits_and_capabilities():
+    seen = inside("""
+import json, os, resource
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"uid": os.getuid(), "euid": os.geteuid(), "groups": os.getgroups(),
+                  "nproc": resource.getrlimit(resource.RLIMIT_NPROC),
+                  "as": resource.getrlimit(resource.RLIMIT_AS)[0],
+                  "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                  "fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
+                  "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
+                  "capeff": status["CapEff"].strip(), "nonewprivs": status["NoNewPrivs"].strip(),
+                  "cwd": os.getcwd(), "env": sorted(os.environ), "pid": os.getpid()}))
+""")
+    assert seen["uid"] != 0 and seen["euid"] != 0
+    assert int(seen["capeff"], 16) == 0 and seen["nonewprivs"] == "1"
+    expected_nproc = FAST.processes if ROOT else FAST.processes + 2
+    assert seen["nproc"] == [expected_nproc, expected_nproc]
+    assert seen["as"] == FAST.memory_mb * 2**20 and seen["nofile"] == FAST.open_files
+    assert seen["fsize"] == FAST.file_mb * 2**20 and seen["cpu"] == 3
+    if ROOT:
+        assert seen["uid"] >= sandbox.UID_BASE and seen["groups"] == []
+    assert seen["cwd"] == sandbox.WORKDIR and seen["pid"] == 2       # pid 1 is the namespace's init
+    assert set(seen["env"]) <= {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
+                                "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                "MALLOC_ARENA_MAX"}
+
+
+def test_forking_children_that_exit_is_fine():
+    result = run("""
+import os
+for _ in range(100):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+print("forked 100")
+""")
+    assert result.ok and result.stdout == "forked 100\n" and result.stray_processes == 0
+
+
+def test_bounded_fork_bomb_hits_the_process_limit():
+    # at most 2**10 processes even without any limit; with it, forks fail early
+    result = run("""
+import os, time
+me, failures = os.getpid(), 0
+for _ in range(10):
+    try:
+        os.fork()
+    except OSError:
+        failures += 1
+time.sleep(0.5)
+if os.getpid() == me:
+    print("failures", failures, flush=True)
+""")
+    assert not result.timed_out
+    assert int(result.stdout.split()[1]) > 0
+    if ROOT:
+        assert not sandbox._uid_processes(sandbox_uid(result))
+
+
+def test_no_network_to_a_local_listener():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        result = run(f"""
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=1)
+    print("connected")
+except OSError as exc:
+    print("refused", exc)
+""")
+        assert result.ok and result.stdout.startswith("refused"), result
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def test_writes_land_in_private_tmpfs_only(tmp_path):
+    name = f"ttc-probe-{uuid.uuid4().hex}"
+    seen = inside("""
+import json, os
+for d in ("/tmp", "/var/tmp", "/dev/shm", os.environ["HOME"]):
+    with open(os.path.join(d, "NAME"), "w") as f:
+        f.write("x")
+mounts = [line.split() for line in open("/proc/self/mountinfo")]
+point = {m[0]: m[4] for m in mounts}
+# a mount is out of reach when another is mounted on top of it, and so is all below it
+covered = {m[1] for m in mounts if point.get(m[1]) == m[4]}
+while True:
+    more = {m[0] for m in mounts if m[1] in covered and m[4] != point[m[1]]} - covered
+    if not more:
+        break
+    covered |= more
+print(json.dumps([[m[4], m[m.index("-") + 1]] for m in mounts
+                  if m[0] not in covered and "rw" in m[5].split(",")]))
+""".replace("NAME", name))
+    for directory in ("/tmp", "/var/tmp", "/dev/shm", str(tmp_path)):
+        assert not os.path.exists(os.path.join(directory, name))
+    # nothing is writable but the fresh tmpfs mounts and the namespace's own /proc
+    assert sorted(seen) == [["/dev/shm", "tmpfs"], ["/proc", "proc"], ["/tmp", "tmpfs"],
+                            ["/var/tmp", "tmpfs"]]
+
+
+def test_host_processes_invisible_and_secret_absent(monkeypatch):
+    secret = uuid.uuid4().hex
+    monkeypatch.setenv("TTC_TEST_SECRET", secret)
+    result = run(f"""
+import os
+print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+print(dict(os.environ))
+for path in ("/proc/{os.getpid()}/environ", "/proc/1/environ"):
+    try:
+        print(open(path, "rb").read())
+    except OSError as exc:
+        print("blocked", exc)
+""")
+    assert result.ok
+    assert json.loads(result.stdout.splitlines()[0]) == [1, 2]
+    assert secret not in result.stdout + result.stderr
+
+
+def test_threads_fit_in_the_memory_limit():
+    result = run("""
+import threading, time
+threads = [threading.Thread(target=time.sleep, args=(0.2,)) for _ in range(12)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("ok")
+""")
+    assert result.ok, result
+
+
+def test_numpy_imports_within_default_limits():
+    result = sandbox.run("import numpy as np; print(int(np.arange(5).sum()))",
+                         limits=Limits(wall_s=20))
+    assert result.ok and result.stdout == "10\n", result
+
+
+# --- the hostile set --------------------------------------------------------------------------
+
+_outcomes: dict[str, sandbox_probes.Outcome] = {}
+
+
+@pytest.fixture(scope="module")
+def preflight():
+    try:
+        return sandbox_probes.preflight()
+    except sandbox_probes.PreflightError as exc:
+        pytest.fail(f"containment preflight failed, hostile programs not run: {exc}")
+
+
+def _outcome(name, canary_dir) -> sandbox_probes.Outcome:
+    if name not in _outcomes:
+        _outcomes[name] = sandbox_probes.check_contained(name, canary_dir=canary_dir)
+    return _outcomes[name]
+
+
+@pytest.mark.parametrize("name", list(sandbox_probes.HOSTILE_PROGRAMS))
+def test_hostile_program_is_contained(name, preflight, tmp_path):
+    outcome = _outcome(name, tmp_path)
+    assert outcome.contained, (outcome.problems, outcome.execution)
+    execution = outcome.execution
+    assert not execution.ok
+    if name in ("fork_bomb", "infinite_loop", "stdout_flood"):
+        assert execution.timed_out or execution.returncode < 0      # wall or CPU limit
+        assert execution.wall_s < sandbox_probes.PROBE_LIMITS.wall_s + 2
+    if name == "stdout_flood":
+        assert "more bytes discarded" in execution.stdout
+    if name == "daemon":
+        assert execution.returncode == 0 and execution.stray_processes >= 2
+
+
+def test_hostile_summary(preflight, tmp_path):
+    for name in sandbox_probes.HOSTILE_PROGRAMS:
+        _outcome(name, tmp_path)
+    lines = [f"{o.name:15s} {'contained' if o.contained else 'ESCAPED'} {o.wall_s:6.2f}s"
+             for o in _outcomes.values()]
+    assert all(o.contained for o in _outcomes.values()), "\n".join(lines)
+    assert len(_outcomes) == len(sandbox_probes.HOSTILE_PROGRAMS) >= 9
+    if ROOT:
+        for slot in range(sandbox.UID_SLOTS):
+            assert not sandbox._uid_processes(sandbox.UID_BASE + slot)
+    assert not [p for p in os.listdir("/tmp") if p.startswith("ttc-escape-")]
+
+
+def test_probe_checker_flags_escapes(monkeypatch, tmp_path):
+    """The checker itself: the same probes run *outside* the sandbox must be reported."""
+    def unsandboxed(program, **kw):
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                              timeout=30)
+        return Execution(done.returncode, False, done.stdout, done.stderr, 0.0, ())
+
+    monkeypatch.setattr(sandbox, "run", unsandboxed)
+    leak = sandbox_probes.check_contained("read_secrets", canary_dir=tmp_path)
+    assert not leak.contained and "secret leaked" in leak.problems
+    escape = sandbox_probes.check_contained("write_outside", canary_dir=tmp_path)
+    assert not escape.contained and any(p.startswith("wrote ") for p in escape.problems)
+    assert any("new files in canary" in p for p in escape.problems)
+
+
+# --- limits and cleanup -----------------------------------------------------------------------
+
+def test_wall_clock_timeout():
+    start = time.monotonic()
+    result = sandbox.run("import time; time.sleep(60)", limits=Limits(wall_s=1.0))
+    assert result.timed_out and result.returncode is None and not result.ok
+    assert 1.0 <= result.wall_s < 3.0 and time.monotonic() - start < 4.0
+
+
+def test_program_that_never_reads_stdin_with_big_input():
+    result = run("print('done')", stdin="x" * (4 * 2**20))
+    assert result.ok and result.stdout == "done\n"
+
+
+def test_output_cap_keeps_the_head():
+    result = run("import sys; sys.stdout.write('a' * 300_000); sys.stderr.write('b' * 300_000)")
+    assert result.ok
+    assert result.stdout.startswith("a" * (64 * 1024)) and "more bytes discarded" in result.stdout
+    assert len(result.stderr) < 64 * 1024 + 100
+
+
+def test_failure_and_signal_statuses():
+    assert run("raise SystemExit(3)").returncode == 3
+    crashed = run("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    assert crashed.returncode == -signal.SIGSEGV and not crashed.ok
+    error = run("1/0")
+    assert error.returncode == 1 and "ZeroDivisionError" in error.stderr
+
+
+def test_interrupt_leaves_nothing_behind():
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sandbox.run("import os, time\nfor _ in range(4): os.fork()\ntime.sleep(60)",
+                        limits=Limits(wall_s=30))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if ROOT:
+        for slot in range(sandbox.UID_SLOTS):
+            assert not sandbox._uid_processes(sandbox.UID_BASE + slot)
+    assert not sandbox._slots_in_use
+
+
+def test_refuses_without_network_isolation(monkeypatch):
+    monkeypatch.setitem(sandbox._state, "namespaces", False)
+    monkeypatch.setitem(sandbox._state, "reason", "unshare: Operation not permitted")
+    with pytest.raises(sandbox.SandboxError, match="allow_network=True"):
+        sandbox.run("print(1)")
+
+
+def test_run_many_keeps_order_and_uses_distinct_uids():
+    jobs = [(f"import time; time.sleep({0.3 if i % 2 == 0 else 0}); print(input() * 2)", str(i))
+            for i in range(6)]
+    results = sandbox.run_many(jobs, limits=FAST, workers=2)
+    assert [r.stdout for r in results] == [f"{i}{i}\n" for i in range(6)]
+    if ROOT:
+        assert len({sandbox_uid(r) for r in results}) >= 2
+
+
+# --- scoring helpers --------------------------------------------------------------------------
+
+def test_passes_asserts():
+    good = "def add(a, b):\n    return a + b\n\nassert add(1, 2) == 3\n"
+    assert sandbox.passes_asserts(good, FAST).ok
+    assert not sandbox.passes_asserts(good.replace("a + b", "a - b"), FAST).ok
+    early = "import sys\ndef add(a, b):\n    return a - b\nsys.exit(0)\nassert add(1, 2) == 3\n"
+    assert not sandbox.passes_asserts(early, FAST).ok
+    assert not sandbox.passes_asserts("while True: pass", Limits(wall_s=1, cpu_s=1)).ok
+
+
+def test_passes_io():
+    program = "n = int(input())\nfor i in range(n):\n    print(i, ' ')\n"
+    assert sandbox.passes_io(program, [("2\n", "0\n1"), ("3\n", "0\n1\n2\n\n")], FAST)
+    assert not sandbox.passes_io(program, [("2\n", "0\n1\n"), ("3\n", "0\n1\n")], FAST)
+    # stops at the first failure: the slow second case never runs
+    slow = "import time\nx = input()\nif x == 'slow': time.sleep(20)\nprint(x)"
+    start = time.monotonic()
+    assert not sandbox.passes_io(slow, [("a", "b"), ("slow", "slow")], Limits(wall_s=10))
+    assert time.monotonic() - start < 5
+    assert not sandbox.passes_io("import time; time.sleep(10)", [("", "")], Limits(wall_s=1))
+
+
+def test_passes_call():
+    leetcode = """
+class Solution:
+    def twoSum(self, nums: List[int], target: int) -> List[int]:
+        seen = {}
+        for i, x in enumerate(nums):
+            if target - x in seen:
+                return (seen[target - x], i)
+            seen[x] = i
+"""
+    cases = [([[2, 7, 11, 15], 9], [0, 1]), ([[3, 2, 4], 6], [1, 2])]
+    assert sandbox.passes_call(leetcode, "twoSum", cases, FAST)
+    assert not sandbox.passes_call(leetcode, "twoSum", [([[3, 2, 4], 6], [0, 2])], FAST)
+    function = "def square(x):\n    return x * x\n"
+    assert sandbox.passes_call(function, "square", [([3], 9), ([-2], 4)], FAST)
+    assert not sandbox.passes_call(function, "cube", [([3], 27)], FAST)
+    assert not sandbox.passes_call("def square(x):\n    raise ValueError\n", "square",
+                                   [([3], 9)], FAST)
+    assert not sandbox.passes_call("import sys\nsys.exit(0)\n", "square", [([3], 9)], FAST)
+    assert not sandbox.passes_call("import os\nos._exit(0)\n", "square", [([3], 9)], FAST)
+    assert not sandbox.passes_call("def square(x):\n    while True: pass\n", "square",
+                                   [([3], 9)], Limits(wall_s=1, cpu_s=1))

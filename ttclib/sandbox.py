@@ -1,0 +1,1083 @@
+"""Run untrusted, model-generated Python in a sandbox, and score it.
+
+Code benchmarks (HumanEval, MBPP, LiveCodeBench, CodeForces) execute what a model wrote. Each
+program runs in its own process tree with a wall-clock timeout and CPU, memory, process, file
+and output limits, without network, in a private scratch directory, and everything it started
+is killed when it ends or times out.
+
+>>> from ttclib import sandbox
+>>> r = sandbox.run("print(input()[::-1])", stdin="abc\\n", limits=sandbox.Limits(wall_s=5))
+>>> r.ok, r.stdout
+(True, 'cba\\n')
+>>> sandbox.passes_io("print(int(input()) * 2)", [("2\\n", "4"), ("5\\n", "10\\n")])
+True
+>>> sandbox.passes_call("def add(a, b):\\n    return a + b", "add", [([1, 2], 3)])
+True
+
+How it is contained (``Execution.isolation`` lists what was actually in force):
+
+- As root: the program runs as an unprivileged uid of its own (``uid:61000`` and up, one per
+  concurrent execution, locked with a file in ``$TTC_SANDBOX_DIR``, default
+  ``/var/lib/ttc-energy-sandbox``; no supplementary groups, ``no_new_privs``, no capability), so
+  ``RLIMIT_NPROC`` counts only its processes. It gets new network, PID, IPC and mount
+  namespaces: no interface but its own loopback, no view of the host's processes, and a file
+  system that is read-only everywhere except private, size-capped tmpfs mounts on ``/tmp`` (its
+  working directory ``/tmp/work`` is ``$HOME`` and ``$TMPDIR``), ``/var/tmp`` and ``/dev/shm``.
+  ``/dev`` holds only null, zero, full, random and urandom; the invoking user's home, ``/run``
+  (sockets of system services) and directories the uid could not traverse are hidden, and the
+  interpreter's own directories stay visible, read-only. When the program exits, whatever it
+  left running dies with its PID namespace and is counted in ``Execution.stray_processes``
+  (which makes ``ok`` false); after every run no process of the uid may remain.
+- As an ordinary user: the same namespaces inside a user namespace (the program keeps the
+  user's uid but holds no capability, cannot write outside its tmpfs, and cannot see or signal
+  the user's other processes); supplementary groups cannot be dropped there.
+- Where namespaces are unavailable (no user namespaces, a locked-down container), there is no
+  network or file-system isolation: :func:`run` refuses with :class:`SandboxError` unless the
+  caller passes ``allow_network=True``, and then runs with rlimits, a fresh process group and a
+  kill of every descendant it saw (and, as root, a uid of its own).
+
+The program runs as ``sys.executable -I main.py`` (site-packages such as numpy importable) with
+a minimal environment: nothing of the caller's (no secrets), one BLAS/OpenMP thread.
+Limits are per process except ``wall_s`` and ``processes``: a program may hold up to
+``processes * memory_mb`` in total (there is no cgroup); sandboxed processes are the OOM
+killer's first choice (``oom_score_adj`` 1000).
+
+Nothing of the sandbox runs in the caller's process: a small helper (``python -I -S``, source
+in ``_HELPER``) sets it up in fresh namespaces and reports back over a pipe.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import grp
+import pwd
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Limits", "Execution", "SandboxError", "run", "run_many", "passes_asserts", "passes_io",
+           "passes_call", "normalize_output"]
+
+UID_BASE = 61000          # sandbox uids are UID_BASE + slot (no passwd entry needed)
+UID_SLOTS = 64            # at most this many concurrent executions per machine (as root)
+WORKDIR = "/tmp/work"     # the program's working directory inside the namespaces
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be set up as asked (not: the program failed)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one execution."""
+
+    wall_s: float = 10.0        # wall-clock timeout, seconds (whole process tree)
+    cpu_s: float = 10.0         # RLIMIT_CPU per process, seconds (rounded up)
+    memory_mb: int = 1024       # RLIMIT_AS per process, MiB of address space
+    processes: int = 32         # RLIMIT_NPROC: processes the program may have at once
+    file_mb: int = 16           # RLIMIT_FSIZE: largest file it may write, MiB
+    open_files: int = 64        # RLIMIT_NOFILE: open file descriptors per process
+    output_kb: int = 256        # stdout and stderr each kept up to this many KiB; rest discarded
+    disk_mb: int = 64           # MiB of each private tmpfs: /tmp (with the work dir), /var/tmp, /dev/shm
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What one sandboxed program did."""
+
+    returncode: int | None      # exit status; -N when killed by signal N; None when timed out
+    timed_out: bool             # killed by the wall-clock timeout
+    stdout: str                 # decoded UTF-8 (invalid bytes replaced), at most output_kb KiB
+    stderr: str
+    wall_s: float               # seconds from start until the program's process tree ended
+    isolation: tuple[str, ...]  # protections in force, e.g. ("uid:61003", "netns", "mountns", ...)
+    stray_processes: int = 0    # processes still running when the program exited (all killed)
+
+    @property
+    def ok(self) -> bool:
+        """Exited 0 in time and left nothing running behind."""
+        return self.returncode == 0 and not self.timed_out and self.stray_processes == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def run(program: str, *, stdin: str = "", limits: Limits = Limits(),
+        allow_network: bool = False) -> Execution:
+    """Run Python source ``program`` with ``stdin`` as its standard input.
+
+    Raises :class:`SandboxError` when network isolation cannot be set up, unless
+    ``allow_network`` is true (network isolation is still used wherever it can be).
+    """
+    return _Run(program, stdin, limits, allow_network).execute()
+
+
+def run_many(jobs: Sequence[tuple[str, str]], *, limits: Limits = Limits(),
+             workers: int | None = None, allow_network: bool = False) -> list[Execution]:
+    """Run ``(program, stdin)`` pairs concurrently (``workers`` threads, default one per core);
+    results are in the order of ``jobs``."""
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs), UID_SLOTS))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
+        return list(pool.map(lambda job: run(job[0], stdin=job[1], limits=limits,
+                                             allow_network=allow_network), jobs))
+
+
+def passes_asserts(program: str, limits: Limits = Limits()) -> Execution:
+    """Run a program that ends with its tests (asserts); ``.ok`` is whether it passed.
+
+    A program that exits early with status 0 (``sys.exit(0)`` before the asserts) does not
+    pass: a line with a random token is appended, and it must have been reached.
+    """
+    token = secrets.token_hex(16)
+    source = (program + "\n\nimport os as _ttc_os, sys as _ttc_sys\n_ttc_sys.stdout.flush()\n"
+              f"_ttc_os.write(1, b'\\n{token}\\n')\n")
+    result = run(source, limits=limits)
+    reached = token in result.stdout
+    stdout = result.stdout.replace(f"\n{token}\n", "")
+    returncode = result.returncode
+    stderr = result.stderr
+    if returncode == 0 and not reached:
+        returncode = 1
+        stderr += "\n[sandbox] the program exited before reaching its end\n"
+    return dataclasses.replace(result, returncode=returncode, stdout=stdout, stderr=stderr)
+
+
+def normalize_output(text: str) -> str:
+    """Output as compared by :func:`passes_io`: trailing spaces of each line and trailing empty
+    lines removed."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+def passes_io(program: str, cases: Sequence[tuple[str, str]], limits: Limits = Limits()) -> bool:
+    """Whether ``program`` prints the expected output for every ``(stdin, expected stdout)``
+    case; stops at the first failing case. Each case is a separate execution."""
+    for given, expected in cases:
+        result = run(program, stdin=given, limits=limits)
+        if not result.ok or normalize_output(result.stdout) != normalize_output(expected):
+            return False
+    return True
+
+
+def passes_call(solution: str, func_name: str, cases: Sequence[tuple[list, object]],
+                limits: Limits = Limits()) -> bool:
+    """LeetCode-style check: call ``Solution().func_name(*args)`` (or the top-level function
+    ``func_name`` when there is no such class) for every ``(args, expected)`` case and compare
+    the return value with ``expected`` (tuples equal lists). All cases run in one execution, so
+    ``limits.wall_s`` covers them together. Arguments and results must be JSON values."""
+    token = secrets.token_hex(16)
+    payload = json.dumps({"token": token, "func": func_name, "source": solution,
+                          "cases": [[list(args), expected] for args, expected in cases]})
+    result = run(_CALL_HARNESS, stdin=payload, limits=limits)
+    return result.ok and result.stdout.rstrip("\n").rsplit("\n", 1)[-1] == token
+
+
+_CALL_HARNESS = r'''
+import json, os, sys
+
+def _ttc_main():
+    data = json.loads(sys.stdin.read())
+    sys.stdin = open(os.devnull)
+    token, func, source, cases = data["token"], data["func"], data["source"], data["cases"]
+    del data
+
+    def norm(x):
+        if isinstance(x, (list, tuple)):
+            return [norm(v) for v in x]
+        if isinstance(x, dict):
+            return {k: norm(v) for k, v in x.items()}
+        return x
+
+    try:
+        namespace = {"__name__": "solution", "__builtins__": __builtins__}
+        exec("from typing import *", namespace)     # annotations like List[int] need it
+        exec(compile(source, "solution.py", "exec"), namespace)
+        cls = namespace.get("Solution")
+        if isinstance(cls, type) and hasattr(cls, func):
+            call = lambda args: getattr(cls(), func)(*args)
+        elif callable(namespace.get(func)):
+            call = lambda args: namespace[func](*args)
+        else:
+            print(f"no Solution.{func} and no function {func}", file=sys.stderr)
+            return 1
+        for i, (args, expected) in enumerate(cases):
+            got = call(args)
+            if got != expected and norm(got) != norm(expected):
+                print(f"case {i}: expected {expected!r}, got {got!r}", file=sys.stderr)
+                return 1
+    except BaseException as exc:
+        import traceback
+        traceback.print_exc()
+        return 1
+    sys.stdout.flush()
+    os.write(1, ("\n" + token + "\n").encode())
+    return 0
+
+_ttc_code = _ttc_main()
+try:
+    sys.stdout.flush()
+    sys.stderr.flush()
+except BaseException:
+    pass
+os._exit(_ttc_code)
+'''
+
+
+# ---------------------------------------------------------------------------------------------
+# One execution (parent side)
+
+_state = {"namespaces": None}       # None: untried; False: unavailable here (with the reason)
+_state_lock = threading.Lock()
+_slots_in_use: set[int] = set()
+_interpreters: dict[str, list[str]] = {}
+
+
+def _minimal_env() -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def _program_env(workdir: str) -> dict[str, str]:
+    env = _minimal_env()
+    env.update(HOME=workdir, TMPDIR=workdir, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               # glibc reserves 64 MiB of address space per malloc arena (about one per thread),
+               # which RLIMIT_AS counts: without this a dozen threads exhaust 1 GiB
+               MALLOC_ARENA_MAX="2")
+    return env
+
+
+def _interpreter_paths(python: str) -> list[str]:
+    """Directories the interpreter needs (prefixes and its ``-I`` sys.path), resolved."""
+    with _state_lock:
+        if python in _interpreters:
+            return _interpreters[python]
+    code = ("import sys, json; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, "
+            "sys.base_exec_prefix] + sys.path))")
+    out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, check=True,
+                         env=_minimal_env(), cwd="/", timeout=60).stdout
+    paths = [os.path.dirname(os.path.realpath(python)), os.path.realpath(os.path.dirname(python))]
+    paths += [os.path.realpath(p) for p in json.loads(out) if p and os.path.isdir(p)]
+    paths = sorted(set(paths))
+    with _state_lock:
+        _interpreters[python] = paths
+    return paths
+
+
+def _state_dir() -> Path:
+    """Root-owned directory for uid locks and (without namespaces) work directories."""
+    return Path(os.environ.get("TTC_SANDBOX_DIR", "/var/lib/ttc-energy-sandbox"))
+
+
+def _uid_processes(uid: int) -> list[int]:
+    """Pids of processes with ``uid`` as real, effective, saved or file-system uid."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if str(uid) in line.split()[1:]:
+                            found.append(int(name))
+                        break
+        except OSError:
+            continue
+    return found
+
+
+def _kill_uid(uid: int, timeout_s: float = 10.0) -> None:
+    """SIGKILL every process of ``uid``: ``kill -9 -1`` run as that uid signals exactly the
+    processes it may signal, i.e. its own; repeated until none is left."""
+    kill = shutil.which("kill", path="/usr/bin:/bin") or "/bin/kill"
+    deadline = time.monotonic() + timeout_s
+    while _uid_processes(uid):
+        if time.monotonic() > deadline:
+            raise SandboxError(f"processes of sandbox uid {uid} survive SIGKILL: "
+                               f"{_uid_processes(uid)}")
+        subprocess.run([kill, "-9", "-1"], user=uid, group=uid, extra_groups=[], env={}, cwd="/",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+        time.sleep(0.005)
+
+
+class _Slot:
+    """An unprivileged uid (= gid) for one execution, unique on this machine while held."""
+
+    def __init__(self):
+        locks = _state_dir() / "locks"
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            os.chmod(_state_dir(), 0o711)
+            os.chmod(locks, 0o700)
+        except OSError as exc:
+            raise SandboxError(f"cannot prepare the sandbox state directory ({exc}); set "
+                               "TTC_SANDBOX_DIR to a root-owned directory") from exc
+        self.lock_fd = None
+        with _state_lock:
+            for slot in range(UID_SLOTS):
+                uid = UID_BASE + slot
+                if slot in _slots_in_use or _account_exists(uid):
+                    continue
+                fd = os.open(locks / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    continue
+                _slots_in_use.add(slot)
+                self.slot, self.uid, self.lock_fd = slot, uid, fd
+                break
+        if self.lock_fd is None:
+            raise SandboxError(f"all {UID_SLOTS} sandbox uids from {UID_BASE} are busy")
+        try:
+            _kill_uid(self.uid)         # leftovers of a crashed process (should not exist)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self):
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+            with _state_lock:
+                _slots_in_use.discard(self.slot)
+
+
+def _account_exists(uid: int) -> bool:
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+            return True
+        except KeyError:
+            pass
+    return False
+
+
+class _Run:
+    def __init__(self, program: str, stdin: str, limits: Limits, allow_network: bool):
+        self.program, self.stdin, self.limits = program, stdin, limits
+        self.allow_network = allow_network
+        self.root = os.geteuid() == 0
+        self.python = sys.executable
+
+    def execute(self) -> Execution:
+        namespaces = _state["namespaces"] is not False
+        if not namespaces and not self.allow_network:
+            raise _no_network_error(_state.get("reason", ""))
+        result = self._attempt(namespaces)
+        if isinstance(result, Execution):
+            return result
+        # the namespaces could not be set up
+        with _state_lock:
+            _state["namespaces"], _state["reason"] = False, result
+        if not self.allow_network:
+            raise _no_network_error(result)
+        return self._attempt(False)
+
+    def _attempt(self, namespaces: bool) -> Execution | str:
+        slot = _Slot() if self.root else None
+        workdir = None
+        try:
+            if namespaces:
+                workdir = WORKDIR
+            else:
+                workdir = self._plain_workdir(slot)
+            cfg = self._config(namespaces, slot, workdir)
+            return _Process(cfg, self.stdin, self.limits, slot).wait()
+        finally:
+            try:
+                if workdir and not namespaces:
+                    shutil.rmtree(workdir, ignore_errors=True)
+            finally:
+                if slot is not None:
+                    slot.release()
+
+    def _nproc_base(self, namespaces: bool) -> int:
+        """RLIMIT_NPROC counts the uid's processes: a sandbox uid has none; in a user namespace
+        the helper and the namespace's init count too; without namespaces, as an ordinary user,
+        all the user's processes count."""
+        if self.root:
+            return 0
+        return 2 if namespaces else len(_uid_processes(os.getuid()))
+
+    def _plain_workdir(self, slot: _Slot | None) -> str:
+        if slot is None:
+            workdir = tempfile.mkdtemp(prefix="ttc-sandbox-")
+        else:
+            _check_reachable(self.python)
+            runs = _state_dir() / "runs"
+            runs.mkdir(parents=True, exist_ok=True)
+            os.chmod(runs, 0o711)
+            workdir = tempfile.mkdtemp(prefix=f"{slot.uid}-", dir=runs)
+            os.chown(workdir, slot.uid, slot.uid)
+        path = os.path.join(workdir, "main.py")
+        with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
+            f.write(self.program)
+        if slot is not None:
+            os.chown(path, slot.uid, slot.uid)
+        return workdir
+
+    def _config(self, namespaces: bool, slot: _Slot | None, workdir: str) -> dict:
+        home = os.path.realpath(os.path.expanduser("~"))
+        hide = [p for p in {home, os.path.realpath("/run"), os.path.realpath("/var/run")}
+                if p != "/" and os.path.isdir(p)]
+        limits = self.limits
+        return {
+            "python": self.python,
+            "program": self.program,
+            "namespaces": namespaces,
+            "userns": namespaces and not self.root,
+            "uid": slot.uid if slot else None,
+            "workdir": workdir,
+            "env": _program_env(workdir),
+            "expose": _interpreter_paths(self.python) if namespaces else [],
+            "hide": sorted(hide),
+            "disk_mb": limits.disk_mb,
+            "rlimits": {
+                "CPU": math.ceil(limits.cpu_s),
+                "AS": limits.memory_mb * 2**20,
+                "NPROC": limits.processes + self._nproc_base(namespaces),
+                "FSIZE": limits.file_mb * 2**20,
+                "NOFILE": limits.open_files,
+            },
+        }
+
+
+def _check_reachable(python: str) -> None:
+    """Without a mount namespace the sandbox uid must be able to reach the interpreter."""
+    for path in _interpreter_paths(python):
+        parts = Path(path).parts
+        for i in range(2, len(parts) + 1):
+            ancestor = Path(*parts[:i])
+            if not ancestor.stat().st_mode & 0o001:
+                raise SandboxError(f"the sandbox uid cannot reach the interpreter: {ancestor} is "
+                                   "not searchable by other users")
+
+
+def _no_network_error(reason: str) -> SandboxError:
+    return SandboxError(f"cannot isolate the sandbox from the network ({reason}); pass "
+                        "allow_network=True to run without network and file-system isolation")
+
+
+class _Process:
+    """The helper process tree of one execution and the parent's event loop around it."""
+
+    def __init__(self, cfg: dict, stdin: str, limits: Limits, slot: _Slot | None):
+        self.cfg, self.limits, self.slot = cfg, limits, slot
+        self.cap = limits.output_kb * 1024
+        self.out = {"stdout": bytearray(), "stderr": bytearray()}
+        self.dropped = {"stdout": 0, "stderr": 0}
+        self.report = bytearray()
+        self.pending = {"cfg": json.dumps(cfg).encode(),
+                        "stdin": stdin.encode("utf-8", "surrogatepass")}
+        self.proc = None
+        self.init_pidfd = None
+        self.descendants: dict[int, object] = {}
+        self.timed_out = False
+
+    def wait(self) -> Execution | str:
+        start = time.monotonic()
+        cfg_r, cfg_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        self.fds = {cfg_r, cfg_w, rep_r, rep_w}
+        h_pidfd = None
+        try:
+            self.proc = subprocess.Popen(
+                [self.cfg["python"], "-I", "-S", "-c", _HELPER, str(cfg_r), str(rep_w),
+                 str(os.getpid())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(cfg_r, rep_w), env=_minimal_env(), cwd="/", start_new_session=True)
+            self._close(cfg_r)
+            self._close(rep_w)
+            h_pidfd = _pidfd(self.proc.pid)
+            if h_pidfd is not None:
+                self.fds.add(h_pidfd)
+            self._loop(start + self.limits.wall_s, cfg_w, rep_r, h_pidfd)
+            wall_s = time.monotonic() - start
+            self._stop(h_pidfd)
+            self._drain(rep_r)
+        finally:
+            # also on exceptions and KeyboardInterrupt: nothing of the run may survive it
+            self._stop(h_pidfd)
+            for fd in list(self.fds):
+                self._close(fd)
+            streams = (self.proc.stdin, self.proc.stdout, self.proc.stderr) if self.proc else ()
+            for stream in streams:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            if self.slot is not None:
+                _kill_uid(self.slot.uid)
+        return self._result(wall_s)
+
+    def _loop(self, deadline: float, cfg_w: int, rep_r: int, h_pidfd: int | None) -> None:
+        sel = selectors.DefaultSelector()
+        readers = {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr",
+                   rep_r: "report"}
+        writers = {cfg_w: "cfg", self.proc.stdin.fileno(): "stdin"}
+        for fd in list(readers) + list(writers):
+            os.set_blocking(fd, False)
+        for fd in readers:
+            sel.register(fd, selectors.EVENT_READ)
+        if h_pidfd is not None:
+            sel.register(h_pidfd, selectors.EVENT_READ)
+        sel.register(cfg_w, selectors.EVENT_WRITE)   # stdin only after the config
+        plain = not self.cfg["namespaces"]
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.timed_out = True
+                    return
+                tick = min(remaining, 0.1 if plain or h_pidfd is None else remaining)
+                for key, _ in sel.select(tick):
+                    fd = key.fd
+                    if fd == h_pidfd:
+                        return
+                    if fd in readers:
+                        if not self._read(fd, readers[fd]):
+                            sel.unregister(fd)
+                            del readers[fd]
+                        if fd == rep_r:
+                            self._watch_init()
+                    elif fd in writers:
+                        if not self._write(fd, writers[fd]):
+                            sel.unregister(fd)
+                            if writers.pop(fd) == "cfg":
+                                self._close(cfg_w)
+                                stdin_fd = self.proc.stdin.fileno()
+                                if stdin_fd in writers:
+                                    sel.register(stdin_fd, selectors.EVENT_WRITE)
+                            else:
+                                self.proc.stdin.close()
+                if plain:
+                    self._note_descendants()
+                if h_pidfd is None and _exited(self.proc.pid):
+                    return
+        finally:
+            sel.close()
+
+    def _read(self, fd: int, name: str) -> bool:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        if name == "report":
+            self.report += chunk[: max(0, 1_000_000 - len(self.report))]
+            return True
+        buf = self.out[name]
+        keep = max(0, self.cap - len(buf))
+        buf += chunk[:keep]
+        self.dropped[name] += len(chunk) - min(keep, len(chunk))
+        return True
+
+    def _write(self, fd: int, name: str) -> bool:
+        data = self.pending[name]
+        if not data:
+            return False
+        try:
+            n = os.write(fd, data[:65536])
+        except BlockingIOError:
+            return True
+        except OSError:                      # the reader is gone (EPIPE)
+            return False
+        self.pending[name] = data[n:]
+        return bool(self.pending[name])
+
+    def _messages(self) -> list[dict]:
+        messages = []
+        for line in bytes(self.report).splitlines():
+            try:
+                messages.append(json.loads(line))
+            except ValueError:
+                pass
+        return messages
+
+    def _watch_init(self) -> None:
+        """Hold a pidfd on the PID namespace's init once the helper has reported it; killing
+        init kills everything in the namespace."""
+        if self.init_pidfd is not None:
+            return
+        for message in self._messages():
+            if "init_pid" in message:
+                pid = message["init_pid"]
+                fd = _pidfd(pid)
+                # the pid is the helper's child right now, so the pidfd is that child's
+                if fd is not None and _parent_of(pid) == self.proc.pid:
+                    self.init_pidfd = fd
+                    self.fds.add(fd)
+                else:
+                    _close(fd)
+                return
+
+    def _note_descendants(self) -> None:
+        try:
+            import psutil
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                self.descendants.setdefault(child.pid, child)
+        except Exception:
+            pass
+
+    def _stop(self, h_pidfd: int | None) -> None:
+        """SIGKILL the whole tree and reap the helper (idempotent)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self._watch_init()
+        if self.init_pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+        if not self.cfg["namespaces"]:
+            self._note_descendants()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)   # the helper is unreaped: pgid still ours
+        except OSError:
+            pass
+        for child in self.descendants.values():
+            try:
+                child.kill()                            # psutil checks the pid was not reused
+            except Exception:
+                pass
+        for fd in (self.init_pidfd, h_pidfd):
+            if fd is not None:
+                selectors_wait(fd, 10.0)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise SandboxError(f"sandbox helper {self.proc.pid} survives SIGKILL") from None
+
+    def _close(self, fd: int) -> None:
+        """Close a descriptor of ours exactly once (a second close could hit another thread's)."""
+        if fd in self.fds:
+            self.fds.discard(fd)
+            _close(fd)
+
+    def _drain(self, rep_r: int) -> None:
+        """Read what is left in the pipes (every writer is dead by now)."""
+        deadline = time.monotonic() + 1.0
+        for name, fd in (("stdout", self.proc.stdout.fileno()),
+                         ("stderr", self.proc.stderr.fileno()), ("report", rep_r)):
+            os.set_blocking(fd, False)
+            while time.monotonic() < deadline:
+                try:
+                    if not self._read(fd, name):
+                        break
+                except BlockingIOError:
+                    break
+                if not selectors_wait(fd, max(0.0, deadline - time.monotonic())):
+                    break
+
+    def _result(self, wall_s: float) -> Execution | str:
+        messages = self._messages()
+        tags, status, strays, error = [], None, 0, None
+        for m in messages:
+            tags += m.get("tags", [])
+            if "status" in m:
+                status, strays = m["status"], m.get("strays", 0)
+            error = error or m.get("error")
+        if error and not self.timed_out:
+            if any(m.get("stage") == "namespaces" for m in messages):
+                return error
+            raise SandboxError(f"sandbox setup failed: {error}")
+        if self.timed_out:
+            returncode = None
+        elif status is not None:
+            returncode = os.waitstatus_to_exitcode(status)
+        else:
+            returncode = self.proc.returncode
+        tags.append("pgroup")
+        text = {}
+        for name, buf in self.out.items():
+            text[name] = bytes(buf).decode("utf-8", errors="replace")
+            if self.dropped[name]:
+                text[name] += f"\n[sandbox: {self.dropped[name]} more bytes discarded]\n"
+        return Execution(returncode=returncode, timed_out=self.timed_out, stdout=text["stdout"],
+                         stderr=text["stderr"], wall_s=round(wall_s, 4),
+                         isolation=tuple(dict.fromkeys(tags)), stray_processes=strays)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _exited(pid: int) -> bool:
+    """Whether child ``pid`` has exited, without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def selectors_wait(fd: int, timeout: float) -> bool:
+    """Wait until ``fd`` is readable (a pidfd: the process has exited)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        return bool(sel.select(timeout))
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The helper: ``python -I -S -c _HELPER <config fd> <report fd>``, started in a new session.
+# It reads its configuration (including the program) from the config pipe and writes JSON lines
+# to the report pipe. With namespaces it unshares them, builds the file system, and forks the
+# PID namespace's init (I); I mounts /proc, writes the program, forks the program's process (P)
+# and, when P exits, reports its status and how many processes P left, then exits, which kills
+# them. P sets the rlimits, drops to the sandbox uid and executes the interpreter. Nothing here
+# runs in the caller's process: every mount happens in a fresh mount namespace, checked first.
+
+_HELPER = r'''
+import ctypes, json, os, signal, sys, time
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x00020000, 0x08000000, 0x10000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
+MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+OPTION_FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
+                "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
+
+CFG_FD, REPORT_FD, CALLER = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                       ctypes.c_char_p]
+libc.unshare.argtypes = [ctypes.c_int]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                       ctypes.c_ulong]
+STAGE = ["setup"]
+
+
+def report(**message):
+    os.write(REPORT_FD, (json.dumps(message) + "\n").encode())
+
+
+def check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+
+
+def mount(source, target, fstype, flags, data=None):
+    enc = lambda s: None if s is None else s.encode()
+    check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
+          "mount %s on %s" % (source or fstype or "", target))
+
+
+def prctl(option, value):
+    check(libc.prctl(option, value, 0, 0, 0), "prctl(%d)" % option)
+
+
+def unescape(path):
+    out, i = "", 0
+    while i < len(path):
+        if path[i] == "\\" and path[i + 1:i + 4].isdigit():
+            out += chr(int(path[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += path[i]
+            i += 1
+    return out
+
+
+def mountinfo():
+    """[(mount point, flags to keep on a bind remount)] in mount order."""
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            flags = 0
+            for option in fields[5].split(","):
+                flags |= OPTION_FLAGS.get(option, 0)
+            if not flags & (MS_NOATIME | MS_RELATIME):
+                flags |= MS_STRICTATIME
+            mounts.append((unescape(fields[4]), flags))
+    return mounts
+
+
+def under(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def containing_mount(path, mounts):
+    best = ("/", 0)
+    for point, flags in mounts:
+        if under(path, point) and len(point) >= len(best[0]):
+            best = (point, flags)
+    return best[1]
+
+
+def remount_ro(target, flags):
+    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & ~MS_RDONLY))
+
+
+def build_filesystem(cfg, tags):
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mounts = mountinfo()
+    for point, flags in mounts:                 # everything read-only, in this namespace only
+        try:
+            remount_ro(point, flags)
+        except OSError:
+            if not any(under(point, top) for top in ("/proc", "/sys", "/dev")):
+                raise
+    tags.append("rofs")
+    expose = sorted(set(cfg["expose"]))
+    expose = [p for p in expose if not any(q != p and under(p, q) for q in expose)]
+    hide = set(p for p in cfg["hide"] if not any(under(p, e) for e in expose))
+    if not cfg["userns"]:     # directories the sandbox uid could not traverse to the interpreter
+        for path in expose:
+            parts = path.strip("/").split("/")
+            for i in range(1, len(parts)):
+                ancestor = "/" + "/".join(parts[:i])
+                if not os.stat(ancestor).st_mode & 0o001:
+                    hide.add(ancestor)
+    hide = sorted(p for p in hide if os.path.isdir(p) and not os.path.islink(p))
+    hide = [p for p in hide if not any(q != p and under(p, q) for q in hide)]
+    for top in hide:
+        cover(top, MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=1024,mode=0755", expose, mounts)
+        remount_ro(top, MS_NOSUID | MS_NODEV | MS_RELATIME)
+    if hide:
+        tags.append("hide:" + ",".join(hide))
+    nodes = [n for n in ("null", "zero", "full", "random", "urandom")
+             if os.path.exists("/dev/" + n)]
+    handles = [(n, os.open("/dev/" + n, os.O_PATH | os.O_CLOEXEC)) for n in nodes]
+    cover("/dev", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755", expose, mounts)
+    for name, fd in handles:
+        os.close(os.open("/dev/" + name, os.O_CREAT | os.O_WRONLY, 0o666))
+        mount("/proc/self/fd/%d" % fd, "/dev/" + name, None, MS_BIND)
+        os.close(fd)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, "/dev/" + name)
+    os.mkdir("/dev/shm", 0o755)
+    tags.append("mindev")
+    options = "size=%dm,nr_inodes=4096,mode=1777" % cfg["disk_mb"]
+    for path in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(path) and not os.path.islink(path):
+            cover(path, MS_NOSUID | MS_NODEV, options, expose, mounts)
+    remount_ro("/dev", MS_NOSUID | MS_NOEXEC | MS_RELATIME)
+    tags.append("tmpfs:%dm" % cfg["disk_mb"])
+
+
+def cover(top, flags, options, expose, mounts):
+    """Mount a fresh tmpfs on ``top``; the exposed paths below it stay visible, read-only."""
+    inside = [p for p in expose if under(p, top) and p != top]
+    handles = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)) for p in inside]
+    mount("tmpfs", top, "tmpfs", flags, options)
+    for path, fd in handles:
+        os.makedirs(path, 0o755, exist_ok=True)
+        mount("/proc/self/fd/%d" % fd, path, None, MS_BIND | MS_REC)
+        remount_ro(path, containing_mount(path, mounts))
+        os.close(fd)
+
+
+def loopback_up():
+    import fcntl, socket, struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, request))[1]     # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))          # SIOCSIFFLAGS
+
+
+def close_stdio():
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def exec_program(cfg, tags):
+    """Limits, privileges, exec: the program's own process."""
+    import resource
+    STAGE[0] = "program"
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for name, value in cfg["rlimits"].items():
+        if name == "CPU":
+            value = (value, value + 1)          # SIGXCPU, then SIGKILL a second later
+        else:
+            value = (value, value)
+        resource.setrlimit(getattr(resource, "RLIMIT_" + name), value)
+    tags.append("rlimits")
+    uid = cfg["uid"]
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        tags.append("uid:%d" % uid)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)     # after the uid change, which clears it
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    tags.append("nonewprivs")
+    os.chdir(cfg["workdir"])
+    report(tags=tags)
+    os.set_inheritable(REPORT_FD, False)
+    os.execve(cfg["python"], [cfg["python"], "-I", "main.py"], cfg["env"])
+
+
+def count_live():
+    """Reap what has exited; count the rest (this namespace's /proc, without init)."""
+    live = 0
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != "1":
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        live += 1
+            except (OSError, IndexError):
+                pass
+    return live
+
+
+def parent_pid():
+    """The parent's pid as the (still original) /proc sees it; getppid() says 0 in a new PID
+    namespace."""
+    with open("/proc/self/status") as f:
+        return int([line for line in f if line.startswith("PPid:")][0].split()[1])
+
+
+def init(cfg, helper):
+    """PID 1 of the new PID namespace."""
+    STAGE[0] = "init"
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent_pid() != helper:                  # the helper died before the line above
+        os._exit(125)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    work, uid = cfg["workdir"], cfg["uid"]
+    os.mkdir(work, 0o700)
+    fd = os.open(work + "/main.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, cfg["program"].encode("utf-8", "surrogatepass"))
+    os.close(fd)
+    if uid is not None:
+        os.chown(work, uid, uid)
+        os.chown(work + "/main.py", uid, uid)
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            exec_program(cfg, ["oomfirst"])
+        except BaseException as exc:
+            report(error="%s: %r" % (STAGE[0], exc), stage=STAGE[0])
+        os._exit(125)
+    close_stdio()
+    while True:
+        child, status = os.waitpid(-1, 0)
+        if child == pid:
+            break
+    live, deadline = count_live(), time.monotonic() + 0.05
+    while live and time.monotonic() < deadline:
+        time.sleep(0.005)
+        live = count_live()
+    report(status=status, strays=live)
+    os._exit(0)
+
+
+def main():
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != CALLER:                  # the caller died before the line above
+        os._exit(125)
+    data = b""
+    while True:
+        chunk = os.read(CFG_FD, 1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    os.close(CFG_FD)
+    cfg = json.loads(data)
+    os.umask(0o022)
+    if not cfg["namespaces"]:
+        os.chdir(cfg["workdir"])
+        exec_program(cfg, [])
+    STAGE[0] = "namespaces"
+    tags = []
+    before = os.readlink("/proc/self/ns/mnt")
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC
+    if cfg["userns"]:
+        uid, gid = os.getuid(), os.getgid()
+        check(libc.unshare(flags | CLONE_NEWUSER), "unshare")
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write("%d %d 1" % (uid, uid))
+        with open("/proc/self/gid_map", "w") as f:
+            f.write("%d %d 1" % (gid, gid))
+        tags.append("userns")
+    else:
+        check(libc.unshare(flags), "unshare")
+    if os.readlink("/proc/self/ns/mnt") == before:
+        raise OSError("unshare(CLONE_NEWNS) left the mount namespace unchanged")
+    tags += ["netns", "pidns", "ipcns", "mountns"]
+    try:
+        loopback_up()
+    except OSError:
+        pass
+    build_filesystem(cfg, tags)
+    report(tags=tags)
+    STAGE[0] = "fork"
+    helper = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            init(cfg, helper)
+        except BaseException as exc:
+            report(error="%s: %r" % (STAGE[0], exc), stage=STAGE[0])
+        os._exit(125)
+    report(init_pid=pid)
+    close_stdio()
+    os.waitpid(pid, 0)
+    os._exit(0)
+
+
+try:
+    main()
+except BaseException as exc:
+    report(error="%s: %r" % (STAGE[0], exc), stage=STAGE[0])
+    os._exit(125)
+'''

@@ -1,0 +1,354 @@
+"""Hostile programs that :mod:`ttclib.sandbox` must contain, and the check that it did.
+
+Used by ``tests/test_sandbox.py`` and ``scripts/bench_sandbox.py``. Each program is written so
+that exit status 0 means its attack worked (a fork bomb or endless loop never exits): contained
+means it scored as a failure *and* left no trace — canary directories intact, nothing written
+outside the sandbox, the test's secret not in its output, no connection to the test's listener,
+no process of the sandbox left, the caller alive.
+
+>>> from ttclib import sandbox_probes
+>>> outcome = sandbox_probes.check_contained("infinite_loop")     # doctest: +SKIP
+>>> outcome.contained, outcome.problems                             # doctest: +SKIP
+(True, ())
+
+Templates are filled by plain replacement of ``@NAME@`` markers: ``@CANARIES@`` and ``@ESCAPES@``
+(lists of paths), ``@PORT@`` (a listener on 127.0.0.1), ``@SECRET_NAME@`` (an environment
+variable the caller holds), ``@PARENT_PID@`` and ``@CALLER_HOME@``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import sandbox
+from .sandbox import Execution, Limits
+
+SECRET_NAME = "TTC_TEST_SECRET"   # set to a random value in the caller while a probe runs
+
+# Short limits: every hostile program is killed within seconds.
+PROBE_LIMITS = Limits(wall_s=3.0, cpu_s=2.0, memory_mb=512, processes=32, output_kb=64)
+
+HOSTILE_PROGRAMS: dict[str, str] = {
+    # 1. classic fork bomb; every process keeps forking
+    "fork_bomb": """\
+import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+""",
+    # 2. delete the home directory and the caller's canaries, in Python and with rm -rf (the
+    #    caller's real home is never a target: the canaries stand in for it)
+    "rm_home": """\
+import os, shutil, subprocess
+home = os.path.expanduser("~")
+own_home = home not in ("/", "@CALLER_HOME@") and os.path.isabs(home)
+targets = ([home] if own_home else []) + @CANARIES@
+existed = [t for t in @CANARIES@ if os.path.exists(t)]
+for target in targets:
+    subprocess.run(["rm", "-rf", "--", target])
+    shutil.rmtree(target, ignore_errors=True)
+deleted = [t for t in existed if not os.path.exists(t)]
+raise SystemExit(0 if deleted else 1)      # 0: some canary it could see is gone
+""",
+    # 3. reach the caller's listener and the internet (TCP and UDP)
+    "network": """\
+import socket
+reached = []
+for address in [("127.0.0.1", @PORT@), ("1.1.1.1", 53), ("8.8.8.8", 443)]:
+    try:
+        socket.create_connection(address, timeout=1).close()
+        reached.append(address)
+    except OSError as exc:
+        print("blocked", address, exc)
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1)
+    s.sendto(b"\\x00" * 12, ("1.1.1.1", 53))
+    s.recvfrom(512)
+    reached.append("udp 1.1.1.1:53")
+except OSError as exc:
+    print("blocked udp", exc)
+raise SystemExit(0 if reached else 1)
+""",
+    # 4. burn CPU forever
+    "infinite_loop": """\
+while True:
+    pass
+""",
+    # 5. allocate 50 GB at once, by growing a list, and with numpy
+    "memory_50gb": """\
+block = bytearray(50 * 2**30)
+print(len(block))
+""",
+    "memory_growth": """\
+chunks = []
+while sum(map(len, chunks)) < 50 * 2**30:
+    chunks.append(bytearray(2**27))
+    chunks[-1][::4096] = b"x" * len(range(0, 2**27, 4096))
+""",
+    "memory_numpy": """\
+import numpy as np
+a = np.ones(50 * 2**30 // 8)
+print(a.sum())
+""",
+    # 6. write outside the work directory
+    "write_outside": """\
+import os
+written = []
+for path in @ESCAPES@ + [os.path.join(d, "escaped.txt") for d in @CANARIES@]:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("escaped")
+        written.append(path)
+    except OSError as exc:
+        print("blocked", path, exc)
+raise SystemExit(0 if len(written) == len(@ESCAPES@) + len(@CANARIES@) else 1)
+""",
+    # 7. read the caller's environment
+    "read_secrets": """\
+import os
+name = "@SECRET_NAME@"
+found = []
+print(dict(os.environ))
+for path in ["/proc/@PARENT_PID@/environ", "/proc/1/environ"] + [
+        "/proc/%s/environ" % p for p in os.listdir("/proc") if p.isdigit()]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        print(path, data)
+        if name.encode() in data:
+            found.append(path)
+    except OSError as exc:
+        print("blocked", path, exc)
+if name in os.environ:
+    found.append("os.environ")
+raise SystemExit(0 if found else 1)
+""",
+    # 8. leave a daemon behind (setsid + double fork, and via setsid(1)) and exit 0 at once
+    "daemon": """\
+import os, subprocess, time
+subprocess.Popen(["setsid", "sleep", "3600"], start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(3600)
+    os._exit(0)
+os.wait()
+""",
+    # 9. flood stdout
+    "stdout_flood": """\
+while True:
+    print("x" * 10000)
+""",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one hostile program fared."""
+
+    name: str
+    contained: bool
+    problems: tuple[str, ...]   # why not contained (empty when contained)
+    execution: Execution | None  # None when the sandbox itself raised
+    wall_s: float               # seconds the check took, setup and cleanup included
+
+
+class PreflightError(RuntimeError):
+    """The sandbox does not limit processes or network here: hostile probes must not run."""
+
+
+def preflight(limits: Limits = PROBE_LIMITS) -> Execution:
+    """Check, with harmless bounded programs, that process and network limits are in force
+    before any fork bomb runs. Raises :class:`PreflightError` otherwise."""
+    program = f"""\
+import os, resource, socket, time
+print("nproc", resource.getrlimit(resource.RLIMIT_NPROC)[0])
+print("uid", os.getuid())
+forked = 0
+for _ in range({limits.processes + 8}):       # bounded: at most this many children
+    try:
+        if os.fork() == 0:
+            time.sleep(1)
+            os._exit(0)
+        forked += 1
+    except OSError:
+        break
+print("forked", forked)
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=1)
+    print("network yes")
+except OSError:
+    print("network no")
+"""
+    result = sandbox.run(program, limits=limits)
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    problems = []
+    if int(lines.get("forked", 10**6)) >= limits.processes:
+        problems.append(f"forked {lines.get('forked')} children with processes={limits.processes}")
+    if lines.get("network") != "no":
+        problems.append("network reachable")
+    if lines.get("uid") == "0":
+        problems.append("runs as root")
+    if result.timed_out or problems:
+        raise PreflightError(f"{'; '.join(problems) or 'timed out'}: {result}")
+    return result
+
+
+def _sandbox_uid(execution: Execution | None) -> int | None:
+    for tag in execution.isolation if execution else ():
+        if tag.startswith("uid:"):
+            return int(tag[4:])
+    return None
+
+
+def _make_canary(parent: Path, writable: bool) -> tuple[Path, dict[str, str]]:
+    canary = Path(tempfile.mkdtemp(prefix="ttc-canary-", dir=parent))
+    files = {"canary.txt": secrets.token_hex(8), "sub/keep.txt": secrets.token_hex(8)}
+    for rel, text in files.items():
+        (canary / rel).parent.mkdir(exist_ok=True)
+        (canary / rel).write_text(text)
+    if writable:                  # only the read-only mounts stop the sandbox from writing here
+        for path in [canary, canary / "sub", *(canary / rel for rel in files)]:
+            path.chmod(0o777 if path.is_dir() else 0o666)
+    else:
+        canary.chmod(0o755)
+    return canary, files
+
+
+def _canary_problems(canary: Path, files: dict[str, str]) -> list[str]:
+    problems = []
+    for rel, text in files.items():
+        try:
+            if (canary / rel).read_text() != text:
+                problems.append(f"canary {canary / rel} changed")
+        except OSError:
+            problems.append(f"canary {canary / rel} gone")
+    if canary.exists():
+        present = {str(p.relative_to(canary)) for p in canary.rglob("*") if p.is_file()}
+        if present - set(files):
+            problems.append(f"new files in canary {canary}: {sorted(present - set(files))}")
+    return problems
+
+
+def visible_canary_parent() -> Path | None:
+    """Where to put a world-writable canary that the sandbox can see (so that only read-only
+    mounts protect it): ``$TTC_PROBE_CANARY_DIR``, else, as root, the sandbox state directory."""
+    if os.environ.get("TTC_PROBE_CANARY_DIR"):
+        return Path(os.environ["TTC_PROBE_CANARY_DIR"])
+    if os.geteuid() == 0:
+        parent = sandbox._state_dir() / "canaries"
+        parent.mkdir(parents=True, exist_ok=True)
+        parent.chmod(0o711)
+        return parent
+    return None
+
+
+def check_contained(name: str, limits: Limits = PROBE_LIMITS,
+                    canary_dir: str | os.PathLike | None = None) -> Outcome:
+    """Run hostile program ``name`` and check everything it must not have achieved.
+
+    Canaries: a directory owned by the caller in ``canary_dir`` (default: a new temporary
+    directory) and a world-writable one that the sandbox can see (:func:`visible_canary_parent`).
+    Call :func:`preflight` once before.
+    """
+    start = time.monotonic()
+    tag = secrets.token_hex(6)
+    secret_name, secret = SECRET_NAME, secrets.token_hex(16)
+    saved_secret = os.environ.get(secret_name)
+    cleanup: list[Path] = []
+    canaries: list[tuple[Path, dict[str, str]]] = []
+    own_dir = canary_dir is None
+    if own_dir:
+        canary_dir = tempfile.mkdtemp(prefix="ttc-probe-")
+        cleanup.append(Path(canary_dir))
+    canaries.append(_make_canary(Path(canary_dir), writable=False))
+    visible = visible_canary_parent()
+    if visible is not None:
+        canaries.append(_make_canary(visible, writable=True))
+        cleanup.append(canaries[-1][0])
+    home = Path(os.path.expanduser("~"))
+    escapes = [Path(tempfile.gettempdir()) / f"ttc-escape-{tag}", home / f"ttc-escape-{tag}",
+               Path(canary_dir) / f"ttc-escape-{tag}"]
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    source = (HOSTILE_PROGRAMS[name]
+              .replace("@CANARIES@", repr([str(c) for c, _ in canaries]))
+              .replace("@ESCAPES@", repr([str(e) for e in escapes]))
+              .replace("@PORT@", str(listener.getsockname()[1]))
+              .replace("@SECRET_NAME@", secret_name)
+              .replace("@PARENT_PID@", str(os.getpid()))
+              .replace("@CALLER_HOME@", str(home)))
+    problems: list[str] = []
+    execution = None
+    os.environ[secret_name] = secret
+    try:
+        try:
+            execution = sandbox.run(source, limits=limits)
+        except sandbox.SandboxError as exc:
+            problems.append(f"sandbox error: {exc}")
+        finally:
+            if saved_secret is None:
+                os.environ.pop(secret_name, None)
+            else:
+                os.environ[secret_name] = saved_secret
+        if execution is not None:
+            if execution.ok:
+                problems.append("scored as success")
+            if execution.wall_s > limits.wall_s + 2:
+                problems.append(f"took {execution.wall_s:.1f} s (limit {limits.wall_s} s)")
+            if secret in execution.stdout or secret in execution.stderr:
+                problems.append("secret leaked")
+            if len(execution.stdout) > limits.output_kb * 1024 + 200:
+                problems.append(f"stdout not capped ({len(execution.stdout)} chars)")
+        for canary, files in canaries:
+            problems += _canary_problems(canary, files)
+        problems += [f"wrote {e}" for e in escapes if os.path.lexists(e)]
+        try:
+            connection, peer = listener.accept()
+            connection.close()
+            problems.append(f"listener got a connection from {peer}")
+        except BlockingIOError:
+            pass
+        uid = _sandbox_uid(execution)
+        if uid is not None and sandbox._uid_processes(uid):
+            problems.append(f"processes of uid {uid} left: {sandbox._uid_processes(uid)}")
+        if not _can_fork():
+            problems.append("the caller can no longer start processes")
+    finally:
+        listener.close()
+        for path in escapes:          # only ever present when containment failed
+            if os.path.lexists(path):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+        if not own_dir:
+            for canary, _ in canaries[:1]:
+                shutil.rmtree(canary, ignore_errors=True)
+    return Outcome(name=name, contained=not problems, problems=tuple(problems),
+                   execution=execution, wall_s=round(time.monotonic() - start, 3))
+
+
+def _can_fork() -> bool:
+    try:
+        return subprocess.run(["true"], timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def check_all(limits: Limits = PROBE_LIMITS, canary_dir=None) -> list[Outcome]:
+    """:func:`preflight`, then every hostile program in turn."""
+    preflight(limits)
+    return [check_contained(name, limits, canary_dir) for name in HOSTILE_PROGRAMS]
