@@ -64,6 +64,7 @@ def test_gsm_symbolic_offline_levels_follow_solution_steps():
 def test_packaged_sets_need_no_data():
     he = benchmarks.get("humaneval").load(per_level=None)
     assert len(he) == 164 and he[0].id == "HumanEval/0"
+    assert Counter(p.difficulty for p in he) == {"easy": 57, "medium": 52, "hard": 55}
     mt = benchmarks.get("mtbench").load(per_level=None)
     assert len(mt) == 80 and Counter(p.subset for p in mt) == {c: 10 for c in Counter(p.subset for p in mt)}
     assert benchmarks.get("mtbench").grade("Any answer.", mt[0]) == (None, None)

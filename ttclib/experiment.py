@@ -391,24 +391,27 @@ class _Execution:
 
         q = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)
         split = [answers.split_reasoning(t, expect_think=self.strategy.reasoning) for t in q.text]
-        q["truncated"] = [r.truncated for r in split]
-        q["answer"] = [None if r.truncated else self.bench.extract(r.answer_text) for r in split]
-        q["reasoning_tokens"] = [self._reasoning_tokens(r, n) for r, n in zip(split, q.reasoning_tokens)]
+        found = [None if r.truncated else self.bench.extract(r.answer_text) for r in split]
+        problems = [self.problems[qid] for qid in q.query_id]
+        unscored = benchmarks.Score(None, None) if self.bench.metric == "none" else benchmarks.Score(False, 0.0)
 
         def score(i: int) -> benchmarks.Score:
-            if q.truncated[i]:
-                return benchmarks.Score(False, 0.0) if self.bench.metric != "none" else benchmarks.Score(None, None)
-            return self.bench.score(q.answer[i], self.problems[q.query_id[i]])
+            return unscored if split[i].truncated else self.bench.score(found[i], problems[i])
 
         workers = (os.cpu_count() or 1) if self.bench.executes_code else 1
         with ThreadPoolExecutor(workers) as pool:
             scores = list(tqdm(pool.map(score, range(len(q))), total=len(q), desc=f"scoring {self.bench.name}",
                                unit="answer", disable=not (self.progress and self.bench.executes_code)))
+        classes: list[int | None] = [None] * len(q)
+        for idx in q.groupby(["repetition", "query_id"], sort=False).indices.values():
+            for i, c in zip(idx, strategies.answer_classes([found[i] for i in idx], self.bench.equivalent)):
+                classes[i] = c
+        q["truncated"] = [r.truncated for r in split]
+        q["answer"] = pd.array(found, dtype=object)
+        q["reasoning_tokens"] = [self._reasoning_tokens(r, n) for r, n in zip(split, q.reasoning_tokens)]
         q["correct"] = pd.array([s.correct for s in scores], dtype="boolean")
         q["score"] = pd.array([s.value for s in scores], dtype="Float64")
-        q["answer_class"] = pd.array([None] * len(q), dtype="Int64")
-        for _, idx in q.groupby(["repetition", "query_id"], sort=False).groups.items():
-            q.loc[idx, "answer_class"] = strategies.answer_classes(list(q.answer[idx]), self.bench.equivalent)
+        q["answer_class"] = pd.array(classes, dtype="Int64")
         return q
 
     def _reasoning_tokens(self, reasoned: answers.Reasoned, reported: int) -> int:

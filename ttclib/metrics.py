@@ -63,7 +63,7 @@ def _run_row(info: dict, q: pd.DataFrame) -> dict:
         "meter": info["meter_name"], "meter_method": info["meter"].get("method"),
         "repetitions": spec["repetitions"], "samples": info["strategy"]["samples"],
         "n_queries": n_queries,
-        "accuracy": res.correct.mean() if n_queries else np.nan,
+        "accuracy": _mean(res.correct),
         "energy_j": info["energy_j"], "net_energy_j": info["net_energy_j"],
         "energy_per_query_j": info["energy_j"] / n_queries if n_queries else np.nan,
         "net_energy_per_query_j": info["net_energy_j"] / n_queries if n_queries else np.nan,
@@ -74,6 +74,12 @@ def _run_row(info: dict, q: pd.DataFrame) -> dict:
         "idle_power_w": info["meter"].get("idle_power_w"),
         "hardware": _hardware_label(info["hardware"]),
     }
+
+
+def _mean(values: pd.Series) -> float:
+    """Mean of a nullable column as a float; NaN when nothing is scored."""
+    m = values.mean() if len(values) else np.nan
+    return np.nan if pd.isna(m) else float(m)
 
 
 def meter_label(runs: pd.DataFrame) -> str:
@@ -112,7 +118,7 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     voted = [_vote(g) for _, g in q.groupby(keys, sort=False)]
     agg["answer"] = [a for a, _ in voted]
-    agg["correct"] = [c for _, c in voted]
+    agg["correct"] = pd.array([c for _, c in voted], dtype="boolean")   # NA where nothing is scored (MT-Bench)
     return agg
 
 

