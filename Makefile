@@ -23,7 +23,7 @@ export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
 	@echo "make test                         run the test suite"
-	@echo "make bench                        print the performance figures (throughput, sampler cost)"
+	@echo "make bench                        print the performance figures (throughput, sampler cost, scoring speed, sandbox containment)"
 	@echo "make bench-sglang                 ttclib's SGLang client vs sglang.benchmark.serving, same server and requests"
 	@echo "make sglang-env                   create .venv-sglang with SGLang (about 11 GB, 3-5 min)"
 	@echo "make bench-reproduce              time make reproduce from a fresh clone, then fully cached (~30 min)"
@@ -59,6 +59,8 @@ test: env sglang-env
 bench: env
 	$(PY) scripts/bench_throughput.py
 	$(PY) scripts/bench_sampler.py
+	$(PY) scripts/bench_scoring.py
+	$(PY) scripts/bench_sandbox.py
 
 bench-sglang: env sglang-env
 	$(PY) scripts/bench_sglang.py --transformers

@@ -30,6 +30,7 @@ comparison: anything that goes wrong is ``False``.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -227,6 +228,18 @@ def _fast(a: str, b: str) -> bool | None:
     if x is not None and y is not None:
         return x == y
     return None
+
+
+class _NoTimeoutNotice(logging.Filter):
+    """math-verify warns once when its signal-based timeouts are off (worker threads); inputs that
+    could hang sympy are kept away from it instead (``_DANGEROUS``, ``_MAX_SYMPY_CHARS``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout is disabled")
+
+
+for _name in ("math_verify.grader", "math_verify.parser"):
+    logging.getLogger(_name).addFilter(_NoTimeoutNotice())
 
 
 def _in_main_thread() -> bool:
