@@ -140,3 +140,25 @@ def test_auto_backend_is_transformers_without_a_gpu(monkeypatch):
     monkeypatch.setenv("TTC_SGLANG_PYTHON", sys.executable)
     assert serving.resolve_backend("auto") == "sglang" and serving.resolve_device("auto") == "cuda"
     serving.sglang_usable.cache_clear()
+
+
+def test_missing_benchmark_data_stops_before_any_model_loads(tmp_path, monkeypatch):
+    import datasets
+
+    from ttclib import experiment
+
+    monkeypatch.delenv("TTC_DATA_DIR", raising=False)
+    monkeypatch.setattr(experiment, "open_backend", lambda *a, **k: pytest.fail("a model was loaded"))
+
+    def offline(*a, **k):
+        raise ConnectionError("Couldn't reach 'open-r1/codeforces' on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    path = write(tmp_path, GOOD.replace("benchmark: arithmetic", "benchmark: codeforces"))
+    with pytest.raises(ParamsError, match=r"p.yaml: profiles.default: run \w+ \(random:tiny-qwen2, base\): "
+                                          r"benchmark 'codeforces': could not load open-r1/codeforces split test "
+                                          r"from the Hugging Face hub \(ConnectionError"):
+        experiment.run_plan(load_params(path), progress=False)
+    path = write(tmp_path, GOOD.replace("benchmark: arithmetic", "benchmark: mtbench, subsets: [poetry]"))
+    with pytest.raises(ParamsError, match=r"benchmark 'mtbench' has no subset\(s\) \['poetry'\]"):
+        experiment.run_plan(load_params(path), progress=False)

@@ -25,13 +25,27 @@ def cmd_run(args) -> int:
         state = "cached" if experiment.is_complete(s, plan.runs_dir) else "to run"
         print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} "
               f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions} "
-              f"backend={s.backend}")
+              f"backend={s.backend} data={_data_source(s)}")
     if args.dry_run:
         return 0
     _sigterm_as_exit()
-    for d in experiment.run_plan(plan, progress=not args.quiet):
+    try:
+        dirs = experiment.run_plan(plan, progress=not args.quiet)
+    except experiment.ParamsError as e:   # e.g. a benchmark's data is missing: found before any model loads
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for d in dirs:
         print(d)
     return 0
+
+
+def _data_source(spec) -> str:
+    from . import benchmarks
+
+    try:
+        return benchmarks.get(spec.benchmark).source.locate(spec.benchmark, spec.data_path).kind
+    except benchmarks.BenchmarkDataError:
+        return "missing"
 
 
 def cmd_info(args) -> int:

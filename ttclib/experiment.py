@@ -239,30 +239,39 @@ def is_complete(spec: RunSpec, runs_dir: Path) -> bool:
     return (run_dir(spec, runs_dir) / "run.json").exists()
 
 
-def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True, backend=None) -> Path:
+def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True, backend=None,
+            problems: list[benchmarks.Problem] | None = None) -> Path:
     """Run ``spec`` (or reuse its complete run) and return the run directory.
 
-    ``backend`` may be given to reuse an already loaded model across runs of the same model.
+    ``backend`` may be given to reuse an already loaded model across runs of the same model,
+    ``problems`` when they were loaded already (see :func:`load_problems`).
     """
     runs_dir = Path(runs_dir)
     final = run_dir(spec, runs_dir)
     if (final / "run.json").exists():
         return final
-    return _Execution(spec, runs_dir, progress, backend).run()
+    return _Execution(spec, runs_dir, progress, backend, problems).run()
+
+
+def load_problems(spec: RunSpec) -> list[benchmarks.Problem]:
+    """The problems a run asks for; a clear error when there are none or the data is missing."""
+    bench = benchmarks.get(spec.benchmark)
+    problems = bench.load(levels=spec.levels, per_level=spec.per_level, seed=spec.seed, subsets=spec.subsets,
+                          data=spec.data_path)
+    if not problems:
+        raise ValueError(f"benchmark {spec.benchmark!r}: no problems for levels={spec.levels} subsets={spec.subsets}")
+    return problems
 
 
 class _Execution:
-    def __init__(self, spec: RunSpec, runs_dir: Path, progress: bool, backend):
+    def __init__(self, spec: RunSpec, runs_dir: Path, progress: bool, backend, problems=None):
         self.spec, self.progress, self.backend = spec, progress, backend
         self.final = run_dir(spec, runs_dir)
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.strategy = spec.resolved_strategy
         self.bench = benchmarks.get(spec.benchmark)
         self.data = self.bench.source.locate(self.bench.name, spec.data_path)
-        self.problems = {p.id: p for p in self.bench.load(levels=spec.levels, per_level=spec.per_level, seed=spec.seed,
-                                                          subsets=spec.subsets, data=spec.data_path)}
-        if not self.problems:
-            raise ValueError(f"{spec.benchmark}: no problems for levels={spec.levels} subsets={spec.subsets}")
+        self.problems = {p.id: p for p in (problems if problems is not None else load_problems(spec))}
 
     def run(self) -> Path:
         (self.partial / "segments").mkdir(parents=True, exist_ok=True)
@@ -540,6 +549,17 @@ def progress_default() -> bool:
     return os.environ.get("TTC_PROGRESS", "1") != "0"
 
 
+def _problems_before_any_model(plan: Plan, specs: list[RunSpec]) -> dict[str, list]:
+    """Every pending run's problems, so missing data stops the plan before a model loads."""
+    problems = {}
+    for s in specs:
+        try:
+            problems[s.run_id] = load_problems(s)
+        except (benchmarks.BenchmarkDataError, ValueError) as e:
+            raise ParamsError(f"{plan.path}: profiles.{plan.profile}: run {s.run_id} ({s.model}, {s.strategy}): {e}") from None
+    return problems
+
+
 def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
     """Execute every run of a plan (cached runs are reused), loading each model once."""
     progress = progress_default() if progress is None else progress
@@ -548,6 +568,7 @@ def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
     for s in plan.specs:
         if is_complete(s, plan.runs_dir):
             dirs[s.run_id] = run_dir(s, plan.runs_dir)
+    problems = _problems_before_any_model(plan, pending)
     for _, group in itertools.groupby(sorted(pending, key=backend_key), key=backend_key):
         group = list(group)
         log = plan.runs_dir / "servers" / f"{time.strftime('%Y%m%d-%H%M%S')}-{group[0].run_id}.log"
@@ -555,7 +576,8 @@ def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
         try:
             for s in group:
                 t0 = time.time()
-                dirs[s.run_id] = execute(s, plan.runs_dir, progress=progress, backend=backend)
+                dirs[s.run_id] = execute(s, plan.runs_dir, progress=progress, backend=backend,
+                                         problems=problems[s.run_id])
                 if not progress:
                     info = json.loads((dirs[s.run_id] / "run.json").read_text())
                     print(f"measured {s.model} {s.strategy}: {info['n_queries']} queries, "
