@@ -106,6 +106,9 @@ def test_aime_numbers_levels_and_integer_answers(name, rel):
     ps = load_all(name, rel)
     assert len(ps) == 30 and Counter(p.difficulty for p in ps) == {"easy": 10, "medium": 10, "hard": 10}
     assert len({p.id for p in ps}) == 30 and all(0 <= int(p.answer) <= 999 for p in ps)
+    b, p = benchmarks.get(name), ps[0]
+    assert b.grade(f"Adding the cases gives $\\boxed{{{p.answer}}}$.", p).correct
+    assert not b.grade(f"Adding the cases gives $\\boxed{{{int(p.answer) + 1}}}$.", p).correct
     zero_padded = [p for p in ps if p.answer.startswith("0")]
     if name == "aime24":
         assert len(zero_padded) == 7
@@ -173,6 +176,39 @@ def test_mbpp_test_split_and_livecodebench_levels():
     assert len(lcb) == 342 and Counter(p.difficulty for p in lcb) == {"easy": 84, "medium": 104, "hard": 154}
     assert Counter(p.subset for p in lcb) == {"atcoder": 217, "leetcode": 125}
     assert all(p.meta["tests"] == "public" and p.meta["cases"] for p in lcb)
+
+
+# --- the Hugging Face hub schemas (no network here: records written as `datasets` yields them) ---
+
+HUB_RECORDS = {
+    "mmlu": ({"question": "2 + 2 =", "subject": "elementary_mathematics", "choices": ["3", "4", "5", "6"], "answer": 1},
+             "B", "Math"),
+    "hellaswag": ({"ind": 4, "activity_label": "Baking", "ctx_a": "A man mixes flour.", "ctx_b": "he",
+                   "ctx": "A man mixes flour. he", "endings": ["sings.", "bakes bread.", "flies.", "sleeps."],
+                   "source_id": "activitynet~v_1", "split": "val", "split_type": "indomain", "label": "1"}, "B", "activitynet"),
+    "commonsenseqa": ({"id": "x1", "question": {"stem": "Where do fish live?", "choices": [
+        {"label": "B", "text": "tree"}, {"label": "A", "text": "water"}, {"label": "C", "text": "sky"},
+        {"label": "D", "text": "desk"}, {"label": "E", "text": "car"}]}, "answerKey": "A"}, "A", None),
+    "truthfulqa": ({"type": "Adversarial", "category": "Misconceptions", "question": "Do ostriches hide their heads?",
+                    "best_answer": "No, ostriches do not bury their heads", "correct_answers": ["No"],
+                    "incorrect_answers": ["Yes, they bury their heads in sand"], "source": "x"},
+                   "No, ostriches do not bury their heads", "Misconceptions"),
+    "narrativeqa": ({"document": {"summary": {"text": "Ann sails to Spain."}}, "question": {"text": "Where does Ann sail?"},
+                     "answers": [{"text": "To Spain"}, {"text": "Spain"}]}, "To Spain", None),
+    "boolq": ({"question": "is water wet", "answer": True, "passage": "Water is wet."}, "yes", None),
+    "aime25": ({"id": "2025-II-12", "problem": "Find x.", "answer": "7"}, "7", "AIME 2025 II"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUB_RECORDS))
+def test_parsers_read_the_hub_schemas(name):
+    record, gold, subset = HUB_RECORDS[name]
+    p = benchmarks.get(name).parse(record, 0)
+    assert p.answer == gold and p.subset == subset
+    if name == "aime25":
+        assert p.difficulty == "hard" and p.id == "aime25/II-12"
+    if name == "truthfulqa":
+        assert "I have no comment." in p.meta["correct"] and benchmarks.get(name).grade("No, they do not.", p).correct
 
 
 # --- scorers, fed what models really write -------------------------------------------------------

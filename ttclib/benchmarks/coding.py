@@ -217,7 +217,7 @@ def codeforces_level(rating: int | None) -> str | None:
 
 
 def _codeforces(r: dict, i: int) -> Problem | None:
-    if r.get("interaction_format") or r.get("generated_checker"):
+    if r.get("interaction_format") or r.get("generated_checker") or r.get("input_mode", "stdio") != "stdio":
         return None
     tests = r.get("official_tests") or r.get("examples") or []
     if not tests:
@@ -238,7 +238,7 @@ def _codeforces(r: dict, i: int) -> Problem | None:
 register(Benchmark(
     name="codeforces", category="code",
     description="CodeForces problems (open-r1/codeforces schema), stdin/stdout against the official tests; "
-                "interactive and special-checker problems left out.",
+                "interactive, special-checker and file-input problems left out.",
     source=Source(files=("codeforces/test.jsonl", "codeforces/problems.jsonl"),
                   hub=Hub("open-r1/codeforces", split="test")),
     parse=_codeforces, extract=answers.extract_code, score=score_tests, equivalent=same_code,

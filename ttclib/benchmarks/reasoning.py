@@ -26,24 +26,23 @@ def aime_level(number: int) -> str:
     return "easy" if number <= 5 else "medium" if number <= 10 else "hard"
 
 
-def _aime_number(record: dict) -> tuple[str, int]:
-    """(contest, problem number) from an AoPS url, an "I-3" id, or the 2024 release's running id."""
+def _aime_number(record: dict, index: int) -> tuple[str, int]:
+    """(contest, problem number) from an AoPS url, an id like "I-3" / "2024-II-3", the 2024
+    release's running id (60-89), or else the record's position (15 per contest, I first)."""
     m = re.search(r"AIME_(I+)_Problems/Problem_(\d+)", str(record.get("url") or ""))
     if m:
         return m.group(1), int(m.group(2))
-    rid = str(record.get("id", ""))
-    m = re.fullmatch(r"(I+)-(\d+)", rid)
+    rid = str(record.get("id", record.get("ID", "")))
+    m = re.search(r"\b(I+)-(\d+)$", rid)
     if m:
         return m.group(1), int(m.group(2))
-    if rid.isdigit():          # QwenLM/HF AIME 2024: ids 60-74 contest I, 75-89 contest II
-        k = int(rid) - 60
-        return ("I" if k < 15 else "II"), k % 15 + 1
-    raise ValueError(f"cannot tell the AIME problem number of record id {rid!r}")
+    k = int(rid) - 60 if rid.isdigit() and 60 <= int(rid) < 90 else index   # QwenLM/HF AIME 2024 ids 60-89
+    return ("I" if k < 15 else "II"), k % 15 + 1
 
 
 def _aime_parser(year: int):
     def parse(r: dict, i: int) -> Problem:
-        contest, number = _aime_number(r)
+        contest, number = _aime_number(r, i)
         return Problem(f"aime{year % 100}/{contest}-{number}", r["problem"], str(r["answer"]).strip(),
                        f"aime{year % 100}", "math", aime_level(number), subset=f"AIME {year} {contest}")
     return parse
