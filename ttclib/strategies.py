@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 from .benchmarks import Problem
 
-DIRECT = "Give only the final answer, without explanation."
+DIRECT = "Answer with the final answer only."
 STEP_BY_STEP = "Think step by step, using at most {budget} tokens, then give the final answer."
 REASON = "Please reason step by step."
 

@@ -80,7 +80,10 @@ class Benchmark:
         if unknown:
             raise ValueError(f"benchmark {self.name!r} has no level(s) {sorted(unknown)}; levels: {list(self.levels)}")
         if self.source.generate is not None:
-            return self.source.generate(levels=levels or list(self.levels), per_level=per_level or 16, seed=seed)
+            if per_level is None or subsets:
+                raise ValueError(f"benchmark {self.name!r} is generated: it needs a number per level "
+                                 f"(per_level) and has no subsets")
+            return self.source.generate(levels=levels or list(self.levels), per_level=per_level, seed=seed)
         records = self.source.read(self.name, data)
         problems = [p for i, r in enumerate(records) if (p := self.parse(r, i)) is not None]
         if levels:
