@@ -142,7 +142,7 @@ def _vote(g: pd.DataFrame) -> tuple[str | None, bool | None]:
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Probability that at least one of k samples drawn from n (c correct) is correct (Chen et al. 2021).
 
-    >>> pass_at_k(5, 1, 1), pass_at_k(5, 1, 5), pass_at_k(5, 0, 3)
+    >>> round(pass_at_k(5, 1, 1), 6), pass_at_k(5, 1, 5), pass_at_k(5, 0, 3)
     (0.2, 1.0, 0.0)
     """
     if k > n:
@@ -245,3 +245,64 @@ def _one(runs: pd.DataFrame, sel: dict) -> pd.Series:
     if len(hits) != 1:
         raise ValueError(f"{sel} selects {len(hits)} runs, expected 1")
     return hits.iloc[0]
+
+
+# --- length-wise early exit (paper 000, section 5) -------------------------------------------
+
+def length_cut(correct_tokens, whisker: float = 1.5) -> float:
+    """Output length that keeps the correct answers, outliers excluded: the upper whisker
+    Q3 + ``whisker`` · IQR of the correct answers' output tokens (as a box plot draws it)."""
+    t = np.asarray(correct_tokens, float)
+    if not len(t):
+        raise ValueError("no correct answers: nothing to keep")
+    q1, q3 = np.percentile(t, [25, 75])
+    return float(min(t.max(), q3 + whisker * (q3 - q1)))
+
+
+def early_exit(queries: pd.DataFrame, cut: float | None = None, whisker: float = 1.5) -> dict:
+    """What stopping every generation at ``cut`` output tokens would have saved and cost.
+
+    Answers longer than the cut lose their answer (counted incorrect) and the energy of their
+    tokens beyond it: each answer's attributed energy scaled by the share of its tokens past the
+    cut (energy ∝ tokens within an answer — an approximation; a measured length sweep, see
+    :func:`early_exit_from_sweep`, needs none). ``cut`` defaults to :func:`length_cut` of the
+    correct answers.
+
+    >>> q = pd.DataFrame({"completion_tokens": [100, 200, 300, 1000], "correct": [True, True, False, False],
+    ...                   "energy_j": [1.0, 2.0, 3.0, 10.0]})
+    >>> r = early_exit(q, cut=250)
+    >>> r["energy_saved_j"], r["energy_saved_share"], r["accuracy_lost"]
+    (8.0, 0.5, 0.0)
+    """
+    tokens = queries.completion_tokens.to_numpy(float)
+    correct = queries.correct.fillna(False).to_numpy(bool)
+    energy = queries.energy_j.to_numpy(float)
+    cut = length_cut(tokens[correct], whisker) if cut is None else float(cut)
+    beyond = tokens > cut
+    saved = float((energy[beyond] * (1 - cut / tokens[beyond])).sum())
+    return {"cut_tokens": cut, "answers_cut": int(beyond.sum()), "answers": len(tokens),
+            "energy_saved_j": saved, "energy_saved_share": saved / float(energy.sum()) if energy.sum() else np.nan,
+            "accuracy_before": float(correct.mean()), "accuracy_after": float((correct & ~beyond).mean()),
+            "accuracy_lost": float((correct & beyond).mean())}
+
+
+def early_exit_from_sweep(runs: pd.DataFrame, tolerance: float = 0.0, by=("model", "strategy")) -> pd.DataFrame:
+    """Per configuration of a measured length sweep: the shortest ``max_new_tokens`` whose accuracy
+    is within ``tolerance`` of the longest one's, and the energy per query it saves.
+
+    >>> runs = pd.DataFrame({"model": "m", "strategy": "rt", "max_new_tokens": [100, 200, 400],
+    ...                      "accuracy": [0.2, 0.5, 0.5], "energy_per_query_j": [1.0, 2.0, 4.0]})
+    >>> early_exit_from_sweep(runs)[["cut_tokens", "energy_saved_share", "accuracy_lost"]].values.tolist()
+    [[200.0, 0.5, 0.0]]
+    """
+    rows = []
+    for key, g in runs.groupby(list(by), sort=False):
+        g = g.sort_values("max_new_tokens")
+        full = g.iloc[-1]
+        keep = g[g.accuracy >= full.accuracy - tolerance].iloc[0]
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     "max_tokens": float(full.max_new_tokens), "cut_tokens": float(keep.max_new_tokens),
+                     "energy_per_query_j": full.energy_per_query_j, "cut_energy_per_query_j": keep.energy_per_query_j,
+                     "energy_saved_share": 1 - keep.energy_per_query_j / full.energy_per_query_j,
+                     "accuracy_lost": full.accuracy - keep.accuracy})
+    return pd.DataFrame(rows)

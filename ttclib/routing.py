@@ -1,0 +1,93 @@
+"""Difficulty-aware model selection (paper 000, section 5, equations 1a and 1b).
+
+An oracle evaluator that knows each query's difficulty level sends it to the configuration
+(model, strategy) that reaches the best accuracy at that level for the least energy:
+
+    E_o = Σ_i n_i · e_{m_i}                         (1a)
+
+A realistic evaluator predicts the level correctly with probability p; the queries it gets wrong
+go to the fallback, the largest and most accurate configuration m_D:
+
+    E_r = Σ_i p_i · N · e_{m_i} + q · N · e_{m_D}    (1b),   p_i = p · n_i / N,  q = 1 − p
+
+Both are compared with always using the fallback, E_max = N · e_{m_D}. Accuracy is carried along
+the same way (a misrouted query gets the fallback's accuracy at its level).
+
+>>> import pandas as pd
+>>> results = pd.DataFrame({
+...     "model": ["s", "s", "l", "l"] * 2, "strategy": "base",
+...     "difficulty": ["easy"] * 4 + ["hard"] * 4,
+...     "correct": [1, 1, 1, 1, 0, 0, 1, 1], "energy_j": [1, 1, 4, 4, 1, 1, 4, 4]})
+>>> r = route_by_difficulty(results, fallback={"model": "l", "strategy": "base"})
+>>> r.oracle_energy_j, r.max_energy_j, r.realistic(0.5)
+(10.0, 16.0, (13.0, 1.0))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+CONFIG = ["model", "strategy"]
+
+
+@dataclass(frozen=True)
+class Routing:
+    table: pd.DataFrame       # per level: n, chosen config, its accuracy and energy/query, the fallback's
+    oracle_energy_j: float    # E_o (1a), joules for all N queries
+    max_energy_j: float       # E_max = N · e_{m_D}
+    oracle_accuracy: float    # accuracy with every query routed to its level's choice
+    max_accuracy: float       # accuracy of the fallback alone
+
+    @property
+    def n(self) -> int:
+        return int(self.table.n.sum())
+
+    def realistic(self, p: float) -> tuple[float, float]:
+        """(E_r in joules, accuracy) for an evaluator that predicts the level with probability ``p``."""
+        if not 0 <= p <= 1:
+            raise ValueError(f"prediction accuracy p must be in [0, 1], got {p}")
+        return (p * self.oracle_energy_j + (1 - p) * self.max_energy_j,
+                p * self.oracle_accuracy + (1 - p) * self.max_accuracy)
+
+    def savings(self, p: float = 1.0) -> float:
+        """Fraction of E_max saved by routing with prediction accuracy ``p``."""
+        return 1 - self.realistic(p)[0] / self.max_energy_j
+
+
+def route_by_difficulty(results: pd.DataFrame, fallback: dict, *, tolerance: float = 0.0) -> Routing:
+    """Pick, per difficulty level, the cheapest configuration within ``tolerance`` of the level's best accuracy.
+
+    ``results`` has one row per query and configuration (``Study.results``): model, strategy,
+    difficulty, correct, energy_j (per query, all samples). ``fallback`` names the configuration
+    used when the level is unknown or mispredicted, e.g. ``{"model": "qwen2.5-32b", "strategy": "base"}``.
+    """
+    missing = {"difficulty", "correct", "energy_j", *CONFIG} - set(results.columns)
+    if missing:
+        raise ValueError(f"results lack column(s) {sorted(missing)}")
+    r = results.dropna(subset=["difficulty"])
+    per = (r.assign(correct=r.correct.astype(float))
+            .groupby(["difficulty", *CONFIG], observed=True)
+            .agg(n=("correct", "size"), accuracy=("correct", "mean"), energy_j=("energy_j", "mean"))
+            .reset_index())
+    is_fallback = (per[list(fallback)] == pd.Series(fallback)).all(axis=1)
+    if not is_fallback.any():
+        raise ValueError(f"fallback {fallback} is not among the configurations {per[CONFIG].drop_duplicates().values.tolist()}")
+    rows = []
+    for level, g in per.groupby("difficulty", sort=False):
+        fb = g[is_fallback[g.index]]
+        if fb.empty:
+            raise ValueError(f"fallback {fallback} has no results at level {level!r}")
+        fb = fb.iloc[0]
+        good = g[g.accuracy >= g.accuracy.max() - tolerance]
+        best = good.sort_values(["energy_j", "accuracy"], ascending=[True, False]).iloc[0]
+        rows.append({"difficulty": level, "n": int(fb.n), "model": best.model, "strategy": best.strategy,
+                     "accuracy": best.accuracy, "energy_per_query_j": best.energy_j,
+                     "fallback_accuracy": fb.accuracy, "fallback_energy_per_query_j": fb.energy_j})
+    table = pd.DataFrame(rows)
+    n = table.n.sum()
+    return Routing(table,
+                   oracle_energy_j=float((table.n * table.energy_per_query_j).sum()),
+                   max_energy_j=float((table.n * table.fallback_energy_per_query_j).sum()),
+                   oracle_accuracy=float((table.n * table.accuracy).sum() / n),
+                   max_accuracy=float((table.n * table.fallback_accuracy).sum() / n))
