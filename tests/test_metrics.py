@@ -57,3 +57,13 @@ def test_overview_sentence_is_computed():
     assert "could not be tested here" in report.overview(useless, "cot")
     no_ttc_gain = _runs().assign(accuracy=[0.4, 0.5, 0.1])
     assert "did not hold here: test-time compute did not improve" in report.overview(no_ttc_gain, "cot")
+
+
+def test_power_summary_sums_devices_and_throughput_counts_queries():
+    p = pd.DataFrame({"run_id": ["a"] * 6 + ["b"] * 2, "t": [0, 0, 1, 1, 2, 2, 0, 1],
+                      "device": [0, 1] * 3 + [0, 0], "power_w": [100, 100, 150, 150, 200, 200, 30, 50.0]})
+    s = metrics.power_summary(p).set_index("run_id")
+    assert s.loc["a", "mean_power_w"] == 300 and s.loc["a", "std_power_w"] == pytest.approx(100)
+    assert s.loc["b", "mean_power_w"] == 40 and s.loc["b", "samples"] == 2
+    runs = pd.DataFrame({"n_queries": [48, 10], "repetitions": [1, 3], "measured_s": [24.0, 60.0]})
+    assert metrics.throughput(runs).tolist() == [2.0, 0.5]

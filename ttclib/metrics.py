@@ -306,3 +306,25 @@ def early_exit_from_sweep(runs: pd.DataFrame, tolerance: float = 0.0, by=("model
                      "energy_saved_share": 1 - keep.energy_per_query_j / full.energy_per_query_j,
                      "accuracy_lost": full.accuracy - keep.accuracy})
     return pd.DataFrame(rows)
+
+
+# --- power and throughput (paper 000, Figures 3 and 7) ---------------------------------------
+
+def power_summary(power: pd.DataFrame, by=("run_id",)) -> pd.DataFrame:
+    """Mean ± standard deviation of the sampled power per run (summed over a run's devices at
+    each sample time, so a TP=2 run reports both GPUs), with the number of samples.
+
+    >>> p = pd.DataFrame({"run_id": "r", "t": [0, 0, 1, 1], "device": [0, 1, 0, 1], "power_w": [100, 50, 120, 70.0]})
+    >>> power_summary(p)[["mean_power_w", "std_power_w", "samples"]].values.tolist()
+    [[170.0, 28.284271247461902, 2.0]]
+    """
+    by = list(by)
+    total = power.groupby(by + ["t"], sort=False, as_index=False).power_w.sum()
+    return (total.groupby(by, sort=False)
+                 .agg(mean_power_w=("power_w", "mean"), std_power_w=("power_w", "std"), samples=("power_w", "size"))
+                 .reset_index().astype({"samples": float}))
+
+
+def throughput(runs: pd.DataFrame) -> pd.Series:
+    """Queries answered per second of measured time (all samples of a query count as one query)."""
+    return runs.n_queries * runs.repetitions / runs.measured_s
