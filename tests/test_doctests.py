@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.metrics", "ttclib.routing",
+MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.metrics", "ttclib.routing", "ttclib.fits",
            "ttclib.sandbox", "ttclib.experiment"]
 
 

@@ -473,3 +473,12 @@ def ratio_ci_delta(num, den, level: float = 0.95) -> tuple[float, float, float]:
     se = abs(r) * np.sqrt(a.var(ddof=1) / (a.size * a.mean() ** 2) + b.var(ddof=1) / (b.size * b.mean() ** 2))
     half = float(stats.norm.ppf(0.5 + level / 2)) * se
     return (r, float(r - half), float(r + half))
+
+
+def throughput_curves(runs: pd.DataFrame, by: str = "strategy", y: str = "queries_per_s",
+                      saturation: float = 0.9) -> dict[str, SaturationFit]:
+    """One :func:`fit_throughput_vs_batch` per value of ``by`` (e.g. per strategy), weighted by
+    1/y²: run-to-run noise in throughput grows with throughput (multiplicative)."""
+    return {key: fit_throughput_vs_batch(g, y=y, saturation=saturation, weights=1 / g[y].to_numpy(float) ** 2,
+                                         name=f"{y} ~ batch_size [{key}]")
+            for key, g in runs.groupby(by, sort=False)}

@@ -44,3 +44,33 @@ def save(fig, name: str, figures_dir: str | Path) -> list[Path]:
     fig.savefig(paths[1], bbox_inches="tight")
     return paths
 
+
+
+def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
+    """Figure 7 shape: queries per second vs batch size per strategy, measured points and the
+    fitted saturating curve with its 95 % band; a dotted line marks each saturation batch."""
+    import numpy as np
+
+    style()
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    palette = dict(zip(curves, sns.color_palette(n_colors=len(curves))))
+    for strategy, fit in curves.items():
+        pts = runs[runs.strategy == strategy].sort_values("batch_size")
+        color = palette[strategy]
+        tokens = pts.completion_tokens_per_query.mean()
+        ax.plot(pts.batch_size, pts.queries_per_s, "o", color=color,
+                label=f"{strategy} ({tokens:.0f} output tokens/query)")
+        grid = np.geomspace(pts.batch_size.min(), pts.batch_size.max(), 100)
+        lo, hi = fit.predict_ci(grid)
+        ax.plot(grid, fit.predict(grid), "-", color=color, lw=1.2, label=f"{strategy}: {fit.form} fit")
+        ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
+        sat = getattr(fit, "saturation_batch", float("nan"))
+        if sat == sat and sat <= grid.max() * 4:
+            ax.axvline(sat, color=color, ls=":", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size (requests generated together)")
+    ax.set_ylabel("throughput (queries/s)")
+    ax.set_title(f"Throughput vs batch size — {', '.join(sorted(set(runs.model)))}\n"
+                 f"{', '.join(sorted(set(runs.hardware)))}, fixed output lengths", fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
