@@ -356,7 +356,10 @@ class _Execution:
                     meter.begin_window("segment")
             except BaseException:
                 if batch:  # keep what finished before the failure: a resumed run skips it
-                    self._checkpoint(segment, batch, meter)
+                    try:
+                        self._checkpoint(segment, batch, meter)
+                    except Exception:  # e.g. the failure hit mid-checkpoint: its window is closed already;
+                        pass           # the batch is generated again on resume, the first error matters
                 raise
             if batch:
                 energy_so_far += self._checkpoint(segment, batch, meter)
