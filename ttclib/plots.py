@@ -74,3 +74,31 @@ def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
                  f"{', '.join(sorted(set(runs.hardware)))}, fixed output lengths", fontsize=10)
     ax.legend(fontsize=8)
     return ax
+
+
+def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, example_run: str | None = None):
+    """Figure 3 shape: mean power ± std per model and strategy (left) and one run's power trace (right)."""
+    style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    df = summary.merge(runs[["run_id", "model", "strategy", "parameters"]], on="run_id").sort_values("parameters")
+    order = [s for s in STRATEGY_ORDER if s in set(df.strategy)]
+    models = list(dict.fromkeys(df.model))
+    width = 0.8 / max(len(order), 1)
+    for i, strategy in enumerate(order):
+        g = df[df.strategy == strategy].set_index("model").reindex(models)
+        xs = [m + (i - (len(order) - 1) / 2) * width for m in range(len(models))]
+        left.bar(xs, g.mean_power_w, width, yerr=g.std_power_w, capsize=3, label=strategy)
+    left.set_xticks(range(len(models)), models, fontsize=8)
+    meter = metrics.meter_label(runs)
+    left.set_ylabel("mean power (W) ± std of samples")
+    left.set_title(f"Power per strategy — {', '.join(sorted(set(runs.hardware)))}\n{meter}", fontsize=10)
+    left.legend(fontsize=8)
+    example_run = example_run or df.run_id.iloc[-1]
+    trace = power[power.run_id == example_run].groupby("t", as_index=False).power_w.sum()
+    info = df[df.run_id == example_run].iloc[0]
+    right.plot(trace.t - trace.t.min(), trace.power_w, lw=0.8)
+    right.set_xlabel("time in run (s)")
+    right.set_ylabel("power (W)")
+    right.set_title(f"Trace: {info.model}, {info.strategy} ({meter})", fontsize=10)
+    fig.tight_layout()
+    return fig
