@@ -125,16 +125,20 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
 def _vote(g: pd.DataFrame) -> tuple[str | None, bool | None]:
     """Majority answer of one query's samples (over equivalence classes) and whether it is correct."""
     answers = [a if isinstance(a, str) else None for a in g.answer]
-    if "answer_class" in g.columns:
-        classes = [None if pd.isna(c) else int(c) for c in g.answer_class]
-    else:   # runs graded before equivalence classes: exact strings
-        classes = strategies.answer_classes(answers)
+    classes = _classes(g)
     win = strategies.winning_class(classes)
     if win is None:
         return None, (None if g.correct.isna().all() else False)
     first = classes.index(win)
     correct = g.correct.iloc[first]
     return answers[first], (None if pd.isna(correct) else bool(correct))
+
+
+def _classes(g: pd.DataFrame) -> list[int | None]:
+    """One query's vote classes: as graded, or exact strings for runs graded before classes existed."""
+    if "answer_class" in g.columns:
+        return [None if pd.isna(c) else int(c) for c in g.answer_class]
+    return strategies.answer_classes([a if isinstance(a, str) else None for a in g.answer])
 
 
 # --- unbiased estimators from n >= k samples ------------------------------------------------
@@ -200,10 +204,7 @@ def sample_metrics(queries: pd.DataFrame, k: int) -> pd.DataFrame:
     rows = []
     for key, g in queries.sort_values(keys + ["sample"]).groupby(keys, sort=False):
         correct = g.correct.fillna(False).astype(bool).tolist()
-        if "answer_class" in g.columns:
-            classes = [None if pd.isna(c) else int(c) for c in g.answer_class]
-        else:
-            classes = strategies.answer_classes([a if isinstance(a, str) else None for a in g.answer])
+        classes = _classes(g)
         right = {c for c, ok in zip(classes, correct) if ok and c is not None}
         n = len(g)
         rows.append(dict(zip(keys, key), n=n, c=sum(correct),

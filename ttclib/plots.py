@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -49,8 +50,6 @@ def save(fig, name: str, figures_dir: str | Path) -> list[Path]:
 def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
     """Figure 7 shape: queries per second vs batch size per strategy, measured points and the
     fitted saturating curve with its 95 % band; a dotted line marks each saturation batch."""
-    import numpy as np
-
     style()
     ax = ax or plt.subplots(figsize=(7, 4.5))[1]
     palette = dict(zip(curves, sns.color_palette(n_colors=len(curves))))

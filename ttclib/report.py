@@ -98,13 +98,12 @@ def power(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
     """Mean power of each test-time-compute strategy relative to Base, per model, and the verdict."""
     df = summary.merge(runs[["run_id", "model", "strategy", "meter"]], on="run_id")
     base = df[df.strategy == "base"].set_index("model").mean_power_w
-    parts, mv = [], []
+    parts, changes = [], []
     for row in df[df.strategy != "base"].itertuples():
         if row.model in base.index:
             change = 100 * (row.mean_power_w / base[row.model] - 1)
             parts.append(f"{row.strategy.upper()} {change:+.1f} % on {row.model}")
-            if row.strategy == "mv":
-                mv.append(change)
+            changes.append(change)
     where = f"{', '.join(sorted(set(runs.hardware)))} ({metrics.meter_label(runs)})"
     text = (f"On {where}, mean power relative to Base: {'; '.join(parts)}. "
             f"Paper (A100, NVML): TTC changes power only marginally, MV about +{PAPER_POWER['mv_vs_base_pct']:.0f} %, "
@@ -113,5 +112,5 @@ def power(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
     if set(df.meter) == {"estimate"}:
         return text + (f"{claim} could not be tested here: the estimate meter derives power from CPU time, so "
                        f"these numbers show CPU utilisation, not measured watts.")
-    marginal = all(abs(float(p.split(" ")[1].rstrip("%"))) <= 15 for p in parts)
+    marginal = all(abs(c) <= 15 for c in changes)
     return text + f"{claim} {'held' if marginal else 'did not hold'} here (within ±15 % of Base)."

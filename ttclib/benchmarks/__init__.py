@@ -55,15 +55,15 @@ def exact(ok: bool) -> Score:
     return Score(bool(ok), float(bool(ok)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Benchmark:
     name: str
     category: str
     description: str
     source: Source
-    parse: Callable[[dict, int], Problem | None]       # record, index → Problem (None drops it)
     extract: Callable[[str], str | None]
     score: Callable[[str | None, Problem], Score]
+    parse: Callable[[dict, int], Problem | None] | None = None   # record, index → Problem (None drops it); not for generated sets
     equivalent: Callable[[str, str], bool] = lambda a, b: a == b
     answer_format: str = ""                            # told to the model with the question
     levels: tuple[str, ...] = ()                       # difficulty levels, easiest first

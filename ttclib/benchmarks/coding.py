@@ -27,28 +27,19 @@ import json
 import pickle
 import zlib
 
-from .. import answers
+from .. import answers, sandbox
 from . import Benchmark, Problem, Score, exact, register
 from .sources import Hub, Source
 
 CODE_FORMAT = "Write the complete Python solution in a single ```python code block."
-# Per test program: wall-clock and CPU seconds, address space (see ttclib.sandbox.Limits).
-LIMITS = dict(wall_s=10.0, cpu_s=10.0, memory_mb=2048, processes=8)
+# Per test program: wall-clock and CPU seconds, address space, processes (see ttclib.sandbox.Limits).
+LIMITS = sandbox.Limits(wall_s=10.0, cpu_s=10.0, memory_mb=2048, processes=8)
 
-
-def _sandbox():
-    from .. import sandbox   # imported on first scoring: loading problems needs no sandbox
-
-    return sandbox
 
 # LeetCode-style solutions assume these are imported (as LiveCodeBench's own harness does).
 LEETCODE_IMPORTS = ("from typing import *\nfrom collections import *\nfrom functools import *\n"
                     "from itertools import *\nfrom heapq import *\nfrom bisect import *\nfrom math import *\n"
                     "import collections, functools, itertools, heapq, bisect, math, string, re\n")
-
-
-def _limits(limits):
-    return limits if limits is not None else _sandbox().Limits(**LIMITS)
 
 
 CODE_LEVELS = ("easy", "medium", "hard")
@@ -84,10 +75,10 @@ def humaneval_program(problem: Problem, code: str) -> str:
     return f"{m['prompt']}\n{code}\n\n{m['test']}\n\ncheck({m['entry_point']})\n"
 
 
-def score_humaneval(answer: str | None, problem: Problem, limits=None) -> Score:
+def score_humaneval(answer: str | None, problem: Problem, limits: sandbox.Limits = LIMITS) -> Score:
     if not answer:
         return exact(False)
-    return exact(_sandbox().passes_asserts(humaneval_program(problem, answer), limits=_limits(limits)).ok)
+    return exact(sandbox.passes_asserts(humaneval_program(problem, answer), limits=limits).ok)
 
 
 def _humaneval(r: dict, i: int) -> Problem:
@@ -118,10 +109,10 @@ def mbpp_program(problem: Problem, code: str) -> str:
     return "\n".join([m["setup"], code, "", *m["imports"], *m["tests"], ""])
 
 
-def score_mbpp(answer: str | None, problem: Problem, limits=None) -> Score:
+def score_mbpp(answer: str | None, problem: Problem, limits: sandbox.Limits = LIMITS) -> Score:
     if not answer:
         return exact(False)
-    return exact(_sandbox().passes_asserts(mbpp_program(problem, answer), limits=_limits(limits)).ok)
+    return exact(sandbox.passes_asserts(mbpp_program(problem, answer), limits=limits).ok)
 
 
 def _mbpp(r: dict, i: int) -> Problem | None:
@@ -149,15 +140,15 @@ register(Benchmark(
 
 # --- stdin/stdout and functional problems: LiveCodeBench, CodeForces ------------------------
 
-def score_tests(answer: str | None, problem: Problem, limits=None) -> Score:
+def score_tests(answer: str | None, problem: Problem, limits: sandbox.Limits = LIMITS) -> Score:
     """Every test case passes: stdin → stdout, or calls of the named method for functional tests."""
     if not answer:
         return exact(False)
     m = problem.meta
     if m["func_name"]:
         cases = [(args, expected) for args, expected in m["cases"]]
-        return exact(_sandbox().passes_call(LEETCODE_IMPORTS + answer, m["func_name"], cases, limits=_limits(limits)))
-    return exact(_sandbox().passes_io(answer, [(i, o) for i, o in m["cases"]], limits=_limits(limits)))
+        return exact(sandbox.passes_call(LEETCODE_IMPORTS + answer, m["func_name"], cases, limits=limits))
+    return exact(sandbox.passes_io(answer, [(i, o) for i, o in m["cases"]], limits=limits))
 
 
 STDIN_FORMAT = ("Read the inputs from stdin, solve the problem and write the answer to stdout (do not test on the "

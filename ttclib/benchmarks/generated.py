@@ -54,7 +54,7 @@ register(Benchmark(
     name="arithmetic", category="math",
     description="Integer arithmetic generated from a seed: easy = 1-digit +, medium = 2-digit +, "
                 "hard = three 2-digit terms with + and -.",
-    source=Source(generate=generate_arithmetic), parse=lambda r, i: None,
+    source=Source(generate=generate_arithmetic),
     extract=answers.extract_math, score=score_integer, equivalent=answers.math_equivalent, levels=LEVELS,
     answer_format="Give the final answer as a number.",
 ))
@@ -93,7 +93,7 @@ register(Benchmark(
     name="gsm_symbolic", category="math",
     description="GSM8K-style word problems generated offline by reasoning-gym's GSM-Symbolic templates; "
                 "level from the reference solution's arithmetic steps (easy ≤2, medium 3–4, hard ≥5).",
-    source=Source(generate=generate_gsm_symbolic), parse=lambda r, i: None,
+    source=Source(generate=generate_gsm_symbolic),
     extract=answers.extract_math, score=score_math, equivalent=answers.math_equivalent, levels=LEVELS,
     difficulty_note="derived: number of '=' steps in reasoning-gym's reference solution",
     answer_format=BOXED_FORMAT,
