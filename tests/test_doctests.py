@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.metrics", "ttclib.routing", "ttclib.fits",
-           "ttclib.sandbox", "ttclib.experiment"]
+           "ttclib.sandbox", "ttclib.experiment", "ttclib.estimate"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -148,3 +148,19 @@ def test_sigterm_stops_cleanly(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 143
     assert list(seg_dir.glob("00000.parquet"))
+
+
+def test_budget_fixes_the_cot_prompt_across_lengths(tiny_backend, tmp_path):
+    """A length sweep keeps one prompt (budget) while max_new_tokens moves; the default budget is
+    max_new_tokens, and stating it explicitly is the same run."""
+    cot = dict(model="random:tiny-qwen2", strategy="cot", per_level=1, max_new_tokens=12)
+    assert RunSpec(**cot).run_id == RunSpec(**cot, budget=12).run_id
+    assert RunSpec(**cot).run_id != RunSpec(**cot, budget=40).run_id
+    base = {**cot, "strategy": "base"}                    # no budget in Base's prompt: same run
+    assert RunSpec(**base).run_id == RunSpec(**base, budget=40).run_id
+    from ttclib.experiment import _Execution
+
+    spec = RunSpec(**{**cot, "max_new_tokens": 4}, budget=40)
+    prompts = [r.prompt for r in _Execution(spec, tmp_path, False, tiny_backend)._requests()]
+    assert prompts and all("at most 40 tokens" in p for p in prompts)
+    assert all(r.sampling.max_new_tokens == 4 for r in _Execution(spec, tmp_path, False, tiny_backend)._requests())

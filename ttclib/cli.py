@@ -21,12 +21,15 @@ def cmd_run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{plan.path} [{plan.profile}]: {len(plan.specs)} runs -> {plan.runs_dir}")
+    if plan.uses:
+        print(f"  (the runs of {plan.uses[0]} [{plan.uses[1]}])")
     for s in plan.specs:
         state = "cached" if experiment.is_complete(s, plan.runs_dir) else "to run"
         print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} "
               f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions} "
               f"backend={s.backend} data={_data_source(s)}")
     if args.dry_run:
+        _print_estimate(plan, args.gpu)
         return 0
     _sigterm_as_exit()
     try:
@@ -40,12 +43,42 @@ def cmd_run(args) -> int:
 
 
 def _data_source(spec) -> str:
+    """Where the data would come from; only looks at local paths (``hub`` is never contacted)."""
     from . import benchmarks
 
     try:
         return benchmarks.get(spec.benchmark).source.locate(spec.benchmark, spec.data_path).kind
     except benchmarks.BenchmarkDataError:
         return "missing"
+
+
+def _print_estimate(plan, gpu: str) -> None:
+    """Estimated GPU-hours per run and in total (ttclib.estimate), each number saying where it comes from."""
+    from . import estimate, experiment
+
+    est = estimate.estimate_plan(plan, estimate.Roofline(estimate.GPUS[gpu]))
+    print(f"\nEstimated GPU-hours on {est.roofline.gpu.name} (an estimate, not a measurement; ttclib.estimate):")
+    print(f"  {'run_id':12s}  {'est GPU-h':>9s}  {'queries':>9s}  {'at once':>7s}  {'out tok/q':>9s}  "
+          f"output tokens from | problems from")
+    todo = 0.0
+    for r in est.runs:
+        hours = "n/a" if r.gpu_hours is None else _hours(r.gpu_hours)
+        queries = "?" if r.queries is None else str(r.queries)
+        running = "?" if r.running is None else str(r.running)
+        why = f"  [no estimate: {r.missing}]" if r.missing else ""
+        print(f"  {r.spec.run_id:12s}  {hours:>9s}  {queries:>9s}  {running:>7s}  {r.output_tokens.per_query:>9.0f}  "
+              f"{r.output_tokens.source} | {r.problems.source}{why}")
+        if r.gpu_hours is not None and not experiment.is_complete(r.spec, plan.runs_dir):
+            todo += r.gpu_hours
+    known = sum(r.gpu_hours is not None for r in est.runs)
+    print(f"Estimated total: {_hours(est.gpu_hours)} GPU-hours on {est.roofline.gpu.name} for {known} of "
+          f"{len(est.runs)} runs ({_hours(todo)} of them in runs not cached yet); energy at most "
+          f"{est.energy_upper_bound_kwh:,.4g} kWh (upper bound: GPU-hours × {est.roofline.gpu.tdp_w:g} W TDP)")
+    print(f"Assumptions: {est.assumptions()}")
+
+
+def _hours(h: float) -> str:
+    return f"{h:.3g}" if h < 100 else f"{h:,.0f}"
 
 
 def cmd_info(args) -> int:
@@ -95,12 +128,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ttc", description="Measure the energy cost of test-time compute (ttc-energy).")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run every grid point of a params file (cached runs are reused)",
-                         description="Validate a params file, then measure each run not yet in its runs_dir. "
-                                     "Runs resume after interruption; finished runs are never re-measured.")
+    from .estimate import BANDWIDTH_EFFICIENCY, COMPUTE_EFFICIENCY, DEFAULT_GPU, GPUS
+
+    run = sub.add_parser(
+        "run", help="run every grid point of a params file (cached runs are reused)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Validate a params file, then measure each run not yet in its runs_dir.\n"
+                    "Runs resume after interruption; finished runs are never re-measured.\n\n"
+                    "--dry-run lists the runs and ESTIMATES the GPU-hours of each and in total, in seconds,\n"
+                    "offline (no model loading, no download). The estimate is a memory-bandwidth roofline:\n"
+                    "each decode step streams the weights (parameter count from the model's config) and\n"
+                    f"the batch's KV cache at {BANDWIDTH_EFFICIENCY:.0%} of the GPU's bandwidth, prefill at "
+                    f"{COMPUTE_EFFICIENCY:.0%} of peak FLOPs,\n"
+                    "x tp_size GPUs. Output tokens per query: the measured mean of completed runs of the\n"
+                    "same model, strategy and benchmark in runs_dir, else the paper's figures (Base ~200,\n"
+                    "RT ~7845, one token for multiple choice), capped at max_new_tokens. Energy is bounded\n"
+                    "above by GPU-hours x TDP. Model loading, warm-up and idle windows are not included.\n"
+                    "Problems are counted in local data, else taken from each benchmark's documented size.")
     run.add_argument("params", help="params/<section>.yaml")
     run.add_argument("--profile", default="default", help="profile inside the params file (default: default)")
-    run.add_argument("--dry-run", action="store_true", help="validate and list the runs without measuring")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate and list the runs without measuring, with estimated GPU-hours")
+    run.add_argument("--gpu", default=DEFAULT_GPU, choices=sorted(GPUS),
+                     help=f"GPU the --dry-run estimate is for (default: {DEFAULT_GPU}, the paper's)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
     info = sub.add_parser("info", help="show the hardware, energy meters and models this machine has")

@@ -10,6 +10,13 @@ A params file (``params/<section>.yaml``) declares a grid per profile::
           model: [smollm2-135m-instruct, gemma3-270m]
           strategy: [{strategy: base}, {strategy: cot, max_new_tokens: 96}]
 
+A profile may instead reuse another file's profile, runs and figures folders included, so that
+sections sharing a study measure it once::
+
+    profiles:
+      default: {use: 00_overview.yaml}                      # its `default` profile
+      paper: {use: paper.yaml, profile: length_sweep}       # path relative to this file
+
 Each grid point is a :class:`RunSpec`. Its run id is a hash of the spec, and the run lives in
 ``runs_dir/<run_id>/`` as ``run.json``, ``queries.parquet`` and ``power.parquet``. While it runs,
 finished queries are checkpointed under ``<run_id>.partial/`` after every batch, so a run that
@@ -30,7 +37,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 import yaml
@@ -61,6 +68,8 @@ class RunSpec(BaseModel):
         "auto", description="sglang | transformers | auto (SGLang when installed and a CUDA GPU is visible)")
     server: ServerOptions = Field(default_factory=ServerOptions, description="SGLang launch/attach settings")
     max_new_tokens: int = Field(128, ge=1)
+    budget: int | None = Field(None, ge=1, description="token budget a CoT prompt states (default max_new_tokens); "
+                                                       "fix it to sweep max_new_tokens under one prompt")
     batch_size: int = Field(16, ge=1)
     samples: int | None = Field(None, ge=1, description="override the strategy's samples per query")
     temperature: float | None = Field(None, ge=0, description="override the strategy's temperature")
@@ -116,6 +125,8 @@ class RunSpec(BaseModel):
                   "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__,
                                 bench.source.hub and str(bench.source.hub)]}
         spec = self.model_dump(exclude={"server": set(ServerOptions.NOT_MEASURED)})
+        if spec["budget"] in (None, self.max_new_tokens) or "{budget}" not in method["strategy"]["instruction"]:
+            del spec["budget"]           # the default prompt: the same run as without the field
         blob = json.dumps({"v": SPEC_VERSION, **spec, **method}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -142,11 +153,28 @@ class ParamsError(ValueError):
 
 
 class Profile(BaseModel):
+    """A grid of its own, or ``use:`` another params file's profile (``profile:``, default ``default``)."""
+
     model_config = ConfigDict(extra="forbid")
+    use: str | None = Field(None, description="params file (relative to this one) whose profile this is")
+    profile: str | None = Field(None, description="the profile of `use` (default: default)")
     runs_dir: str = "../outputs/runs"
     figures_dir: str = "../outputs/figures"
     defaults: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
+
+    OWN: ClassVar[tuple[str, ...]] = ("runs_dir", "figures_dir", "defaults", "grid")
+
+    @model_validator(mode="after")
+    def _use_or_own_grid(self) -> "Profile":
+        own = [k for k in self.OWN if k in self.model_fields_set]
+        if self.use is not None and own:
+            raise ValueError(f"`use` takes the runs, runs_dir and figures_dir of another file's profile; it cannot "
+                             f"be combined with {', '.join(own)}: keep either `use` (+ `profile`) or this "
+                             f"profile's own runs_dir/figures_dir/defaults/grid")
+        if self.use is None and self.profile is not None:
+            raise ValueError("`profile` names a profile of the file given by `use`, and there is no `use`")
+        return self
 
 
 class ParamsFile(BaseModel):
@@ -165,11 +193,18 @@ class Plan:
     runs_dir: Path
     figures_dir: Path
     title: str = ""
+    uses: tuple[Path, str] | None = None   # (file, profile) that defines the grid, when `profile` says `use:`
 
 
 def load_params(path: str | os.PathLike, profile: str = "default") -> Plan:
-    """Validate a params file and expand its grid. Raises :class:`ParamsError` naming file and key."""
-    path = Path(path)
+    """Validate a params file and expand its grid. Raises :class:`ParamsError` naming file and key.
+
+    A profile that says ``use: other.yaml`` (``profile: name``) is that file's profile: its runs,
+    runs_dir and figures_dir (relative to that file); errors there name that file."""
+    return _load(Path(path), profile, chain=())
+
+
+def _read(path: Path) -> ParamsFile:
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
     try:
@@ -177,17 +212,40 @@ def load_params(path: str | os.PathLike, profile: str = "default") -> Plan:
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from None
     try:
-        params = ParamsFile.model_validate(raw)
+        return ParamsFile.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(_format_errors(path, e, lambda loc: ".".join(map(str, loc)))) from None
+
+
+def _load(path: Path, profile: str, chain: tuple[tuple[Path, str], ...], used_by: str | None = None) -> Plan:
+    """``chain``: the (file, profile) pairs that led here through `use:`, to stop cycles."""
+    params = _read(path)
     if profile not in params.profiles:
-        raise ParamsError(f"{path}: profiles.{profile}: no such profile (have: {', '.join(params.profiles)})")
+        have = ", ".join(params.profiles)
+        if used_by:
+            raise ParamsError(f"{used_by}.profile: {path} has no profile {profile!r} (have: {have})")
+        raise ParamsError(f"{path}: profiles.{profile}: no such profile (have: {have})")
     prof = params.profiles[profile]
     where = f"profiles.{profile}"
+    if prof.use is not None:
+        used = _load_used(path, where, prof.use, prof.profile or "default", chain + ((path.resolve(), profile),))
+        return dataclasses.replace(used, path=path, profile=profile, title=params.title or used.title,
+                                   uses=used.uses or (used.path, used.profile))
     specs = [_spec(path, point, prov) for point, prov in _expand(prof.defaults, prof.grid, where)]
     base = path.parent
     return Plan(path, profile, specs, (base / prof.runs_dir).resolve(), (base / prof.figures_dir).resolve(),
                 params.title)
+
+
+def _load_used(path: Path, where: str, use: str, profile: str, chain: tuple[tuple[Path, str], ...]) -> Plan:
+    target = Path(use).expanduser()
+    target = target if target.is_absolute() else path.parent / target
+    if not target.is_file():
+        raise ParamsError(f"{path}: {where}.use: no such params file: {target}")
+    if (target.resolve(), profile) in chain:
+        loop = " -> ".join(f"{p.name} [{name}]" for p, name in (*chain, (target, profile)))
+        raise ParamsError(f"{path}: {where}.use: profiles use each other in a cycle: {loop}")
+    return _load(target, profile, chain, used_by=f"{path}: {where}")
 
 
 def _expand(defaults: dict, grid: dict[str, list], where: str):
@@ -310,7 +368,7 @@ class _Execution:
         return getattr(self.backend, "chat", True)
 
     def _prompt(self, problem) -> str:
-        fmt, budget = self.bench.answer_format, self.spec.max_new_tokens
+        fmt, budget = self.bench.answer_format, self.spec.budget or self.spec.max_new_tokens
         if self._chat:
             return render_prompt(self.backend.tokenizer, self.strategy.messages(problem, fmt, budget), True)
         return self.strategy.base_prompt(problem, fmt, budget)

@@ -23,6 +23,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -111,6 +112,40 @@ def is_available(name: str) -> tuple[bool, str]:
     return True, "ok"
 
 
+# Hub models whose architecture is one of the shipped configs: the Qwen2.5 Instruct models and
+# the DeepSeek-R1 distills of the same sizes (the 1.5B and 7B distills start from Qwen2.5-Math,
+# the same architecture; the 1.5B distill does not tie its embeddings, 0.23B parameters more).
+HUB_ARCHITECTURES = re.compile(r"(?:Qwen/Qwen2\.5-|deepseek-ai/DeepSeek-R1-Distill-Qwen-)(1\.5|7|14|32)B(?:-Instruct)?")
+
+
+def config_path(name: str) -> Path | None:
+    """The ``config.json`` describing ``name``'s architecture, found without loading, converting
+    or downloading anything; None when there is none on this machine.
+
+    >>> config_path("Qwen/Qwen2.5-7B-Instruct").name
+    'qwen2.5-7b.json'
+    """
+    ref = resolve(name)
+    if ref.kind == "random":
+        return Path(ref.path)
+    if ref.kind == "hf_dir":
+        path = Path(ref.path) / "config.json"
+    elif ref.kind == "embedded":
+        try:
+            path = cache_dir() / "models" / _embedded_key(name) / "config.json"
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    elif ref.kind == "hub" and (m := HUB_ARCHITECTURES.fullmatch(name)):
+        path = CONFIG_DIR / f"qwen2.5-{m.group(1)}b.json"
+    else:
+        return None
+    return path if path.is_file() else None
+
+
+def _embedded_key(name: str) -> str:
+    return f"{name}-{importlib.metadata.version(EMBEDDED[name].package)}"
+
+
 def hf_directory(name: str) -> Path:
     """A loadable Hugging Face directory for ``name``, converting GGUF once into the cache."""
     ref = resolve(name)
@@ -118,8 +153,7 @@ def hf_directory(name: str) -> Path:
         return Path(ref.path)
     if ref.kind == "embedded":
         emb = EMBEDDED[name]
-        version = importlib.metadata.version(emb.package)
-        return _converted(f"{name}-{version}", lambda tmp: _embedded_gguf(emb, tmp))
+        return _converted(_embedded_key(name), lambda tmp: _embedded_gguf(emb, tmp))
     if ref.kind == "gguf":
         st = os.stat(ref.path)
         key = hashlib.sha256(f"{os.path.abspath(ref.path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]

@@ -10,7 +10,9 @@ studies (MMLU categories, MT-Bench, BoolQ, TruthfulQA, NarrativeQA) is one :clas
 - ``extract`` — completion text → answer string (see :mod:`ttclib.answers`);
 - ``score``   — answer × problem → :class:`Score` (math by equivalence, multiple choice by letter,
   code by running the benchmark's tests in :mod:`ttclib.sandbox`, text by ROUGE-L);
-- ``equivalent`` — when two sampled answers count as the same vote (majority vote).
+- ``equivalent`` — when two sampled answers count as the same vote (majority vote);
+- ``size`` — problems in the standard split, for estimates made before any data is here
+  (:mod:`ttclib.estimate`).
 
 The default run needs no hub: ``arithmetic`` and ``gsm_symbolic`` are generated offline with
 easy/medium/hard levels, HumanEval and MT-Bench come with their PyPI packages.
@@ -70,6 +72,9 @@ class Benchmark:
     difficulty_note: str = ""                          # where the level comes from when it is derived
     metric: str = "accuracy"                           # what `score.value` is: accuracy | pass@1 | rouge_l | none
     executes_code: bool = False                        # scoring runs the model's code in the sandbox
+    # Problems in the standard split: the hub split the loader falls back to, before any filtering
+    # the parser does. Only for estimates (ttclib.estimate) when the data cannot be counted here.
+    size: int | None = None
 
     def load(self, *, levels: Sequence[str] | None = None, per_level: int | None = 16, seed: int = 0,
              subsets: Sequence[str] | None = None, data: str | Path | None = None) -> list[Problem]:

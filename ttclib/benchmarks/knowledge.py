@@ -84,6 +84,7 @@ def _mmlu(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="mmlu", category="common_sense",
+    size=14042,
     description="MMLU test (57 subjects, 14,042 questions), grouped into paper 001's eight categories (subset).",
     source=Source(files=("mmlu/test",), hub=Hub("cais/mmlu", "all", split="test"), reader=read_mmlu),
     parse=_mmlu, extract=extract_choice_for("ABCD"), score=score_choice, answer_format=CHOICE_FORMAT,
@@ -110,6 +111,7 @@ def _hellaswag(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="hellaswag", category="common_sense",
+    size=10042,  # validation; ../shared/data holds a 1,000-row sample
     description="HellaSwag validation: pick the most plausible of four endings.",
     source=Source(files=("hellaswag/hellaswag_val.jsonl", "hellaswag/hellaswag_val_sample1000.jsonl"),
                   hub=Hub("Rowan/hellaswag", split="validation")),
@@ -134,6 +136,7 @@ def _csqa(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="commonsenseqa", category="common_sense",
+    size=1221,
     description="CommonsenseQA validation (1,221 questions, five options).",
     source=Source(files=("commonsenseqa/validation.jsonl", "commonsenseqa/dev_rand_split.jsonl"),
                   hub=Hub("tau/commonsense_qa", split="validation")),
@@ -153,6 +156,7 @@ def _gsm8k(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="gsm8k", category="common_sense",
+    size=1319,
     description="GSM8K test (1,319 grade-school word problems), numeric answers compared by equivalence.",
     source=Source(files=("gsm8k/test.jsonl",), hub=Hub("openai/gsm8k", "main", split="test")),
     parse=_gsm8k, extract=answers.extract_math, score=score_math, equivalent=answers.math_equivalent,
@@ -173,6 +177,7 @@ def _boolq(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="boolq", category="common_sense",
+    size=3270,
     description="BoolQ dev (3,270 yes/no questions about a Wikipedia passage).",
     source=Source(files=("boolq/dev.jsonl",), hub=Hub("google/boolq", split="validation")),
     parse=_boolq, extract=answers.extract_yes_no, score=score_exact_text, answer_format="Answer yes or no.",
@@ -217,6 +222,7 @@ def score_truthfulqa(answer: str | None, problem: Problem) -> Score:
 
 register(Benchmark(
     name="truthfulqa", category="generation",
+    size=817,
     description="TruthfulQA generation (817 questions, v1 release), scored by ROUGE-L against true vs false references.",
     source=Source(files=("truthfulqa/v1/TruthfulQA.csv", "truthfulqa/TruthfulQA.csv"),
                   hub=Hub("truthfulqa/truthful_qa", "generation", split="validation")),
@@ -245,6 +251,7 @@ def score_narrativeqa(answer: str | None, problem: Problem) -> Score:
 
 register(Benchmark(
     name="narrativeqa", category="generation",
+    size=10557,  # test split; ../shared/data holds a 50-question sample
     description=f"NarrativeQA over story summaries, ROUGE-L F against two references (correct at ≥ {NARRATIVEQA_PASS}).",
     source=Source(files=("narrativeqa/test.jsonl", "narrativeqa/test-tiny.jsonl"),
                   hub=Hub("deepmind/narrativeqa", split="test")),
@@ -276,6 +283,7 @@ def _mtbench(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="mtbench", category="chat",
+    size=80,
     description="MT-Bench: 80 open-ended first-turn prompts in eight categories (no reference answers: "
                 "prompts for energy-per-token runs).",
     source=Source(files=("mt_bench/question.jsonl",), hub=Hub("HuggingFaceH4/mt_bench_prompts", split="train"),

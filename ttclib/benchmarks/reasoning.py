@@ -52,6 +52,7 @@ for _year, _files, _hub in ((2024, ("aime24/test.jsonl", "aime24/aime24.json"), 
                             (2025, ("aime25/aime25.json", "aime25/test.jsonl"), Hub("math-ai/aime25", split="test"))):
     register(Benchmark(
         name=f"aime{_year % 100}", category="math",
+    size=30,
         description=f"AIME {_year} (contests I and II, 30 problems), integer answers 0-999.",
         source=Source(files=_files, hub=_hub), parse=_aime_parser(_year),
         extract=answers.extract_math, score=score_integer, equivalent=answers.math_equivalent,
@@ -67,6 +68,7 @@ def _math500(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="math500", category="math",
+    size=500,
     description="MATH-500 (the PRM800K test subset of MATH): 500 problems, LaTeX answers compared by equivalence.",
     source=Source(files=("math500/test.jsonl",), hub=Hub("HuggingFaceH4/MATH-500", split="test")),
     parse=_math500, extract=answers.extract_math, score=score_math, equivalent=answers.math_equivalent,
@@ -99,6 +101,7 @@ def _gpqa(r: dict, i: int) -> Problem:
 
 register(Benchmark(
     name="gpqa_diamond", category="math",
+    size=198,
     description="GPQA Diamond: 198 graduate-level science questions, four options shuffled per question "
                 "(fixed by the record id).",
     source=Source(files=("gpqa_diamond/gpqa_diamond.csv", "gpqa_diamond/gpqa_diamond.zip"),
