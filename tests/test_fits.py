@@ -153,9 +153,14 @@ def test_ratio_ci_known_ratio(rng):
     assert fits.ratio_ci(num, den) == boot   # fixed seed: reproducible
 
 
-def test_too_few_points_names_the_curve():
-    with pytest.raises(ValueError, match="energy_j ~ completion_tokens.*quadratic"):
-        fits.fit_energy_vs_tokens(pd.DataFrame({"completion_tokens": [1.0, 2, 3], "energy_j": [1.0, 2, 3]}))
+def test_too_few_points_skip_a_form_and_name_the_curve_when_none_fits():
+    three = pd.DataFrame({"completion_tokens": [1.0, 2, 3], "energy_j": [1.1, 1.9, 3.2]})
+    fit = fits.fit_energy_vs_tokens(three)
+    c = fit.candidates.set_index("form")
+    assert not c.converged["quadratic"] and c.status["quadratic"].startswith("skipped: 3 points")
+    assert fit.form in ("linear", "power") and "not compared: quadratic (skipped: 3 points" in fit.summary()
+    with pytest.raises(ValueError, match="energy_j ~ completion_tokens: no form could be fitted.*linear skipped: 2 points"):
+        fits.fit_energy_vs_tokens(three.iloc[:2])
 
 
 def test_non_positive_x_skips_power():
@@ -195,3 +200,23 @@ def test_bad_arguments():
         fits.fit_curve([1, 2, 3, 4], [1, 2, 3, 4], forms=("linear",), criterion="r2")
     with pytest.raises(ValueError, match="columns"):
         fits.fit_energy_vs_tokens(pd.DataFrame({"x": [1.0]}))
+
+
+def test_constant_y_is_no_curve():
+    with pytest.raises(ValueError, match=r"E ~ n: all 5 y values are equal \(2\)"):
+        fits.fit_curve([1, 2, 3, 4, 5], [2.0] * 5, name="E ~ n")
+
+
+def test_fit_by_fits_each_group_and_explains_the_ones_it_cannot(rng):
+    x = np.tile([16, 32, 64, 128, 256.0], 2)
+    df = pd.DataFrame({"model": ["a"] * 5 + ["b"] * 5, "max_new_tokens": x,
+                       "energy_per_query_j": 2 + 0.05 * x + rng.normal(0, 0.01, 10)})
+    df.loc[df.model == "b", "max_new_tokens"] = 64.0          # one distinct x: no curve
+    out = fits.fit_by(df, "model", label="E ~ L")
+    assert list(out) == ["a", "b"]
+    assert isinstance(out["a"], fits.Fit) and out["a"].params["b"] == pytest.approx(0.05, rel=0.02)
+    assert isinstance(out["b"], fits.Unfitted) and out["b"].formula == "no fit"
+    assert out["b"].summary().startswith("E ~ L [b]: no form could be fitted (0 NaN rows dropped): linear skipped: 5 points (1 distinct x)")
+    assert np.isnan(out["b"].predict([1.0, 2.0])).all()
+    two = fits.fit_by(df.assign(s="cot"), ["model", "s"], label="E ~ L")
+    assert two[("a", "cot")].curve == "E ~ L [a cot]"

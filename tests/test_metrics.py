@@ -67,3 +67,108 @@ def test_power_summary_sums_devices_and_throughput_counts_queries():
     assert s.loc["b", "mean_power_w"] == 40 and s.loc["b", "samples"] == 2
     runs = pd.DataFrame({"n_queries": [48, 10], "repetitions": [1, 3], "measured_s": [24.0, 60.0]})
     assert metrics.throughput(runs).tolist() == [2.0, 0.5]
+
+
+# --- operating points, normalized energy and the section sentences (constructed data) ----------
+
+def _results(reps=3, energies=None):
+    """Two configurations on three queries; energy per query of `mv` is 4.5× `base`'s in every repetition."""
+    rows = []
+    for strategy, scale, tokens in (("base", 1.0, 10), ("mv", 4.5, 50)):
+        for rep in range(reps):
+            for i, qid in enumerate("abc"):
+                rows.append(dict(model="m", strategy=strategy, benchmark="b", category="math", repetition=rep,
+                                 query_id=qid, difficulty=["easy", "medium", "hard"][i],
+                                 correct=(i + rep) % 2 == 0, energy_j=scale * (1 + i + 0.1 * rep),
+                                 completion_tokens=tokens * (1 + i), prompt_tokens=20 if strategy == "base" else 100))
+    return pd.DataFrame(rows)
+
+
+def test_operating_points_ci_across_repetitions_or_queries():
+    p = metrics.operating_points(_results()).set_index("strategy")
+    # base: repetition means of energy are 2.0, 2.1, 2.2 → mean 2.1, t(0.975, 2)·0.1/√3 = 0.2484
+    assert p.loc["base", "energy_per_query_j"] == pytest.approx(2.1)
+    assert p.loc["base", "energy_per_query_j_hi"] - 2.1 == pytest.approx(0.24841, abs=1e-4)
+    assert p.loc["base", "ci_over"] == "3 repetitions" and p.loc["base", "queries"] == 3
+    assert p.loc["base", "accuracy"] == pytest.approx((2 + 1 + 2) / 9)
+    # accuracy: Wilson score interval over the 3 queries (accuracies 2/3, 1/3, 2/3), whatever the repetitions
+    z, n, acc = 1.959964, 3, 5 / 9
+    centre = (acc + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * (acc * (1 - acc) / n + z**2 / (4 * n**2)) ** 0.5 / (1 + z**2 / n)
+    assert (p.loc["base", "accuracy_lo"], p.loc["base", "accuracy_hi"]) == pytest.approx((centre - half, centre + half), abs=1e-5)
+    one = metrics.operating_points(_results(reps=1)).set_index("strategy")
+    assert one.loc["base", "ci_over"] == "3 queries"          # per-query energies 1, 2, 3
+    assert one.loc["base", "energy_per_query_j_lo"] == pytest.approx(2 - 4.302653 / 3 ** 0.5, abs=1e-4)
+
+
+def test_normalized_energy_ratio_tokens_and_category_average():
+    n = metrics.normalized_energy(_results())
+    assert len(n) == 1
+    row = n.iloc[0]
+    assert row.strategy == "mv" and row.energy_ratio == pytest.approx(4.5)
+    assert row.energy_ratio_lo < 4.5 < row.energy_ratio_hi and row.ci_over == "repetitions"
+    assert row.output_token_ratio == pytest.approx(5.0) and row.input_token_ratio == pytest.approx(5.0)
+    avg = metrics.category_averages(n)
+    assert avg.energy_ratio.tolist() == pytest.approx([4.5]) and avg.benchmarks.tolist() == [1]
+    assert metrics.normalized_energy(_results()[lambda d: d.strategy == "mv"]).empty   # no base: nothing to normalise
+
+
+def _norm_runs():
+    return pd.DataFrame({"hardware": ["cpu"], "meter": ["estimate"], "meter_method": ["cpu_time_x_tdp"]})
+
+
+def test_normalized_energy_sentence_verdicts():
+    n = metrics.normalized_energy(_results())
+    text = report.normalized_energy(n, metrics.category_averages(n), _norm_runs(), samples=5)
+    assert "MV used 4.50× Base energy on math" in text and "paper MV: 2.63×" in text
+    assert text.endswith("held here.")
+    costly = n.assign(energy_ratio=6.0, energy_ratio_lo=5.5, energy_ratio_hi=6.5)
+    assert "held only in part here" in report.normalized_energy(costly, metrics.category_averages(costly), _norm_runs())
+    one_token = costly.assign(base_output_tokens=1.0)   # one-token answers: the full multiple is expected
+    assert report.normalized_energy(one_token, metrics.category_averages(one_token), _norm_runs()).endswith("held here.")
+    cheaper = n.assign(energy_ratio=0.9, energy_ratio_lo=0.8, energy_ratio_hi=1.0)
+    assert "did not hold here" in report.normalized_energy(cheaper, metrics.category_averages(cheaper), _norm_runs())
+
+
+def test_length_sweep_sentence_and_early_exit_by_configuration():
+    res = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": 100,
+                        "completion_tokens": [20, 25, 25, 30, 90, 95, 95, 100], "correct": [True] * 4 + [False] * 4,
+                        "energy_j": [1.0, 1.2, 1.2, 1.5, 4.5, 4.8, 4.8, 5.0]})
+    sweep = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": [50, 100],
+                          "accuracy": [0.5, 0.5], "energy_per_query_j": [1.5, 3.0]})
+    exits = metrics.early_exit_from_sweep(sweep)
+    text = report.length_sweep(res, exits, _norm_runs())
+    assert "correct answers 25 tokens (median), incorrect 95 (one-sided Mann–Whitney p = 0.014)" in text
+    assert "saves 50 %" in text
+    assert text.endswith("held here.")
+    longer_correct = res.assign(correct=[False] * 4 + [True] * 4)
+    assert "held only in part here" in report.length_sweep(longer_correct, exits, _norm_runs())
+    assert "(lost 0.0 points)" in text
+    better_short = metrics.early_exit_from_sweep(sweep.assign(accuracy=[0.75, 0.5]))
+    assert "(gained 25.0 points)" in report.length_sweep(res, better_short, _norm_runs())
+    costlier = metrics.early_exit_from_sweep(sweep.assign(energy_per_query_j=[3.3, 3.0]))
+    assert "yet used 10 % more energy per query (measurement noise between runs)" in report.length_sweep(
+        res, costlier, _norm_runs())
+    nothing_right = res.assign(correct=False)
+    assert "could not be tested here" in report.length_sweep(nothing_right, exits, _norm_runs())
+    by = metrics.early_exit_by(pd.concat([res, nothing_right.assign(model="n")]))
+    assert by.set_index("model").cut_tokens.isna().tolist() == [False, True]
+
+
+def test_difficulty_sentence_routes_and_reports_savings():
+    from ttclib import routing
+
+    res = pd.DataFrame({"model": ["s", "s", "l", "l"] * 2, "strategy": "base",
+                        "difficulty": ["easy"] * 4 + ["hard"] * 4,
+                        "correct": [1, 1, 1, 1, 0, 0, 1, 1], "energy_j": [1, 1, 4, 4, 1, 1, 4, 4],
+                        "repetition": 0, "query_id": list("abab") + list("cdcd"), "completion_tokens": 5})
+    r = routing.route_by_difficulty(res, routing.most_accurate(res))
+    points = metrics.operating_points(res, by=["model", "strategy", "difficulty"])
+    text = report.difficulty(points, r, _norm_runs(), 0.5, ["easy", "hard"])
+    assert "easy → s base; hard → l base" in text and "10 J for 4 queries" in text and "(38 % saved)" in text
+    assert text.endswith("held here.")
+
+
+def test_at_longest_keeps_each_configurations_longest_runs():
+    df = pd.DataFrame({"model": ["a", "a", "b"], "strategy": "cot", "max_new_tokens": [8, 16, 4]})
+    assert metrics.at_longest(df).max_new_tokens.tolist() == [16, 4]

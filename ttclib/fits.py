@@ -219,6 +219,25 @@ class SaturationFit(Fit):
                 f"{self.saturation_batch:.3g} ({self.level:.0%} CI {lo:.3g}–{hi:.3g}).")
 
 
+@dataclass(frozen=True)
+class Unfitted:
+    """A curve that no form could be fitted to (too few points, all x equal); prints like a Fit."""
+
+    curve: str
+    reason: str
+    formula: str = "no fit"
+    form: str = "none"
+
+    def predict(self, x) -> np.ndarray:
+        return np.full(np.shape(x), np.nan)
+
+    def predict_ci(self, x, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        return self.predict(x), self.predict(x)
+
+    def summary(self) -> str:
+        return f"{self.curve}: {self.reason}."
+
+
 # --- fitting -----------------------------------------------------------------------------------
 
 def _t(level: float, df: int) -> float:
@@ -269,14 +288,12 @@ def _clean(x, y, weights, curve: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return x[ok], y[ok], w[ok], int((~ok).sum())
 
 
-def _check_enough(forms, x, curve: str, n_dropped: int) -> None:
-    for name in forms:
-        form = FORMS[name]
-        if x.size < form.k + 1 or np.unique(x).size < form.k:
-            raise ValueError(
-                f"{curve}: {x.size} points ({np.unique(x).size} distinct x, {n_dropped} NaN rows dropped) "
-                f"are too few for the {name} form, which has {form.k} parameters and needs at least "
-                f"{form.k + 1} points with {form.k} distinct x; add points or drop it from forms=")
+def _too_few(form: Form, x: np.ndarray) -> str | None:
+    """Why ``x`` cannot fit ``form`` (k parameters need k + 1 points with k distinct x), or None."""
+    if x.size < form.k + 1 or np.unique(x).size < form.k:
+        return (f"skipped: {x.size} points ({np.unique(x).size} distinct x) are too few for {form.k} parameters "
+                f"(needs {form.k + 1} points, {form.k} distinct x)")
+    return None
 
 
 def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, name: str = "",
@@ -286,8 +303,8 @@ def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, na
     NaN/inf rows are dropped and counted. A form that needs x > 0 is skipped when some x ≤ 0,
     and a nonlinear fit that fails is kept in ``candidates`` with converged=False; neither can
     win. ``weights`` are WLS weights (inverse variances up to a factor; for noise proportional
-    to y pass 1/y²). Raises ValueError when there are fewer than k + 1 points for some form, or
-    when no form could be fitted.
+    to y pass 1/y²). A form with more parameters than the points support (k + 1 points, k distinct
+    x) is skipped the same way. Raises ValueError when no form could be fitted.
 
     >>> import numpy as np
     >>> x = np.array([1, 2, 4, 8, 16, 32, 64, 128.0])
@@ -302,13 +319,16 @@ def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, na
         raise ValueError(f"unknown forms {unknown}; known: {sorted(FORMS)}")
     curve = name or f"{getattr(y, 'name', None) or 'y'} ~ {getattr(x, 'name', None) or 'x'}"
     x, y, w, dropped = _clean(x, y, weights, curve)
-    _check_enough(forms, x, curve, dropped)
+    if y.size and np.ptp(y) == 0:
+        raise ValueError(f"{curve}: all {y.size} y values are equal ({y[0]:g}): there is no curve to fit")
 
     rows, fitted = [], {}
     for name_ in forms:
         form = FORMS[name_]
         row = dict(form=name_, k=form.k, aic=np.nan, bic=np.nan, r2=np.nan, converged=False, status="ok")
-        if form.positive_x and np.any(x <= 0):
+        if _too_few(form, x):
+            row["status"] = _too_few(form, x)
+        elif form.positive_x and np.any(x <= 0):
             row["status"] = "skipped: needs x > 0"
         else:
             try:
@@ -321,7 +341,8 @@ def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, na
         rows.append(row)
     cand = pd.DataFrame(rows)
     if not fitted:
-        raise ValueError(f"{curve}: no form could be fitted: " + "; ".join(f"{r['form']} {r['status']}" for r in rows))
+        raise ValueError(f"{curve}: no form could be fitted ({dropped} NaN rows dropped): "
+                         + "; ".join(f"{r['form']} {r['status']}" for r in rows))
     for c in ("aic", "bic"):
         cand[f"delta_{c}"] = cand[c] - cand[c].min()
     cand = cand[["form", "k", "aic", "bic", "r2", "delta_aic", "delta_bic", "converged", "status"]]
@@ -434,6 +455,25 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return (m, float(m - half), float(m + half))
 
 
+def proportion_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(share, lower, upper): Wilson score interval (statsmodels) of a share from per-item values in
+    [0, 1] (1 = correct; a query's accuracy averaged over repetitions may be fractional). Unlike a t
+    interval it stays inside [0, 1] and is not degenerate at 0 % or 100 %.
+
+    >>> [round(v, 3) for v in proportion_ci([1, 1, 1, 0, 0])]
+    [0.6, 0.231, 0.882]
+    >>> [round(v, 3) for v in proportion_ci([0, 0, 0, 0])]
+    [0.0, 0.0, 0.49]
+    """
+    from statsmodels.stats.proportion import proportion_confint
+
+    v = _sample(values)
+    if v.size == 0:
+        return (np.nan, np.nan, np.nan)
+    lo, hi = proportion_confint(v.sum(), v.size, alpha=1 - level, method="wilson")
+    return (float(v.mean()), float(lo), float(hi))
+
+
 def ratio_ci(num, den, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """(ratio, lower, upper) of mean(num)/mean(den) for two independent samples (e.g. the energy
     of majority voting and of the base strategy over repetitions): percentile bootstrap,
@@ -475,10 +515,30 @@ def ratio_ci_delta(num, den, level: float = 0.95) -> tuple[float, float, float]:
     return (r, float(r - half), float(r + half))
 
 
+def fit_by(df: pd.DataFrame, by, fit=None, label: str = "", **kw) -> dict:
+    """One curve per group of ``by`` with ``fit`` (default :func:`fit_energy_vs_length`), named
+    ``"<label> [<group>]"``. A group no form can be fitted to (a smoke run with one distinct x)
+    maps to an :class:`Unfitted` saying why instead of stopping the others.
+
+    >>> d = pd.DataFrame({"m": ["a"] * 4 + ["b"] * 2, "max_new_tokens": [1, 2, 3, 4, 5, 5],
+    ...                   "energy_per_query_j": [2.0, 4.1, 5.9, 8.0, 1, 1]})
+    >>> [f.summary().split(":")[0] + ": " + f.formula for f in fit_by(d, "m", label="E").values()]
+    ['E [a]: y = 2.025·x^0.9878', 'E [b]: no fit']
+    """
+    fit = fit or fit_energy_vs_length
+    out = {}
+    for key, g in df.groupby(by, sort=False):
+        curve = f"{label or fit.__name__} [{' '.join(map(str, key)) if isinstance(key, tuple) else key}]"
+        try:
+            out[key] = fit(g, name=curve, **kw)
+        except ValueError as e:
+            out[key] = Unfitted(curve, str(e).split(": ", 1)[-1])
+    return out
+
+
 def throughput_curves(runs: pd.DataFrame, by: str = "strategy", y: str = "queries_per_s",
-                      saturation: float = 0.9) -> dict[str, SaturationFit]:
+                      saturation: float = 0.9) -> dict:
     """One :func:`fit_throughput_vs_batch` per value of ``by`` (e.g. per strategy), weighted by
     1/y²: run-to-run noise in throughput grows with throughput (multiplicative)."""
-    return {key: fit_throughput_vs_batch(g, y=y, saturation=saturation, weights=1 / g[y].to_numpy(float) ** 2,
-                                         name=f"{y} ~ batch_size [{key}]")
-            for key, g in runs.groupby(by, sort=False)}
+    runs = runs.assign(_w=1 / runs[y].to_numpy(float) ** 2)
+    return fit_by(runs, by, fit_throughput_vs_batch, f"{y} ~ batch_size", y=y, saturation=saturation, weights="_w")

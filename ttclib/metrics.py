@@ -329,3 +329,112 @@ def power_summary(power: pd.DataFrame, by=("run_id",)) -> pd.DataFrame:
 def throughput(runs: pd.DataFrame) -> pd.Series:
     """Queries answered per second of measured time (all samples of a query count as one query)."""
     return runs.n_queries * runs.repetitions / runs.measured_s
+
+
+# --- operating points with confidence intervals (every figure's error bars) -------------------
+
+def operating_points(results: pd.DataFrame, by=("model", "strategy"), level: float = 0.95) -> pd.DataFrame:
+    """One row per configuration: accuracy, energy per query and output tokens per query, each with
+    a ``level`` confidence interval (``*_lo``/``*_hi``).
+
+    Energy and token intervals are across repetitions when the configuration has two or more (each
+    repetition's mean over its queries is one observation, as in the paper's ten runs); with a single
+    repetition they are across queries instead, and ``ci_over`` says which. Accuracy intervals are
+    always Wilson intervals across queries (each query's accuracy averaged over repetitions): a
+    greedy strategy gives the same answers in every repetition, so only the choice of problems
+    bounds its accuracy.
+
+    >>> res = pd.DataFrame({"model": "m", "strategy": "base", "repetition": [0, 0, 1, 1, 2, 2],
+    ...                     "query_id": list("ababab"), "correct": [1, 0, 1, 1, 1, 0],
+    ...                     "energy_j": [1.0, 3.0, 2.0, 4.0, 1.5, 2.5], "completion_tokens": 10})
+    >>> p = operating_points(res).iloc[0]
+    >>> p[["energy_per_query_j", "accuracy"]].astype(float).round(3).tolist(), p.ci_over
+    ([2.333, 0.667], '3 repetitions')
+    >>> bool(p.energy_per_query_j_lo < 2 < p.energy_per_query_j_hi)
+    True
+    """
+    from .fits import mean_ci, proportion_ci
+
+    by = list(by)
+    df = results.assign(correct=results.correct.astype(float))
+    rows = []
+    for key, g in df.groupby(by, sort=False):
+        reps = g.repetition.nunique()
+        per = g.groupby("repetition") if reps > 1 else g.groupby("query_id")
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)), queries=g.query_id.nunique(),
+                   repetitions=reps, ci_over=f"{reps} repetitions" if reps > 1 else f"{g.query_id.nunique()} queries")
+        for name, col, over, ci in (("accuracy", "correct", g.groupby("query_id"), proportion_ci),
+                                    ("energy_per_query_j", "energy_j", per, mean_ci),
+                                    ("completion_tokens_per_query", "completion_tokens", per, mean_ci)):
+            m, lo, hi = ci(over[col].mean(), level)
+            row.update({name: m, f"{name}_lo": lo, f"{name}_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def normalized_energy(results: pd.DataFrame, baseline: str = "base", by=("benchmark", "model"),
+                      level: float = 0.95) -> pd.DataFrame:
+    """Energy per query of every strategy relative to ``baseline`` (paper 000, Figure 2), per ``by``
+    group, with a bootstrap CI of the ratio (across repetitions, or across queries with one), and
+    the output- and input-token multipliers behind it.
+
+    >>> res = pd.DataFrame({"benchmark": "b", "category": "math", "model": "m",
+    ...                     "strategy": ["base"] * 4 + ["mv"] * 4, "repetition": [0, 1, 2, 3] * 2,
+    ...                     "query_id": "q", "energy_j": [1.0, 1.1, 0.9, 1.0, 4.0, 4.2, 3.8, 4.0],
+    ...                     "completion_tokens": [10] * 4 + [50] * 4, "prompt_tokens": [20] * 4 + [100] * 4})
+    >>> r = normalized_energy(res).iloc[0]
+    >>> r.strategy, r[["energy_ratio", "output_token_ratio", "input_token_ratio"]].astype(float).tolist()
+    ('mv', [4.0, 5.0, 5.0])
+    >>> bool(r.energy_ratio_lo < 4 < r.energy_ratio_hi)
+    True
+    """
+    from .fits import ratio_ci
+
+    by = list(by)
+    rows = []
+    for key, g in results.groupby(by, sort=False):
+        base = g[g.strategy == baseline]
+        if base.empty:
+            continue
+        for strategy, s in g[g.strategy != baseline].groupby("strategy", sort=False):
+            unit = "repetition" if min(s.repetition.nunique(), base.repetition.nunique()) > 1 else "query_id"
+            r, lo, hi = ratio_ci(s.groupby(unit).energy_j.mean(), base.groupby(unit).energy_j.mean(), level)
+            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                         "category": g.category.iloc[0] if "category" in g else None, "strategy": strategy,
+                         "energy_ratio": r, "energy_ratio_lo": lo, "energy_ratio_hi": hi,
+                         "ci_over": "repetitions" if unit == "repetition" else "queries",
+                         "base_output_tokens": base.completion_tokens.mean(),
+                         "output_token_ratio": s.completion_tokens.mean() / base.completion_tokens.mean(),
+                         "input_token_ratio": (s.prompt_tokens.mean() / base.prompt_tokens.mean()
+                                               if "prompt_tokens" in s else np.nan)})
+    return pd.DataFrame(rows)
+
+
+def category_averages(normalized: pd.DataFrame) -> pd.DataFrame:
+    """The paper's per-category averages of :func:`normalized_energy` (over benchmarks and models)."""
+    return (normalized.groupby(["category", "strategy"], sort=False)
+            .agg(energy_ratio=("energy_ratio", "mean"), output_token_ratio=("output_token_ratio", "mean"),
+                 input_token_ratio=("input_token_ratio", "mean"), benchmarks=("benchmark", "nunique"),
+                 points=("energy_ratio", "size"))
+            .reset_index())
+
+
+def at_longest(df: pd.DataFrame, by=("model", "strategy")) -> pd.DataFrame:
+    """Rows of each configuration's longest ``max_new_tokens`` (the uncut end of a length sweep).
+
+    >>> df = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": [8, 16, 16]})
+    >>> len(at_longest(df))
+    2
+    """
+    longest = df.groupby(list(by)).max_new_tokens.transform("max")
+    return df[df.max_new_tokens == longest]
+
+
+def early_exit_by(results: pd.DataFrame, by=("model", "strategy"), whisker: float = 1.5) -> pd.DataFrame:
+    """:func:`early_exit` per configuration, each cut at its own correct answers' upper whisker;
+    configurations without a correct answer have nothing to keep and get no cut (NaN)."""
+    rows = []
+    for key, g in results.groupby(list(by), sort=False):
+        ok = g.correct.fillna(False).astype(bool).any()
+        rows.append({**dict(zip(by, key)), **(early_exit(g, whisker=whisker) if ok else {"cut_tokens": np.nan})})
+    return pd.DataFrame(rows)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import metrics
+from . import fits, metrics
 
 STRATEGY_ORDER = ["base", "mv", "cot", "rt"]
 
@@ -17,23 +17,154 @@ def style() -> None:
     sns.set_theme(style="whitegrid", context="notebook")
 
 
-def accuracy_vs_energy(runs: pd.DataFrame, *, energy: str = "energy_per_query_j", ax=None):
-    """Figure 1 shape: accuracy vs energy per query, one line per strategy through model sizes."""
+def _sizes(runs: pd.DataFrame) -> dict[str, float]:
+    """model → parameter count, for ordering lines from the smallest model to the largest."""
+    return runs.groupby("model").parameters.first().fillna(0).to_dict()
+
+
+def _where(runs: pd.DataFrame) -> str:
+    return ", ".join(sorted(set(runs.hardware)))
+
+
+def _energy_label(runs: pd.DataFrame) -> str:
+    return f"energy per query (J) — {metrics.meter_label(runs)}"
+
+
+def _points_with_ci(ax, pts: pd.DataFrame, color, label=None, marker="o", line="-", x="energy_per_query_j",
+                    y="accuracy"):
+    """Measured points with their CI as error bars (accuracy in %), joined in the given order."""
+    xs, ys = pts[x].to_numpy(float), 100 * pts[y].to_numpy(float)
+    xerr = np.abs(np.vstack([xs - pts[f"{x}_lo"], pts[f"{x}_hi"] - xs])) if f"{x}_lo" in pts else None
+    yerr = np.abs(np.vstack([ys - 100 * pts[f"{y}_lo"], 100 * pts[f"{y}_hi"] - ys])) if f"{y}_lo" in pts else None
+    ax.errorbar(xs, ys, xerr=np.nan_to_num(xerr) if xerr is not None else None,
+                yerr=np.nan_to_num(yerr) if yerr is not None else None, fmt=marker + line, color=color,
+                label=label, capsize=2, lw=1.2, ms=5, elinewidth=0.8)
+
+
+def _ci_note(points: pd.DataFrame) -> str:
+    over = ", ".join(sorted({c.split(" ", 1)[1] for c in points.ci_over}))
+    return f"95 % CIs: energy across {over}, accuracy across queries (Wilson)"
+
+
+def accuracy_vs_energy(points: pd.DataFrame, runs: pd.DataFrame):
+    """Figure 1 shape: accuracy vs energy per query, one line per strategy through the model sizes,
+    each point with its 95 % CI (``points`` from :func:`metrics.operating_points`); one panel per task
+    category when ``points`` has a ``category`` column. Returns the figure."""
     style()
-    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
-    df = runs.sort_values("parameters").copy()
-    df["accuracy_pct"] = 100 * df.accuracy
-    hue_order = [s for s in STRATEGY_ORDER if s in set(df.strategy)] + sorted(set(df.strategy) - set(STRATEGY_ORDER))
-    sns.lineplot(df, x=energy, y="accuracy_pct", hue="strategy", hue_order=hue_order, sort=False,
-                 marker="o", estimator=None, units="strategy", ax=ax)
-    for row in df.itertuples():
-        ax.annotate(row.model, (getattr(row, energy), row.accuracy_pct), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)
-    unit = "J" if energy.endswith("_j") else "Wh"
-    ax.set_xlabel(f"energy per query ({unit}) — {metrics.meter_label(runs)}")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Accuracy vs energy per query\n{', '.join(sorted(set(runs.hardware)))}", fontsize=10)
+    cats = list(dict.fromkeys(points.category)) if "category" in points else [None]
+    fig, axes = plt.subplots(1, len(cats), figsize=(7 * len(cats), 4.5), squeeze=False)
+    size = _sizes(runs)
+    df = points.assign(_size=points.model.map(size)).sort_values("_size")
+    strategies = [s for s in STRATEGY_ORDER if s in set(df.strategy)] + sorted(set(df.strategy) - set(STRATEGY_ORDER))
+    for cat, ax in zip(cats, axes[0]):
+        pts = df if cat is None else df[df.category == cat]
+        for strategy, color in zip(strategies, sns.color_palette(n_colors=len(strategies))):
+            _points_with_ci(ax, pts[pts.strategy == strategy], color, label=strategy)
+        for row in pts.itertuples():
+            ax.annotate(row.model, (row.energy_per_query_j, 100 * row.accuracy), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(_energy_label(runs))
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{cat + ': ' if cat else ''}accuracy vs energy per query — {_where(runs)}\n{_ci_note(pts)}",
+                     fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def normalized_energy(normalized: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
+    """Figure 2 shape: each strategy's energy per query over Base's, per benchmark and model, with its
+    95 % CI; the dotted line at 1 is Base. Benchmarks are grouped by category."""
+    style()
+    df = normalized.sort_values(["category", "benchmark"], kind="stable")
+    groups = list(dict.fromkeys(zip(df.category, df.benchmark, df.model)))
+    ax = ax or plt.subplots(figsize=(max(6, 1.1 * len(groups) + 2), 4.5))[1]
+    strategies = [s for s in STRATEGY_ORDER if s in set(df.strategy)]
+    width = 0.8 / max(len(strategies), 1)
+    for i, (strategy, color) in enumerate(zip(strategies, sns.color_palette(n_colors=len(strategies) + 1)[1:])):
+        g = df[df.strategy == strategy].set_index(["category", "benchmark", "model"]).reindex(groups)
+        xs = np.arange(len(groups)) + (i - (len(strategies) - 1) / 2) * width
+        err = np.nan_to_num(np.abs(np.vstack([g.energy_ratio - g.energy_ratio_lo, g.energy_ratio_hi - g.energy_ratio])))
+        ax.bar(xs, g.energy_ratio, width, yerr=err, capsize=2, color=color, label=f"{strategy} / base")
+    ax.axhline(1, color="k", ls=":", lw=1)
+    ax.set_xticks(range(len(groups)), [f"{b}\n{m}\n({c})" for c, b, m in groups], fontsize=7)
+    ax.set_ylabel(f"energy per query / Base's (×)\n{metrics.meter_label(runs)}", fontsize=9)
+    ax.set_title(f"Normalized energy — {_where(runs)}\n95 % CI across "
+                 f"{', '.join(sorted(set(df.ci_over)))}", fontsize=10)
+    ax.legend(fontsize=8)
     return ax
+
+
+def length_sweep(points: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
+    """Figure 4 shape: accuracy vs energy per query as the maximum output length grows, one line per
+    model and strategy (each dot a maximum length, labelled), and the Pareto frontier of all dots."""
+    style()
+    ax = ax or plt.subplots(figsize=(7.5, 4.8))[1]
+    size = _sizes(runs)
+    configs = sorted(points.groupby(["model", "strategy"]).groups, key=lambda k: (size.get(k[0], 0), k[1]))
+    for (model, strategy), color in zip(configs, sns.color_palette(n_colors=len(configs))):
+        pts = points[(points.model == model) & (points.strategy == strategy)].sort_values("max_new_tokens")
+        _points_with_ci(ax, pts, color, label=f"{model} {strategy}")
+        for row in pts.iloc[[0, -1]].itertuples():
+            ax.annotate(f"{row.max_new_tokens}", (row.energy_per_query_j, 100 * row.accuracy),
+                        textcoords="offset points", xytext=(3, -10), fontsize=7, color=color)
+    front = points[metrics.pareto_mask(points.energy_per_query_j, points.accuracy)].sort_values("energy_per_query_j")
+    ax.step(front.energy_per_query_j, 100 * front.accuracy, where="post", color="k", ls="--", lw=1,
+            marker="s", mfc="none", ms=10, label="Pareto frontier")   # squares: visible with one point
+    ax.set_xlabel(_energy_label(runs))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Accuracy vs energy as the maximum output length grows (dots: max tokens)\n"
+                 f"{_where(runs)}, {_ci_note(points)}", fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def tokens_by_correctness(results: pd.DataFrame, *, ax=None):
+    """Figure 5 shape: output tokens of correct vs incorrect answers per model and strategy (box plots,
+    whiskers at 1.5 IQR, outliers drawn)."""
+    style()
+    ax = ax or plt.subplots(figsize=(7, 4.2))[1]
+    df = results.dropna(subset=["correct"]).assign(
+        answer=lambda d: np.where(d.correct.astype(bool), "correct", "incorrect"),
+        config=lambda d: d.model + " " + d.strategy)
+    sns.boxplot(df, x="config", y="completion_tokens", hue="answer", hue_order=["correct", "incorrect"],
+                whis=1.5, fliersize=2, ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("output tokens per query (all samples)")
+    ax.set_title("Output tokens of correct and incorrect answers", fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
+    return ax
+
+
+def difficulty(points: pd.DataFrame, runs: pd.DataFrame, levels: list[str] | None = None):
+    """Figure 6 shape: accuracy vs energy per query, one panel per difficulty level (easiest
+    first), a colour per strategy, every configuration labelled with its model, and the level's
+    Pareto frontier dashed. Returns the figure."""
+    style()
+    levels = levels or list(dict.fromkeys(points.difficulty))
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 4.5), sharex=True, sharey=True,
+                             squeeze=False)
+    strategies = [s for s in STRATEGY_ORDER if s in set(points.strategy)] + sorted(set(points.strategy) - set(STRATEGY_ORDER))
+    palette = dict(zip(strategies, sns.color_palette(n_colors=len(strategies))))
+    for level, ax in zip(levels, axes[0]):
+        pts = points[points.difficulty == level]
+        for strategy in strategies:
+            _points_with_ci(ax, pts[pts.strategy == strategy], palette[strategy], label=strategy, line="")
+        front = pts[metrics.pareto_mask(pts.energy_per_query_j, pts.accuracy)].sort_values("energy_per_query_j")
+        ax.plot(front.energy_per_query_j, 100 * front.accuracy, "--", color="black", lw=1, marker="s", mfc="none",
+                ms=10, label="Pareto frontier")
+        for i, row in enumerate(pts.sort_values("energy_per_query_j").itertuples()):
+            ax.annotate(row.model, (row.energy_per_query_j, 100 * row.accuracy), textcoords="offset points",
+                        xytext=(3, 4 + 9 * (i % 3)), fontsize=7, color=palette[row.strategy])  # staggered: ties
+        ax.set_xscale("log")
+        ax.set_xlabel(_energy_label(runs), fontsize=8)
+        ax.set_title(f"{level} ({pts.queries.max():.0f} queries)", fontsize=10)
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][0].set_ylim(-3, 103)
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(f"Accuracy vs energy per difficulty level — {_where(runs)}\n{_ci_note(points)}", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def save(fig, name: str, figures_dir: str | Path) -> list[Path]:
@@ -59,6 +190,8 @@ def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
         tokens = pts.completion_tokens_per_query.mean()
         ax.plot(pts.batch_size, pts.queries_per_s, "o", color=color,
                 label=f"{strategy} ({tokens:.0f} output tokens/query)")
+        if isinstance(fit, fits.Unfitted):
+            continue
         grid = np.geomspace(pts.batch_size.min(), pts.batch_size.max(), 100)
         lo, hi = fit.predict_ci(grid)
         ax.plot(grid, fit.predict(grid), "-", color=color, lw=1.2, label=f"{strategy}: {fit.form} fit")
@@ -70,7 +203,7 @@ def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
     ax.set_xlabel("batch size (requests generated together)")
     ax.set_ylabel("throughput (queries/s)")
     ax.set_title(f"Throughput vs batch size — {', '.join(sorted(set(runs.model)))}\n"
-                 f"{', '.join(sorted(set(runs.hardware)))}, fixed output lengths", fontsize=10)
+                 f"{_where(runs)}, fixed output lengths", fontsize=10)
     ax.legend(fontsize=8)
     return ax
 
@@ -90,7 +223,7 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     left.set_xticks(range(len(models)), models, fontsize=8)
     meter = metrics.meter_label(runs)
     left.set_ylabel("mean power (W) ± std of samples")
-    left.set_title(f"Power per strategy — {', '.join(sorted(set(runs.hardware)))}\n{meter}", fontsize=10)
+    left.set_title(f"Power per strategy — {_where(runs)}\n{meter}", fontsize=10)
     left.legend(fontsize=8)
     example_run = example_run or df.run_id.iloc[-1]
     trace = power[power.run_id == example_run].groupby("t", as_index=False).power_w.sum()

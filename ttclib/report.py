@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import pandas as pd
+from scipy import stats
 
 from . import metrics
 
 # Paper 000, section 4.1 (math, A100, Qwen2.5): Base 1.5B -> 7B gained 4.8 points at about the
 # same energy; RT on 1.5B gained 34.3 points at similar energy (7.5x the gain of scaling).
 PAPER_OVERVIEW = {"scaling_gain_pct": 4.8, "ttc_gain_pct": 34.3}
+
+
+def _where(runs: pd.DataFrame) -> str:
+    """'<hardware> (meter: <name> (<method>))': every sentence says what measured it."""
+    return f"{', '.join(sorted(set(runs.hardware)))} ({metrics.meter_label(runs)})"
 
 
 def _describe(g: dict) -> str:
@@ -26,8 +32,7 @@ def overview(runs: pd.DataFrame, ttc: str = "cot", small: str | None = None, lar
     small, large = small or by_size[0], large or by_size[-1]
     scale = metrics.gain_per_wh(runs, {"model": small, "strategy": "base"}, {"model": large, "strategy": "base"})
     spend = metrics.gain_per_wh(runs, {"model": small, "strategy": "base"}, {"model": small, "strategy": ttc})
-    hw = ", ".join(sorted(set(runs.hardware)))
-    return (f"On {hw} ({metrics.meter_label(runs)}): scaling Base {small} → {large} gave {_describe(scale)}; "
+    return (f"On {_where(runs)}: scaling Base {small} → {large} gave {_describe(scale)}; "
             f"{ttc.upper()} on {small} gave {_describe(spend)}. "
             f"Paper (math, A100): scaling 1.5B→7B +{PAPER_OVERVIEW['scaling_gain_pct']} points at similar energy, "
             f"RT on 1.5B +{PAPER_OVERVIEW['ttc_gain_pct']} points. {_verdict(scale, spend)}")
@@ -67,7 +72,7 @@ def batch_throughput(runs: pd.DataFrame, curves: dict, short: str = "base", long
     sat_s, sat_l = (getattr(curves[s], "saturation_batch", float("nan")) for s in (short, long))
     lo, hi = getattr(curves[long], "saturation_ci", (float("nan"), float("nan")))
     tokens = runs.groupby("strategy").completion_tokens_per_query.mean()
-    where = f"{', '.join(sorted(set(runs.hardware)))} ({metrics.meter_label(runs)})"
+    where = _where(runs)
     text = (f"On {where}: from batch {b0} to {b1}, throughput grew {g_s:.1f}× for {short} "
             f"({tokens[short]:.0f} output tokens/query) and {g_l:.1f}× for {long} ({tokens[long]:.0f} tokens/query). ")
     if sat_l == sat_l:
@@ -104,7 +109,7 @@ def power(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
             change = 100 * (row.mean_power_w / base[row.model] - 1)
             parts.append(f"{row.strategy.upper()} {change:+.1f} % on {row.model}")
             changes.append(change)
-    where = f"{', '.join(sorted(set(runs.hardware)))} ({metrics.meter_label(runs)})"
+    where = _where(runs)
     text = (f"On {where}, mean power relative to Base: {'; '.join(parts)}. "
             f"Paper (A100, NVML): TTC changes power only marginally, MV about +{PAPER_POWER['mv_vs_base_pct']:.0f} %, "
             f"RT slightly below Base. ")
@@ -114,3 +119,127 @@ def power(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
                        f"these numbers show CPU utilisation, not measured watts.")
     marginal = all(abs(c) <= 15 for c in changes)
     return text + f"{claim} {'held' if marginal else 'did not hold'} here (within ±15 % of Base)."
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f" (95 % CI {lo:.2f}–{hi:.2f})" if lo == lo and hi == hi else ""
+
+
+# Paper 000, section 4.1 (Figure 2, A100): average energy of MV and RT over Base per task category,
+# and RT's average output-token multiplier.
+PAPER_NORMALIZED = {"mv": {"math": 2.63, "code": 2.01, "common_sense": 4.69},
+                    "rt": {"math": 3.66, "code": 10.4, "common_sense": 1.08}}
+PAPER_RT_TOKEN_RATIO = 4.4
+
+
+def normalized_energy(normalized: pd.DataFrame, averages: pd.DataFrame, runs: pd.DataFrame, samples: int = 5) -> str:
+    """Each strategy's energy multiplier per category against the paper's, and the verdict on the
+    claim that TTC multiplies energy per query, MV by less than its sample count (except when
+    answers are a token or two long, where it costs the full multiple)."""
+    parts = []
+    for row in averages.itertuples():
+        paper_key = "rt" if row.strategy in ("rt", "cot") else row.strategy
+        paper = PAPER_NORMALIZED.get(paper_key, {}).get(row.category)
+        one = normalized[(normalized.category == row.category) & (normalized.strategy == row.strategy)]
+        ci = _ci(one.energy_ratio_lo.iloc[0], one.energy_ratio_hi.iloc[0]) if len(one) == 1 else ""
+        label = row.strategy.upper()
+        ref = f"paper {paper_key.upper()}: {paper}×" if paper else "no paper figure for this category"
+        parts.append(f"{label} used {row.energy_ratio:.2f}× Base energy on {row.category}{ci} with "
+                     f"{row.output_token_ratio:.2f}× its output tokens ({ref})")
+    text = f"On {_where(runs)}: " + "; ".join(parts) + ". "
+    ttc = normalized[normalized.strategy != "mv"]
+    if len(ttc):
+        text += (f"Longer reasoning produced {ttc.output_token_ratio.mean():.1f}× Base's output tokens on average "
+                 f"(paper, RT: {PAPER_RT_TOKEN_RATIO}×). ")
+    more = (normalized.energy_ratio_lo.fillna(normalized.energy_ratio) > 1).all()
+    mv = normalized[normalized.strategy == "mv"]
+    one_token = mv.base_output_tokens <= 2    # one-token answers: the paper finds the full multiple there
+    sub_linear = ((mv.energy_ratio < samples) | one_token).all()
+    claim = (f"The claim that test-time compute multiplies the energy per query, MV by less than its "
+             f"{samples} samples,")
+    if more and sub_linear:
+        return text + f"{claim} held here."
+    if more:
+        worst = mv.loc[mv.energy_ratio.idxmax()]
+        return text + (f"{claim} held only in part here: MV cost up to {worst.energy_ratio:.2f}× Base "
+                       f"({worst.model} on {worst.benchmark}), not less than {samples}×.")
+    return text + f"{claim} did not hold here: not every strategy's energy was above Base's with 95 % confidence."
+
+
+# Paper 000, sections 4.2 and 5 (Figures 4 and 5, RT on MATH500/LiveCodeBench): correct answers are
+# shorter than incorrect ones; cutting generation at 13,108 of 32,768 tokens (the fourth point of
+# the sweep, above the ~12,000 tokens correct answers use) saves 14 % energy without accuracy loss.
+PAPER_EARLY_EXIT = {"cut_tokens": 13108, "max_tokens": 32768, "saved_pct": 14.0}
+MIN_PER_GROUP = 3   # correct and incorrect answers each, before their lengths are compared
+
+
+def length_sweep(results: pd.DataFrame, sweep: pd.DataFrame, runs: pd.DataFrame, ttc: str = "cot") -> str:
+    """Correct vs incorrect answer lengths at the longest maximum length, and the measured early exit.
+
+    ``results``: per-query results of the longest-length runs; ``sweep``: :func:`metrics.early_exit_from_sweep`.
+    """
+    parts, shorter = [], []
+    for (model, strategy), g in results[results.strategy == ttc].groupby(["model", "strategy"], sort=False):
+        ok = g.correct.fillna(False).astype(bool)
+        right, wrong = g.completion_tokens[ok], g.completion_tokens[~ok]
+        if min(len(right), len(wrong)) < MIN_PER_GROUP:
+            parts.append(f"{model} {strategy}: {len(right)} correct and {len(wrong)} incorrect answers, too few "
+                         f"(< {MIN_PER_GROUP}) to compare their lengths")
+            continue
+        p = stats.mannwhitneyu(right, wrong, alternative="less").pvalue
+        parts.append(f"{model} {strategy}: correct answers {right.median():.0f} tokens (median), incorrect "
+                     f"{wrong.median():.0f} (one-sided Mann–Whitney p = {p:.2g})")
+        shorter.append(p < 0.05)
+    text = f"On {_where(runs)}: " + "; ".join(parts) + ". "
+    exits = sweep[sweep.strategy == ttc]
+    for row in exits.itertuples():
+        share = row.energy_saved_share
+        effect = (f"saves {100 * share:.0f} % of its energy per query" if share >= 0 else
+                  f"yet used {100 * -share:.0f} % more energy per query (measurement noise between runs)")
+        lost = 100 * row.accuracy_lost
+        accuracy = f"lost {lost:.1f} points" if lost >= 0 else f"gained {-lost:.1f} points"
+        text += (f"For {row.model} {row.strategy}, stopping at {row.cut_tokens:.0f} of {row.max_tokens:.0f} tokens "
+                 f"keeps the longest run's accuracy ({accuracy}) and {effect}. ")
+    p = PAPER_EARLY_EXIT
+    text += (f"Paper (RT): correct answers are shorter than incorrect ones; a cut at {p['cut_tokens']} of "
+             f"{p['max_tokens']} tokens saved {p['saved_pct']:.0f} % with no accuracy loss. ")
+    claim = "The claim that correct answers are shorter, so a length cut saves energy without losing accuracy,"
+    if not shorter:
+        return text + (f"{claim} could not be tested here: no configuration had {MIN_PER_GROUP} or more correct "
+                       f"and incorrect answers each.")
+    saves = len(exits) > 0 and (exits.energy_saved_share > 0).any()
+    if all(shorter) and saves:
+        return text + f"{claim} held here."
+    if any(shorter) or saves:
+        return text + f"{claim} held only in part here."
+    return text + f"{claim} did not hold here."
+
+
+# Paper 000, section 5 (equation 1a): an oracle router used 1.75 kWh where always using the largest
+# model used 2.03 kWh (LiveCodeBench) and 2.20 kWh (MATH500).
+PAPER_ROUTING = {"oracle_kwh": 1.75, "max_kwh": {"livecodebench": 2.03, "math500": 2.20}}
+
+
+def difficulty(points: pd.DataFrame, routing, runs: pd.DataFrame, p: float, levels: list[str]) -> str:
+    """Energy per query across difficulty levels, and what routing by difficulty saves (eq. 1a/1b)."""
+    grows = []
+    for _, g in points.groupby(["model", "strategy"], sort=False):
+        e = g.set_index("difficulty").reindex(levels).energy_per_query_j.dropna()
+        grows.append(bool(len(e) > 1 and e.iloc[-1] > e.iloc[0]))
+    t = routing.table
+    picks = "; ".join(f"{r.difficulty} → {r.model} {r.strategy}" for r in t.itertuples())
+    e_r, acc_r = routing.realistic(p)
+    text = (f"On {_where(runs)}: the hardest level cost more energy per query than the easiest for "
+            f"{sum(grows)} of {len(grows)} configurations. The oracle router (eq. 1a) picks {picks}: "
+            f"{routing.oracle_energy_j:.0f} J for {routing.n} queries at {100 * routing.oracle_accuracy:.1f} % accuracy, "
+            f"against {routing.max_energy_j:.0f} J at {100 * routing.max_accuracy:.1f} % always using the fallback "
+            f"{' '.join(map(str, routing.fallback.values()))} ({100 * routing.savings(1.0):.0f} % saved); a router that predicts the level with p = {p} (eq. 1b) "
+            f"uses {e_r:.0f} J ({100 * routing.savings(p):.0f} % saved) at {100 * acc_r:.1f} %. ")
+    paper = PAPER_ROUTING
+    saved = ", ".join(f"{100 * (1 - paper['oracle_kwh'] / v):.0f} % on {k}" for k, v in paper["max_kwh"].items())
+    text += f"Paper (RT, A100): the oracle saved {saved}. "
+    claim = ("The claim that routing queries by difficulty to cheaper configurations saves energy against "
+             "always using the most accurate (the fallback), at no accuracy loss,")
+    if routing.savings(1.0) > 0 and routing.oracle_accuracy >= routing.max_accuracy:
+        return text + f"{claim} held here."
+    return text + f"{claim} did not hold here: {'no cheaper configuration matched the fallback' if routing.savings(1.0) <= 0 else 'routing lost accuracy'}."

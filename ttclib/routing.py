@@ -24,7 +24,7 @@ the same way (a misrouted query gets the fallback's accuracy at its level).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -38,6 +38,7 @@ class Routing:
     max_energy_j: float       # E_max = N · e_{m_D}
     oracle_accuracy: float    # accuracy with every query routed to its level's choice
     max_accuracy: float       # accuracy of the fallback alone
+    fallback: dict = field(default_factory=dict)   # the fallback configuration m_D: model, strategy
 
     @property
     def n(self) -> int:
@@ -67,7 +68,7 @@ def route_by_difficulty(results: pd.DataFrame, fallback: dict, *, tolerance: flo
         raise ValueError(f"results lack column(s) {sorted(missing)}")
     r = results.dropna(subset=["difficulty"])
     per = (r.assign(correct=r.correct.astype(float))
-            .groupby(["difficulty", *CONFIG], observed=True)
+            .groupby(["difficulty", *CONFIG], observed=True, sort=False)
             .agg(n=("correct", "size"), accuracy=("correct", "mean"), energy_j=("energy_j", "mean"))
             .reset_index())
     is_fallback = (per[list(fallback)] == pd.Series(fallback)).all(axis=1)
@@ -90,4 +91,19 @@ def route_by_difficulty(results: pd.DataFrame, fallback: dict, *, tolerance: flo
                    oracle_energy_j=float((table.n * table.energy_per_query_j).sum()),
                    max_energy_j=float((table.n * table.fallback_energy_per_query_j).sum()),
                    oracle_accuracy=float((table.n * table.accuracy).sum() / n),
-                   max_accuracy=float((table.n * table.fallback_accuracy).sum() / n))
+                   max_accuracy=float((table.n * table.fallback_accuracy).sum() / n), fallback=dict(fallback))
+
+
+def most_accurate(results: pd.DataFrame) -> dict:
+    """The configuration with the best overall accuracy (ties: the one spending more energy per
+    query, i.e. the larger model) — the paper's fallback m_D.
+
+    >>> res = pd.DataFrame({"model": ["s", "l", "l"], "strategy": ["base", "base", "mv"],
+    ...                     "correct": [1, 1, 0], "energy_j": [1, 4, 9]})
+    >>> most_accurate(res)
+    {'model': 'l', 'strategy': 'base'}
+    """
+    per = (results.assign(correct=results.correct.astype(float)).groupby(CONFIG)
+           .agg(accuracy=("correct", "mean"), energy_j=("energy_j", "mean")).reset_index())
+    best = per.sort_values(["accuracy", "energy_j"], ascending=False).iloc[0]
+    return {k: best[k] for k in CONFIG}
