@@ -18,7 +18,7 @@ SGLANG_VENV := .venv-sglang
 SGLANG   := sglang==0.5.23
 export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 
-.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info clean-outputs help
+.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
@@ -28,6 +28,7 @@ help:
 	@echo "make sglang-env                   create .venv-sglang with SGLang (about 11 GB, 3-5 min)"
 	@echo "make bench-reproduce              time make reproduce from a fresh clone, then fully cached (~30 min)"
 	@echo "make info                         show the hardware and energy meters ttc-energy sees"
+	@echo "make nbviewer                     print the nbviewer link of each reference notebook in outputs/notebooks"
 
 env: $(VENV)/.ready
 
@@ -70,6 +71,9 @@ bench-reproduce:
 
 info: env
 	$(VENV)/bin/ttc info
+
+nbviewer:
+	$(PYTHON) scripts/nbviewer_links.py
 
 clean-outputs:
 	rm -rf outputs/notebooks outputs/html outputs/figures

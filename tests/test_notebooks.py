@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,20 +12,28 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A copy of params/ (a profile may `use:` another file's) whose relative runs_dir/figures_dir land in
+    a temporary folder shared by all notebooks, so sections that share the overview's runs share them here too."""
+    root = tmp_path_factory.mktemp("reproduce")
+    shutil.copytree(ROOT / "params", root / "params")
+    return root
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(notebook, tmp_path):
+def test_notebook_executes(notebook, workspace):
     import papermill as pm
 
-    # Copy the params file so its relative runs_dir/figures_dir land in tmp_path.
-    (tmp_path / "params").mkdir()
-    params = shutil.copy(ROOT / "params" / f"{notebook.stem}.yaml", tmp_path / "params")
-    out = tmp_path / "executed.ipynb"
+    params = workspace / "params" / f"{notebook.stem}.yaml"
+    out = workspace / f"{notebook.stem}.ipynb"
+    started = time.time()
     pm.execute_notebook(str(notebook), str(out), cwd=str(notebook.parent), kernel_name="python3",
                         parameters={"params_file": str(params), "profile": "smoke"}, progress_bar=False)
     nb = json.loads(out.read_text())
     text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
     assert "The claim that" in text and " here" in text
-    figures = list((tmp_path / "outputs" / "smoke" / "figures").glob("*.png"))
+    figures = [f for f in (workspace / "outputs" / "smoke" / "figures").glob("*.png") if f.stat().st_mtime >= started]
     assert figures and all(f.with_suffix(".svg").exists() for f in figures)
 
 
@@ -36,7 +45,8 @@ def test_notebooks_are_committed_clean():
         assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), nb
         params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(params) == 1, nb
-        lines = [ln for ln in "".join(params[0]["source"]).splitlines() if ln.strip()]
-        names = [p.name for p in PythonTranslator.inspect(params[0])]
+        cell = {**params[0], "source": "".join(params[0]["source"])}  # Jupyter may store lines as a list
+        lines = [ln for ln in cell["source"].splitlines() if ln.strip()]
+        names = [p.name for p in PythonTranslator.inspect(cell)]
         assert len(names) == len(lines) and {"params_file", "profile"} <= set(names), nb
         assert (ROOT / "params" / f"{nb.stem}.yaml").exists(), nb
