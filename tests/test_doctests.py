@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.metrics", "ttclib.routing", "ttclib.fits",
-           "ttclib.sandbox", "ttclib.experiment", "ttclib.estimate"]
+           "ttclib.sandbox", "ttclib.experiment", "ttclib.estimate", "ttclib.report"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -48,15 +48,32 @@ def test_gain_per_wh():
 
 
 def test_overview_sentence_is_computed():
-    text = report.overview(_runs(), "cot")
+    runs = _runs()
+    text = report.overview(runs, runs, "cot")
     assert "+5.0 points for 2.00× the energy per query (500 points/Wh)" in text
     assert "+30.0 points" in text and "held here" in text and "meter: nvml (energy_counter)" in text
-    worse = _runs().assign(accuracy=[0.2, 0.6, 0.3])
-    assert "did not hold here." in report.overview(worse, "cot")
-    useless = _runs().assign(accuracy=[0.4, 0.2, 0.1])
-    assert "could not be tested here" in report.overview(useless, "cot")
-    no_ttc_gain = _runs().assign(accuracy=[0.4, 0.5, 0.1])
-    assert "did not hold here: test-time compute did not improve" in report.overview(no_ttc_gain, "cot")
+    worse = runs.assign(accuracy=[0.2, 0.6, 0.3])
+    assert "did not hold here." in report.overview(worse, runs, "cot")
+    useless = runs.assign(accuracy=[0.4, 0.2, 0.1])
+    assert "could not be tested here" in report.overview(useless, runs, "cot")
+    no_ttc_gain = runs.assign(accuracy=[0.4, 0.5, 0.1])
+    assert "did not hold here: test-time compute did not improve" in report.overview(no_ttc_gain, runs, "cot")
+
+
+def test_overview_per_category_with_a_reasoning_model_of_the_same_size():
+    # the paper's pairing: Base on the Instruct models, RT on the R1 distill of the same size
+    runs = pd.DataFrame({"model": ["q1.5", "q7", "r1.5", "r7"], "parameters": [1.5, 7, 1.5, 7],
+                         "hardware": "A100", "meter": "nvml", "meter_method": "energy_counter"})
+    points = pd.DataFrame({"category": ["math"] * 3 + ["code"] * 3, "model": ["q1.5", "q7", "r1.5"] * 2,
+                           "strategy": ["base", "base", "rt"] * 2,
+                           "accuracy": [0.2, 0.25, 0.55, 0.2, 0.35, 0.3],
+                           "energy_per_query_j": [36.0, 72.0, 108.0, 36.0, 30.0, 108.0]})
+    text = report.overview(points, runs, "rt")
+    assert "math: scaling Base q1.5 → q7 gave +5.0 points" in text and "RT on r1.5 gave +35.0 points" in text
+    assert "code: scaling Base q1.5 → q7 gave +15.0 points for 0.83× the energy" in text
+    assert text.endswith("On math: The claim that test-time compute buys more accuracy per unit energy than "
+                         "scaling the model held here. On code: The claim that test-time compute buys more "
+                         "accuracy per unit energy than scaling the model did not hold here.")
 
 
 def test_power_summary_sums_devices_and_throughput_counts_queries():
@@ -172,3 +189,13 @@ def test_difficulty_sentence_routes_and_reports_savings():
 def test_at_longest_keeps_each_configurations_longest_runs():
     df = pd.DataFrame({"model": ["a", "a", "b"], "strategy": "cot", "max_new_tokens": [8, 16, 4]})
     assert metrics.at_longest(df).max_new_tokens.tolist() == [16, 4]
+
+
+def test_difficulty_levels_in_benchmark_order_and_table_by_level():
+    res = pd.DataFrame({"benchmark": "arithmetic", "difficulty": ["hard", "easy", "medium", "easy"]})
+    assert metrics.difficulty_levels(res) == ["easy", "medium", "hard"]
+    points = pd.DataFrame({"model": "m", "strategy": "base", "difficulty": ["hard", "easy"],
+                           "accuracy": [0.1, 0.9], "energy_per_query_j": [3.0, 1.0], "completion_tokens_per_query": 5.0})
+    wide = metrics.by_level(points, ["easy", "medium", "hard"])
+    assert list(wide.columns)[:2] == [("accuracy", "easy"), ("accuracy", "hard")]
+    assert wide.loc[("m", "base"), ("energy_per_query_j", "hard")] == 3.0

@@ -36,6 +36,10 @@ def test_oracle_and_realistic_router_energies_by_hand():
     assert r.savings(1.0) == pytest.approx(0.4) and r.savings(0.0) == 0.0
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         r.realistic(1.2)
+    curve = r.by_prediction_accuracy([0.0, 0.75, 1.0])
+    assert curve.energy_j.tolist() == pytest.approx([30.0, 21.0, 18.0])
+    assert curve.saved_vs_fallback.tolist() == pytest.approx([0.0, 0.3, 0.4])
+    assert r.fallback == {"model": "l", "strategy": "base"}
 
 
 def test_tolerance_trades_accuracy_for_energy():

@@ -438,3 +438,23 @@ def early_exit_by(results: pd.DataFrame, by=("model", "strategy"), whisker: floa
         ok = g.correct.fillna(False).astype(bool).any()
         rows.append({**dict(zip(by, key)), **(early_exit(g, whisker=whisker) if ok else {"cut_tokens": np.nan})})
     return pd.DataFrame(rows)
+
+
+def difficulty_levels(results: pd.DataFrame) -> list[str]:
+    """The difficulty levels present in ``results``, easiest first (the benchmarks' own order).
+
+    >>> difficulty_levels(pd.DataFrame({"benchmark": "arithmetic", "difficulty": ["hard", "easy"]}))
+    ['easy', 'hard']
+    """
+    from . import benchmarks
+
+    order = [lv for b in dict.fromkeys(results.benchmark) for lv in benchmarks.get(b).levels]
+    present = set(results.difficulty.dropna())
+    return list(dict.fromkeys([lv for lv in order if lv in present] + sorted(present - set(order))))
+
+
+def by_level(points: pd.DataFrame, levels: list[str],
+             values=("accuracy", "energy_per_query_j", "completion_tokens_per_query")) -> pd.DataFrame:
+    """``points`` per (model, strategy) with one column per value and level, levels easiest first."""
+    wide = points.pivot_table(index=["model", "strategy"], columns="difficulty", values=list(values), sort=False)
+    return wide[[(v, lv) for v in values for lv in levels if (v, lv) in wide]]

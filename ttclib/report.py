@@ -16,6 +16,20 @@ def _where(runs: pd.DataFrame) -> str:
     return f"{', '.join(sorted(set(runs.hardware)))} ({metrics.meter_label(runs)})"
 
 
+def ttc_strategy(df: pd.DataFrame, ttc: str | None = None) -> str:
+    """``ttc``, or the long-output strategy present in ``df``: ``rt`` (a reasoning model) before ``cot``.
+
+    >>> ttc_strategy(pd.DataFrame({"strategy": ["base", "mv", "rt"]}))
+    'rt'
+    """
+    if ttc:
+        return ttc
+    for s in ("rt", "cot"):
+        if s in set(df.strategy):
+            return s
+    raise ValueError(f"no test-time-compute strategy (rt or cot) among {sorted(set(df.strategy))}")
+
+
 def _describe(g: dict) -> str:
     slope = f"{g['gain_per_wh']:.0f} points/Wh" if g["gain_per_wh"] == g["gain_per_wh"] else \
         ("accuracy gained with less energy" if g["accuracy_gain_pct"] > 0 else "no gain for less energy")
@@ -23,19 +37,37 @@ def _describe(g: dict) -> str:
             f"({slope})")
 
 
-def overview(runs: pd.DataFrame, ttc: str = "cot", small: str | None = None, large: str | None = None) -> str:
-    """Scaling the model (Base small → Base large) vs spending test-time compute on the small one.
+def overview(points: pd.DataFrame, runs: pd.DataFrame, ttc: str | None = None, small: str | None = None,
+             large: str | None = None, ttc_model: str | None = None) -> str:
+    """Scaling the model (Base ``small`` → Base ``large``) vs spending test-time compute (``ttc`` on
+    ``ttc_model``), per task category of ``points`` (:func:`metrics.operating_points` by category,
+    model, strategy; or by model, strategy).
 
-    ``small``/``large`` default to the models with the fewest and most parameters.
+    ``small``/``large`` default to the Base models with the fewest and most parameters, ``ttc_model``
+    to the ``ttc`` model closest in size to ``small`` (the paper's RT runs use the R1 distill of the
+    same size as the Base model).
     """
-    by_size = runs.sort_values("parameters").model.unique()
-    small, large = small or by_size[0], large or by_size[-1]
-    scale = metrics.gain_per_wh(runs, {"model": small, "strategy": "base"}, {"model": large, "strategy": "base"})
-    spend = metrics.gain_per_wh(runs, {"model": small, "strategy": "base"}, {"model": small, "strategy": ttc})
-    return (f"On {_where(runs)}: scaling Base {small} → {large} gave {_describe(scale)}; "
-            f"{ttc.upper()} on {small} gave {_describe(spend)}. "
+    ttc = ttc_strategy(points, ttc)
+    size = runs.groupby("model").parameters.first()
+    base = sorted(points[points.strategy == "base"].model.unique(), key=lambda m: size.get(m, 0))
+    small, large = small or base[0], large or base[-1]
+    ttc_model = ttc_model or min(points[points.strategy == ttc].model.unique(),
+                                 key=lambda m: abs(size.get(m, 0) - size.get(small, 0)))
+    groups = points.groupby("category", sort=False) if "category" in points else [(None, points)]
+    parts, verdicts = [], {}
+    for cat, pts in groups:
+        frm = {"model": small, "strategy": "base"}
+        scale = metrics.gain_per_wh(pts, frm, {"model": large, "strategy": "base"})
+        spend = metrics.gain_per_wh(pts, frm, {"model": ttc_model, "strategy": ttc})
+        parts.append(f"{cat + ': ' if cat else ''}scaling Base {small} → {large} gave {_describe(scale)}; "
+                     f"{ttc.upper()} on {ttc_model} gave {_describe(spend)}")
+        verdicts[cat] = _verdict(scale, spend)
+    text = (f"On {_where(runs)}: " + "; ".join(parts) + ". "
             f"Paper (math, A100): scaling 1.5B→7B +{PAPER_OVERVIEW['scaling_gain_pct']} points at similar energy, "
-            f"RT on 1.5B +{PAPER_OVERVIEW['ttc_gain_pct']} points. {_verdict(scale, spend)}")
+            f"RT on 1.5B +{PAPER_OVERVIEW['ttc_gain_pct']} points. ")
+    if len(set(verdicts.values())) == 1:
+        return text + next(iter(verdicts.values()))
+    return text + " ".join(f"On {cat}: {v}" for cat, v in verdicts.items())
 
 
 def _verdict(scale: dict, spend: dict) -> str:
@@ -61,8 +93,9 @@ def _efficiency(g: dict) -> float:
 PAPER_BATCH = {"saturation_batch": 128, "long_output_tokens": 6588}
 
 
-def batch_throughput(runs: pd.DataFrame, curves: dict, short: str = "base", long: str = "cot") -> str:
+def batch_throughput(runs: pd.DataFrame, curves: dict, short: str = "base", long: str | None = None) -> str:
     """Does throughput grow with batch size, and do long outputs saturate first?"""
+    long = ttc_strategy(runs, long)
     def gain(strategy):
         pts = runs[runs.strategy == strategy].sort_values("batch_size")
         first, last = pts.iloc[0], pts.iloc[-1]
@@ -173,11 +206,12 @@ PAPER_EARLY_EXIT = {"cut_tokens": 13108, "max_tokens": 32768, "saved_pct": 14.0}
 MIN_PER_GROUP = 3   # correct and incorrect answers each, before their lengths are compared
 
 
-def length_sweep(results: pd.DataFrame, sweep: pd.DataFrame, runs: pd.DataFrame, ttc: str = "cot") -> str:
+def length_sweep(results: pd.DataFrame, sweep: pd.DataFrame, runs: pd.DataFrame, ttc: str | None = None) -> str:
     """Correct vs incorrect answer lengths at the longest maximum length, and the measured early exit.
 
     ``results``: per-query results of the longest-length runs; ``sweep``: :func:`metrics.early_exit_from_sweep`.
     """
+    ttc = ttc_strategy(results, ttc)
     parts, shorter = [], []
     for (model, strategy), g in results[results.strategy == ttc].groupby(["model", "strategy"], sort=False):
         ok = g.correct.fillna(False).astype(bool)

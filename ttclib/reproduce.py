@@ -2,7 +2,9 @@
 
 Every params file is validated before any notebook starts (so a typo fails in a second, not
 after an hour of measuring). Executed notebooks go to ``outputs/notebooks/`` and HTML renderings
-to ``outputs/html/``; runs are cached in ``outputs/runs/``, so a second pass only re-plots.
+to ``outputs/html/`` (for another profile, to ``outputs/<profile>/notebooks`` and ``/html``, so the
+committed reference execution is only replaced by the default profile); runs are cached in the
+profile's ``runs_dir``, so a second pass only re-plots.
 """
 from __future__ import annotations
 
@@ -48,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: notebooks/NN_*.ipynb)")
     ap.add_argument("--profile", default="default", help="params profile (default: default)")
-    ap.add_argument("--out", type=Path, default=ROOT / "outputs", help="outputs folder (default: outputs/)")
+    ap.add_argument("--out", type=Path, help="outputs folder (default: outputs/, or outputs/<profile>/ for "
+                                              "a profile other than default)")
     args = ap.parse_args(argv)
+    args.out = args.out or (ROOT / "outputs" if args.profile == "default" else ROOT / "outputs" / args.profile)
     os.environ["TTC_PROGRESS"] = "0"  # executed notebooks get one line per run, not progress bars
     notebooks = [nb.resolve() for nb in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     try:

@@ -55,6 +55,11 @@ class Routing:
         """Fraction of E_max saved by routing with prediction accuracy ``p``."""
         return 1 - self.realistic(p)[0] / self.max_energy_j
 
+    def by_prediction_accuracy(self, ps=(0.0, 0.5, 0.8, 1.0)) -> pd.DataFrame:
+        """E_r, accuracy and the share of E_max saved for each prediction accuracy in ``ps``."""
+        return pd.DataFrame([{"p": p, "energy_j": self.realistic(p)[0], "accuracy": self.realistic(p)[1],
+                              "saved_vs_fallback": self.savings(p)} for p in ps])
+
 
 def route_by_difficulty(results: pd.DataFrame, fallback: dict, *, tolerance: float = 0.0) -> Routing:
     """Pick, per difficulty level, the cheapest configuration within ``tolerance`` of the level's best accuracy.
@@ -74,6 +79,10 @@ def route_by_difficulty(results: pd.DataFrame, fallback: dict, *, tolerance: flo
     is_fallback = (per[list(fallback)] == pd.Series(fallback)).all(axis=1)
     if not is_fallback.any():
         raise ValueError(f"fallback {fallback} is not among the configurations {per[CONFIG].drop_duplicates().values.tolist()}")
+    if "benchmark" in r:      # levels easiest first, as the benchmark defines them
+        from .metrics import difficulty_levels
+        rank = {lv: i for i, lv in enumerate(difficulty_levels(r))}
+        per = per.sort_values("difficulty", key=lambda d: d.map(rank), kind="stable")
     rows = []
     for level, g in per.groupby("difficulty", sort=False):
         fb = g[is_fallback[g.index]]
