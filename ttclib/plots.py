@@ -172,8 +172,10 @@ def save(fig, name: str, figures_dir: str | Path) -> list[Path]:
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    # no timestamps, fixed ids: re-plotting the same numbers leaves the committed files unchanged
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
+    with plt.rc_context({"svg.hashsalt": "ttc-energy"}):
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
     return paths
 
 
