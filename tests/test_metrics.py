@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -199,3 +200,26 @@ def test_difficulty_levels_in_benchmark_order_and_table_by_level():
     wide = metrics.by_level(points, ["easy", "medium", "hard"])
     assert list(wide.columns)[:2] == [("accuracy", "easy"), ("accuracy", "hard")]
     assert wide.loc[("m", "base"), ("energy_per_query_j", "hard")] == 3.0
+
+
+def _batch_runs(short_qps, long_qps):
+    b = [1, 2, 4, 8, 16, 32, 64]
+    rows = [dict(strategy=s, batch_size=x, queries_per_s=q, completion_tokens_per_query=t, hardware="A100",
+                 meter="nvml", meter_method="energy_counter")
+            for s, qps, t in (("base", short_qps, 16), ("cot", long_qps, 64)) for x, q in zip(b, qps(np.array(b, float)))]
+    return pd.DataFrame(rows)
+
+
+def test_batch_throughput_sentence_names_which_curve_saturates():
+    from ttclib import fits
+
+    wiggle = lambda x: 1 + 0.01 * np.cos(3 * x)                   # noqa: E731
+    runs = _batch_runs(lambda x: 10 * x / (4 + x) * wiggle(x), lambda x: 0.05 * x * wiggle(x))
+    text = report.batch_throughput(runs, fits.throughput_curves(runs))
+    assert "base's fitted michaelis_menten curve reaches 90% of its ceiling at batch 35.7" in text
+    assert "cot shows no ceiling in the measured range" in text     # its fit extrapolates one far past batch 64
+    assert text.endswith("did not saturate first.")
+    both = _batch_runs(lambda x: 10 * x / (64 + x) * wiggle(x), lambda x: 2 * x / (4 + x) * wiggle(x))
+    text = report.batch_throughput(both, fits.throughput_curves(both))
+    assert "puts cot's saturation (90% of its ceiling) at batch 35.7 (95 % CI 34.6–36.9); base shows no ceiling" in text
+    assert text.endswith("held here.")

@@ -200,7 +200,7 @@ def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
         ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
         sat = getattr(fit, "saturation_batch", float("nan"))
         if sat == sat and sat <= grid.max() * 4:
-            ax.axvline(sat, color=color, ls=":", lw=1)
+            ax.axvline(sat, color=color, ls=":", lw=1, label=f"{strategy}: {fit.saturation:.0%} of ceiling at batch {sat:.3g}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size (requests generated together)")
     ax.set_ylabel("throughput (queries/s)")

@@ -102,18 +102,32 @@ def batch_throughput(runs: pd.DataFrame, curves: dict, short: str = "base", long
         return last.queries_per_s / first.queries_per_s, int(first.batch_size), int(last.batch_size)
 
     (g_s, b0, b1), (g_l, _, _) = gain(short), gain(long)
-    sat_s, sat_l = (getattr(curves[s], "saturation_batch", float("nan")) for s in (short, long))
+
+    def ceiling(fit) -> float:
+        """The saturation batch if the data show it: within twice the largest batch measured and
+        with a CI above zero; a ceiling extrapolated far past the data is no ceiling."""
+        sat = getattr(fit, "saturation_batch", float("nan"))
+        lo_ = getattr(fit, "saturation_ci", (float("nan"),))[0]
+        return sat if sat == sat and sat <= 2 * b1 and lo_ > 0 else float("nan")
+
+    sat_s, sat_l = ceiling(curves[short]), ceiling(curves[long])
     lo, hi = getattr(curves[long], "saturation_ci", (float("nan"), float("nan")))
     tokens = runs.groupby("strategy").completion_tokens_per_query.mean()
     where = _where(runs)
     text = (f"On {where}: from batch {b0} to {b1}, throughput grew {g_s:.1f}× for {short} "
             f"({tokens[short]:.0f} output tokens/query) and {g_l:.1f}× for {long} ({tokens[long]:.0f} tokens/query). ")
     if sat_l == sat_l:
-        text += (f"The fitted {curves[long].form} curve puts {long}'s saturation (90 % of its ceiling) at batch "
+        text += (f"The fitted {curves[long].form} curve puts {long}'s saturation ({curves[long].saturation:.0%} "
+                 f"of its ceiling) at batch "
                  f"{sat_l:.3g} (95 % CI {lo:.3g}–{hi:.3g})")
         text += f", {short}'s at {sat_s:.3g}. " if sat_s == sat_s else f"; {short} shows no ceiling. "
+    elif sat_s == sat_s:
+        text += (f"{short}'s fitted {curves[short].form} curve reaches {curves[short].saturation:.0%} of its "
+                 f"ceiling at batch {sat_s:.3g}; "
+                 f"{long} shows no ceiling in the measured range ({curves[long].form} fits best). ")
     else:
-        text += f"Neither curve shows a ceiling in the measured range ({curves[long].form} fits best). "
+        text += (f"Neither curve shows a ceiling within twice the largest batch measured ({short}: "
+                 f"{curves[short].form} fits best, {long}: {curves[long].form}). ")
     text += (f"Paper (32B, A100): throughput grows with batch size, and RT on LiveCodeBench "
              f"(~{PAPER_BATCH['long_output_tokens']} tokens/query) saturates near batch {PAPER_BATCH['saturation_batch']}. ")
     grows = g_s > 1 and g_l > 1
