@@ -72,7 +72,7 @@ def _print_estimate(plan, gpu: str) -> None:
             todo += r.gpu_hours
     known = sum(r.gpu_hours is not None for r in est.runs)
     print(f"Estimated total: {_hours(est.gpu_hours)} GPU-hours on {est.roofline.gpu.name} for {known} of "
-          f"{len(est.runs)} runs ({_hours(todo)} of them in runs not cached yet); energy at most "
+          f"{len(est.runs)} runs ({_hours(todo)} GPU-hours not measured yet); energy at most "
           f"{est.energy_upper_bound_kwh:,.4g} kWh (upper bound: GPU-hours × {est.roofline.gpu.tdp_w:g} W TDP)")
     print(f"Assumptions: {est.assumptions()}")
 
