@@ -220,3 +220,20 @@ def test_fit_by_fits_each_group_and_explains_the_ones_it_cannot(rng):
     assert np.isnan(out["b"].predict([1.0, 2.0])).all()
     two = fits.fit_by(df.assign(s="cot"), ["model", "s"], label="E ~ L")
     assert two[("a", "cot")].curve == "E ~ L [a cot]"
+
+
+def test_fit_by_raises_on_bad_arguments_instead_of_hiding_them():
+    df = pd.DataFrame({"model": "a", "max_new_tokens": [1.0, 2, 3, 4], "energy_per_query_j": [1.0, 2, 3, 4.1]})
+    with pytest.raises(ValueError, match="not in the table"):
+        fits.fit_by(df, "model", fits.fit_energy_vs_tokens)          # no completion_tokens column
+    with pytest.raises(fits.NoFit) as e:
+        fits.fit_energy_vs_length(df.iloc[:1], name="E ~ L")
+    assert str(e.value).startswith("E ~ L: no form could be fitted") and e.value.reason.startswith("no form")
+
+
+def test_ceiling_only_within_the_measured_range():
+    b = 2.0 ** np.arange(7)                                          # batches 1..64
+    near = fits.fit_throughput_vs_batch(pd.DataFrame({"batch_size": b, "queries_per_s": 10 * b / (4 + b)}))
+    assert near.x_max == 64 and near.ceiling == near.saturation_batch == pytest.approx(36, rel=0.01)
+    far = fits.fit_throughput_vs_batch(pd.DataFrame({"batch_size": b, "queries_per_s": 10 * b / (400 + b)}))
+    assert far.saturation_batch > 128 and np.isnan(far.ceiling)     # extrapolated past 2 × 64: no ceiling

@@ -21,8 +21,9 @@ def test_shipped_params_validate(path):
     assert len({s.run_id for s in plan.specs}) == len(plan.specs)
 
 
-def write(tmp_path, body: str) -> Path:
-    p = tmp_path / "p.yaml"
+def write(folder: Path, body: str, name: str = "p.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
     p.write_text(textwrap.dedent(body))
     return p
 
@@ -232,13 +233,6 @@ def test_section_paper_profiles_are_paper_yaml_runs(path):
 
 # --- `use:` another file's profile ----------------------------------------------------------
 
-def write_as(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / name
-    p.write_text(textwrap.dedent(body))
-    return p
-
-
 SHARED = """
 title: shared study
 profiles:
@@ -261,17 +255,17 @@ profiles:
 @pytest.fixture
 def shared(tmp_path):
     """A params file in a sibling folder, with data and folders relative to it."""
-    write_as(tmp_path / "study" / "data", "test.jsonl", '{"problem": "1+1?", "answer": "2", "level": 1}\n')
-    return write_as(tmp_path / "study", "shared.yaml", SHARED)
+    write(tmp_path / "study" / "data", '{"problem": "1+1?", "answer": "2", "level": 1}\n', "test.jsonl")
+    return write(tmp_path / "study", SHARED, "shared.yaml")
 
 
 def test_use_takes_the_other_files_runs_and_folders(tmp_path, shared):
-    section = write_as(tmp_path / "params", "section.yaml", """
+    section = write(tmp_path / "params", """
         title: a section
         profiles:
           default: {use: ../study/shared.yaml}
           second: {use: ../study/shared.yaml, profile: other}
-        """)
+        """, "section.yaml")
     plan = load_params(section)
     direct = load_params(shared)
     assert [s.run_id for s in plan.specs] == [s.run_id for s in direct.specs]
@@ -285,9 +279,9 @@ def test_use_takes_the_other_files_runs_and_folders(tmp_path, shared):
 
 
 def test_use_chains_and_same_file_references(tmp_path, shared):
-    middle = write_as(tmp_path / "params", "middle.yaml", "profiles:\n  default: {use: ../study/shared.yaml}\n"
-                                                          "  alias: {use: middle.yaml}\n")
-    top = write_as(tmp_path / "params", "top.yaml", "profiles:\n  default: {use: middle.yaml, profile: alias}\n")
+    middle = write(tmp_path / "params", "profiles:\n  default: {use: ../study/shared.yaml}\n"
+                                        "  alias: {use: middle.yaml}\n", "middle.yaml")
+    top = write(tmp_path / "params", "profiles:\n  default: {use: middle.yaml, profile: alias}\n", "top.yaml")
     plan = load_params(top)
     assert [s.run_id for s in plan.specs] == [s.run_id for s in load_params(shared).specs]
     assert plan.uses[0].resolve() == shared.resolve() and plan.uses[1] == "default"
@@ -306,7 +300,7 @@ def test_use_chains_and_same_file_references(tmp_path, shared):
     ("{use: ../study/shared.yaml, profil: other}", "profiles.default.profil: Extra inputs are not permitted"),
 ])
 def test_bad_use_names_file_and_key(tmp_path, shared, profile, expected):
-    section = write_as(tmp_path / "params", "section.yaml", f"profiles:\n  default: {profile}\n")
+    section = write(tmp_path / "params", f"profiles:\n  default: {profile}\n", "section.yaml")
     with pytest.raises(ParamsError) as e:
         load_params(section)
     assert str(e.value).startswith(f"{section}: ")
@@ -315,7 +309,7 @@ def test_bad_use_names_file_and_key(tmp_path, shared, profile, expected):
 
 def test_errors_in_the_used_file_name_that_file(tmp_path, shared):
     shared.write_text(SHARED.replace("per_level: null", "per_levle: null"))
-    section = write_as(tmp_path / "params", "section.yaml", "profiles:\n  default: {use: ../study/shared.yaml}\n")
+    section = write(tmp_path / "params", "profiles:\n  default: {use: ../study/shared.yaml}\n", "section.yaml")
     with pytest.raises(ParamsError) as e:
         load_params(section)
     used = tmp_path / "params" / "../study/shared.yaml"
@@ -326,13 +320,13 @@ def test_errors_in_the_used_file_name_that_file(tmp_path, shared):
 
 
 def test_use_cycles_are_an_error_not_a_recursion(tmp_path):
-    a = write_as(tmp_path, "a.yaml", "profiles:\n  default: {use: b.yaml}\n")
-    write_as(tmp_path, "b.yaml", "profiles:\n  default: {use: a.yaml, profile: default}\n")
+    a = write(tmp_path, "profiles:\n  default: {use: b.yaml}\n", "a.yaml")
+    write(tmp_path, "profiles:\n  default: {use: a.yaml, profile: default}\n", "b.yaml")
     with pytest.raises(ParamsError) as e:
         load_params(a)
     assert "profiles.default.use: profiles use each other in a cycle: a.yaml [default] -> b.yaml [default] -> " \
            "a.yaml [default]" in str(e.value)
-    me = write_as(tmp_path, "me.yaml", "profiles:\n  default: {use: me.yaml}\n")
+    me = write(tmp_path, "profiles:\n  default: {use: me.yaml}\n", "me.yaml")
     with pytest.raises(ParamsError, match=r"me\.yaml: profiles\.default\.use: profiles use each other in a cycle"):
         load_params(me)
 
@@ -340,7 +334,7 @@ def test_use_cycles_are_an_error_not_a_recursion(tmp_path):
 def test_cli_dry_run_of_a_used_profile(tmp_path, shared, capsys):
     from ttclib import cli
 
-    section = write_as(tmp_path / "params", "section.yaml", "profiles:\n  default: {use: ../study/shared.yaml}\n")
+    section = write(tmp_path / "params", "profiles:\n  default: {use: ../study/shared.yaml}\n", "section.yaml")
     assert cli.main(["run", str(section), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{section} [default]: 1 runs -> {tmp_path / 'study' / 'runs'}")

@@ -210,6 +210,14 @@ class SaturationFit(Fit):
     saturation: float = 0.9                 # share of ymax that defines saturation
     saturation_batch: float = np.nan        # x where y = saturation·ymax; NaN if the winner has no ceiling
     saturation_ci: tuple[float, float] = (np.nan, np.nan)   # at ``level``, delta method
+    x_max: float = np.nan                   # the largest batch size measured
+
+    @property
+    def ceiling(self) -> float:
+        """``saturation_batch`` when the data show it: within twice the largest batch measured and
+        with a CI above zero; NaN otherwise (a ceiling extrapolated far past the data is none)."""
+        shown = self.saturation_batch <= 2 * self.x_max and self.saturation_ci[0] > 0
+        return self.saturation_batch if shown else np.nan
 
     def summary(self) -> str:
         if np.isnan(self.saturation_batch):
@@ -217,6 +225,15 @@ class SaturationFit(Fit):
         lo, hi = self.saturation_ci
         return (super().summary()[:-1] + f"; {self.saturation:.0%} of ymax is reached at batch "
                 f"{self.saturation_batch:.3g} ({self.level:.0%} CI {lo:.3g}–{hi:.3g}).")
+
+
+class NoFit(ValueError):
+    """No candidate form could be fitted to a curve's points (too few of them, or a flat y);
+    ``reason`` says why. Bad arguments raise a plain ValueError instead."""
+
+    def __init__(self, curve: str, reason: str):
+        super().__init__(f"{curve}: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -319,15 +336,15 @@ def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, na
         raise ValueError(f"unknown forms {unknown}; known: {sorted(FORMS)}")
     curve = name or f"{getattr(y, 'name', None) or 'y'} ~ {getattr(x, 'name', None) or 'x'}"
     x, y, w, dropped = _clean(x, y, weights, curve)
-    if y.size and np.ptp(y) == 0:
-        raise ValueError(f"{curve}: all {y.size} y values are equal ({y[0]:g}): there is no curve to fit")
+    if y.size > 1 and np.ptp(y) == 0:
+        raise NoFit(curve, f"all {y.size} y values are equal ({y[0]:g}): there is no curve to fit")
 
     rows, fitted = [], {}
     for name_ in forms:
         form = FORMS[name_]
         row = dict(form=name_, k=form.k, aic=np.nan, bic=np.nan, r2=np.nan, converged=False, status="ok")
-        if _too_few(form, x):
-            row["status"] = _too_few(form, x)
+        if few := _too_few(form, x):
+            row["status"] = few
         elif form.positive_x and np.any(x <= 0):
             row["status"] = "skipped: needs x > 0"
         else:
@@ -341,8 +358,8 @@ def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, na
         rows.append(row)
     cand = pd.DataFrame(rows)
     if not fitted:
-        raise ValueError(f"{curve}: no form could be fitted ({dropped} NaN rows dropped): "
-                         + "; ".join(f"{r['form']} {r['status']}" for r in rows))
+        raise NoFit(curve, f"no form could be fitted ({dropped} NaN rows dropped): "
+                    + "; ".join(f"{r['form']} {r['status']}" for r in rows))
     for c in ("aic", "bic"):
         cand[f"delta_{c}"] = cand[c] - cand[c].min()
     cand = cand[["form", "k", "aic", "bic", "r2", "delta_aic", "delta_bic", "converged", "status"]]
@@ -421,7 +438,7 @@ def fit_throughput_vs_batch(df: pd.DataFrame, x: str = "batch_size", y: str = "q
         raise ValueError(f"saturation must be in (0, 1), not {saturation}")
     x_, y_, kw = _columns(df, x, y, kw)
     fit = fit_curve(x_, y_, **{"forms": THROUGHPUT_FORMS, **kw})
-    base = {f.name: getattr(fit, f.name) for f in fields(Fit)}
+    base = {f.name: getattr(fit, f.name) for f in fields(Fit)} | {"x_max": float(np.nanmax(x_))}
     if fit.model.x_at is None:
         return SaturationFit(**base, saturation=saturation)
     xs, grad = fit.model.x_at(saturation, *fit.params.values())
@@ -518,7 +535,8 @@ def ratio_ci_delta(num, den, level: float = 0.95) -> tuple[float, float, float]:
 def fit_by(df: pd.DataFrame, by, fit=None, label: str = "", **kw) -> dict:
     """One curve per group of ``by`` with ``fit`` (default :func:`fit_energy_vs_length`), named
     ``"<label> [<group>]"``. A group no form can be fitted to (a smoke run with one distinct x)
-    maps to an :class:`Unfitted` saying why instead of stopping the others.
+    maps to an :class:`Unfitted` saying why (:class:`NoFit`) instead of stopping the others;
+    bad arguments (a missing column, an unknown form) still raise.
 
     >>> d = pd.DataFrame({"m": ["a"] * 4 + ["b"] * 2, "max_new_tokens": [1, 2, 3, 4, 5, 5],
     ...                   "energy_per_query_j": [2.0, 4.1, 5.9, 8.0, 1, 1]})
@@ -531,8 +549,8 @@ def fit_by(df: pd.DataFrame, by, fit=None, label: str = "", **kw) -> dict:
         curve = f"{label or fit.__name__} [{' '.join(map(str, key)) if isinstance(key, tuple) else key}]"
         try:
             out[key] = fit(g, name=curve, **kw)
-        except ValueError as e:
-            out[key] = Unfitted(curve, str(e).split(": ", 1)[-1])
+        except NoFit as e:
+            out[key] = Unfitted(curve, e.reason)
     return out
 
 

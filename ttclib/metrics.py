@@ -82,6 +82,22 @@ def _mean(values: pd.Series) -> float:
     return np.nan if pd.isna(m) else float(m)
 
 
+def group_key(by, key) -> dict:
+    """The ``by`` columns' values of one ``groupby(by)`` group, as a dict (a 1-column key may be a scalar)."""
+    by = [by] if isinstance(by, str) else list(by)
+    return dict(zip(by, key if isinstance(key, tuple) else (key,)))
+
+
+def model_sizes(runs: pd.DataFrame) -> pd.Series:
+    """model → parameter count (0 where unknown), to order models from the smallest."""
+    return runs.groupby("model").parameters.first().fillna(0)
+
+
+def hardware_label(runs: pd.DataFrame) -> str:
+    """The hardware the runs were measured on, e.g. 'AMD EPYC (2 cores)'."""
+    return ", ".join(sorted(set(runs.hardware)))
+
+
 def meter_label(runs: pd.DataFrame) -> str:
     """e.g. 'meter: estimate (cpu_time_x_tdp)' — shown with every energy figure and number."""
     pairs = sorted({f"{m} ({meth})" for m, meth in zip(runs.meter, runs.meter_method)})
@@ -301,7 +317,7 @@ def early_exit_from_sweep(runs: pd.DataFrame, tolerance: float = 0.0, by=("model
         g = g.sort_values("max_new_tokens")
         full = g.iloc[-1]
         keep = g[g.accuracy >= full.accuracy - tolerance].iloc[0]
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+        rows.append({**group_key(by, key),
                      "max_tokens": float(full.max_new_tokens), "cut_tokens": float(keep.max_new_tokens),
                      "energy_per_query_j": full.energy_per_query_j, "cut_energy_per_query_j": keep.energy_per_query_j,
                      "energy_saved_share": 1 - keep.energy_per_query_j / full.energy_per_query_j,
@@ -361,7 +377,7 @@ def operating_points(results: pd.DataFrame, by=("model", "strategy"), level: flo
     for key, g in df.groupby(by, sort=False):
         reps = g.repetition.nunique()
         per = g.groupby("repetition") if reps > 1 else g.groupby("query_id")
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,)), queries=g.query_id.nunique(),
+        row = dict(group_key(by, key), queries=g.query_id.nunique(),
                    repetitions=reps, ci_over=f"{reps} repetitions" if reps > 1 else f"{g.query_id.nunique()} queries")
         for name, col, over, ci in (("accuracy", "correct", g.groupby("query_id"), proportion_ci),
                                     ("energy_per_query_j", "energy_j", per, mean_ci),
@@ -399,7 +415,7 @@ def normalized_energy(results: pd.DataFrame, baseline: str = "base", by=("benchm
         for strategy, s in g[g.strategy != baseline].groupby("strategy", sort=False):
             unit = "repetition" if min(s.repetition.nunique(), base.repetition.nunique()) > 1 else "query_id"
             r, lo, hi = ratio_ci(s.groupby(unit).energy_j.mean(), base.groupby(unit).energy_j.mean(), level)
-            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+            rows.append({**group_key(by, key),
                          "category": g.category.iloc[0] if "category" in g else None, "strategy": strategy,
                          "energy_ratio": r, "energy_ratio_lo": lo, "energy_ratio_hi": hi,
                          "ci_over": "repetitions" if unit == "repetition" else "queries",
@@ -436,7 +452,7 @@ def early_exit_by(results: pd.DataFrame, by=("model", "strategy"), whisker: floa
     rows = []
     for key, g in results.groupby(list(by), sort=False):
         ok = g.correct.fillna(False).astype(bool).any()
-        rows.append({**dict(zip(by, key)), **(early_exit(g, whisker=whisker) if ok else {"cut_tokens": np.nan})})
+        rows.append({**group_key(by, key), **(early_exit(g, whisker=whisker) if ok else {"cut_tokens": np.nan})})
     return pd.DataFrame(rows)
 
 

@@ -17,13 +17,13 @@ def style() -> None:
     sns.set_theme(style="whitegrid", context="notebook")
 
 
-def _sizes(runs: pd.DataFrame) -> dict[str, float]:
-    """model → parameter count, for ordering lines from the smallest model to the largest."""
-    return runs.groupby("model").parameters.first().fillna(0).to_dict()
+def _strategies(values) -> list[str]:
+    """The strategies in ``values``, in the paper's order (base, mv, cot, rt), any others after."""
+    present = set(values)
+    return [s for s in STRATEGY_ORDER if s in present] + sorted(present - set(STRATEGY_ORDER))
 
 
-def _where(runs: pd.DataFrame) -> str:
-    return ", ".join(sorted(set(runs.hardware)))
+_where = metrics.hardware_label
 
 
 def _energy_label(runs: pd.DataFrame) -> str:
@@ -53,9 +53,9 @@ def accuracy_vs_energy(points: pd.DataFrame, runs: pd.DataFrame):
     style()
     cats = list(dict.fromkeys(points.category)) if "category" in points else [None]
     fig, axes = plt.subplots(1, len(cats), figsize=(7 * len(cats), 4.5), squeeze=False)
-    size = _sizes(runs)
+    size = metrics.model_sizes(runs)
     df = points.assign(_size=points.model.map(size)).sort_values("_size")
-    strategies = [s for s in STRATEGY_ORDER if s in set(df.strategy)] + sorted(set(df.strategy) - set(STRATEGY_ORDER))
+    strategies = _strategies(df.strategy)
     for cat, ax in zip(cats, axes[0]):
         pts = df if cat is None else df[df.category == cat]
         for strategy, color in zip(strategies, sns.color_palette(n_colors=len(strategies))):
@@ -79,7 +79,7 @@ def normalized_energy(normalized: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
     df = normalized.sort_values(["category", "benchmark"], kind="stable")
     groups = list(dict.fromkeys(zip(df.category, df.benchmark, df.model)))
     ax = ax or plt.subplots(figsize=(max(6, 1.1 * len(groups) + 2), 4.5))[1]
-    strategies = [s for s in STRATEGY_ORDER if s in set(df.strategy)]
+    strategies = _strategies(df.strategy)
     width = 0.8 / max(len(strategies), 1)
     for i, (strategy, color) in enumerate(zip(strategies, sns.color_palette(n_colors=len(strategies) + 1)[1:])):
         g = df[df.strategy == strategy].set_index(["category", "benchmark", "model"]).reindex(groups)
@@ -100,7 +100,7 @@ def length_sweep(points: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
     model and strategy (each dot a maximum length, labelled), and the Pareto frontier of all dots."""
     style()
     ax = ax or plt.subplots(figsize=(7.5, 4.8))[1]
-    size = _sizes(runs)
+    size = metrics.model_sizes(runs)
     configs = sorted(points.groupby(["model", "strategy"]).groups, key=lambda k: (size.get(k[0], 0), k[1]))
     for (model, strategy), color in zip(configs, sns.color_palette(n_colors=len(configs))):
         pts = points[(points.model == model) & (points.strategy == strategy)].sort_values("max_new_tokens")
@@ -144,7 +144,7 @@ def difficulty(points: pd.DataFrame, runs: pd.DataFrame, levels: list[str] | Non
     levels = levels or list(dict.fromkeys(points.difficulty))
     fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 4.5), sharex=True, sharey=True,
                              squeeze=False)
-    strategies = [s for s in STRATEGY_ORDER if s in set(points.strategy)] + sorted(set(points.strategy) - set(STRATEGY_ORDER))
+    strategies = _strategies(points.strategy)
     palette = dict(zip(strategies, sns.color_palette(n_colors=len(strategies))))
     for level, ax in zip(levels, axes[0]):
         pts = points[points.difficulty == level]
@@ -198,8 +198,8 @@ def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
         lo, hi = fit.predict_ci(grid)
         ax.plot(grid, fit.predict(grid), "-", color=color, lw=1.2, label=f"{strategy}: {fit.form} fit")
         ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
-        sat = getattr(fit, "saturation_batch", float("nan"))
-        if sat == sat and sat <= grid.max() * 4:
+        sat = getattr(fit, "ceiling", float("nan"))
+        if sat == sat:
             ax.axvline(sat, color=color, ls=":", lw=1, label=f"{strategy}: {fit.saturation:.0%} of ceiling at batch {sat:.3g}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size (requests generated together)")
@@ -215,7 +215,7 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     style()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
     df = summary.merge(runs[["run_id", "model", "strategy", "parameters"]], on="run_id").sort_values("parameters")
-    order = [s for s in STRATEGY_ORDER if s in set(df.strategy)]
+    order = _strategies(df.strategy)
     models = list(dict.fromkeys(df.model))
     width = 0.8 / max(len(order), 1)
     for i, strategy in enumerate(order):

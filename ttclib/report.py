@@ -13,7 +13,7 @@ PAPER_OVERVIEW = {"scaling_gain_pct": 4.8, "ttc_gain_pct": 34.3}
 
 def _where(runs: pd.DataFrame) -> str:
     """'<hardware> (meter: <name> (<method>))': every sentence says what measured it."""
-    return f"{', '.join(sorted(set(runs.hardware)))} ({metrics.meter_label(runs)})"
+    return f"{metrics.hardware_label(runs)} ({metrics.meter_label(runs)})"
 
 
 def ttc_strategy(df: pd.DataFrame, ttc: str | None = None) -> str:
@@ -48,7 +48,7 @@ def overview(points: pd.DataFrame, runs: pd.DataFrame, ttc: str | None = None, s
     same size as the Base model).
     """
     ttc = ttc_strategy(points, ttc)
-    size = runs.groupby("model").parameters.first()
+    size = metrics.model_sizes(runs)
     base = sorted(points[points.strategy == "base"].model.unique(), key=lambda m: size.get(m, 0))
     small, large = small or base[0], large or base[-1]
     ttc_model = ttc_model or min(points[points.strategy == ttc].model.unique(),
@@ -102,15 +102,7 @@ def batch_throughput(runs: pd.DataFrame, curves: dict, short: str = "base", long
         return last.queries_per_s / first.queries_per_s, int(first.batch_size), int(last.batch_size)
 
     (g_s, b0, b1), (g_l, _, _) = gain(short), gain(long)
-
-    def ceiling(fit) -> float:
-        """The saturation batch if the data show it: within twice the largest batch measured and
-        with a CI above zero; a ceiling extrapolated far past the data is no ceiling."""
-        sat = getattr(fit, "saturation_batch", float("nan"))
-        lo_ = getattr(fit, "saturation_ci", (float("nan"),))[0]
-        return sat if sat == sat and sat <= 2 * b1 and lo_ > 0 else float("nan")
-
-    sat_s, sat_l = ceiling(curves[short]), ceiling(curves[long])
+    sat_s, sat_l = (getattr(curves[s], "ceiling", float("nan")) for s in (short, long))
     lo, hi = getattr(curves[long], "saturation_ci", (float("nan"), float("nan")))
     tokens = runs.groupby("strategy").completion_tokens_per_query.mean()
     where = _where(runs)

@@ -52,7 +52,7 @@ for _year, _files, _hub in ((2024, ("aime24/test.jsonl", "aime24/aime24.json"), 
                             (2025, ("aime25/aime25.json", "aime25/test.jsonl"), Hub("math-ai/aime25", split="test"))):
     register(Benchmark(
         name=f"aime{_year % 100}", category="math",
-    size=30,
+        size=30,
         description=f"AIME {_year} (contests I and II, 30 problems), integer answers 0-999.",
         source=Source(files=_files, hub=_hub), parse=_aime_parser(_year),
         extract=answers.extract_math, score=score_integer, equivalent=answers.math_equivalent,
