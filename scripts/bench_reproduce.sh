@@ -15,3 +15,5 @@ make reproduce > "$work/second.log" 2>&1 || { tail -30 "$work/second.log"; exit 
 t2=$(date +%s)
 echo "make reproduce, fresh clone (venv + model conversion + all runs): $((t1 - t0)) s"
 echo "make reproduce, everything cached:                               $((t2 - t1)) s"
+echo "per notebook, fresh clone:"
+grep -E '^ +outputs/.*\([0-9]+ s\)$' "$work/first.log" || true

@@ -77,14 +77,30 @@ def test_overview_per_category_with_a_reasoning_model_of_the_same_size():
                          "accuracy per unit energy than scaling the model did not hold here.")
 
 
-def test_power_summary_sums_devices_and_throughput_counts_queries():
+def test_power_summary_sums_devices():
     p = pd.DataFrame({"run_id": ["a"] * 6 + ["b"] * 2, "t": [0, 0, 1, 1, 2, 2, 0, 1],
                       "device": [0, 1] * 3 + [0, 0], "power_w": [100, 100, 150, 150, 200, 200, 30, 50.0]})
     s = metrics.power_summary(p).set_index("run_id")
     assert s.loc["a", "mean_power_w"] == 300 and s.loc["a", "std_power_w"] == pytest.approx(100)
     assert s.loc["b", "mean_power_w"] == 40 and s.loc["b", "samples"] == 2
-    runs = pd.DataFrame({"n_queries": [48, 10], "repetitions": [1, 3], "measured_s": [24.0, 60.0]})
-    assert metrics.throughput(runs).tolist() == [2.0, 0.5]
+
+
+def test_throughput_per_repetition_with_ci_across_them():
+    # run a: 4 queries in batches of 2, three repetitions of 2 s, 4 s and 2 s (two windows each);
+    # run b: one repetition, one window of 8 s for 4 queries
+    rows = [dict(run_id="a", repetition=r, query_id=q, segment=2 * r + q // 2, window_s=w / 2)
+            for r, w in enumerate([2.0, 4.0, 2.0]) for q in range(4)]
+    rows += [dict(run_id="b", repetition=0, query_id=q, segment=0, window_s=8.0) for q in range(4)]
+    q = pd.DataFrame(rows)
+    reps = metrics.throughput_by_repetition(q)
+    assert reps.queries_per_s.tolist() == [2.0, 1.0, 2.0, 0.5]
+    runs = pd.DataFrame({"run_id": ["a", "b"], "batch_size": [2, 4]})
+    p = metrics.throughput_points(runs, q).set_index("run_id")
+    assert p.loc["a", "queries_per_s"] == pytest.approx(5 / 3) and p.loc["a", "ci_over"] == "3 repetitions"
+    half = 4.302653 * np.std([2.0, 1.0, 2.0], ddof=1) / 3 ** 0.5    # t(0.975, 2)·s/√3
+    assert p.loc["a", "queries_per_s_hi"] - 5 / 3 == pytest.approx(half, abs=1e-4)
+    assert p.loc["b", "queries_per_s"] == 0.5 and np.isnan(p.loc["b", "queries_per_s_lo"])
+    assert p.loc["b", "ci_over"] == "1 repetition" and p.loc["b", "batch_size"] == 4
 
 
 # --- operating points, normalized energy and the section sentences (constructed data) ----------
@@ -149,15 +165,18 @@ def test_normalized_energy_sentence_verdicts():
 
 
 def test_length_sweep_sentence_and_early_exit_by_configuration():
-    res = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": 100,
+    res = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": 100, "query_id": list("abcdefgh"),
                         "completion_tokens": [20, 25, 25, 30, 90, 95, 95, 100], "correct": [True] * 4 + [False] * 4,
                         "energy_j": [1.0, 1.2, 1.2, 1.5, 4.5, 4.8, 4.8, 5.0]})
     sweep = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": [50, 100],
                           "accuracy": [0.5, 0.5], "energy_per_query_j": [1.5, 3.0]})
     exits = metrics.early_exit_from_sweep(sweep)
     text = report.length_sweep(res, exits, _norm_runs())
-    assert "correct answers 25 tokens (median), incorrect 95 (one-sided Mann–Whitney p = 0.014)" in text
+    assert ("correct answers 25 tokens (median over 4 queries), incorrect 95 (over 4; one-sided Mann–Whitney "
+            "p = 0.014)") in text
     assert "saves 50 %" in text
+    # three repetitions of the same greedy answers are the same evidence: the same test, not p = 1e-5
+    assert report.length_sweep(pd.concat([res] * 3), exits, _norm_runs()) == text
     assert text.endswith("held here.")
     longer_correct = res.assign(correct=[False] * 4 + [True] * 4)
     assert "held only in part here" in report.length_sweep(longer_correct, exits, _norm_runs())
@@ -169,6 +188,7 @@ def test_length_sweep_sentence_and_early_exit_by_configuration():
         res, costlier, _norm_runs())
     nothing_right = res.assign(correct=False)
     assert "could not be tested here" in report.length_sweep(nothing_right, exits, _norm_runs())
+    assert "0 queries answered correctly and 8 incorrectly" in report.length_sweep(nothing_right, exits, _norm_runs())
     by = metrics.early_exit_by(pd.concat([res, nothing_right.assign(model="n")]))
     assert by.set_index("model").cut_tokens.isna().tolist() == [False, True]
 

@@ -43,7 +43,8 @@ def load_runs(dirs: Iterable[str | Path]) -> RunSet:
         spec = info["spec"]
         infos.append(info)
         q = pd.read_parquet(d / "queries.parquet")
-        queries.append(q.assign(**{k: spec[k] for k in SPEC_COLUMNS}))
+        window_s = dict(enumerate(w["time_s"] for w in info["windows"]))  # window i measured segment i
+        queries.append(q.assign(**{k: spec[k] for k in SPEC_COLUMNS}, window_s=q.segment.map(window_s)))
         p = pd.read_parquet(d / "power.parquet")
         if len(p):
             power.append(p.assign(run_id=info["run_id"], model=spec["model"], strategy=spec["strategy"]))
@@ -276,6 +277,24 @@ def length_cut(correct_tokens, whisker: float = 1.5) -> float:
     return float(min(t.max(), q3 + whisker * (q3 - q1)))
 
 
+def answer_lengths(results: pd.DataFrame, by=("model", "strategy")) -> pd.DataFrame:
+    """Output tokens per query and outcome: the mean over a query's correct (or incorrect) answers
+    across repetitions, with how many answers that is. A repeated greedy answer is no new evidence,
+    so comparing correct and incorrect lengths counts each query at most once per outcome.
+
+    >>> res = pd.DataFrame({"model": "m", "strategy": "cot", "query_id": list("aaabbb"),
+    ...                     "correct": [True, True, False, False, False, False],
+    ...                     "completion_tokens": [10, 20, 90, 50, 50, 50]})
+    >>> answer_lengths(res)[["query_id", "correct", "completion_tokens", "answers"]].values.tolist()
+    [['a', False, 90.0, 1], ['a', True, 15.0, 2], ['b', False, 50.0, 3]]
+    """
+    keys = [*by, "query_id", "correct"]
+    df = results.dropna(subset=["correct"]).astype({"correct": bool})
+    return (df.groupby(keys).agg(completion_tokens=("completion_tokens", "mean"),
+                                  answers=("completion_tokens", "size"))
+              .reset_index().astype({"completion_tokens": float}))
+
+
 def early_exit(queries: pd.DataFrame, cut: float | None = None, whisker: float = 1.5) -> dict:
     """What stopping every generation at ``cut`` output tokens would have saved and cost.
 
@@ -342,9 +361,34 @@ def power_summary(power: pd.DataFrame, by=("run_id",)) -> pd.DataFrame:
                  .reset_index().astype({"samples": float}))
 
 
-def throughput(runs: pd.DataFrame) -> pd.Series:
-    """Queries answered per second of measured time (all samples of a query count as one query)."""
-    return runs.n_queries * runs.repetitions / runs.measured_s
+def throughput_by_repetition(queries: pd.DataFrame) -> pd.DataFrame:
+    """Queries answered per second in each repetition of each run: the repetition's queries (all
+    samples of a query count as one) over the measured time of its energy windows (one per
+    checkpointed batch; a repetition's windows are contiguous and hold no other repetition).
+
+    >>> q = pd.DataFrame({"run_id": "r", "repetition": [0, 0, 0, 1, 1, 1], "query_id": list("abcabc"),
+    ...                   "segment": [0, 0, 1, 2, 2, 3], "window_s": [2.0, 2.0, 1.0, 1.0, 1.0, 0.5]})
+    >>> throughput_by_repetition(q)[["measured_s", "queries_per_s"]].values.tolist()
+    [[3.0, 1.0], [1.5, 2.0]]
+    """
+    keys = ["run_id", "repetition"]
+    time = queries.drop_duplicates(["run_id", "segment"]).groupby(keys).window_s.sum().rename("measured_s")
+    n = queries.groupby(keys).query_id.nunique().rename("queries")
+    out = pd.concat([n, time], axis=1).reset_index()
+    return out.assign(queries_per_s=out.queries / out.measured_s)
+
+
+def throughput_points(runs: pd.DataFrame, queries: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """One row per run (``runs``' columns kept): mean queries per second over its repetitions with a
+    ``level`` Student t interval across them (NaN bounds for a single repetition; ``ci_over`` says how many)."""
+    from .fits import mean_ci
+
+    rows = []
+    for run_id, g in throughput_by_repetition(queries).groupby("run_id", sort=False):
+        m, lo, hi = mean_ci(g.queries_per_s, level)
+        rows.append(dict(run_id=run_id, queries_per_s=m, queries_per_s_lo=lo, queries_per_s_hi=hi,
+                         ci_over=f"{len(g)} repetition{'s' * (len(g) > 1)}"))
+    return runs.merge(pd.DataFrame(rows), on="run_id")
 
 
 # --- operating points with confidence intervals (every figure's error bars) -------------------

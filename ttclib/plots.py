@@ -121,16 +121,16 @@ def length_sweep(points: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
 
 def tokens_by_correctness(results: pd.DataFrame, *, ax=None):
     """Figure 5 shape: output tokens of correct vs incorrect answers per model and strategy (box plots,
-    whiskers at 1.5 IQR, outliers drawn)."""
+    whiskers at 1.5 IQR, outliers drawn), one value per query and outcome (:func:`metrics.answer_lengths`)."""
     style()
     ax = ax or plt.subplots(figsize=(7, 4.2))[1]
-    df = results.dropna(subset=["correct"]).assign(
-        answer=lambda d: np.where(d.correct.astype(bool), "correct", "incorrect"),
+    df = metrics.answer_lengths(results).assign(
+        answer=lambda d: np.where(d.correct, "correct", "incorrect"),
         config=lambda d: d.model + " " + d.strategy)
     sns.boxplot(df, x="config", y="completion_tokens", hue="answer", hue_order=["correct", "incorrect"],
                 whis=1.5, fliersize=2, ax=ax)
     ax.set_xlabel("")
-    ax.set_ylabel("output tokens per query (all samples)")
+    ax.set_ylabel("output tokens per query (all samples;\nmean over its repetitions)")
     ax.set_title("Output tokens of correct and incorrect answers", fontsize=10)
     ax.tick_params(axis="x", labelsize=8)
     return ax
@@ -180,18 +180,21 @@ def save(fig, name: str, figures_dir: str | Path) -> list[Path]:
 
 
 
-def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
-    """Figure 7 shape: queries per second vs batch size per strategy, measured points and the
-    fitted saturating curve with its 95 % band; a dotted line marks each saturation batch."""
+def throughput_vs_batch(points: pd.DataFrame, curves: dict, *, ax=None):
+    """Figure 7 shape: queries per second vs batch size per strategy, measured points with their 95 %
+    CI across repetitions (``points`` from :func:`metrics.throughput_points`) and the fitted
+    saturating curve with its 95 % band; a dotted line marks each saturation batch."""
     style()
     ax = ax or plt.subplots(figsize=(7, 4.5))[1]
     palette = dict(zip(curves, sns.color_palette(n_colors=len(curves))))
     for strategy, fit in curves.items():
-        pts = runs[runs.strategy == strategy].sort_values("batch_size")
+        pts = points[points.strategy == strategy].sort_values("batch_size")
         color = palette[strategy]
         tokens = pts.completion_tokens_per_query.mean()
-        ax.plot(pts.batch_size, pts.queries_per_s, "o", color=color,
-                label=f"{strategy} ({tokens:.0f} output tokens/query)")
+        qps = pts.queries_per_s.to_numpy(float)
+        err = np.nan_to_num(np.abs(np.vstack([qps - pts.queries_per_s_lo, pts.queries_per_s_hi - qps])))
+        ax.errorbar(pts.batch_size, qps, yerr=err, fmt="o", color=color, capsize=2, ms=5, elinewidth=0.8,
+                    label=f"{strategy} ({tokens:.0f} output tokens/query)")
         if isinstance(fit, fits.Unfitted):
             continue
         grid = np.geomspace(pts.batch_size.min(), pts.batch_size.max(), 100)
@@ -204,8 +207,9 @@ def throughput_vs_batch(runs: pd.DataFrame, curves: dict, *, ax=None):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size (requests generated together)")
     ax.set_ylabel("throughput (queries/s)")
-    ax.set_title(f"Throughput vs batch size — {', '.join(sorted(set(runs.model)))}\n"
-                 f"{_where(runs)}, fixed output lengths", fontsize=10)
+    over = ", ".join(sorted(set(points.ci_over)))
+    ax.set_title(f"Throughput vs batch size — {', '.join(sorted(set(points.model)))}\n"
+                 f"{_where(points)}, fixed output lengths; 95 % CIs across {over}", fontsize=10)
     ax.legend(fontsize=8)
     return ax
 

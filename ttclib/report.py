@@ -219,16 +219,17 @@ def length_sweep(results: pd.DataFrame, sweep: pd.DataFrame, runs: pd.DataFrame,
     """
     ttc = ttc_strategy(results, ttc)
     parts, shorter = [], []
-    for (model, strategy), g in results[results.strategy == ttc].groupby(["model", "strategy"], sort=False):
-        ok = g.correct.fillna(False).astype(bool)
-        right, wrong = g.completion_tokens[ok], g.completion_tokens[~ok]
+    lengths = metrics.answer_lengths(results[results.strategy == ttc])   # one value per query and outcome
+    for (model, strategy), g in lengths.groupby(["model", "strategy"], sort=False):
+        right, wrong = g.completion_tokens[g.correct], g.completion_tokens[~g.correct]
         if min(len(right), len(wrong)) < MIN_PER_GROUP:
-            parts.append(f"{model} {strategy}: {len(right)} correct and {len(wrong)} incorrect answers, too few "
-                         f"(< {MIN_PER_GROUP}) to compare their lengths")
+            parts.append(f"{model} {strategy}: {len(right)} queries answered correctly and {len(wrong)} incorrectly, "
+                         f"too few (< {MIN_PER_GROUP}) to compare their lengths")
             continue
         p = stats.mannwhitneyu(right, wrong, alternative="less").pvalue
-        parts.append(f"{model} {strategy}: correct answers {right.median():.0f} tokens (median), incorrect "
-                     f"{wrong.median():.0f} (one-sided Mann–Whitney p = {p:.2g})")
+        parts.append(f"{model} {strategy}: correct answers {right.median():.0f} tokens (median over {len(right)} "
+                     f"queries), incorrect {wrong.median():.0f} (over {len(wrong)}; one-sided Mann–Whitney "
+                     f"p = {p:.2g})")
         shorter.append(p < 0.05)
     text = f"On {_where(runs)}: " + "; ".join(parts) + ". "
     exits = sweep[sweep.strategy == ttc]
