@@ -95,7 +95,7 @@ def test_throughput_per_repetition_with_ci_across_them():
     reps = metrics.throughput_by_repetition(q)
     assert reps.queries_per_s.tolist() == [2.0, 1.0, 2.0, 0.5]
     runs = pd.DataFrame({"run_id": ["a", "b"], "batch_size": [2, 4]})
-    p = metrics.throughput_points(runs, q).set_index("run_id")
+    p = metrics.throughput_points(metrics.throughput_by_repetition(q, runs)).set_index("run_id")
     assert p.loc["a", "queries_per_s"] == pytest.approx(5 / 3) and p.loc["a", "ci_over"] == "3 repetitions"
     half = 4.302653 * np.std([2.0, 1.0, 2.0], ddof=1) / 3 ** 0.5    # t(0.975, 2)·s/√3
     assert p.loc["a", "queries_per_s_hi"] - 5 / 3 == pytest.approx(half, abs=1e-4)

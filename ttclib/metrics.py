@@ -361,34 +361,40 @@ def power_summary(power: pd.DataFrame, by=("run_id",)) -> pd.DataFrame:
                  .reset_index().astype({"samples": float}))
 
 
-def throughput_by_repetition(queries: pd.DataFrame) -> pd.DataFrame:
+def throughput_by_repetition(queries: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Queries answered per second in each repetition of each run: the repetition's queries (all
     samples of a query count as one) over the measured time of its energy windows (one per
     checkpointed batch; a repetition's windows are contiguous and hold no other repetition).
+    With ``runs``, each row also carries its run's columns.
 
     >>> q = pd.DataFrame({"run_id": "r", "repetition": [0, 0, 0, 1, 1, 1], "query_id": list("abcabc"),
     ...                   "segment": [0, 0, 1, 2, 2, 3], "window_s": [2.0, 2.0, 1.0, 1.0, 1.0, 0.5]})
-    >>> throughput_by_repetition(q)[["measured_s", "queries_per_s"]].values.tolist()
+    >>> throughput_by_repetition(q)[["repetition_s", "queries_per_s"]].values.tolist()
     [[3.0, 1.0], [1.5, 2.0]]
     """
     keys = ["run_id", "repetition"]
-    time = queries.drop_duplicates(["run_id", "segment"]).groupby(keys).window_s.sum().rename("measured_s")
+    time = queries.drop_duplicates(["run_id", "segment"]).groupby(keys).window_s.sum().rename("repetition_s")
     n = queries.groupby(keys).query_id.nunique().rename("queries")
     out = pd.concat([n, time], axis=1).reset_index()
-    return out.assign(queries_per_s=out.queries / out.measured_s)
+    out = out.assign(queries_per_s=out.queries / out.repetition_s)
+    return out if runs is None else out.merge(runs, on="run_id")
 
 
-def throughput_points(runs: pd.DataFrame, queries: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """One row per run (``runs``' columns kept): mean queries per second over its repetitions with a
-    ``level`` Student t interval across them (NaN bounds for a single repetition; ``ci_over`` says how many)."""
+_PER_REPETITION = ["repetition", "queries", "repetition_s", "queries_per_s"]
+
+
+def throughput_points(repetitions: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """One row per run of :func:`throughput_by_repetition` (its run columns kept): mean queries per
+    second with a ``level`` Student t interval across the repetitions (NaN bounds for a single one;
+    ``ci_over`` says how many)."""
     from .fits import mean_ci
 
     rows = []
-    for run_id, g in throughput_by_repetition(queries).groupby("run_id", sort=False):
+    for _, g in repetitions.groupby("run_id", sort=False):
         m, lo, hi = mean_ci(g.queries_per_s, level)
-        rows.append(dict(run_id=run_id, queries_per_s=m, queries_per_s_lo=lo, queries_per_s_hi=hi,
-                         ci_over=f"{len(g)} repetition{'s' * (len(g) > 1)}"))
-    return runs.merge(pd.DataFrame(rows), on="run_id")
+        rows.append({**g.iloc[0].drop(_PER_REPETITION).to_dict(), "queries_per_s": m, "queries_per_s_lo": lo,
+                     "queries_per_s_hi": hi, "ci_over": f"{len(g)} repetition{'s' * (len(g) > 1)}"})
+    return pd.DataFrame(rows)
 
 
 # --- operating points with confidence intervals (every figure's error bars) -------------------
