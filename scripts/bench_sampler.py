@@ -4,7 +4,7 @@
 Runs each meter's sampler for ``--seconds`` while the main thread sleeps and reports the
 process CPU time consumed as a percentage of one core (target: < 1 % at 10 Hz):
 
-- ``nvml (fake)``: NvmlMeter against ``tests/fake_pynvml.py`` (a pure-Python stand-in, so
+- ``nvml (fake)``: NvmlMeter against ``tests/fake_pynvml.py`` (Hopper profile: instant power field) (a pure-Python stand-in, so
   the figure approximates the real library's per-call cost, not the driver's);
 - ``estimate``: EstimateMeter (walks this process tree through /proc each sample).
 
@@ -46,9 +46,12 @@ def cost(meter, seconds: float) -> dict:
         "pct_of_one_core": 100.0 * cpu / wall,
         "sampler_thread_cpu_s": d["sampler"]["cpu_s"],
         "sampler_thread_pct_of_one_core": 100.0 * d["sampler"]["cpu_s"] / wall,
-        "samples": d["sampler"]["samples"],
+        "sweeps": d["sampler"]["sweeps"],
+        "samples_kept": d["sampler"]["samples"],
+        "duplicates_dropped": d["sampler"]["duplicates_dropped"],
         "sample_errors": d["sampler"]["errors"],
-        "sweeps_per_s": d["sampler"]["samples"] / max(len(d["devices"]), 1) / wall,
+        "sweeps_per_s": d["sampler"]["sweeps"] / wall,
+        "cpu_us_per_sweep": 1e6 * d["sampler"]["cpu_s_per_sweep"] if d["sampler"]["cpu_s_per_sweep"] else None,
     }
 
 
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(1.0)
     results = {"baseline_sleep_pct_of_one_core": 100.0 * (time.process_time() - cpu0) / 1.0}
     for n in args.gpus:
-        fake.setup([fake.FakeGPU(power_w=250.0) for _ in range(n)])
+        fake.setup([fake.FakeGPU(profile="hopper", power_w=250.0, noise_w=5.0, seed=i) for i in range(n)])
         with NvmlMeter(sample_interval_s=args.interval, counter_probe_s=0) as meter:
             results[f"nvml_fake_{n}gpu"] = cost(meter, args.seconds)
     with EstimateMeter(sample_interval_s=args.interval) as meter:
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(r, dict):
             print(f"  {name:16s} {r['pct_of_one_core']:6.3f} % of one core (process), "
                   f"sampler thread {r['sampler_thread_pct_of_one_core']:6.3f} %, "
-                  f"{r['sweeps_per_s']:.2f} sweeps/s, {r['sample_errors']} errors")
+                  f"{r['cpu_us_per_sweep'] or 0:7.1f} us CPU per sweep, {r['sweeps_per_s']:.2f} sweeps/s, "
+                  f"{r['sample_errors']} errors")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

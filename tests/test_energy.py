@@ -117,24 +117,34 @@ def test_nvml_counter_update_period_measured(fake_nvml):
     assert period == pytest.approx(0.05, abs=0.005)
 
 
-def test_idle_baseline_and_net_energy(fake_nvml):
-    gpu = fake_nvml.FakeGPU(power_w=[(0.0, 60.0), (0.5, 260.0)], update_period_s=0.01)
+def test_idle_baseline_waits_until_power_settles(fake_nvml):
+    """Clocks stay high for a while after warm-up: 300 W for 1.2 s, then 60 W. The baseline is
+    taken only once three sub-window means agree, so it is 60 W, not a mix."""
+    gpu = fake_nvml.FakeGPU(power_w=[(0.0, 300.0), (1.2, 60.0), (30.0, 260.0)], update_period_s=0.01)
     fake_nvml.setup([gpu])
     with NvmlMeter(counter_probe_s=0) as meter:
-        idle = meter.measure_idle(0.4)
-        assert meter.idle_power_w == idle == pytest.approx(60.0, rel=0.05)
-        while time.time() < gpu.t0 + 0.55:
-            time.sleep(0.01)
-        m = _window(meter, 0.5)
+        idle = meter.measure_idle(1.0)
+        assert meter.idle_power_w == idle == pytest.approx(60.0, rel=0.02)
+        assert meter.idle.settled and meter.idle.settle_s >= 1.2 and meter.idle.span_s >= 1.0
+        assert meter.idle.std_w < 1.0
+        assert meter.describe()["idle"]["rule"].startswith("power is settled")
+        m = _window(meter, 0.3)
     assert m.idle_power_w == idle
     assert m.net_j == pytest.approx(m.total_j - idle * m.time_s)
-    assert m.net_j == pytest.approx(200.0 * m.time_s, rel=0.08)
     d = m.to_dict()
     assert d["net_j"] == m.net_j and d["total_j"] == m.total_j and d["methods"] == m.methods
-    json.dumps(d)
+    assert Measurement.from_dict(json.loads(json.dumps(d))) == m
     # idle unknown -> net == total
     plain = Measurement("nvml", "energy_counter", 0.0, 1.0, {"gpu0": 5.0})
     assert plain.net_j == plain.total_j == 5.0
+
+
+def test_idle_baseline_gives_up_on_unsettled_power(fake_nvml):
+    steps = [(k * 0.05, 100.0 + 5.0 * k) for k in range(200)]      # a ramp of 100 W/s never settles
+    fake_nvml.setup([fake_nvml.FakeGPU(power_w=steps, update_period_s=0.01)])
+    with NvmlMeter(counter_probe_s=0) as meter:
+        meter.measure_idle(0.5, settle_timeout_s=1.6)
+        assert not meter.idle.settled and meter.idle.settle_s >= 1.5
 
 
 def test_trace_columns_clocks_and_not_supported(fake_nvml):
@@ -281,14 +291,14 @@ def test_estimate_busy_loop_and_children():
 def test_estimate_per_core_sources(monkeypatch):
     with EstimateMeter(tdp_w=280.0, cores=64) as m:
         assert m.per_core_w == pytest.approx(4.375) and m.per_core_w_source == "parameter"
-    monkeypatch.setattr(energy, "cpu_model", lambda: "AMD EPYC 7763 64-Core Processor")
+    monkeypatch.setattr(energy.cpu_time, "cpu_model", lambda: "AMD EPYC 7763 64-Core Processor")
     with EstimateMeter() as m:
         assert m.per_core_w == pytest.approx(280 / 64)
         assert m.describe()["per_core_w_source"] == "table:EPYC 7763"
-    monkeypatch.setattr(energy, "cpu_model", lambda: "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz")
+    monkeypatch.setattr(energy.cpu_time, "cpu_model", lambda: "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz")
     with EstimateMeter() as m:
         assert m.per_core_w_source == "table:Xeon Gold 6248R"
-    monkeypatch.setattr(energy, "cpu_model", lambda: "AMD EPYC")
+    monkeypatch.setattr(energy.cpu_time, "cpu_model", lambda: "AMD EPYC")
     with EstimateMeter() as m:
         assert m.per_core_w == energy.DEFAULT_PER_CORE_W and m.per_core_w_source == "default"
 
@@ -367,3 +377,157 @@ def test_attribute_edge_cases():
     assert attribute_energy(5.0, [], [], []).shape == (0,)
     with pytest.raises(ValueError):
         attribute_energy(1.0, [], [], [(2, 1)])
+
+
+# ---- measurement core v2: gap-free checkpoints, retries, flags, power source, scope ---------
+
+
+def test_checkpoints_tile_the_outer_window(fake_nvml):
+    """Segments closed by checkpoint() sum to one window over the whole run, to within one
+    counter quantum per segment, however much time the caller spends between them."""
+    fake_nvml.setup([fake_nvml.FakeGPU(power_w=[(k * 0.07, 100.0 + 37 * (k % 5)) for k in range(40)],
+                                       update_period_s=0.02)])
+    with NvmlMeter(counter_probe_s=0) as meter:
+        meter.begin_window("run")
+        meter.begin_window("segment")
+        segments = []
+        for k in range(8):
+            time.sleep(0.05 + 0.03 * (k % 3))
+            segments.append(meter.checkpoint("segment"))
+            time.sleep(0.04)            # "writing files": still inside the next segment
+        segments.append(meter.end_window("segment"))
+        run = meter.end_window("run")
+    for a, b in zip(segments, segments[1:]):
+        assert b.start_s == a.end_s
+    assert sum(s.time_s for s in segments) == pytest.approx(run.time_s, abs=0.01)
+    quantum_j = 0.02 * 285.0
+    assert abs(sum(s.total_j for s in segments) - run.total_j) <= quantum_j * len(segments)
+
+
+def test_transient_counter_errors_are_retried(fake_nvml):
+    fake_nvml.setup([fake_nvml.FakeGPU(power_w=200.0, update_period_s=0.01)])
+    with NvmlMeter(counter_probe_s=0) as meter:
+        meter.begin_window("w")
+        time.sleep(0.3)
+        fake_nvml.fail_next("nvmlDeviceGetTotalEnergyConsumption", n=2)
+        m = meter.end_window("w")
+        errors = meter.describe()["read_errors"]
+    assert m.methods == {"gpu0": "energy_counter"} and not m.flags
+    assert m.total_j == pytest.approx(200.0 * m.time_s, abs=5.0)
+    assert errors["count"] == 2 and "Unknown" in errors["last"][0]
+
+
+def test_persistent_counter_error_integrates_power_and_flags(fake_nvml, caplog):
+    fake_nvml.setup([fake_nvml.FakeGPU(power_w=150.0, update_period_s=0.01)])
+    with NvmlMeter(counter_probe_s=0, sample_interval_s=0.02) as meter:
+        meter.start_sampling()
+        meter.begin_window("w")
+        time.sleep(0.5)
+        fake_nvml.fail_next("nvmlDeviceGetTotalEnergyConsumption", n=100)   # the sampler takes some too
+        m = meter.end_window("w")
+    assert m.methods == {"gpu0": "power_integration"} and m.flags == ("counter_error",)
+    assert m.total_j == pytest.approx(150.0 * m.time_s, rel=0.03)
+    assert "integrating sampled power" in caplog.text
+
+
+def test_short_window_is_flagged(fake_nvml, caplog):
+    fake_nvml.setup([fake_nvml.FakeGPU(power_w=100.0, update_period_s=0.02)])
+    with NvmlMeter(counter_probe_s=1.0) as meter:
+        assert meter.counter_update_period_s == pytest.approx(0.02, abs=0.004)
+        assert meter.sample_interval_s == pytest.approx(max(0.02, meter.counter_update_period_s))
+        short = _window(meter, 0.05)
+        long = _window(meter, 0.3)
+    assert short.flags == ("short_window",) and not long.flags
+    assert "shorter than 10 counter update periods" in caplog.text
+
+
+def test_hopper_power_is_read_from_the_instant_field(fake_nvml):
+    """On Hopper nvmlDeviceGetPowerUsage is a 1 s trailing average; the meter reads the instant
+    field instead, so a 100 -> 400 W step shows in the trace at once."""
+    fake_nvml.setup([fake_nvml.FakeGPU(profile="hopper", power_w=[(0.0, 100.0), (0.3, 400.0)])])
+    with NvmlMeter(counter_probe_s=0, sample_interval_s=0.02) as meter:
+        meter.start_sampling()
+        time.sleep(0.6)
+        meter.stop_sampling()
+        dev = meter.describe()["devices"][0]
+        tr = meter.trace()
+    assert dev["power_source"] == "field_power_instant" and dev["power_averaged"] is False
+    t0 = fake_nvml._GPUS[0].t0
+    after = tr[tr.t > t0 + 0.35]
+    assert (after.power_w == 400.0).all()
+
+
+def test_hopper_without_instant_field_reports_averaged_usage(fake_nvml):
+    hopper = fake_nvml.FakeGPU(profile="hopper", power_w=[(0.0, 100.0), (0.2, 400.0)],
+                               unsupported_fields={fake_nvml.NVML_FI_DEV_POWER_INSTANT})
+    fake_nvml.setup([hopper])
+    with NvmlMeter(counter_probe_s=0, sample_interval_s=0.02) as meter:
+        meter.start_sampling()
+        time.sleep(0.5)
+        meter.stop_sampling()
+        dev = meter.describe()["devices"][0]
+        tr = meter.trace()
+    assert dev["power_source"] == "power_usage"
+    assert dev["power_averaged"] is True                   # Hopper: a 1 s average, by architecture
+    assert tr.power_w.iloc[-1] < 300.0                     # the 1 s average lags the step
+    with pytest.raises(RuntimeError, match="POWER_INSTANT is not available"):
+        NvmlMeter(counter_probe_s=0, power_source="instant")
+
+
+def test_meter_scoped_by_uuid_and_mig(fake_nvml, monkeypatch):
+    fake_nvml.setup([fake_nvml.FakeGPU(power_w=100.0), fake_nvml.FakeGPU(power_w=300.0, mig_devices=2),
+                     fake_nvml.FakeGPU(power_w=50.0)])
+    uuid2 = fake_nvml._GPUS[2].uuid
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{uuid2[:14]},0")      # a unique UUID prefix, then an index
+    with NvmlMeter(gpus=[0], counter_probe_s=0, scope="device cuda:0") as meter:
+        d = meter.describe()
+        m = _window(meter, 0.2)
+    assert d["devices"][0]["nvml_index"] == 2 and d["devices"][0]["uuid"] == uuid2
+    assert d["scope"] == "device cuda:0" and m.mean_power_w == pytest.approx(50.0, rel=0.2)
+
+    mig = fake_nvml.nvmlDeviceGetUUID(fake_nvml.nvmlDeviceGetMigDeviceHandleByIndex(
+        fake_nvml.nvmlDeviceGetHandleByIndex(1), 0)) if fake_nvml._initialized else None
+    if mig is None:
+        fake_nvml.nvmlInit()
+        mig = fake_nvml.nvmlDeviceGetUUID(fake_nvml.nvmlDeviceGetMigDeviceHandleByIndex(
+            fake_nvml.nvmlDeviceGetHandleByIndex(1), 0))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", str(mig if isinstance(mig, str) else mig.decode()))
+    with NvmlMeter(counter_probe_s=0) as meter:
+        dev = meter.describe()["devices"][0]
+    assert dev["nvml_index"] == 1 and dev["mig_uuid"].startswith("MIG-") and "whole GPUs" in dev["note"]
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,GPU-nonexistent,2")  # CUDA stops at the bad entry
+    with NvmlMeter(counter_probe_s=0) as meter:
+        assert meter.devices == ["gpu0"] and "matches no GPU" in meter.describe()["cuda_visible_devices_note"]
+    with pytest.raises(RuntimeError, match="out of range"):
+        NvmlMeter(gpus=[1], counter_probe_s=0)
+
+
+def test_gpus_for_device():
+    assert energy.gpus_for_device("cuda:1", tp_size=2) == ([1, 2], "device cuda:1, tp_size 2 x dp_size 1 -> CUDA GPUs 1, 2")
+    assert energy.gpus_for_device("cuda", dp_size=2)[0] == [0, 1]
+    with pytest.raises(ValueError, match="expected cpu, cuda or cuda:N"):
+        energy.gpus_for_device("tpu:0")
+
+
+def test_trace_drops_repeated_readings_but_keeps_edges(fake_nvml):
+    """Sampling faster than the hardware updates reads the same values again: repeats are
+    dropped, and the last of each run is kept, so the integral is unchanged."""
+    fake_nvml.setup([fake_nvml.FakeGPU(power_w=[(0.0, 100.0), (0.25, 300.0)], update_period_s=10.0)])
+    with NvmlMeter(counter_probe_s=0, sample_interval_s=0.01, slow_every=1) as meter:
+        meter.start_sampling()
+        time.sleep(0.5)
+        meter.stop_sampling()
+        tr, d = meter.trace(), meter.describe()
+    assert d["sampler"]["duplicates_dropped"] > 20 and len(tr) <= 4
+    assert sorted(set(tr.power_w)) == [100.0, 300.0]
+    last100 = tr[tr.power_w == 100.0].t.max()
+    assert last100 > fake_nvml._GPUS[0].t0 + 0.2           # the edge before the step survived
+
+
+def test_meter_registry():
+    assert list(energy.METERS) == ["nvml", "rapl", "estimate"] or set(energy.METERS) == {"nvml", "rapl", "estimate"}
+    assert [c.name for c in sorted(energy.METERS.values(), key=lambda c: c.priority)] == ["nvml", "rapl", "estimate"]
+    meter = select_meter("auto", exclude=("nvml", "rapl"))
+    assert meter.name == "estimate"
+    meter.close()

@@ -12,8 +12,11 @@ import time
 import pandas as pd
 import pytest
 
-from ttclib.experiment import RunSpec, execute, load_params, run_dir
 from ttclib.metrics import load_runs
+from ttclib.params import load_params
+from ttclib.rundir import run_dir
+from ttclib.runner import execute
+from ttclib.spec import RunSpec
 
 SPEC = dict(model="random:tiny-qwen2", strategy="mv", samples=2, per_level=2, max_new_tokens=6,
             batch_size=4, idle_s=0.3, sample_interval_s=0.05, ignore_eos=True)
@@ -158,7 +161,7 @@ def test_budget_fixes_the_cot_prompt_across_lengths(tiny_backend, tmp_path):
     assert RunSpec(**cot).run_id != RunSpec(**cot, budget=40).run_id
     base = {**cot, "strategy": "base"}                    # no budget in Base's prompt: same run
     assert RunSpec(**base).run_id == RunSpec(**base, budget=40).run_id
-    from ttclib.experiment import _Execution
+    from ttclib.runner import _Execution
 
     spec = RunSpec(**{**cot, "max_new_tokens": 4}, budget=40)
     prompts = [r.prompt for r in _Execution(spec, tmp_path, False, tiny_backend)._requests()]

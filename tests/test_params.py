@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ttclib.experiment import ParamsError, RunSpec, load_params
+from ttclib.params import ParamsError, load_params
+from ttclib.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,7 +119,7 @@ def test_where_the_server_runs_does_not_change_the_run_id():
 
 
 def test_runs_share_a_server_only_when_its_launch_settings_match():
-    from ttclib.experiment import backend_key
+    from ttclib.runner import backend_key
     from ttclib.server import ServerOptions
 
     base = dict(model="random:tiny-qwen2", backend="sglang", device="cpu")
@@ -147,10 +148,10 @@ def test_auto_backend_is_transformers_without_a_gpu(monkeypatch):
 def test_missing_benchmark_data_stops_before_any_model_loads(tmp_path, monkeypatch):
     import datasets
 
-    from ttclib import experiment
+    from ttclib import runner
 
     monkeypatch.delenv("TTC_DATA_DIR", raising=False)
-    monkeypatch.setattr(experiment, "open_backend", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(runner, "open_backend", lambda *a, **k: pytest.fail("a model was loaded"))
 
     def offline(*a, **k):
         raise ConnectionError("Couldn't reach 'open-r1/codeforces' on the Hub")
@@ -160,10 +161,10 @@ def test_missing_benchmark_data_stops_before_any_model_loads(tmp_path, monkeypat
     with pytest.raises(ParamsError, match=r"p.yaml: profiles.default: run \w+ \(random:tiny-qwen2, base\): "
                                           r"benchmark 'codeforces': could not load open-r1/codeforces split test "
                                           r"from the Hugging Face hub \(ConnectionError"):
-        experiment.run_plan(load_params(path), progress=False)
+        runner.run_plan(load_params(path), progress=False)
     path = write(tmp_path, GOOD.replace("benchmark: arithmetic", "benchmark: mtbench, subsets: [poetry]"))
     with pytest.raises(ParamsError, match=r"benchmark 'mtbench' has no subset\(s\) \['poetry'\]"):
-        experiment.run_plan(load_params(path), progress=False)
+        runner.run_plan(load_params(path), progress=False)
 
 
 # --- the paper's study: params/paper.yaml ----------------------------------------------------

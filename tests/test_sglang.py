@@ -9,9 +9,11 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from ttclib.experiment import RunSpec, _Execution, execute, run_dir
+from ttclib.rundir import run_dir
+from ttclib.runner import _Execution, execute
 from ttclib.server import SGLANG_VERSION, ServerOptions, SGLangServer, SGLangServerError, group_processes
 from ttclib.serving import Request, SamplingParams, SGLangBackend, TransformersBackend, render_prompt
+from ttclib.spec import RunSpec
 
 pytestmark = pytest.mark.sglang
 

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from ttclib import answers, benchmarks, metrics, strategies
-from ttclib.experiment import RunSpec, execute
+from ttclib.runner import execute
 from ttclib.serving import Completion
+from ttclib.spec import RunSpec
 
 
 def test_strategy_prompts():
@@ -71,7 +72,7 @@ class ScriptedBackend:
     """Replies with fixed texts, as a reasoning model would: no reasoning model runs on this machine
     (no model hub), and the grading path — not generation — is what these tests check."""
 
-    name, chat = "scripted", False
+    name, chat, log_path = "scripted", False, None
 
     def __init__(self, replies: dict[str, list[str]]):
         self.replies, self.batch_size = replies, 4

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .experiment import ParamsError, Plan, RunSpec, execute, load_params, run_plan
 from .metrics import RunSet, load_runs
+from .params import ParamsError, Plan, load_params
+from .runner import execute, run_plan
+from .spec import RunSpec
 
 __version__ = "0.1.0"
 

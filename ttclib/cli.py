@@ -13,28 +13,30 @@ def _sigterm_as_exit() -> None:
 
 
 def cmd_run(args) -> int:
-    from . import experiment
+    from .params import ParamsError, load_params
+    from .rundir import is_complete
+    from .runner import run_plan
 
     try:
-        plan = experiment.load_params(args.params, args.profile)
-    except experiment.ParamsError as e:
+        plan = load_params(args.params, args.profile)
+    except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{plan.path} [{plan.profile}]: {len(plan.specs)} runs -> {plan.runs_dir}")
     if plan.uses:
         print(f"  (the runs of {plan.uses[0]} [{plan.uses[1]}])")
     for s in plan.specs:
-        state = "cached" if experiment.is_complete(s, plan.runs_dir) else "to run"
+        state = "cached" if is_complete(s, plan.runs_dir) else "to run"
         print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} "
               f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions} "
               f"backend={s.backend} data={_data_source(s)}")
     if args.dry_run:
-        _print_estimate(plan, args.gpu)
+        _print_gpu_hours(plan, args.gpu)
         return 0
     _sigterm_as_exit()
     try:
-        dirs = experiment.run_plan(plan, progress=not args.quiet)
-    except experiment.ParamsError as e:   # e.g. a benchmark's data is missing: found before any model loads
+        dirs = run_plan(plan, progress=not args.quiet)
+    except ParamsError as e:   # e.g. a benchmark's data is missing: found before any model loads
         print(f"error: {e}", file=sys.stderr)
         return 2
     for d in dirs:
@@ -52,12 +54,13 @@ def _data_source(spec) -> str:
         return "missing"
 
 
-def _print_estimate(plan, gpu: str) -> None:
-    """Estimated GPU-hours per run and in total (ttclib.estimate), each number saying where it comes from."""
-    from . import estimate, experiment
+def _print_gpu_hours(plan, gpu: str) -> None:
+    """Projected GPU-hours per run and in total (ttclib.gpu_hours), each number saying where it comes from."""
+    from . import gpu_hours
+    from .rundir import is_complete
 
-    est = estimate.estimate_plan(plan, estimate.Roofline(estimate.GPUS[gpu]))
-    print(f"\nEstimated GPU-hours on {est.roofline.gpu.name} (an estimate, not a measurement; ttclib.estimate):")
+    est = gpu_hours.estimate_plan(plan, gpu_hours.Roofline(gpu_hours.GPUS[gpu]))
+    print(f"\nEstimated GPU-hours on {est.roofline.gpu.name} (an estimate, not a measurement; ttclib.gpu_hours):")
     print(f"  {'run_id':12s}  {'est GPU-h':>9s}  {'queries':>9s}  {'at once':>7s}  {'out tok/q':>9s}  "
           f"output tokens from | problems from")
     todo = 0.0
@@ -68,7 +71,7 @@ def _print_estimate(plan, gpu: str) -> None:
         why = f"  [no estimate: {r.missing}]" if r.missing else ""
         print(f"  {r.spec.run_id:12s}  {hours:>9s}  {queries:>9s}  {running:>7s}  {r.output_tokens.per_query:>9.0f}  "
               f"{r.output_tokens.source} | {r.problems.source}{why}")
-        if r.gpu_hours is not None and not experiment.is_complete(r.spec, plan.runs_dir):
+        if r.gpu_hours is not None and not is_complete(r.spec, plan.runs_dir):
             todo += r.gpu_hours
     known = sum(r.gpu_hours is not None for r in est.runs)
     print(f"Estimated total: {_hours(est.gpu_hours)} GPU-hours on {est.roofline.gpu.name} for {known} of "
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ttc", description="Measure the energy cost of test-time compute (ttc-energy).")
     sub = parser.add_subparsers(dest="command", required=True)
-    from .estimate import BANDWIDTH_EFFICIENCY, COMPUTE_EFFICIENCY, DEFAULT_GPU, GPUS
+    from .gpu_hours import BANDWIDTH_EFFICIENCY, COMPUTE_EFFICIENCY, DEFAULT_GPU, GPUS
 
     run = sub.add_parser(
         "run", help="run every grid point of a params file (cached runs are reused)",

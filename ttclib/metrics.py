@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from math import comb
 from functools import cached_property
@@ -16,7 +15,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from . import strategies
+from . import rundir, strategies
 
 J_PER_WH = 3600.0
 SPEC_COLUMNS = ["model", "strategy", "benchmark", "max_new_tokens", "batch_size", "backend", "device"]
@@ -39,13 +38,13 @@ class RunSet:
 def load_runs(dirs: Iterable[str | Path]) -> RunSet:
     infos, queries, power = [], [], []
     for d in map(Path, dirs):
-        info = json.loads((d / "run.json").read_text())
+        info = rundir.read_info(d)
         spec = info["spec"]
         infos.append(info)
-        q = pd.read_parquet(d / "queries.parquet")
+        q = rundir.read_queries(d)
         window_s = dict(enumerate(w["time_s"] for w in info["windows"]))  # window i measured segment i
         queries.append(q.assign(**{k: spec[k] for k in SPEC_COLUMNS}, window_s=q.segment.map(window_s)))
-        p = pd.read_parquet(d / "power.parquet")
+        p = rundir.read_power(d)
         if len(p):
             power.append(p.assign(run_id=info["run_id"], model=spec["model"], strategy=spec["strategy"]))
     queries = pd.concat(queries, ignore_index=True) if queries else pd.DataFrame()

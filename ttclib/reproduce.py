@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .experiment import ParamsError, load_params
+from .params import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import itertools
 import json
 import os
@@ -21,6 +22,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
 from . import models
@@ -64,10 +66,13 @@ class Completion:
 
 
 class Backend(Protocol):
-    """What every serving backend offers."""
+    """What every serving backend offers: all a run uses of it."""
 
-    name: str
-    tokenizer: object
+    name: str                         # as registered (``backend:`` in a spec)
+    tokenizer: object                 # the model's Hugging Face tokenizer
+    chat: bool                        # chat-tuned: prompts go through the chat template
+    batch_size: int                   # sequences at once; a run sets it before generating
+    log_path: Path | None             # the serving process's log; None for in-process generation
 
     def stream(self, requests: Sequence[Request]) -> Iterator[Completion]:
         """Yield completions as they finish (order not guaranteed)."""
@@ -77,7 +82,27 @@ class Backend(Protocol):
 
     def describe(self) -> dict: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the backend holds (a launched server is stopped)."""
+
+
+BACKENDS: dict[str, type] = {}
+
+
+def register_backend(name: str):
+    """Class decorator: ``backend: <name>`` in a spec (and :func:`make_backend`) builds this class,
+    whose ``name`` it sets."""
+    def register(cls: type) -> type:
+        cls.name = name
+        BACKENDS[name] = cls
+        return cls
+
+    return register
+
+
+def backend_names() -> tuple[str, ...]:
+    """What ``backend:`` accepts: ``auto`` and every registered backend."""
+    return ("auto", *BACKENDS)
 
 
 def render_prompt(tokenizer, messages: list[dict], chat: bool) -> str:
@@ -92,6 +117,7 @@ def ordered(completions: Iterable[Completion], requests: Sequence[Request]) -> l
     return sorted(completions, key=lambda c: (rank[c.request_id], c.sample))
 
 
+@register_backend("transformers")
 class TransformersBackend:
     """In-process generation with Hugging Face transformers, batched with left padding.
 
@@ -100,7 +126,7 @@ class TransformersBackend:
     with its own prefill). All sequences of a batch share its start and end time.
     """
 
-    name = "transformers"
+    log_path = None                   # no server: nothing logs
 
     def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: int = 16, threads: int | None = None, seed: int = 0):
@@ -154,6 +180,9 @@ class TransformersBackend:
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return ordered(self.stream(requests), requests)
 
+    def close(self) -> None:
+        """Nothing to stop: the model goes with the object."""
+
     def stream(self, requests: Sequence[Request]) -> Iterator[Completion]:
         for params, group in itertools.groupby(sorted(requests, key=_group_key), key=lambda r: r.sampling):
             seqs = [(r, s) for r in group for s in range(params.n)]
@@ -205,6 +234,7 @@ def _group_key(r: Request):
     return (p.temperature, p.top_p, p.max_new_tokens, p.seed or 0, p.stop, p.ignore_eos, p.n)
 
 
+@register_backend("sglang")
 class SGLangBackend:
     """Requests to an SGLang server's native ``/generate`` API, all submitted at once.
 
@@ -225,8 +255,6 @@ class SGLangBackend:
     4
     >>> backend.close()                                                          # doctest: +SKIP
     """
-
-    name = "sglang"
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "bfloat16", batch_size: int = 16,
                  seed: int = 0, options=None, log_path: str | os.PathLike | None = None):
@@ -423,9 +451,6 @@ def _load_tokenizer(model: str, ref):
     return AutoTokenizer.from_pretrained(source)
 
 
-BACKENDS = ("auto", "transformers", "sglang")
-
-
 @functools.lru_cache(maxsize=1)
 def sglang_usable() -> tuple[bool, str]:
     """Whether ``backend: auto`` would pick SGLang here: SGLang installed and a CUDA GPU visible."""
@@ -440,8 +465,8 @@ def sglang_usable() -> tuple[bool, str]:
 
 
 def resolve_backend(name: str) -> str:
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
+    if name not in backend_names():
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(backend_names())}")
     if name == "auto":
         return "sglang" if sglang_usable()[0] else "transformers"
     return name
@@ -457,16 +482,13 @@ def resolve_device(device: str) -> str:
 
 
 def make_backend(name: str, model: str, **kwargs) -> Backend:
-    """Backend by name: ``sglang`` (server), ``transformers`` (in-process) or ``auto``.
+    """Backend by registered name: ``sglang`` (server), ``transformers`` (in-process) or ``auto``.
 
     ``auto`` picks SGLang when it is installed and a CUDA GPU is visible, else transformers.
-    Keyword arguments a backend does not use (``options``/``log_path`` for transformers) are dropped.
+    Keyword arguments a backend does not take (``options``/``log_path`` for transformers) are dropped.
     """
-    name = resolve_backend(name)
+    cls = BACKENDS[resolve_backend(name)]
     if "device" in kwargs:
         kwargs["device"] = resolve_device(kwargs["device"])
-    if name == "sglang":
-        return SGLangBackend(model, **kwargs)
-    kwargs.pop("options", None)
-    kwargs.pop("log_path", None)
-    return TransformersBackend(model, **kwargs)
+    takes = inspect.signature(cls).parameters
+    return cls(model, **{k: v for k, v in kwargs.items() if k in takes})

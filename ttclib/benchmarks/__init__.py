@@ -11,8 +11,8 @@ studies (MMLU categories, MT-Bench, BoolQ, TruthfulQA, NarrativeQA) is one :clas
 - ``score``   — answer × problem → :class:`Score` (math by equivalence, multiple choice by letter,
   code by running the benchmark's tests in :mod:`ttclib.sandbox`, text by ROUGE-L);
 - ``equivalent`` — when two sampled answers count as the same vote (majority vote);
-- ``size`` — problems in the standard split, for estimates made before any data is here
-  (:mod:`ttclib.estimate`).
+- ``size`` — problems in the standard split, for the GPU-hour projection made before any data is
+  here (:mod:`ttclib.gpu_hours`).
 
 The default run needs no hub: ``arithmetic`` and ``gsm_symbolic`` are generated offline with
 easy/medium/hard levels, HumanEval and MT-Bench come with their PyPI packages.
@@ -73,7 +73,7 @@ class Benchmark:
     metric: str = "accuracy"                           # what `score.value` is: accuracy | pass@1 | rouge_l | none
     executes_code: bool = False                        # scoring runs the model's code in the sandbox
     # Problems in the standard split: the hub split the loader falls back to, before any filtering
-    # the parser does. Only for estimates (ttclib.estimate) when the data cannot be counted here.
+    # the parser does. Only for the GPU-hour projection (ttclib.gpu_hours) when the data cannot be counted here.
     size: int | None = None
 
     def load(self, *, levels: Sequence[str] | None = None, per_level: int | None = 16, seed: int = 0,

@@ -1,4 +1,4 @@
-"""GPU-hours a plan will take, estimated before anything runs (``ttc run PARAMS --dry-run``).
+"""GPU-hour projection: the GPU-hours a plan will take, before anything runs (``ttc run PARAMS --dry-run``).
 
 A run generates ``queries = problems × repetitions × samples`` completions of ``output_tokens``
 each (expected), each after a prefill of ``prompt_tokens``. On the target GPU, the model split
@@ -22,7 +22,7 @@ benchmark's data when it is on this machine (never downloaded), else taken from 
 documented ``size``. Not included: model download and loading, server start-up, warm-up, the
 idle baseline, grading. Sliding-window layers are counted as full attention.
 
->>> from ttclib.estimate import GPU, Architecture, Roofline, decode_step_s
+>>> from ttclib.gpu_hours import GPU, Architecture, Roofline, decode_step_s
 >>> arch = Architecture(parameters=10**9, layers=10, kv_heads=2, head_dim=64)
 >>> arch.kv_bytes_per_token(dtype_bytes=2)                   # 2 × 10 layers × 2 heads × 64 × 2 bytes
 5120
@@ -41,12 +41,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import benchmarks, models
+from . import benchmarks, models, rundir
 from .benchmarks.scoring import score_choice
 from .benchmarks.sources import DATA_DIR_ENV
 
 if TYPE_CHECKING:
-    from .experiment import Plan, RunSpec
+    from .params import Plan
+    from .spec import RunSpec
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -231,7 +232,7 @@ def paper_tokens(spec: RunSpec) -> Tokens | None:
 
 @dataclass
 class MeasuredRun:
-    """A completed run in a runs_dir, as far as the estimate needs it."""
+    """A completed run in a runs_dir, as far as the projection needs it."""
 
     path: Path
     max_new_tokens: int
@@ -240,10 +241,8 @@ class MeasuredRun:
 
     @functools.cached_property
     def prompt_tokens(self) -> float | None:
-        import pandas as pd
-
         try:
-            return float(pd.read_parquet(self.path / "queries.parquet", columns=["prompt_tokens"]).prompt_tokens.sum())
+            return float(rundir.read_queries(self.path, columns=["prompt_tokens"]).prompt_tokens.sum())
         except (OSError, ValueError, KeyError):
             return None
 
@@ -251,11 +250,11 @@ class MeasuredRun:
 def measured_runs(runs_dir: str | os.PathLike) -> dict[tuple[str, str, str], list[MeasuredRun]]:
     """Completed runs of ``runs_dir`` by (model, strategy, benchmark)."""
     found: dict[tuple[str, str, str], list[MeasuredRun]] = {}
-    for f in sorted(Path(runs_dir).glob("*/run.json")):
+    for d in rundir.completed_runs(runs_dir):
         try:
-            info = json.loads(f.read_text())
+            info = rundir.read_info(d)
             spec = info["spec"]
-            run = MeasuredRun(f.parent, spec["max_new_tokens"], info["n_completions"], info["completion_tokens"])
+            run = MeasuredRun(d, spec["max_new_tokens"], info["n_completions"], info["completion_tokens"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if run.completions:
@@ -350,7 +349,7 @@ class RunEstimate:
     gpus: int                     # tensor-parallel GPUs
     running: int | None = None    # sequences decoded at once
     gpu_seconds: float | None = None
-    missing: str = ""             # why there is no estimate
+    missing: str = ""             # why there is no projection
 
     @property
     def gpu_hours(self) -> float | None:
@@ -385,7 +384,7 @@ class PlanEstimate:
 
     @property
     def gpu_hours(self) -> float:
-        """Sum over the runs that have an estimate."""
+        """Sum over the runs that have a projection."""
         return sum(r.gpu_hours for r in self.runs if r.gpu_hours is not None)
 
     @property
@@ -410,7 +409,7 @@ class PlanEstimate:
 
 
 def estimate_plan(plan: Plan, roofline: Roofline | None = None) -> PlanEstimate:
-    """Every run of ``plan`` (an :class:`ttclib.experiment.Plan`), measured tokens from its runs_dir."""
+    """Every run of ``plan`` (a :class:`ttclib.params.Plan`), measured tokens from its runs_dir."""
     roofline = roofline or Roofline(GPUS[DEFAULT_GPU])
     measured = measured_runs(plan.runs_dir)
     return PlanEstimate([estimate_run(s, roofline, measured) for s in plan.specs], roofline)

@@ -1,4 +1,4 @@
-"""GPU-hour estimates (ttclib.estimate, `ttc run --dry-run`): hand-computed cases, where the token
+"""GPU-hour projection (ttclib.gpu_hours, `ttc run --dry-run`): hand-computed cases, where the token
 counts come from, and the paper's plan estimated offline."""
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ttclib import cli, estimate, models
-from ttclib.estimate import GPU, Architecture, Roofline
-from ttclib.experiment import RunSpec, load_params
+from ttclib import cli, gpu_hours, models
+from ttclib.gpu_hours import GPU, Architecture, Roofline
+from ttclib.params import load_params
+from ttclib.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -28,17 +29,17 @@ TOY_CONFIG = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
-    """Estimates never touch the network: any connection attempt fails the test."""
+    """Projections never touch the network: any connection attempt fails the test."""
     def refuse(*a, **k):
-        raise AssertionError("the estimate tried to use the network")
+        raise AssertionError("the projection tried to use the network")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    estimate._count_local.cache_clear()
+    gpu_hours._count_local.cache_clear()
 
 
 def test_docstring_examples():
-    for module in (estimate, models):
+    for module in (gpu_hours, models):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 
@@ -47,16 +48,16 @@ def test_parameter_count_by_hand_and_of_the_shipped_configs():
     # embeddings 1000 × 64 (tied); per layer: q, o 64 × 64 each, k, v 64 × 32 each, MLP 3 × 64 × 128,
     # two norms of 64; a final norm of 64
     per_layer = 2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128 + 2 * 64
-    assert estimate.parameter_count(TOY_CONFIG) == 1000 * 64 + 2 * per_layer + 64 == 138_048
+    assert gpu_hours.parameter_count(TOY_CONFIG) == 1000 * 64 + 2 * per_layer + 64 == 138_048
     published = {"1.5b": 1.54, "7b": 7.62, "14b": 14.77, "32b": 32.76}   # Qwen2.5 model cards, billions
     for size, billions in published.items():
-        arch = estimate.architecture(f"random:qwen2.5-{size}")
+        arch = gpu_hours.architecture(f"random:qwen2.5-{size}")
         assert round(arch.parameters / 1e9, 2) == billions, size
-    arch = estimate.architecture("Qwen/Qwen2.5-32B-Instruct")
+    arch = gpu_hours.architecture("Qwen/Qwen2.5-32B-Instruct")
     assert (arch.layers, arch.kv_heads, arch.head_dim) == (64, 8, 128)
     assert arch.kv_bytes_per_token(2) == 2 * 64 * 8 * 128 * 2
-    assert estimate.architecture("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B") == estimate.architecture("Qwen/Qwen2.5-7B-Instruct")
-    assert estimate.architecture("Qwen/Qwen2.5-3B-Instruct") is None      # no shipped config: no guess
+    assert gpu_hours.architecture("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B") == gpu_hours.architecture("Qwen/Qwen2.5-7B-Instruct")
+    assert gpu_hours.architecture("Qwen/Qwen2.5-3B-Instruct") is None      # no shipped config: no guess
 
 
 def test_generation_time_by_hand():
@@ -68,19 +69,19 @@ def test_generation_time_by_hand():
     step = (2e9 + 16 * 200 * kv) / 500e9                       # weights + KV cache at 50% of 1000 GB/s
     decode = 32 * 200 / 16 * step                              # 400 steps
     prefill = 32 * 100 * 2e9 / 50e12                           # 2 FLOPs per parameter per prompt token
-    seconds, running = estimate.generation_s(arch, gpu, dtype_bytes=2, tp=1, batch=16, queries=32,
+    seconds, running = gpu_hours.generation_s(arch, gpu, dtype_bytes=2, tp=1, batch=16, queries=32,
                                              prompt_tokens=100, output_tokens=200)
     assert running == 16 and seconds == pytest.approx(decode + prefill)
     assert seconds == pytest.approx(1.7411072)
     # tensor parallel over two GPUs: half the wall time, the same GPU-seconds
-    half, _ = estimate.generation_s(arch, gpu, dtype_bytes=2, tp=2, batch=16, queries=32, prompt_tokens=100,
+    half, _ = gpu_hours.generation_s(arch, gpu, dtype_bytes=2, tp=2, batch=16, queries=32, prompt_tokens=100,
                                     output_tokens=200)
     assert half == pytest.approx(seconds / 2)
     # compute-bound decode: 2 FLOPs per parameter per sequence outweigh the bytes at a large batch
-    big = estimate.decode_step_s(arch, gpu, dtype_bytes=2, batch=4096, context_tokens=1)
+    big = gpu_hours.decode_step_s(arch, gpu, dtype_bytes=2, batch=4096, context_tokens=1)
     assert big == pytest.approx(2e9 * 4096 / 50e12)
     # fewer queries than the batch: only those run at once
-    assert estimate.generation_s(arch, gpu, dtype_bytes=2, tp=1, batch=16, queries=3, prompt_tokens=100,
+    assert gpu_hours.generation_s(arch, gpu, dtype_bytes=2, tp=1, batch=16, queries=3, prompt_tokens=100,
                                  output_tokens=200)[1] == 3
 
 
@@ -88,11 +89,11 @@ def test_kv_cache_capacity_caps_the_batch():
     arch = Architecture(parameters=10**9, layers=10, kv_heads=2, head_dim=64)
     gpu = Roofline(GPU("g", memory_bandwidth_gb_s=1000, memory_gb=3, peak_tflops=100, tdp_w=400), memory_fraction=1)
     # 3 GB - 2 GB of weights = 1 GB for KV; a sequence of 10,000 tokens holds 51.2 MB: 19 fit
-    assert estimate.kv_capacity(arch, gpu, dtype_bytes=2, context_tokens=10_000) == 19
-    assert estimate.generation_s(arch, gpu, dtype_bytes=2, tp=1, batch=256, queries=1000, prompt_tokens=0,
+    assert gpu_hours.kv_capacity(arch, gpu, dtype_bytes=2, context_tokens=10_000) == 19
+    assert gpu_hours.generation_s(arch, gpu, dtype_bytes=2, tp=1, batch=256, queries=1000, prompt_tokens=0,
                                  output_tokens=20_000)[1] == 19
     with pytest.raises(ValueError, match="do not fit"):
-        estimate.generation_s(arch, gpu, dtype_bytes=4, tp=1, batch=1, queries=1, prompt_tokens=0, output_tokens=1)
+        gpu_hours.generation_s(arch, gpu, dtype_bytes=4, tp=1, batch=1, queries=1, prompt_tokens=0, output_tokens=1)
 
 
 def toy_model(tmp_path: Path) -> str:
@@ -104,7 +105,7 @@ def toy_model(tmp_path: Path) -> str:
 
 def fake_run(runs_dir: Path, run_id: str, *, model: str, strategy: str = "base", benchmark: str = "arithmetic",
              max_new_tokens: int = 200, completion_tokens: list[int], prompt_tokens: int = 30) -> None:
-    """A completed run as ttclib writes one, reduced to what the estimate reads."""
+    """A completed run as ttclib writes one, reduced to what the projection reads."""
     d = runs_dir / run_id
     d.mkdir(parents=True)
     (d / "run.json").write_text(json.dumps({
@@ -120,7 +121,7 @@ def test_run_estimate_by_hand_with_measured_tokens(tmp_path):
     fake_run(runs, "aaa", model=model, completion_tokens=[50, 150] * 5)              # mean 100, prompt 30
     spec = RunSpec(model=model, strategy="base", benchmark="arithmetic", per_level=4, repetitions=2,
                    batch_size=8, max_new_tokens=200)
-    est = estimate.estimate_run(spec, TOY, estimate.measured_runs(runs))
+    est = gpu_hours.estimate_run(spec, TOY, gpu_hours.measured_runs(runs))
     assert est.problems.count == 12 and est.problems.source.startswith("counted")   # 4 per level × 3 levels
     assert est.queries == 24 and est.running == 8
     assert (est.output_tokens.per_query, est.output_tokens.kind) == (100, "measured")
@@ -137,24 +138,24 @@ def test_run_estimate_by_hand_with_measured_tokens(tmp_path):
 def test_measured_tokens_take_precedence_over_the_papers(tmp_path):
     model = "Qwen/Qwen2.5-7B-Instruct"
     spec = RunSpec(model=model, strategy="rt", benchmark="math500", max_new_tokens=32768)
-    assert estimate.output_tokens(spec, {}).per_query == 7845                      # paper §4.1
+    assert gpu_hours.output_tokens(spec, {}).per_query == 7845                      # paper §4.1
     runs = tmp_path / "runs"
     fake_run(runs, "r1", model=model, strategy="rt", benchmark="math500", max_new_tokens=32768,
              completion_tokens=[3000, 5000])
     fake_run(runs, "r2", model=model, strategy="rt", benchmark="math500", max_new_tokens=4096,
              completion_tokens=[4096, 4096])
     fake_run(runs, "other", model=model, strategy="rt", benchmark="aime24", completion_tokens=[9])
-    measured = estimate.measured_runs(runs)
-    tokens = estimate.output_tokens(spec, measured)
+    measured = gpu_hours.measured_runs(runs)
+    tokens = gpu_hours.output_tokens(spec, measured)
     assert (tokens.per_query, tokens.kind) == (4000, "measured") and "measured" in tokens.source
     # no run at this max_new_tokens: every run of the configuration counts, capped at max_new_tokens
     short = spec.model_copy(update={"max_new_tokens": 3000})
-    assert estimate.output_tokens(short, measured).per_query == 3000
+    assert gpu_hours.output_tokens(short, measured).per_query == 3000
     # another model's runs do not count
     other = spec.model_copy(update={"model": "Qwen/Qwen2.5-14B-Instruct"})
-    assert estimate.output_tokens(other, measured).kind == "paper"
-    # and the estimate of a plan reads its runs_dir
-    est = estimate.estimate_run(spec, Roofline(estimate.GPUS["a100-80gb"]), measured)
+    assert gpu_hours.output_tokens(other, measured).kind == "paper"
+    # and the projection of a plan reads its runs_dir
+    est = gpu_hours.estimate_run(spec, Roofline(gpu_hours.GPUS["a100-80gb"]), measured)
     assert est.output_tokens.per_query == 4000 and est.prompt_tokens.per_query == 30
 
 
@@ -173,7 +174,7 @@ def test_measured_tokens_take_precedence_over_the_papers(tmp_path):
 def test_paper_figures_as_labelled_assumptions(strategy, benchmark, max_new_tokens, expected):
     model = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B" if strategy == "rt" else "Qwen/Qwen2.5-7B-Instruct"
     spec = RunSpec(model=model, strategy=strategy, benchmark=benchmark, max_new_tokens=max_new_tokens)
-    tokens = estimate.output_tokens(spec, {})
+    tokens = gpu_hours.output_tokens(spec, {})
     assert tokens.per_query == expected
     assert ("paper §" in tokens.source) == (strategy != "cot") and tokens.source
 
@@ -181,22 +182,22 @@ def test_paper_figures_as_labelled_assumptions(strategy, benchmark, max_new_toke
 def test_problem_counts_without_data(monkeypatch):
     monkeypatch.delenv("TTC_DATA_DIR", raising=False)
     spec = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="livecodebench", per_level=None)
-    assert estimate.problems(spec).count == 1055 and "documented" in estimate.problems(spec).source
+    assert gpu_hours.problems(spec).count == 1055 and "documented" in gpu_hours.problems(spec).source
     spec = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="math500", per_level=7)
-    assert estimate.problems(spec).count == 35                      # per_level × 5 levels
+    assert gpu_hours.problems(spec).count == 35                      # per_level × 5 levels
     spec = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="aime24", per_level=50)
-    assert estimate.problems(spec).count == 30                      # never more than the split holds
+    assert gpu_hours.problems(spec).count == 30                      # never more than the split holds
     spec = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="humaneval", per_level=None)
-    assert estimate.problems(spec).count == 164 and estimate.problems(spec).source.startswith("counted")
+    assert gpu_hours.problems(spec).count == 164 and gpu_hours.problems(spec).source.startswith("counted")
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
 def test_problem_counts_from_local_data(monkeypatch):
     monkeypatch.setenv("TTC_DATA_DIR", str(SHARED_DATA))
     spec = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="livecodebench", per_level=None)
-    assert estimate.problems(spec).count == 342                     # the v5+v6 release file, not the hub's 1055
+    assert gpu_hours.problems(spec).count == 342                     # the v5+v6 release file, not the hub's 1055
     hard = spec.model_copy(update={"levels": ["hard"]})
-    assert estimate.problems(hard).count == 154
+    assert gpu_hours.problems(hard).count == 154
 
 
 def test_dry_run_of_the_paper_prints_a_total_offline(capsys, monkeypatch):
@@ -228,7 +229,7 @@ def test_dry_run_on_another_gpu_is_faster(capsys):
 
 def test_batch_profile_saturates_where_the_kv_cache_is_full():
     plan = load_params(ROOT / "params" / "paper.yaml", "batch")
-    est = estimate.estimate_plan(plan)
+    est = gpu_hours.estimate_plan(plan)
     rt_lcb = {r.spec.batch_size: r for r in est.runs if r.spec.strategy == "rt" and r.spec.benchmark == "livecodebench"}
     assert rt_lcb[256].running < 256 and rt_lcb[256].running == rt_lcb[128].running
     assert rt_lcb[1].gpu_hours > 10 * rt_lcb[16].gpu_hours

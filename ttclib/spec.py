@@ -1,0 +1,147 @@
+"""The run spec: everything that determines a run's results, and the run id hashed from it.
+
+>>> from ttclib.spec import RunSpec
+>>> RunSpec(model="random:tiny-qwen2", strategy="base", benchmark="arithmetic").run_id  # doctest: +ELLIPSIS
+'...'
+>>> try:
+...     RunSpec(model="random:tiny-qwen2", strategy="base", backend="vllm")
+... except ValueError as e:
+...     print(e.errors()[0]["msg"])
+Input should be 'auto', 'transformers' or 'sglang'
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Callable, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from . import benchmarks, models, serving, strategies
+from .server import ServerOptions
+
+SPEC_VERSION = 3
+
+
+def _known_meter() -> tuple[str, ...]:
+    """The meter names a spec accepts: ``auto`` and every meter :mod:`ttclib.energy` registers."""
+    try:
+        from .energy import METERS
+    except ImportError:  # ttclib.energy without a registry
+        return ("auto", "nvml", "rapl", "estimate")
+    return ("auto", *METERS)
+
+
+def _one_of(names: Callable[[], tuple[str, ...]]):
+    """A string field whose choices come from a registry, read when validating (and in the JSON schema)."""
+    def check(value: str) -> str:
+        if value not in names():
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": _either(names())})
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra=lambda s: s.update(enum=list(names())))]
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    """As pydantic words a Literal's choices: 'a', 'b' or 'c'."""
+    quoted = [repr(c) for c in choices]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+
+
+class RunSpec(BaseModel):
+    """Everything that determines a run's results. Changing any field changes the run id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="embedded name, random:<config>, HF directory, .gguf file or hub id")
+    strategy: str = Field(description="base | mv | rt | cot")
+    benchmark: str = "arithmetic"
+    data: str | None = Field(None, description="benchmark data file or directory (relative to the params file); "
+                                               "default: packaged/generated data, $TTC_DATA_DIR, else the HF hub")
+    levels: list[str] | None = Field(None, description="difficulty levels to include (default all)")
+    subsets: list[str] | None = Field(None, description="subsets to include, e.g. MMLU categories (default all)")
+    per_level: int | None = Field(16, ge=1, description="problems drawn per difficulty level (per subset for "
+                                                        "benchmarks without levels); null = all")
+    backend: _one_of(serving.backend_names) = Field(
+        "auto", description="sglang | transformers | auto (SGLang when installed and a CUDA GPU is visible)")
+    server: ServerOptions = Field(default_factory=ServerOptions, description="SGLang launch/attach settings")
+    max_new_tokens: int = Field(128, ge=1)
+    budget: int | None = Field(None, ge=1, description="token budget a CoT prompt states (default max_new_tokens); "
+                                                       "fix it to sweep max_new_tokens under one prompt")
+    batch_size: int = Field(16, ge=1)
+    samples: int | None = Field(None, ge=1, description="override the strategy's samples per query")
+    temperature: float | None = Field(None, ge=0, description="override the strategy's temperature")
+    top_p: float | None = Field(None, gt=0, le=1, description="override the strategy's top-p")
+    seed: int = 0
+    repetitions: int = Field(1, ge=1, description="measured passes over the benchmark")
+    ignore_eos: bool = Field(False, description="generate exactly max_new_tokens (hardware-only runs)")
+    meter: _one_of(_known_meter) = "auto"
+    device: str = Field("auto", description="cpu | cuda | cuda:N | auto (cuda when a GPU is visible)")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    idle_s: float = Field(5.0, ge=0, description="idle baseline window, seconds, model loaded")
+    sample_interval_s: float = Field(0.1, gt=0, description="power sampler period, seconds")
+    warmup: bool = True
+
+    _base_dir: Path | None = PrivateAttr(None)   # the params file's folder: relative `data` paths start there
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels_as_strings(cls, v):
+        return [str(x) for x in v] if isinstance(v, list) else v
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        strategies.get(v)
+        return v
+
+    @field_validator("benchmark")
+    @classmethod
+    def _known_benchmark(cls, v: str) -> str:
+        benchmarks.get(v)
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _resolvable_model(cls, v: str) -> str:
+        models.resolve(v)
+        return v
+
+    @model_validator(mode="after")
+    def _known_levels(self) -> "RunSpec":
+        bench = benchmarks.get(self.benchmark)
+        bad = sorted(set(self.levels or []) - set(bench.levels))
+        if bad:
+            raise ValueError(f"levels {bad} not in benchmark {self.benchmark!r} (levels: {list(bench.levels)})")
+        return self
+
+    @property
+    def run_id(self) -> str:
+        # Prompts and answer handling are part of what is measured: changing them changes the id.
+        bench = benchmarks.get(self.benchmark)
+        method = {"strategy": dataclasses.asdict(self.resolved_strategy),
+                  "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__,
+                                bench.source.hub and str(bench.source.hub)]}
+        spec = self.model_dump(exclude={"server": set(ServerOptions.NOT_MEASURED)})
+        if spec["budget"] in (None, self.max_new_tokens) or "{budget}" not in method["strategy"]["instruction"]:
+            del spec["budget"]           # the default prompt: the same run as without the field
+        blob = json.dumps({"v": SPEC_VERSION, **spec, **method}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def resolved_strategy(self) -> strategies.Strategy:
+        return strategies.get(self.strategy).with_overrides(self.samples, self.temperature, self.top_p)
+
+    @property
+    def data_path(self) -> Path | None:
+        if self.data is None:
+            return None
+        path = Path(self.data).expanduser()
+        return path if path.is_absolute() or self._base_dir is None else (self._base_dir / path).resolve()
+
+    def with_base_dir(self, base: Path) -> "RunSpec":
+        self._base_dir = Path(base)
+        return self
