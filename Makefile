@@ -18,7 +18,7 @@ SGLANG_VENV := .venv-sglang
 SGLANG   := sglang==0.5.23
 export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 
-.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help
+.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
@@ -29,6 +29,8 @@ help:
 	@echo "make bench-reproduce              time make reproduce from a fresh clone, then fully cached (~30 min)"
 	@echo "make info                         show the hardware and energy meters ttc-energy sees"
 	@echo "make nbviewer                     print the nbviewer link of each reference notebook in outputs/notebooks"
+	@echo "make nvml-check [NVML_CHECK_ARGS=--fake]  check NVML energy measurement on this machine's GPU -> outputs/gpu"
+	@echo "make gpu-wheels                   download into .whl/ what a bare GPU machine lacks for scripts/nvml_check.py"
 
 env: $(VENV)/.ready
 
@@ -74,6 +76,25 @@ info: env
 
 nbviewer:
 	$(PYTHON) scripts/nbviewer_links.py
+
+# The GPU check (scripts/nvml_check.py; its docstring has the device command). These targets
+# use .venv but do not rebuild it when the Makefile changes (make env does).
+NVML_CHECK_ARGS ?= --out outputs/gpu
+WHEELS := .whl
+PIP_DOWNLOAD := python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d $(WHEELS)
+
+nvml-check:
+	@test -x $(PY) || $(MAKE) env
+	$(PY) scripts/nvml_check.py $(NVML_CHECK_ARGS)
+
+gpu-wheels:
+	@test -x $(PY) || $(MAKE) env
+	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
+	sed -e 's/#.*//' scripts/gpu_wheels.txt | xargs -n1 $(PIP_DOWNLOAD)
+	$(PY) scripts/nvml_check.py --bundle-tokenizer $(WHEELS)/tokenizer-smollm2
+	@ls -1 $(WHEELS)
+	@du -sb $(WHEELS) | awk '{ printf "$(WHEELS): %.2f MiB in all (limit 40 MiB)\n", $$1 / 1048576; exit ($$1 >= 40 * 1048576) }'
 
 clean-outputs:
 	rm -rf outputs/notebooks outputs/html outputs/figures

@@ -149,12 +149,12 @@ def test_idle_baseline_gives_up_on_unsettled_power(fake_nvml):
 
 def test_trace_columns_clocks_and_not_supported(fake_nvml):
     fake_nvml.setup([
-        fake_nvml.FakeGPU(power_w=150.0, sm_clock_mhz=1980, mem_clock_mhz=2619, temp_c=61),
+        fake_nvml.FakeGPU(power_w=150.0, sm_clock_mhz=1980, mem_clock_mhz=2619, temp_c=61, noise_w=1.0),
         fake_nvml.FakeGPU(power_w=80.0, unsupported={"nvmlDeviceGetTemperature",
                                                    "nvmlDeviceGetUtilizationRates",
                                                    "nvmlDeviceGetCurrentClocksEventReasons"}),
     ])
-    with NvmlMeter(sample_interval_s=0.02, counter_probe_s=0) as meter:
+    with NvmlMeter(sample_interval_s=0.02, counter_probe_s=0, slow_every=1) as meter:
         meter.start_sampling()
         meter.start_sampling()  # idempotent
         time.sleep(0.3)
@@ -168,10 +168,10 @@ def test_trace_columns_clocks_and_not_supported(fake_nvml):
     assert tuple(df.columns) == TRACE_COLUMNS
     assert str(df["throttle_reasons"].dtype) == "int64"
     g0, g1 = df[df.device == "gpu0"], df[df.device == "gpu1"]
-    assert len(g0) >= 8 and len(g1) == len(g0)
+    assert len(g0) >= 8 and len(g1) == len(g0)            # counters move every sweep: no repeats
     assert (g0.sm_clock_mhz == 1980).all() and (g0.mem_clock_mhz == 2619).all()
     assert (g0.temp_c == 61).all() and (g0.util_pct == 87).all() and (g0.mem_util_pct == 41).all()
-    assert (g0.power_w == 150.0).all() and (g0.throttle_reasons == 4).all()
+    assert (abs(g0.power_w - 150.0) < 6).all() and (g0.throttle_reasons == 4).all()
     assert g0.energy_j.is_monotonic_increasing and g0.energy_j.iloc[-1] > 0
     assert g1.temp_c.isna().all() and g1.util_pct.isna().all() and (g1.throttle_reasons == 0).all()
     assert g0.t.is_monotonic_increasing

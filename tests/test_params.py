@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("path", sorted((ROOT / "params").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_params_validate(path):
     plan = load_params(path, "default")
-    runs = ("outputs", "paper", "runs") if path.name == "paper.yaml" else ("outputs", "runs")
+    runs = {"paper.yaml": ("outputs", "paper", "runs"), "gpu_check.yaml": ("outputs", "gpu", "runs")}.get(
+        path.name, ("outputs", "runs"))
     assert plan.specs and plan.runs_dir == ROOT.joinpath(*runs).resolve()
     assert len({s.run_id for s in plan.specs}) == len(plan.specs)
 

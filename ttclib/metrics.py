@@ -42,7 +42,7 @@ def load_runs(dirs: Iterable[str | Path]) -> RunSet:
         spec = info["spec"]
         infos.append(info)
         q = rundir.read_queries(d)
-        window_s = dict(enumerate(w["time_s"] for w in info["windows"]))  # window i measured segment i
+        window_s = {w["segment"]: w["time_s"] for w in info["windows"]}
         queries.append(q.assign(**{k: spec[k] for k in SPEC_COLUMNS}, window_s=q.segment.map(window_s)))
         p = rundir.read_power(d)
         if len(p):

@@ -59,15 +59,16 @@ class _Execution:
         write_json(self.partial / rundir.SPEC_JSON, self.spec.model_dump())
         done = self._done_keys()
         self.resumed = bool(done)
-        meter = energy.select_meter(self.spec.meter, sample_interval_s=self.spec.sample_interval_s)
-        own_backend = self.backend is None
+        own_backend, meter = self.backend is None, None
         started = time.time()
         try:
             if own_backend:
                 self.backend = open_backend(self.spec, self.partial / rundir.SERVER_LOG)
+            meter = select_meter(self.spec, self.backend)
             return self._measure_and_finish(meter, done, started)
         finally:
-            meter.close()
+            if meter is not None:
+                meter.close()
             if own_backend and self.backend is not None:
                 self.backend.close()
 
@@ -114,60 +115,62 @@ class _Execution:
 
     # measuring -------------------------------------------------------------------------
     def _measure(self, todo: list[Request], meter: energy.Meter) -> None:
-        """One energy window per repetition, closed and reopened at every checkpoint (contiguous)."""
+        """One window, checkpointed after every ``batch_size`` completions (once the window spans ten
+        counter update periods) and at the end of each repetition: one counter read closes a segment
+        and opens the next, so the segments tile the measured time. Energy is split over the
+        requests once the run is complete (:meth:`_finish`)."""
         from tqdm.auto import tqdm
 
-        segment = len(rundir.segment_files(self.partial))
+        segment = self._next_segment()
         bar = tqdm(total=len(todo), desc=f"{self.spec.model} {self.spec.strategy}", unit="q",
                    disable=not self.progress, dynamic_ncols=True)
         energy_so_far, tokens, t0 = self._energy_so_far(), 0, time.time()
         meter.start_sampling()
-        for _, reqs in itertools.groupby(todo, key=lambda r: _parse_key(r.id)[0]):
-            batch: list = []
-            meter.begin_window("segment")
-            try:
+        meter.begin_window("segment")
+        batch: list = []
+        opened = time.time()
+        try:
+            for _, reqs in itertools.groupby(todo, key=lambda r: _parse_key(r.id)[0]):
                 for completion in self.backend.stream(list(reqs)):
                     batch.append(completion)
-                    if len(batch) < self.spec.batch_size:
-                        continue
+                    if len(batch) >= self.spec.batch_size and time.time() - opened >= meter.min_window_s:
+                        energy_so_far += self._checkpoint(segment, batch, meter)
+                        segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
+                        bar.update(len(batch))
+                        bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
+                        batch, opened = [], time.time()
+                if batch:  # a repetition's last segment holds no completion of the next one
                     energy_so_far += self._checkpoint(segment, batch, meter)
-                    segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
+                    segment += 1
                     bar.update(len(batch))
-                    bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
-                    batch = []
-                    meter.begin_window("segment")
-            except BaseException:
-                if batch:  # keep what finished before the failure: a resumed run skips it
-                    try:
-                        self._checkpoint(segment, batch, meter)
-                    except Exception:  # e.g. the failure hit mid-checkpoint: its window is closed already;
-                        pass           # the batch is generated again on resume, the first error matters
-                raise
-            if batch:
-                energy_so_far += self._checkpoint(segment, batch, meter)
-                segment += 1
-                bar.update(len(batch))
-            else:
-                meter.end_window("segment")
-        bar.close()
-        meter.stop_sampling()
+                    batch, opened = [], time.time()
+        except BaseException:
+            if batch:  # keep what finished before the failure: a resumed run skips it
+                try:
+                    self._checkpoint(segment, batch, meter)
+                except Exception:  # e.g. the failure hit mid-checkpoint; the batch is generated again
+                    pass           # on resume, and the first error is the one that matters
+            raise
+        finally:
+            bar.close()
+            meter.discard_window("segment")   # what follows the last checkpoint measured nothing
+            meter.stop_sampling()
 
     def _checkpoint(self, segment: int, completions: list, meter: energy.Meter) -> float:
-        """Close the energy window, attribute it to the batch's queries, write the segment atomically."""
-        m = meter.end_window("segment")
-        window = meter.trace(m.start_s, m.start_s + m.time_s)
-        intervals = [(max(c.t_start, m.start_s), max(c.t_end, m.start_s)) for c in completions]
-        shares = energy.attribute_energy(m.total_j, window.t.to_numpy(), window.power_w.to_numpy(), intervals)
-        net_scale = m.net_j / m.total_j if m.total_j else 0.0
-        rows = [self._row(c, segment, e, e * net_scale, m.meter) for c, e in zip(completions, shares)]
+        """Close the segment's window (opening the next at the same reading), then write it:
+        window first, then its power trace, then its queries (whose presence marks them done),
+        so a crash between two writes never leaves measured queries without their window."""
+        m = meter.checkpoint("segment")
+        trace = meter.trace(m.start_s, m.end_s)
+        write_json(rundir.segment_file(self.partial, segment, rundir.SEGMENT_WINDOW), {"segment": segment, **m.to_dict()})
+        write_parquet(trace.assign(segment=segment), rundir.segment_file(self.partial, segment, rundir.SEGMENT_POWER))
+        rows = [self._row(c, segment, m.meter) for c in completions]
         write_parquet(pd.DataFrame(rows, columns=QUERY_COLUMNS),
                       rundir.segment_file(self.partial, segment, rundir.SEGMENT_QUERIES))
-        write_parquet(window.assign(segment=segment), rundir.segment_file(self.partial, segment, rundir.SEGMENT_POWER))
-        write_json(rundir.segment_file(self.partial, segment, rundir.SEGMENT_WINDOW), m.to_dict())
         return m.total_j
 
-    def _row(self, c, segment: int, energy_j: float, net_j: float, meter: str) -> dict:
-        """A measured completion; answers are graded once the run is complete (see :meth:`_grade`)."""
+    def _row(self, c, segment: int, meter: str) -> dict:
+        """A measured completion; energy is attributed and answers graded once the run is complete."""
         rep, qid, sample = _parse_key(c.request_id)
         p = self.problems[qid]
         return dict(run_id=self.spec.run_id, repetition=rep, query_id=qid, sample=sample, benchmark=p.benchmark,
@@ -175,7 +178,7 @@ class _Execution:
                     completion_tokens=c.completion_tokens, reasoning_tokens=c.reasoning_tokens,
                     cached_tokens=c.cached_tokens, finish_reason=c.finish_reason, text=c.text, truncated=None,
                     answer=None, answer_class=None, gold=p.answer, correct=None, score=None, t_start=c.t_start,
-                    t_end=c.t_end, segment=segment, energy_j=energy_j, net_energy_j=net_j, meter=meter)
+                    t_end=c.t_end, segment=segment, energy_j=float("nan"), net_energy_j=float("nan"), meter=meter)
 
     # grading -----------------------------------------------------------------------------
     def _grade(self, queries: pd.DataFrame) -> pd.DataFrame:
@@ -232,6 +235,12 @@ class _Execution:
         done = rundir.read_segments(self.partial, rundir.SEGMENT_QUERIES, columns=["repetition", "query_id", "sample"])
         return {_key(r, q, s) for r, q, s in done.itertuples(index=False)}
 
+    def _next_segment(self) -> int:
+        """One past the highest segment number of any file: a missing segment never gets reused."""
+        numbers = [int(f.name.split(".")[0]) for f in rundir.segments_dir(self.partial).glob("*.*")
+                   if f.name.split(".")[0].isdigit()]
+        return max(numbers, default=-1) + 1
+
     def _energy_so_far(self) -> float:
         return sum(w["total_j"] for w in rundir.read_windows(self.partial))
 
@@ -244,12 +253,13 @@ class _Execution:
     def _finish(self, meter: energy.Meter, started: float) -> Path:
         queries = self._grade(rundir.read_segments(self.partial, rundir.SEGMENT_QUERIES))
         power = rundir.read_segments(self.partial, rundir.SEGMENT_POWER)
-        windows = rundir.read_windows(self.partial)
-        total_j = sum(w["total_j"] for w in windows)
-        net_j = sum(w["net_j"] for w in windows)
+        if len(power):  # a sample on the edge of two segments is in both
+            power = power.drop_duplicates(["t", "device"]).sort_values("t", ignore_index=True)
+        window_dicts = rundir.read_windows(self.partial)
+        queries, attribution = _attribute(queries, power, window_dicts, self.backend.batch_size)
         write_parquet(queries, self.partial / rundir.QUERIES_PARQUET)
         write_parquet(power, self.partial / rundir.POWER_PARQUET)
-        meters = sorted({w["meter"] for w in windows})
+        meters = sorted({w["meter"] for w in window_dicts})
         info = {
             "run_id": self.spec.run_id, "spec": self.spec.model_dump(), "spec_version": SPEC_VERSION,
             "strategy": dataclasses.asdict(self.strategy),
@@ -257,8 +267,9 @@ class _Execution:
                           "description": self.bench.description, "data": self.data.describe(),
                           "difficulty": self.bench.difficulty_note or ("from the data" if self.bench.levels else None)},
             "meter": meter.describe(), "meter_name": meters[0] if len(meters) == 1 else "+".join(meters),
-            "energy_j": total_j, "net_energy_j": net_j,
-            "measured_s": sum(w["time_s"] for w in windows), "windows": windows,
+            "measured_devices": _measured_devices(meter),
+            "energy_j": sum(w["total_j"] for w in window_dicts), "net_energy_j": sum(w["net_j"] for w in window_dicts),
+            "measured_s": sum(w["time_s"] for w in window_dicts), **attribution, "windows": window_dicts,
             "n_queries": int(queries.query_id.nunique()), "n_completions": len(queries),
             "completion_tokens": int(queries.completion_tokens.sum()),
             "backend": self._backend_info(), "hardware": hardware.describe(),
@@ -268,6 +279,38 @@ class _Execution:
         write_json(self.partial / rundir.RUN_JSON, info)
         rundir.seal(self.partial, self.final)
         return self.final
+
+
+def _attribute(queries: pd.DataFrame, power: pd.DataFrame, window_dicts: list[dict],
+               batch_size: int) -> tuple[pd.DataFrame, dict]:
+    """Per-query energy from every window (see :mod:`ttclib.energy.attribution`), and the run-level
+    figures: overhead, flags, J per output token overall and in the steady state."""
+    windows = [energy.Measurement.from_dict(w) for w in window_dicts]
+    intervals = queries[["t_start", "t_end"]].to_numpy(float)
+    trace = power if len(power) else pd.DataFrame({"t": [], "device": [], "power_w": [], "energy_j": []})
+    total, overhead = energy.attribute_windows(windows, trace, intervals)
+    net, _ = energy.attribute_windows(windows, trace, intervals, energy="net_j")
+    queries = queries.assign(energy_j=total, net_energy_j=net)
+    tokens = int(queries.completion_tokens.sum())
+    run_j = sum(w.total_j for w in windows)
+    flags = {}
+    for w in windows:
+        for f in w.flags:
+            flags[f] = flags.get(f, 0) + 1
+    steady = energy.steady_state(trace, intervals, queries.completion_tokens.to_numpy(float), batch_size)
+    return queries, {"overhead_j": overhead, "flags": flags,
+                     "energy_per_output_token_j": run_j / tokens if tokens else None,
+                     "steady_state": steady.to_dict(), "attribution": energy.attribution.RULE}
+
+
+def _measured_devices(meter: energy.Meter) -> dict:
+    """Which devices the energy is of, and why those (``run.json``'s ``measured_devices``)."""
+    d = meter.describe()
+    return {"meter": meter.name, "scope": d.get("scope", "this process tree" if meter.name == "estimate" else "all zones"),
+            "devices": [{k: dev.get(k) for k in ("name", "index", "nvml_index", "model", "uuid", "mig_uuid",
+                                                  "power_source", "power_averaged") if k in dev}
+                        for dev in d["devices"]],
+            "counter_update_period_s": d.get("counter_update_period_s")}
 
 
 def open_backend(spec: RunSpec, log_path: Path | None = None) -> Backend:
@@ -283,6 +326,21 @@ def backend_key(spec: RunSpec) -> tuple:
     if name == "sglang":  # the server's max_running_requests is the run's batch size
         key += (spec.batch_size, spec.server.model_dump_json())
     return key
+
+
+def select_meter(spec: RunSpec, backend: Backend) -> energy.Meter:
+    """The run's meter, scoped to the GPUs the run uses (``device``, SGLang's ``tp_size`` x ``dp_size``).
+
+    ``meter: auto`` on a CPU run never picks NVML (idle GPUs are not the run's energy); ``meter: nvml``
+    asked for explicitly on a CPU run measures every visible GPU, and says so.
+    """
+    gpus, scope = energy.gpus_for_device(backend.device, spec.server.tp_size, spec.server.dp_size)
+    kwargs = {} if spec.sample_interval_s is None else {"sample_interval_s": spec.sample_interval_s}
+    if gpus is None:
+        if spec.meter == "nvml":
+            return energy.select_meter("nvml", scope="all visible GPUs (meter nvml asked for on a CPU run)", **kwargs)
+        return energy.select_meter(spec.meter, exclude=("nvml",), **kwargs)
+    return energy.select_meter(spec.meter, gpus=gpus, scope=scope, **kwargs)
 
 
 def _check_meter_sees_backend(meter: energy.Meter, backend: Backend) -> None:

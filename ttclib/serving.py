@@ -69,6 +69,7 @@ class Backend(Protocol):
     """What every serving backend offers: all a run uses of it."""
 
     name: str                         # as registered (``backend:`` in a spec)
+    device: str                       # where it runs: "cpu", "cuda" or "cuda:N" (scopes the energy meter)
     tokenizer: object                 # the model's Hugging Face tokenizer
     chat: bool                        # chat-tuned: prompts go through the chat template
     batch_size: int                   # sequences at once; a run sets it before generating
@@ -144,7 +145,8 @@ class TransformersBackend:
         if self.ref.kind == "random":
             config = AutoConfig.from_pretrained(self.ref.path)
             torch.manual_seed(seed)
-            self.model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+            with torch.device(device):   # initialised where it runs: a 7B model in seconds on a GPU
+                self.model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
         else:
             source = self.ref.path if self.ref.kind == "hub" else str(models.hf_directory(model))
             self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)

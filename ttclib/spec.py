@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from . import benchmarks, models, serving, strategies
 from .server import ServerOptions
 
-SPEC_VERSION = 3
+SPEC_VERSION = 4   # 4: per-query energy attributed over all windows (measurement core v2)
 
 
 def _known_meter() -> tuple[str, ...]:
@@ -82,7 +82,9 @@ class RunSpec(BaseModel):
     device: str = Field("auto", description="cpu | cuda | cuda:N | auto (cuda when a GPU is visible)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     idle_s: float = Field(5.0, ge=0, description="idle baseline window, seconds, model loaded")
-    sample_interval_s: float = Field(0.1, gt=0, description="power sampler period, seconds")
+    sample_interval_s: float | None = Field(None, gt=0, description="power sampler period, seconds (default: "
+                                                                    "NVML: the energy counter's update period, "
+                                                                    "20-100 ms; other meters: 0.1)")
     warmup: bool = True
 
     _base_dir: Path | None = PrivateAttr(None)   # the params file's folder: relative `data` paths start there

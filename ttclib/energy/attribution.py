@@ -97,6 +97,11 @@ def _total_power(trace_t: Any, trace_power_w: Any) -> tuple[np.ndarray, np.ndarr
     tu, inv = np.unique(t, return_inverse=True)
     return tu, np.bincount(inv, weights=p, minlength=tu.size)
 
+#: The rule in one sentence, recorded in every run.json.
+RULE = ("each window's energy is split over the requests active in it (finished or still running), "
+        "sharing power equally among concurrent requests at each instant; a request spanning windows "
+        "sums its shares; energy of windows in which no request ran is overhead, spread by share")
+
 
 def _active(starts: np.ndarray, ends: np.ndarray, a: float, b: float) -> np.ndarray:
     """Requests that ran during ``[a, b)`` (a zero-length request counts where it sits)."""

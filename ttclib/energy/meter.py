@@ -184,6 +184,11 @@ class Meter(ABC):
         return None if self.idle is None else self.idle.power_w
 
     @property
+    def min_window_s(self) -> float:
+        """Shortest meaningful window: ten counter update periods (0 when the period is unknown)."""
+        return 10 * (self.counter_update_period_s or 0.0)
+
+    @property
     def method(self) -> str:
         """The meter's method(s), ``+``-joined when devices differ."""
         methods = [self.counter_method] * (len(self.devices) - len(self._integrated_devices()))
@@ -279,11 +284,10 @@ class Meter(ABC):
                 if dev not in self._integrated_devices():
                     flags.append(COUNTER_ERROR)
         time_s = end_s - win.start_s
-        period = self.counter_update_period_s
-        if period and time_s < 10 * period:
+        if time_s < 0.95 * self.min_window_s:   # 5 %: the period is itself measured
             flags.append(SHORT_WINDOW)
             log.warning("%s meter: a %.3f s window is shorter than 10 counter update periods (%.3f s)",
-                        self.name, time_s, period)
+                        self.name, time_s, self.counter_update_period_s)
         return Measurement(meter=self.name, method="+".join(dict.fromkeys(methods.values())), start_s=win.start_s,
                            time_s=time_s, energy_j=energy, idle_power_w=self.idle_power_w, methods=methods,
                            flags=tuple(dict.fromkeys(flags)))
@@ -311,13 +315,19 @@ class Meter(ABC):
             while not parts or sum(p.time_s for p in parts) < seconds:
                 parts.append(self._idle_step(key, step))
         finally:
-            self.end_window(key)
+            self.discard_window(key)
         span = sum(p.time_s for p in parts)
         powers = [p.mean_power_w for p in parts]
         self.idle = IdleBaseline(sum(p.total_j for p in parts) / span,
                                  statistics.pstdev(powers) if len(powers) > 1 else 0.0, span, settle_s,
                                  _settled(settling[-3:]))
         return self.idle.power_w
+
+    def discard_window(self, key: str) -> None:
+        """Close a window without measuring its (empty) remainder."""
+        self._windows.pop(key, None)
+        if self._auto_sampling and not self._windows:
+            self.stop_sampling()
 
     def _idle_step(self, key: str, seconds: float) -> Measurement:
         time.sleep(seconds)
