@@ -18,7 +18,7 @@ SGLANG_VENV := .venv-sglang
 SGLANG   := sglang==0.5.23
 export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 
-.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check
+.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check gpu-check
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
@@ -30,7 +30,8 @@ help:
 	@echo "make info                         show the hardware and energy meters ttc-energy sees"
 	@echo "make nbviewer                     print the nbviewer link of each reference notebook in outputs/notebooks"
 	@echo "make nvml-check [NVML_CHECK_ARGS=--fake]  check NVML energy measurement on this machine's GPU -> outputs/gpu"
-	@echo "make gpu-wheels                   download into .whl/ what a bare GPU machine lacks for scripts/nvml_check.py"
+	@echo "make gpu-check [DRY_RUN=1|FAKE=1] the GPU check: meter facts, reference runs, summary -> outputs/gpu ($$OUT)"
+	@echo "make gpu-wheels                   download into .whl/ what the lent GPU machine lacks (scripts/gpu_wheels.py)"
 
 env: $(VENV)/.ready
 
@@ -77,24 +78,26 @@ info: env
 nbviewer:
 	$(PYTHON) scripts/nbviewer_links.py
 
-# The GPU check (scripts/nvml_check.py; its docstring has the device command). These targets
-# use .venv but do not rebuild it when the Makefile changes (make env does).
+# The GPU check (scripts/gpu_check.py and scripts/nvml_check.py; their docstrings have the device
+# command). These targets use .venv, creating it only when $(PY) is not there: on the GPU machine
+# `make gpu-check PY=python3` uses that machine's Python. They do not rebuild .venv when the Makefile
+# changes (make env does).
 NVML_CHECK_ARGS ?= --out outputs/gpu
+GPU_CHECK_ARGS ?=
 WHEELS := .whl
-PIP_DOWNLOAD := python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-	--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d $(WHEELS)
 
 nvml-check:
-	@test -x $(PY) || $(MAKE) env
+	@command -v $(PY) >/dev/null || $(MAKE) env
 	$(PY) scripts/nvml_check.py $(NVML_CHECK_ARGS)
 
+gpu-check:
+	@command -v $(PY) >/dev/null || $(MAKE) env
+	$(PY) scripts/gpu_check.py $(if $(DRY_RUN),--dry-run) $(if $(FAKE),--fake) $(GPU_CHECK_ARGS)
+
+# Computes the set (scripts/gpu_wheels.py), downloads it with the tokenizer, rewrites scripts/gpu_wheels.txt
 gpu-wheels:
-	@test -x $(PY) || $(MAKE) env
-	rm -rf $(WHEELS) && mkdir -p $(WHEELS)
-	sed -e 's/#.*//' scripts/gpu_wheels.txt | xargs -n1 $(PIP_DOWNLOAD)
-	$(PY) scripts/nvml_check.py --bundle-tokenizer $(WHEELS)/tokenizer-smollm2
-	@ls -1 $(WHEELS)
-	@du -sb $(WHEELS) | awk '{ printf "$(WHEELS): %.2f MiB in all (limit 40 MiB)\n", $$1 / 1048576; exit ($$1 >= 40 * 1048576) }'
+	@command -v $(PY) >/dev/null || $(MAKE) env
+	$(PY) scripts/gpu_wheels.py --dest $(WHEELS)
 
 clean-outputs:
 	rm -rf outputs/notebooks outputs/html outputs/figures

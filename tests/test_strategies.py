@@ -72,7 +72,7 @@ class ScriptedBackend:
     """Replies with fixed texts, as a reasoning model would: no reasoning model runs on this machine
     (no model hub), and the grading path — not generation — is what these tests check."""
 
-    name, chat, log_path, device = "scripted", False, None, "cpu"
+    name, chat, log_path, device, external = "scripted", False, None, "cpu", None
 
     def __init__(self, replies: dict[str, list[str]]):
         self.replies, self.batch_size = replies, 4

@@ -555,8 +555,10 @@ def fit_by(df: pd.DataFrame, by, fit=None, label: str = "", **kw) -> dict:
 
 
 def throughput_curves(runs: pd.DataFrame, by: str = "strategy", y: str = "queries_per_s",
-                      saturation: float = 0.9) -> dict:
+                      saturation: float = 0.9, label: str | None = None) -> dict:
     """One :func:`fit_throughput_vs_batch` per value of ``by`` (e.g. per strategy), weighted by
-    1/y²: run-to-run noise in throughput grows with throughput (multiplicative)."""
+    1/y²: run-to-run noise in throughput grows with throughput (multiplicative). ``label`` names the
+    curves (default ``"<y> ~ batch_size"``)."""
     runs = runs.assign(_w=1 / runs[y].to_numpy(float) ** 2)
-    return fit_by(runs, by, fit_throughput_vs_batch, f"{y} ~ batch_size", y=y, saturation=saturation, weights="_w")
+    return fit_by(runs, by, fit_throughput_vs_batch, label or f"{y} ~ batch_size", y=y, saturation=saturation,
+                  weights="_w")

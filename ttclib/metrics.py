@@ -73,7 +73,26 @@ def _run_row(info: dict, q: pd.DataFrame) -> dict:
         "mean_power_w": info["energy_j"] / info["measured_s"] if info["measured_s"] else np.nan,
         "idle_power_w": info["meter"].get("idle_power_w"),
         "hardware": _hardware_label(info["hardware"]),
+        "budget": spec.get("budget"),
+        "model_kind": info["backend"].get("model_kind"),
+        "measured_devices": _measured_devices(info),
+        "power_source": _power_source(info),
     }
+
+
+def _measured_devices(info: dict) -> str | None:
+    """What the meter measured, by model: 'NVIDIA H200', '2× NVIDIA A100-SXM4-80GB', 'AMD EPYC'."""
+    devices = (info.get("measured_devices") or {}).get("devices") or info["meter"].get("devices") or []
+    models = [d.get("model") for d in devices if d.get("model")]
+    if not models:
+        return None
+    return ", ".join(f"{models.count(m)}× {m}" if models.count(m) > 1 else m for m in sorted(set(models)))
+
+
+def _power_source(info: dict) -> str | None:
+    """Where the meter's power samples came from (NVML: ``field_power_instant`` or ``power_usage``)."""
+    sources = {d.get("power_source") for d in info["meter"].get("devices") or []} - {None}
+    return ", ".join(sorted(sources)) or None
 
 
 def _mean(values: pd.Series) -> float:
@@ -102,6 +121,23 @@ def meter_label(runs: pd.DataFrame) -> str:
     """e.g. 'meter: estimate (cpu_time_x_tdp)' — shown with every energy figure and number."""
     pairs = sorted({f"{m} ({meth})" for m, meth in zip(runs.meter, runs.meter_method)})
     return "meter: " + ", ".join(pairs)
+
+
+# NVML's power readings (run.json meter.devices[].power_source), in words
+POWER_SOURCES = {"field_power_instant": "instant power field",
+                 "power_usage": "power usage, a 1 s average on Ampere and newer"}
+
+
+def power_source_label(runs: pd.DataFrame) -> str | None:
+    """Where the runs' sampled power came from, in words (None where the meter names no source).
+
+    >>> power_source_label(pd.DataFrame({"power_source": ["field_power_instant", None]}))
+    'instant power field'
+    """
+    if "power_source" not in runs:
+        return None
+    sources = sorted({s for v in runs.power_source.dropna() for s in str(v).split(", ")})
+    return ", ".join(POWER_SOURCES.get(s, s) for s in sources) or None
 
 
 def _hardware_label(hw: dict) -> str:
@@ -380,6 +416,39 @@ def throughput_by_repetition(queries: pd.DataFrame, runs: pd.DataFrame | None = 
 
 
 _PER_REPETITION = ["repetition", "queries", "repetition_s", "queries_per_s"]
+
+
+def first_repetition(repetitions: pd.DataFrame) -> pd.DataFrame:
+    """Per run of :func:`throughput_by_repetition`: the measured time of its first repetition against
+    the median of its later ones (``slowdown`` = first / later; NaN for a single repetition). A
+    slowdown well above 1 is a warm-up the run's own warm-up request did not cover.
+
+    >>> r = pd.DataFrame({"run_id": "r", "repetition": [0, 1, 2], "repetition_s": [9.0, 3.0, 3.0]})
+    >>> first_repetition(r)[["first_s", "later_s", "slowdown"]].values.tolist()
+    [[9.0, 3.0, 3.0]]
+    """
+    rows = []
+    for run_id, g in repetitions.sort_values("repetition").groupby("run_id", sort=False):
+        first, later = g.repetition_s.iloc[0], g.repetition_s.iloc[1:]
+        rest = float(later.median()) if len(later) else np.nan
+        rows.append({"run_id": run_id, "first_s": float(first), "later_s": rest, "slowdown": float(first) / rest})
+    return pd.DataFrame(rows, columns=["run_id", "first_s", "later_s", "slowdown"])
+
+
+def energy_by_repetition(results: pd.DataFrame, by=("model", "strategy", "max_new_tokens")) -> pd.DataFrame:
+    """Energy and output tokens per query in each repetition of each configuration (the observations
+    behind :func:`operating_points`' intervals across repetitions).
+
+    >>> res = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": 8, "repetition": [0, 0, 1, 1],
+    ...                     "energy_j": [4.0, 6.0, 2.0, 2.0], "completion_tokens": 8})
+    >>> energy_by_repetition(res)[["repetition", "energy_per_query_j"]].values.tolist()
+    [[0.0, 5.0], [1.0, 2.0]]
+    """
+    keys = [*by, "repetition"]
+    return (results.groupby(keys, sort=False)
+                   .agg(energy_per_query_j=("energy_j", "mean"),
+                        completion_tokens_per_query=("completion_tokens", "mean"), queries=("energy_j", "size"))
+                   .reset_index())
 
 
 def throughput_points(repetitions: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

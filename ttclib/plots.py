@@ -26,6 +26,15 @@ def _strategies(values) -> list[str]:
 _where = metrics.hardware_label
 
 
+def _noted(title: str, note: str | None) -> str:
+    """``note`` (e.g. a reference's caption, wrapped) as the first lines of ``title``."""
+    if not note:
+        return title
+    import textwrap
+
+    return "\n".join(textwrap.wrap(note, 95)) + "\n" + title
+
+
 def _energy_label(runs: pd.DataFrame) -> str:
     return f"energy per query (J) — {metrics.meter_label(runs)}"
 
@@ -180,10 +189,15 @@ def save(fig, name: str, figures_dir: str | Path) -> list[Path]:
 
 
 
-def throughput_vs_batch(points: pd.DataFrame, curves: dict, *, ax=None):
+def throughput_vs_batch(points: pd.DataFrame, curves: dict, *, ax=None, repetitions: pd.DataFrame | None = None,
+                        note: str | None = None, logy: bool = False):
     """Figure 7 shape: queries per second vs batch size per strategy, measured points with their 95 %
     CI across repetitions (``points`` from :func:`metrics.throughput_points`) and the fitted
-    saturating curve with its 95 % band; a dotted line marks each saturation batch."""
+    saturating curve with its 95 % band; a dotted line marks each saturation batch.
+
+    With ``repetitions`` (:func:`metrics.throughput_by_repetition`) every repetition is drawn as a dot
+    (hollow: the first) beside the mean instead of the CI bars, for runs with too few repetitions
+    for a useful t interval; ``note`` heads the title (a reference's caption); ``logy`` a log y axis."""
     style()
     ax = ax or plt.subplots(figsize=(7, 4.5))[1]
     palette = dict(zip(curves, sns.color_palette(n_colors=len(curves))))
@@ -192,9 +206,14 @@ def throughput_vs_batch(points: pd.DataFrame, curves: dict, *, ax=None):
         color = palette[strategy]
         tokens = pts.completion_tokens_per_query.mean()
         qps = pts.queries_per_s.to_numpy(float)
-        err = np.nan_to_num(np.abs(np.vstack([qps - pts.queries_per_s_lo, pts.queries_per_s_hi - qps])))
-        ax.errorbar(pts.batch_size, qps, yerr=err, fmt="o", color=color, capsize=2, ms=5, elinewidth=0.8,
-                    label=f"{strategy} ({tokens:.0f} output tokens/query)")
+        label = f"{strategy} ({tokens:.0f} output tokens/query)"
+        if repetitions is None:
+            err = np.nan_to_num(np.abs(np.vstack([qps - pts.queries_per_s_lo, pts.queries_per_s_hi - qps])))
+            ax.errorbar(pts.batch_size, qps, yerr=err, fmt="o", color=color, capsize=2, ms=5, elinewidth=0.8,
+                        label=label)
+        else:
+            ax.plot(pts.batch_size, qps, "D", color=color, ms=7, alpha=0.5, label=f"{label}: mean of repetitions")
+            _repetition_dots(ax, repetitions[repetitions.strategy == strategy], "batch_size", "queries_per_s", color)
         if isinstance(fit, fits.Unfitted):
             continue
         grid = np.geomspace(pts.batch_size.min(), pts.batch_size.max(), 100)
@@ -205,17 +224,75 @@ def throughput_vs_batch(points: pd.DataFrame, curves: dict, *, ax=None):
         if sat == sat:
             ax.axvline(sat, color=color, ls=":", lw=1, label=f"{strategy}: {fit.saturation:.0%} of ceiling at batch {sat:.3g}")
     ax.set_xscale("log", base=2)
+    if logy:
+        shown = np.concatenate([points.queries_per_s.to_numpy(float)]
+                               + ([repetitions.queries_per_s.to_numpy(float)] if repetitions is not None else []))
+        ax.set_yscale("log")
+        ax.set_ylim(0.5 * np.nanmin(shown[shown > 0]), 2 * np.nanmax(shown))   # a band below 0 is off the scale
     ax.set_xlabel("batch size (requests generated together)")
     ax.set_ylabel("throughput (queries/s)")
     over = ", ".join(sorted(set(points.ci_over)))
-    ax.set_title(f"Throughput vs batch size — {', '.join(sorted(set(points.model)))}\n"
-                 f"{_where(points)}, fixed output lengths; 95 % CIs across {over}", fontsize=10)
+    spread = (f"95 % CIs across {over}" if repetitions is None else
+              f"dots: each of {over} (hollow: the first), diamonds: their mean")
+    ax.set_title(_noted(f"Throughput vs batch size — {', '.join(sorted(set(points.model)))}\n"
+                        f"{_where(points)}, fixed output lengths; {spread}", note), fontsize=10)
     ax.legend(fontsize=8)
     return ax
 
 
-def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, example_run: str | None = None):
-    """Figure 3 shape: mean power ± std per model and strategy (left) and one run's power trace (right)."""
+def _repetition_dots(ax, reps: pd.DataFrame, x: str, y: str, color) -> None:
+    """Each repetition's value as a small dot, the first repetition of each run hollow."""
+    first = reps.repetition == reps.groupby("run_id").repetition.transform("min")
+    ax.plot(reps[x][first], reps[y][first], "o", mfc="none", color=color, ms=5, label="first repetition")
+    ax.plot(reps[x][~first], reps[y][~first], "o", color=color, ms=4, alpha=0.8, label="later repetitions")
+
+
+def energy_vs_length(points: pd.DataFrame, runs: pd.DataFrame, curves: dict | None = None, *, ax=None,
+                     repetitions: pd.DataFrame | None = None, note: str | None = None):
+    """Energy per query vs the maximum output length (Figure 4's energy axis), one line per model and
+    strategy: the mean over repetitions (``points`` from :func:`metrics.operating_points` by model,
+    strategy and max_new_tokens) with its 95 % CI, or, given ``repetitions``
+    (:func:`metrics.energy_by_repetition`), every repetition as a dot (hollow: the first); the fitted
+    curve of ``curves`` (:func:`fits.fit_by` by model and strategy) with its 95 % band."""
+    style()
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    configs = list(dict.fromkeys(zip(points.model, points.strategy)))
+    for (model, strategy), color in zip(configs, sns.color_palette(n_colors=len(configs))):
+        pts = points[(points.model == model) & (points.strategy == strategy)].sort_values("max_new_tokens")
+        x, e = pts.max_new_tokens.to_numpy(float), pts.energy_per_query_j.to_numpy(float)
+        if repetitions is None:
+            err = np.nan_to_num(np.abs(np.vstack([e - pts.energy_per_query_j_lo, pts.energy_per_query_j_hi - e])))
+            ax.errorbar(x, e, yerr=err, fmt="o", color=color, capsize=2, ms=5, elinewidth=0.8,
+                        label=f"{model} {strategy}")
+        else:
+            ax.plot(x, e, "D", color=color, ms=7, alpha=0.5, label=f"{model} {strategy}: mean of repetitions")
+            reps = repetitions[(repetitions.model == model) & (repetitions.strategy == strategy)]
+            first = reps.repetition == reps.repetition.min()
+            ax.plot(reps.max_new_tokens[first], reps.energy_per_query_j[first], "o", mfc="none", color=color, ms=5,
+                    label="first repetition")
+            ax.plot(reps.max_new_tokens[~first], reps.energy_per_query_j[~first], "o", color=color, ms=4,
+                    alpha=0.8, label="later repetitions")
+        fit = (curves or {}).get((model, strategy))
+        if fit is not None and not isinstance(fit, fits.Unfitted):
+            grid = np.linspace(x.min(), x.max(), 100)
+            lo, hi = fit.predict_ci(grid)
+            ax.plot(grid, fit.predict(grid), "-", color=color, lw=1.2, label=f"{fit.form} fit: {fit.formula}")
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
+    ax.set_xlabel("maximum output length (max_new_tokens)")
+    ax.set_ylabel(_energy_label(runs))
+    over = ", ".join(sorted(set(points.ci_over)))
+    spread = (f"95 % CIs across {over}" if repetitions is None else
+              f"dots: each of {over} (hollow: the first), diamonds: their mean")
+    ax.set_title(_noted(f"Energy per query vs maximum output length — {_where(runs)}\n{spread}", note),
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, example_run: str | None = None,
+                      *, labels: dict | None = None, note: str | None = None):
+    """Figure 3 shape: mean power ± std per model and strategy (left) and one run's power trace (right).
+    ``labels`` maps a strategy to its legend text; ``note`` (a reference's caption) heads the figure."""
     style()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
     df = summary.merge(runs[["run_id", "model", "strategy", "parameters"]], on="run_id").sort_values("parameters")
@@ -225,7 +302,7 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     for i, strategy in enumerate(order):
         g = df[df.strategy == strategy].set_index("model").reindex(models)
         xs = [m + (i - (len(order) - 1) / 2) * width for m in range(len(models))]
-        left.bar(xs, g.mean_power_w, width, yerr=g.std_power_w, capsize=3, label=strategy)
+        left.bar(xs, g.mean_power_w, width, yerr=g.std_power_w, capsize=3, label=(labels or {}).get(strategy, strategy))
     left.set_xticks(range(len(models)), models, fontsize=8)
     meter = metrics.meter_label(runs)
     left.set_ylabel("mean power (W) ± std of samples")
@@ -237,6 +314,8 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     right.plot(trace.t - trace.t.min(), trace.power_w, lw=0.8)
     right.set_xlabel("time in run (s)")
     right.set_ylabel("power (W)")
-    right.set_title(f"Trace: {info.model}, {info.strategy} ({meter})", fontsize=10)
+    right.set_title(f"Trace: {info.model}, {(labels or {}).get(info.strategy, info.strategy)} ({meter})", fontsize=10)
+    if note:
+        fig.suptitle(_noted("", note).strip(), fontsize=10, fontweight="bold")
     fig.tight_layout()
     return fig

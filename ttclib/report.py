@@ -284,3 +284,131 @@ def difficulty(points: pd.DataFrame, routing, runs: pd.DataFrame, p: float, leve
     if routing.savings(1.0) > 0 and routing.oracle_accuracy >= routing.max_accuracy:
         return text + f"{claim} held here."
     return text + f"{claim} did not hold here: {'no cheaper configuration matched the fallback' if routing.savings(1.0) <= 0 else 'routing lost accuracy'}."
+
+
+# --- GPU reference runs (ttclib.reference): what they show, never a verdict -------------------
+# These describe hardware-only runs (random weights, fixed output lengths) measured beside the
+# section's own; they state numbers and the paper's for context, and decide no claim.
+
+WARMUP_SLOWDOWN = 1.5   # a first repetition this much slower than the later ones is called a warm-up
+
+
+def _gpu_where(runs: pd.DataFrame) -> str:
+    """'GPU reference on NVIDIA H200 (meter: nvml (energy_counter); power: NVML instant power field)'."""
+    devices = sorted(set(runs.measured_devices.dropna())) if "measured_devices" in runs else []
+    source = metrics.power_source_label(runs)
+    return (f"GPU reference on {', '.join(devices) or metrics.hardware_label(runs)} ({metrics.meter_label(runs)}"
+            f"{'; power: ' + source if source else ''}; hardware only, not a verdict)")
+
+
+def _warmup(first: pd.DataFrame, runs: pd.DataFrame,
+            effect: str = "which lowers those runs' mean throughput and raises their mean energy per query") -> str:
+    """Which runs' first repetition was a warm-up, and what it does to their means."""
+    f = first.merge(runs[["run_id", "strategy", "max_new_tokens", "batch_size", "repetitions"]], on="run_id")
+    slow = f[f.slowdown >= WARMUP_SLOWDOWN].sort_values("slowdown", ascending=False)
+    if slow.empty:
+        return (f"No run's first repetition took {WARMUP_SLOWDOWN}× its later ones' time or more "
+                f"(at most {f.slowdown.max():.2f}×). ")
+    which = "; ".join(f"{r.strategy} {r.max_new_tokens} tokens at batch {r.batch_size}: {r.slowdown:.1f}×"
+                      for r in slow.itertuples())
+    reps = ", ".join(map(str, sorted(set(f.repetitions))))
+    return (f"Warm-up: in {len(slow)} of {len(f)} runs the first repetition took {WARMUP_SLOWDOWN}× the later ones' "
+            f"time or more ({which}), {effect}; "
+            f"with {reps} repetitions per run the 95 % CIs are wide. ")
+
+
+def gpu_power(summary: pd.DataFrame, runs: pd.DataFrame, first: pd.DataFrame) -> str:
+    """Mean power of each strategy shape on the GPU, relative to Base where there is one."""
+    df = summary.drop(columns="samples").merge(
+        runs[["run_id", "strategy", "max_new_tokens", "samples", "batch_size", "idle_power_w"]], on="run_id")
+    order = ["base", "mv", "cot", "rt"]
+    df = df.assign(_o=[order.index(s) if s in order else len(order) for s in df.strategy]).sort_values("_o")
+    base = df[df.strategy == "base"].mean_power_w
+    parts = []
+    for r in df.itertuples():
+        samples = int(r.samples) if r.samples == r.samples and r.samples else 1
+        shape = f"{samples} × {r.max_new_tokens}" if samples > 1 else f"{r.max_new_tokens}"
+        change = (f", {100 * (r.mean_power_w / base.iloc[0] - 1):+.1f} % vs base"
+                  if len(base) == 1 and r.strategy != "base" else "")
+        parts.append(f"{r.strategy.upper()} ({shape} output tokens) {r.mean_power_w:.0f} W ± "
+                     f"{r.std_power_w:.0f}{change}")
+    batches = ", ".join(map(str, sorted(set(df.batch_size))))
+    return (f"{_gpu_where(runs)}: at batch {batches}, mean sampled power was " + "; ".join(parts)
+            + f", against an idle baseline of {df.idle_power_w.mean():.0f} W. "
+            + _warmup(first, runs, "so those runs' mean power mixes the warm-up with the steady state")
+            + f"For context, the paper (A100, SGLang, real models): MV about +{PAPER_POWER['mv_vs_base_pct']:.0f} % "
+              f"over Base, RT slightly below.")
+
+
+def gpu_length(table: pd.DataFrame, curves: dict, runs: pd.DataFrame, first: pd.DataFrame,
+               repetitions: pd.DataFrame | None = None) -> str:
+    """How energy per query grows with the maximum output length on the GPU, and the fitted form;
+    with ``repetitions`` (:func:`metrics.energy_by_repetition`), also over the later repetitions alone."""
+    from . import fits
+
+    parts = []
+    for (model, strategy), g in table.groupby(["model", "strategy"], sort=False):
+        g = g.sort_values("max_new_tokens")
+        lo, hi = g.iloc[0], g.iloc[-1]
+        text = (f"{strategy} with fixed output lengths: energy per query rose "
+                f"{hi.energy_per_query_j / lo.energy_per_query_j:.1f}× from {lo.energy_per_query_j:.1f} J at "
+                f"{lo.max_new_tokens} tokens to {hi.energy_per_query_j:.0f} J at {hi.max_new_tokens} "
+                f"({hi.max_new_tokens / lo.max_new_tokens:.0f}× the length")
+        if repetitions is not None:
+            r = repetitions[(repetitions.model == model) & (repetitions.strategy == strategy)]
+            r = r[r.repetition > r.repetition.min()].groupby("max_new_tokens").energy_per_query_j.mean()
+            if lo.max_new_tokens in r and hi.max_new_tokens in r:
+                a, b = r[lo.max_new_tokens], r[hi.max_new_tokens]
+                text += f"; {b / a:.1f}× over the later repetitions alone: {a:.1f} → {b:.0f} J"
+        text += (f"), and energy per output token from {lo.energy_per_token_j:.2f} J to "
+                 f"{hi.energy_per_token_j:.2f} J")
+        fit = curves.get((model, strategy))
+        if fit is not None and not isinstance(fit, fits.Unfitted):
+            text += f"; {fit.form} fits best by BIC ({fit.formula}, J and tokens; R² = {fit.r2:.3f}, n = {fit.n})"
+        elif fit is not None:
+            text += f"; no fit ({fit.reason})"
+        parts.append(text)
+    return f"{_gpu_where(runs)}: " + "; ".join(parts) + ". " + _warmup(first, runs).rstrip()
+
+
+def gpu_throughput(table: pd.DataFrame, curves: dict, runs: pd.DataFrame, first: pd.DataFrame,
+                   repetitions: pd.DataFrame) -> str:
+    """How throughput and energy per token change with batch size on the GPU, and whether a ceiling shows."""
+    later = repetitions.merge(first[["run_id"]], on="run_id")
+    later = later[later.repetition > later.groupby("run_id").repetition.transform("min")]
+    parts = []
+    for strategy, g in table.groupby("strategy", sort=False):
+        g = g.sort_values("batch_size")
+        lo, hi = g.iloc[0], g.iloc[-1]
+        text = (f"{strategy} with {lo.completion_tokens_per_query:.0f} output tokens per query: throughput rose "
+                f"{hi.queries_per_s / lo.queries_per_s:.0f}× from {lo.queries_per_s:.2f} queries/s at batch "
+                f"{lo.batch_size} to {hi.queries_per_s:.1f} at batch {hi.batch_size}")
+        warm = later[later.strategy == strategy].groupby("batch_size").queries_per_s.mean()
+        if lo.batch_size in warm and hi.batch_size in warm:
+            text += (f" ({warm[hi.batch_size] / warm[lo.batch_size]:.0f}× over the later repetitions alone: "
+                     f"{warm[lo.batch_size]:.2f} → {warm[hi.batch_size]:.1f})")
+        text += (f", and energy per output token fell from {lo.energy_per_token_j:.2f} J to "
+                 f"{hi.energy_per_token_j:.3f} J ({lo.energy_per_token_j / hi.energy_per_token_j:.0f}× less)")
+        fit = curves.get(strategy)
+        sat = getattr(fit, "ceiling", float("nan"))
+        if sat == sat:
+            c_lo, c_hi = fit.saturation_ci
+            text += (f"; the fitted {fit.form} curve reaches {fit.saturation:.0%} of its ceiling at batch {sat:.3g} "
+                     f"(95 % CI {c_lo:.3g}–{c_hi:.3g})")
+        elif fit is not None and hasattr(fit, "candidates"):
+            c = fit.candidates.set_index("form")
+            saturating = c.loc[[f for f in ("michaelis_menten", "exp_saturation") if f in c.index]]
+            saturating = saturating[saturating.converged]
+            if fit.form in ("michaelis_menten", "exp_saturation"):
+                text += (f"; the fitted {fit.form} ceiling lies beyond twice the largest batch: "
+                         f"no ceiling within batch {hi.batch_size}")
+            elif len(saturating):
+                text += (f"; the saturating forms fit no better than the {fit.form} form (ΔBIC "
+                         f"{saturating.delta_bic.min():.1f} by BIC): the runs show no ceiling within batch "
+                         f"{hi.batch_size}")
+            else:
+                text += f"; {fit.form} fits best and no saturating form converged"
+        parts.append(text)
+    return (f"{_gpu_where(runs)}: " + "; ".join(parts) + ". " + _warmup(first, runs)
+            + f"For context, the paper (32B, A100, SGLang): throughput grows with batch size, and RT on "
+              f"LiveCodeBench saturates near batch {PAPER_BATCH['saturation_batch']}.")

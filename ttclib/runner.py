@@ -344,11 +344,10 @@ def select_meter(spec: RunSpec, backend: Backend) -> energy.Meter:
 
 
 def _check_meter_sees_backend(meter: energy.Meter, backend: Backend) -> None:
-    server = getattr(backend, "server", None)
-    if meter.name == "estimate" and server is not None and not server.launched:
+    if meter.name == "estimate" and backend.external is not None:
         raise ValueError(f"the estimate meter counts the CPU time of this process and its children; the attached "
-                         f"server at {server.url} is neither, so its energy would be missed. Use meter: nvml or "
-                         f"rapl, or let ttc-energy launch the server (no server.url)")
+                         f"server at {backend.external} is neither, so its energy would be missed. Use meter: nvml "
+                         f"or rapl, or let ttc-energy launch the server (no server.url)")
 
 
 def _size(path) -> int:

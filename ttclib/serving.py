@@ -74,6 +74,7 @@ class Backend(Protocol):
     chat: bool                        # chat-tuned: prompts go through the chat template
     batch_size: int                   # sequences at once; a run sets it before generating
     log_path: Path | None             # the serving process's log; None for in-process generation
+    external: str | None              # where work runs outside this process tree (an attached server's URL)
 
     def stream(self, requests: Sequence[Request]) -> Iterator[Completion]:
         """Yield completions as they finish (order not guaranteed)."""
@@ -128,6 +129,7 @@ class TransformersBackend:
     """
 
     log_path = None                   # no server: nothing logs
+    external = None                   # everything runs in this process
 
     def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: int = 16, threads: int | None = None, seed: int = 0):
@@ -288,6 +290,10 @@ class SGLangBackend:
     @property
     def log_path(self):
         return self.server.log_path
+
+    @property
+    def external(self) -> str | None:
+        return None if self.server.launched else self.server.url
 
     @property
     def batch_size(self) -> int:

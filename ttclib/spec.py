@@ -28,11 +28,9 @@ SPEC_VERSION = 4   # 4: per-query energy attributed over all windows (measuremen
 
 def _known_meter() -> tuple[str, ...]:
     """The meter names a spec accepts: ``auto`` and every meter :mod:`ttclib.energy` registers."""
-    try:
-        from .energy import METERS
-    except ImportError:  # ttclib.energy without a registry
-        return ("auto", "nvml", "rapl", "estimate")
-    return ("auto", *METERS)
+    from .energy import METERS
+
+    return ("auto", *sorted(METERS, key=lambda name: METERS[name].priority))
 
 
 def _one_of(names: Callable[[], tuple[str, ...]]):

@@ -140,15 +140,16 @@ def attribute_windows(
     shares, overhead = np.zeros(len(iv)), 0.0
     t = trace["t"].to_numpy(float) if len(trace) else np.zeros(0)
     p = trace["power_w"].to_numpy(float) if len(trace) else np.zeros(0)
+    order = np.argsort(t, kind="stable")
+    t, p = t[order], p[order]
     for w in windows:
         a, b, e = w.start_s, w.end_s, getattr(w, energy)
         act = _active(starts, ends, a, b)
         if not act.any():
             overhead += e
             continue
-        near = (t >= a - 1.0) & (t <= b + 1.0)   # samples just outside the window shape its edges
-        clipped = np.clip(iv[act], a, b)
-        shares[act] += attribute_energy(e, t[near], p[near], clipped)
+        near = slice(np.searchsorted(t, a - 1.0), np.searchsorted(t, b + 1.0, "right"))  # edges shaped by neighbours
+        shares[act] += attribute_energy(e, t[near], p[near], np.clip(iv[act], a, b))
     if overhead and len(iv):
         shares += overhead * (shares / shares.sum() if shares.sum() > 0 else np.full(len(iv), 1 / len(iv)))
     return shares, overhead

@@ -6,11 +6,9 @@ The last-resort meter, registered as ``estimate`` and labelled as such everywher
 from __future__ import annotations
 
 import os
-import platform
 import re
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from .measurement import NAN

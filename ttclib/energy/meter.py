@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .measurement import COUNTER_ERROR, NAN, SHORT_WINDOW, Measurement, json_clean
+from .measurement import COUNTER_ERROR, SHORT_WINDOW, Measurement, json_clean
 from .trace import Trace
 
 log = logging.getLogger("ttclib.energy")

@@ -1,0 +1,274 @@
+#!/usr/bin/env python
+"""One prepared GPU check for a short, network-less GPU window (`make gpu-check`).
+
+Steps (``--steps`` picks some; each timed and in its own try/except: a failure is written into the
+summary with its exact error and the next step runs; the summary is rewritten after every step):
+  meter    scripts/nvml_check.py's steps a-f (NVML support, update periods, averaged vs instant power,
+           idle, loaded window vs Zeus, clock locking), in this process -> <out>/nvml_check.json
+  runs     params/gpu_check.yaml's profile (default: ten hardware-only runs, random Qwen2.5-7B on CUDA,
+           NVML) through ttclib.runner.run_plan -> its runs_dir; cached runs are reused, so a cut-off
+           window resumes (--runs-dir elsewhere to measure afresh)
+  collect  <out>/gpu_check.json: GPU, driver, runtime (Firecracker/gVisor), the meter facts, one line per
+           run (energy, J/token, steady-state J/token, flags); with $OUT set, copies of both JSONs and
+           the runs as one $OUT/gpu_runs.tar.gz (unpack with tar xzf gpu_runs.tar.gz -C <out>)
+The exit code is 0 only if every selected step is ok.
+
+Device command (after ``make gpu-wheels`` here; carry ``.whl``; about 5 minutes, see --dry-run):
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \\
+      && export PYTHONPATH=/tmp/site:$PWD && python3 scripts/gpu_check.py
+
+(``make gpu-check PY=python3`` does the last part.) ``.whl/`` holds the wheels the GPU machine lacks
+(scripts/gpu_wheels.py, its record scripts/gpu_wheels.txt) and the tokenizer random-weight models borrow.
+
+``--fake`` runs it all on the CPU: tests/fake_pynvml.py as ``pynvml`` (one "hopper" GPU), the ``smoke``
+profile (tiny model, ``meter: nvml``), results under outputs/smoke/gpu. Any option not listed below
+goes to scripts/nvml_check.py (its --help), e.g. ``--seconds 12`` or the short timings the tests use.
+
+Examples:
+    python scripts/gpu_check.py --dry-run
+    python scripts/gpu_check.py --fake --fake-clock-error no_permission --fake-no-energy-counter
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import nvml_check as nc  # noqa: E402 - its helpers (Report, install_fake, borrow_tokenizer, summarize_run)
+
+PARAMS = ROOT / "params" / "gpu_check.yaml"
+STEPS = {
+    "meter": "meter facts: scripts/nvml_check.py steps a-f",
+    "runs": "reference runs of params/gpu_check.yaml",
+    "collect": "summary gpu_check.json (+ $OUT copies, gpu_runs.tar.gz)",
+}
+# Step times measured on the lent H200 (Firecracker, driver 580.159.04) on 2026-11-28:
+#  meter  nvml_check a-f: 49.8 s from its start to the clock reset (outputs/gpu/nvml_check.log)
+#  runs   the ten default runs: 196 s from the first run's start to the last run's end (run.json
+#         started/finished in outputs/gpu/runs; outputs/gpu/gpu_runs.log); plus loading random
+#         Qwen2.5-7B once: load_s 1.3 s in run.json, and importing transformers and making the CUDA
+#         context, about 4 s in nvml_check.log (step c): 10 s allowed
+#  collect  not measured there: the tar of outputs/gpu/runs (0.5 MB) takes well under a second here
+GPU_SECONDS = {"meter": 50.0, "runs": 196.0 + 10.0, "collect": 2.0}
+# --fake on the 2-core CPU box of this project (2026-11-28): the smoke profile's four tiny runs took
+# 17.3 s, imports and model load included
+FAKE_RUNS_SECONDS = 17.0
+
+
+def runtime(release: str, proc_version: str) -> str:
+    """The VM or sandbox the machine runs in, from ``uname -r`` and /proc/version."""
+    if "-fc-" in release or "firecracker" in proc_version.lower():
+        return "firecracker"
+    if release.startswith("4.4.0") and "2016" in proc_version:  # gVisor reports a fixed 4.4.0 of 2016
+        return "gvisor"
+    return "unknown (neither Firecracker nor gVisor)"
+
+
+def runtime_facts() -> dict:
+    proc = Path("/proc/version")
+    version = proc.read_text().strip() if proc.is_file() else ""
+    return {"runtime": runtime(platform.release(), version), "kernel": platform.release(), "proc_version": version}
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+def load_plan(a: argparse.Namespace):
+    from ttclib.params import load_params
+
+    plan = load_params(PARAMS, a.profile)
+    if a.runs_dir is not None:
+        plan.runs_dir = a.runs_dir.resolve()
+    return plan
+
+
+def cached_count(a: argparse.Namespace) -> str:
+    try:
+        from ttclib.rundir import is_complete
+
+        plan = load_plan(a)
+    except Exception as err:  # noqa: BLE001 - the plan prints without it
+        return f"runs not counted: {nc.err_text(err)}"
+    done = sum(is_complete(s, plan.runs_dir) for s in plan.specs)
+    reuse = ": reused, not measured again (--runs-dir elsewhere to measure afresh)" if done else ""
+    return f"{len(plan.specs)} runs, {done} of them cached in {plan.runs_dir}{reuse}"
+
+
+def estimates(a: argparse.Namespace) -> dict[str, float]:
+    if not a.fake:
+        return GPU_SECONDS
+    return {**GPU_SECONDS, "meter": sum(r["estimate_s"] for r in nc.plan(a.nvml)), "runs": FAKE_RUNS_SECONDS}
+
+
+def plan_rows(a: argparse.Namespace) -> list[dict]:
+    est = estimates(a)
+    what = {**STEPS, "runs": f"{STEPS['runs']} [{a.profile}]"}
+    return [{"step": s, "what": what[s], "estimate_s": est[s]} for s in a.steps]
+
+
+def print_plan(a: argparse.Namespace, rows: list[dict]) -> None:
+    nc.print_plan(rows)
+    if "runs" in a.steps:
+        print(f"  runs: {cached_count(a)}", flush=True)
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+def step_meter(a: argparse.Namespace, fake_gpus: list | None) -> dict:
+    report = nc.check(a.nvml, fake_gpus, nc.plan(a.nvml))
+    data = report.data
+    failed = {k: v.get("error", v["status"]) for k, v in data["steps"].items() if v["status"] in ("error", "interrupted")}
+    if "error" in data or failed:
+        raise RuntimeError(data.get("error") or "nvml_check steps failed: "
+                           + "; ".join(f"{k}: {e}" for k, e in failed.items()))
+    return {"nvml_check": str(report.path), "statuses": data["summary"]["statuses"]}
+
+
+def step_runs(a: argparse.Namespace) -> dict:
+    from ttclib.rundir import is_complete
+    from ttclib.runner import run_plan
+
+    plan = load_plan(a)
+    tokenizer = nc.borrow_tokenizer(a.nvml.tokenizer)
+    cached = [s.run_id for s in plan.specs if is_complete(s, plan.runs_dir)]
+    nc.log(f"  {len(plan.specs)} runs -> {plan.runs_dir} ({len(cached)} cached); {tokenizer}")
+    dirs = run_plan(plan, progress=False)
+    return {"params": str(PARAMS.relative_to(ROOT)), "profile": a.profile, "runs_dir": str(plan.runs_dir),
+            "tokenizer": tokenizer, "run_dirs": [str(d) for d in dirs], "cached": cached,
+            "measured": [s.run_id for s in plan.specs if s.run_id not in cached]}
+
+
+def run_line(run: Path) -> dict:
+    """One reference run in a line: what it ran and what it cost."""
+    info = json.loads((run / "run.json").read_text())
+    s, spec = nc.summarize_run(run), info["spec"]
+    return {"run_id": info["run_id"], "strategy": spec["strategy"], "samples": info["strategy"].get("samples"),
+            "max_new_tokens": spec["max_new_tokens"], "batch_size": spec["batch_size"],
+            "repetitions": spec["repetitions"], "energy_j": info["energy_j"], "net_energy_j": info.get("net_energy_j"),
+            "j_per_token": info.get("energy_per_output_token_j"),
+            "steady_j_per_token": (info.get("steady_state") or {}).get("j_per_token"),
+            "completion_tokens": info.get("completion_tokens"), "measured_s": info.get("measured_s"),
+            "flags": info.get("flags"), "meter": s["meter"], "methods": sorted({d["method"] for d in s["devices"]}),
+            "power_source": sorted({d["power_source"] for d in s["devices"]}),
+            "queries_sum_over_energy_j": s["queries_sum_over_energy_j"]}
+
+
+def gpu_facts() -> dict:
+    """GPUs and driver as NVML reports them (each call's error recorded instead)."""
+    try:
+        import pynvml as nv
+
+        nv.nvmlInit()
+    except Exception as err:  # noqa: BLE001 - the run table is collected without them
+        return {"nvml_error": nc.err_text(err)}
+    try:
+        handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(nv.nvmlDeviceGetCount())]
+        return {"gpus": [nc.call(nv.nvmlDeviceGetName, h).get("value") for h in handles],
+                "driver": nc.call(nv.nvmlSystemGetDriverVersion).get("value"),
+                "cuda_driver": nc.call(getattr(nv, "nvmlSystemGetCudaDriverVersion", None)).get("value"),
+                "pynvml": nc.pynvml_version(nv)}
+    finally:
+        nv.nvmlShutdown()
+
+
+def copy_out(out: Path, runs_dir: Path | None) -> list[str]:
+    """Into $OUT: nvml_check.json and one tar.gz of the runs (gpu_check.json goes there on every save)."""
+    dest = Path(os.environ["OUT"])
+    dest.mkdir(parents=True, exist_ok=True)
+    files = []
+    if (out / "nvml_check.json").is_file():
+        files.append(shutil.copy(out / "nvml_check.json", dest / "nvml_check.json"))
+    if runs_dir is not None and runs_dir.is_dir():
+        with tarfile.open(dest / "gpu_runs.tar.gz", "w:gz") as tar:
+            tar.add(runs_dir, arcname=runs_dir.name)
+        files.append(str(dest / "gpu_runs.tar.gz"))
+    return [str(f) for f in files] + [str(dest / "gpu_check.json")]
+
+
+def step_collect(a: argparse.Namespace, report: nc.Report) -> dict:
+    data = report.data
+    data["machine"] = {**data["machine"], **gpu_facts()}
+    meter_json = a.out / "nvml_check.json"
+    data["meter_facts"] = json.loads(meter_json.read_text()).get("summary") if meter_json.is_file() else None
+    runs = data["steps"].get("runs", {}).get("run_dirs")
+    runs_dir = Path(data["steps"]["runs"]["runs_dir"]) if runs else None
+    data["runs"] = [run_line(Path(d)) for d in runs or []]
+    for r in data["runs"]:
+        nc.log(f"  {r['run_id']} {r['strategy']:4s} max_new_tokens={r['max_new_tokens']:<4} batch={r['batch_size']:<3} "
+               f"{r['energy_j']:9.1f} J  {r['j_per_token'] or float('nan'):.4f} J/token  {r['methods']} {r['flags']}")
+    return {"runs": len(data["runs"]), "out_files": copy_out(a.out, runs_dir) if os.environ.get("OUT") else []}
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = ap.add_argument
+    add("--steps", default=",".join(STEPS), help=f"comma-separated steps (default all): {', '.join(STEPS)}")
+    add("--out", type=Path, help="folder of gpu_check.json and nvml_check.json "
+                                 "(default outputs/gpu; outputs/smoke/gpu with --fake)")
+    add("--profile", help="profile of params/gpu_check.yaml (default: default; smoke with --fake)")
+    add("--runs-dir", type=Path, help="where the runs go (default: the profile's runs_dir)")
+    add("--fake", action="store_true", help="on the CPU: tests/fake_pynvml.py as pynvml, the smoke profile")
+    add("--fake-clock-error", choices=sorted(nc.FAKE_CLOCK_ERRORS), default="none",
+        help="with --fake: the error clock locking raises (default none)")
+    add("--fake-no-energy-counter", action="store_true",
+        help="with --fake: the GPU has no energy counter (NotSupported): the meter integrates power")
+    add("--dry-run", action="store_true", help="print the plan with estimated seconds and exit")
+    a, rest = ap.parse_known_args(argv)
+    a.steps = [s.strip() for s in a.steps.split(",") if s.strip()]
+    if set(a.steps) - set(STEPS):
+        ap.error(f"unknown steps {sorted(set(a.steps) - set(STEPS))}; choose from {list(STEPS)}")
+    a.steps = [s for s in STEPS if s in a.steps]
+    a.out = a.out or ROOT / ("outputs/smoke/gpu" if a.fake else "outputs/gpu")
+    a.profile = a.profile or ("smoke" if a.fake else "default")
+    fake = ["--fake", "--fake-clock-error", a.fake_clock_error] if a.fake else []
+    a.nvml = nc.parse_args([*rest, *fake, *(["--fake-no-energy-counter"] if a.fake_no_energy_counter else []),
+                            "--out", str(a.out)])
+    return a
+
+
+def run_steps(a: argparse.Namespace, report: nc.Report) -> None:
+    fake_gpus = nc.install_fake(a.nvml) if a.fake else None
+    fns = {"meter": lambda: step_meter(a, fake_gpus), "runs": lambda: step_runs(a),
+           "collect": lambda: step_collect(a, report)}
+    for name in a.steps:
+        with report.step(name) as rec:
+            rec.update(fns[name]())
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    rows = plan_rows(a)
+    print_plan(a, rows)
+    if a.dry_run:
+        return 0
+    report = nc.Report(a.out, {"script": "scripts/gpu_check.py", "argv": sys.argv[1:], "fake": a.fake,
+                               "started": time.time(), "plan": rows, "profile": a.profile,
+                               "machine": {"host": platform.node(), "python": sys.version.split()[0],
+                                           **runtime_facts()}},
+                       name="gpu_check.json", steps=STEPS)
+    try:
+        run_steps(a, report)
+    finally:
+        report.data["finished"] = time.time()
+        report.save()
+    statuses = {k: v["status"] for k, v in report.data["steps"].items()}
+    nc.log(f"wrote {report.path}: {statuses}" + (" (and to $OUT)" if os.environ.get("OUT") else ""))
+    return 0 if set(statuses.values()) == {"ok"} and len(statuses) == len(a.steps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""scripts/gpu_check.py (plan, fake end to end, failures recorded) and scripts/gpu_wheels.py (the set logic)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from test_nvml_check import FAST  # nvml_check's short timings (about 10 s for steps a-f)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "gpu_check.py"
+NO_PERMISSION = "NVMLError_NoPermission: Insufficient Permissions"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def gpu_check(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    env = {**os.environ, "OUT": str(tmp_path / "OUT")}
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    summary = tmp_path / "out" / "gpu_check.json"
+    return proc, json.loads(summary.read_text()) if summary.is_file() else None
+
+
+# --- gpu_check -----------------------------------------------------------------------------
+
+
+def test_dry_run_prints_every_step_and_a_total(tmp_path):
+    proc, summary = gpu_check(tmp_path, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    for step, seconds in (("meter", 50.0), ("runs", 206.0), ("collect", 2.0), ("total", 258)):
+        assert re.search(rf"^ +{step} +~ *{seconds} s", proc.stdout, re.M), proc.stdout
+    assert "10 runs" in proc.stdout and summary is None  # nothing run, nothing written
+
+
+def test_fake_end_to_end(tmp_path):
+    """Clock locking refused and no energy counter: every step ok, the runs measured by integrated power."""
+    proc, s = gpu_check(tmp_path, *FAST, "--fake-clock-error", "no_permission", "--fake-no-energy-counter",
+                        "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {k: v["status"] for k, v in s["steps"].items()} == {"meter": "ok", "runs": "ok", "collect": "ok"}
+    assert s["profile"] == "smoke" and s["machine"]["gpus"] == ["NVIDIA H100 80GB HBM3"] and s["machine"]["driver"]
+    facts = s["meter_facts"]
+    assert facts["clock_lock"] == NO_PERMISSION and facts["energy_counter"] == {"gpu0": False}
+    assert set(facts["statuses"].values()) == {"ok"} and facts["counter_update_period_s"] is None
+    assert len(s["runs"]) == 4 == len(s["steps"]["runs"]["measured"])
+    for r in s["runs"]:
+        assert r["meter"] == "nvml" and r["methods"] == ["power_integration"] and r["energy_j"] > 0
+        queries = pd.read_parquet(tmp_path / "runs" / r["run_id"] / "queries.parquet")
+        assert queries.energy_j.sum() == pytest.approx(r["energy_j"], rel=1e-9)
+        assert r["j_per_token"] == pytest.approx(r["energy_j"] / r["completion_tokens"])
+    out = tmp_path / "OUT"
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_runs.tar.gz", "nvml_check.json"]
+    assert json.loads((out / "gpu_check.json").read_text()) == s
+    with tarfile.open(out / "gpu_runs.tar.gz") as tar:
+        assert {f"runs/{r['run_id']}/run.json" for r in s["runs"]} <= set(tar.getnames())
+
+
+def test_a_failing_step_is_recorded_and_the_next_runs(tmp_path):
+    proc, s = gpu_check(tmp_path, "--fake", "--steps", "runs,collect", "--profile", "nope")
+    assert proc.returncode == 1
+    assert s["steps"]["runs"]["status"] == "error" and "no such profile" in s["steps"]["runs"]["error"]
+    assert s["steps"]["collect"]["status"] == "ok" and s["runs"] == []
+
+
+def test_runtime():
+    gc = load_script("gpu_check")
+    assert gc.runtime("6.18.44-fc-v657-gpu", "Linux version 6.18.44-fc-v657-gpu") == "firecracker"
+    assert gc.runtime("4.4.0", "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016") == "gvisor"
+    assert gc.runtime("6.8.0-45-generic", "Linux version 6.8.0-45-generic").startswith("unknown")
+
+
+# --- gpu_wheels: the set, without network -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gw():
+    return load_script("gpu_wheels")
+
+
+# A fake index: name -> version -> Requires-Dist
+INDEX = {
+    "app": {"1.0": ["lib>=2,<2.5", "shared", "typed>=4.1", "tool[cli]", "dev-only; extra == 'dev'",
+                    "old-py; python_version < '3.10'", "gpu-vendor"], "2.0": []},
+    "lib": {"1.0": [], "2.0": [], "2.5": ["shared"]},
+    "tool": {"3.0": ["cli-helper; extra == 'cli'", "lib<2.5"]},
+    "shared": {"1.0": []},
+    "cli-helper": {"0.1": []},
+    "typed": {"4.0": [], "4.2": []},
+}
+
+
+def fake_fetch(gw, pins):
+    def fetch(need):
+        version = pins.get(need.name) or str(max(Version(v) for v in INDEX[need.name] if v in need.spec))
+        return gw.Wheel(need.name, version, need.why, INDEX[need.name][version], size=1000)
+    return fetch
+
+
+def test_machine_list(gw, tmp_path):
+    (tmp_path / "m.txt").write_text("# header\nShared\nlib==1.0   # run.json\ntyping_Extensions\n\n")
+    assert gw.read_machine_list(tmp_path / "m.txt") == {"shared": None, "lib": "1.0", "typing-extensions": None}
+
+
+def test_wheel_set(gw, tmp_path):
+    (tmp_path / "m.txt").write_text("shared\nlib==1.0\ntyped\n")
+    machine = gw.read_machine_list(tmp_path / "m.txt")
+    needs = [gw.Need("app", SpecifierSet(), "imported in x.py")]
+    ws = gw.resolve(needs, machine, fake_fetch(gw, {"app": "1.0"}), excluded={"gpu-vendor": "AMD only"},
+                    carry_anyway={})
+    # lib: the machine's 1.0 fails >=2, so carried (tool's lib<2.5 is met); cli-helper through tool[cli]
+    assert {n: w.version for n, w in ws.wheels.items()} == {"app": "1.0", "lib": "2.0", "tool": "3.0",
+                                                            "cli-helper": "0.1"}
+    assert set(ws.on_machine) == {"shared", "typed"} and set(ws.excluded) == {"gpu-vendor"}
+    assert ws.wheels["lib"].why == "app 1.0 requires lib<2.5,>=2" and ws.size == 4000
+    assert [n.split(":")[0] for n in ws.notices] == ["typed"]  # unknown version, lower bound: said, not carried
+    forced = gw.resolve(needs, machine, fake_fetch(gw, {"app": "1.0"}), excluded={"gpu-vendor": ""},
+                        carry_anyway={"typed": "too old there"})
+    assert forced.wheels["typed"].version == "4.2" and "typed" not in forced.on_machine
+
+
+def test_wheel_set_conflict(gw):
+    needs = [gw.Need("lib", SpecifierSet("==2.5"), "root"), gw.Need("tool", SpecifierSet(), "root")]
+    with pytest.raises(ValueError, match="tool 3.0 requires lib<2.5"):
+        gw.resolve(needs, {}, fake_fetch(gw, {}), excluded={}, carry_anyway={})
+
+
+def test_imports_split_module_level_and_lazy(gw, tmp_path):
+    (tmp_path / "m.py").write_text("import numpy as np\nfrom typing import TYPE_CHECKING\ntry:\n    import yaml\n"
+                                   "except ImportError:\n    pass\nif TYPE_CHECKING:\n    import pandas\n"
+                                   "def f():\n    import torch\n    from zeus.monitor import ZeusMonitor\n"
+                                   "from . import local\n")
+    assert gw.imports(tmp_path / "m.py") == ({"numpy", "typing", "yaml"}, {"torch", "zeus"})
+
+
+def test_roots_of_this_tree(gw):
+    """Offline: what the scanned files import and the machine lacks is decided, and carried as expected."""
+    machine = gw.read_machine_list(gw.MACHINE_LIST)
+    imported = gw.imported_distributions(sorted(p for g in gw.SCANNED for p in ROOT.glob(g)))
+    assert gw.undecided(imported, machine) == []
+    carried = {n.name for n in gw.root_needs(imported, gw.project_pins())
+               if n.name not in machine and n.name not in gw.EXCLUDED}
+    assert carried == {"pydantic", "pydantic-core", "math-verify", "zeus-ml"}

@@ -1,0 +1,267 @@
+"""Hardware-only GPU reference runs, shown beside a section's own results and never mixed into them.
+
+``params/gpu_check.yaml`` measures a few runs on a GPU with a random-weight model and fixed output
+lengths: the strategy shapes of Figure 3, energy vs maximum length (Figure 4) and throughput vs batch
+size (Figure 7). Its runs live in its ``runs_dir`` (``outputs/gpu/runs``). A section notebook asks
+:func:`gpu_reference` for the runs that fit its figure and hands them to :func:`show`, which prints
+their own caption, table, fits and sentence and draws their own figure; without the folder
+:func:`gpu_reference` returns None and :func:`show` does nothing, so the notebook runs unchanged.
+
+Runs are assigned to sections by their specs alone (no run ids, no hand-made lists):
+
+- ``batch``: runs that differ only in ``batch_size`` (same model, strategy, output length, samples
+  and prompt budget), at least :data:`MIN_SWEEP` batch sizes;
+- ``length``: runs that differ only in ``max_new_tokens`` (same model, strategy, batch size, samples
+  and prompt budget: a CoT prompt states its budget, which defaults to ``max_new_tokens``), at least
+  :data:`MIN_SWEEP` lengths;
+- ``power``: the strategy shapes: every run outside the batch sweeps and, of each length sweep, only its
+  longest run; of the (model, batch size) groups holding two or more strategies, the one with the
+  most strategies (then the largest batch), one run per strategy (its longest output).
+
+Every label comes from ``run.json`` through the runs table: the measured GPU, the model and whether
+its weights are random, the backend, the meter with its method and power source.
+
+>>> select(pd.DataFrame({"run_id": list("abcd"), "model": "m", "strategy": "base", "max_new_tokens": 8,
+...                      "samples": 1, "budget": None, "batch_size": [1, 4, 16, 16],
+...                      "device": "cuda"}).iloc[:3], "batch")
+['a', 'b', 'c']
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import fits, metrics, rundir
+from .metrics import RunSet
+
+ROOT = Path(__file__).resolve().parent.parent
+GPU_PARAMS = "gpu_check.yaml"          # the params file whose default profile holds the reference runs
+SECTIONS = {"power": "fig3_power_gpu", "length": "fig4_energy_vs_length_gpu",
+            "batch": "fig7_throughput_vs_batch_gpu"}   # section -> figure name
+MIN_SWEEP = 3                           # distinct x values before runs count as a sweep
+SPEC_KEYS = ["model", "strategy", "max_new_tokens", "batch_size", "samples", "prompt_budget"]
+_METERS = {"nvml": "NVML", "rapl": "RAPL"}
+
+
+@dataclass
+class Reference(RunSet):
+    """The reference runs of one section (a :class:`~ttclib.metrics.RunSet`) and where they came from."""
+
+    section: str = ""
+    runs_dir: Path | None = None
+
+
+@dataclass
+class Panel:
+    """What :func:`show` prints and draws for one section: computed from the runs, never typed."""
+
+    section: str
+    caption: str
+    table: pd.DataFrame
+    curves: dict = field(default_factory=dict)
+    sentence: str = ""
+    repetitions: pd.DataFrame | None = None     # per-repetition observations behind the table
+
+
+# --- finding and selecting -------------------------------------------------------------------
+
+def runs_dir_for(params_file: str | os.PathLike | None = None) -> Path | None:
+    """The reference runs' folder: the ``runs_dir`` of :data:`GPU_PARAMS`' default profile, that file
+    taken beside ``params_file`` (the repository's ``params/`` when None). None when it is missing."""
+    from .params import load_params
+
+    folder = Path(params_file).parent if params_file is not None else ROOT / "params"
+    gpu_params = folder / GPU_PARAMS
+    return load_params(gpu_params, "default").runs_dir if gpu_params.is_file() else None
+
+
+def _prompt_budget(runs: pd.DataFrame) -> pd.Series:
+    """The budget a run's prompt states: ``budget``, else ``max_new_tokens`` (the CoT default)."""
+    budget = runs["budget"] if "budget" in runs else pd.Series(np.nan, index=runs.index)
+    return budget.astype(float).fillna(runs.max_new_tokens.astype(float))
+
+
+def _sweeps(df: pd.DataFrame, axis: str) -> list[pd.DataFrame]:
+    fixed = [k for k in SPEC_KEYS if k != axis]
+    return [g for _, g in df.groupby(fixed, dropna=False, sort=False) if g[axis].nunique() >= MIN_SWEEP]
+
+
+def select(runs: pd.DataFrame, section: str) -> list[str]:
+    """The run ids of ``runs`` (the runs table) that belong to ``section``, by the rules above."""
+    if section not in SECTIONS:
+        raise ValueError(f"section must be one of {', '.join(SECTIONS)}, not {section!r}")
+    df = runs.assign(prompt_budget=_prompt_budget(runs), samples=runs.samples.fillna(1))
+    batch, length = _sweeps(df, "batch_size"), _sweeps(df, "max_new_tokens")
+    if section == "batch":
+        ids = set().union(*(g.run_id for g in batch)) if batch else set()
+    elif section == "length":
+        ids = set().union(*(g.run_id for g in length)) if length else set()
+    else:
+        in_batch = set().union(*(g.run_id for g in batch)) if batch else set()
+        shorter = {r for g in length for r in g.run_id[g.max_new_tokens < g.max_new_tokens.max()]}
+        rest = df[~df.run_id.isin(in_batch | shorter)]
+        groups = [g for _, g in rest.groupby(["model", "batch_size"], sort=False) if g.strategy.nunique() >= 2]
+        if not groups:
+            return []
+        best = max(groups, key=lambda g: (g.strategy.nunique(), g.batch_size.iloc[0]))
+        ids = set(best.sort_values("max_new_tokens").groupby("strategy").run_id.last())
+    return [r for r in runs.run_id if r in ids]
+
+
+def gpu_reference(section: str, params_file: str | os.PathLike | None = None, *,
+                  runs_dir: str | os.PathLike | None = None) -> Reference | None:
+    """The GPU reference runs for ``section`` (``power``, ``length`` or ``batch``), loaded with
+    :func:`metrics.load_runs`; None when there is no reference folder (see :func:`runs_dir_for`; a
+    notebook's ``params_file`` finds the one beside its params), no complete GPU run in it, or none
+    that fits the section."""
+    if section not in SECTIONS:
+        raise ValueError(f"section must be one of {', '.join(SECTIONS)}, not {section!r}")
+    folder = Path(runs_dir) if runs_dir is not None else runs_dir_for(params_file)
+    dirs = rundir.completed_runs(folder) if folder is not None and folder.is_dir() else []
+    if not dirs:
+        return None
+    data = metrics.load_runs(dirs)
+    gpu = data.runs[data.runs.device.astype(str).str.startswith("cuda")]
+    ids = select(gpu, section) if len(gpu) else []
+    if not ids:
+        return None
+    keep = lambda df: df[df.run_id.isin(ids)].reset_index(drop=True) if len(df) else df   # noqa: E731
+    return Reference(keep(data.runs), keep(data.queries), keep(data.power), section=section, runs_dir=folder)
+
+
+# --- labels ----------------------------------------------------------------------------------
+
+def _model_label(runs: pd.DataFrame) -> str:
+    out = []
+    for model, g in runs.groupby("model", sort=False):
+        random = (g.model_kind == "random").all() if "model_kind" in g else False
+        name = model.split(":", 1)[1] if random and ":" in model else model
+        params = g.parameters.dropna()
+        size = f" ({params.iloc[0] / 1e9:.1f} B parameters)" if len(params) and params.iloc[0] else ""
+        out.append(f"{'random-weight ' if random else ''}{name}{size}")
+    return ", ".join(out)
+
+
+def label(runs: pd.DataFrame) -> str:
+    """The caption every reference table, figure and sentence carries, from the runs table alone, e.g.
+    'GPU reference: NVIDIA H200, random-weight qwen2.5-7b (7.6 B parameters), transformers, NVML
+    (energy counter; instant power field), hardware only: accuracy not meaningful'."""
+    devices = runs.measured_devices.dropna() if "measured_devices" in runs else pd.Series(dtype=object)
+    where = ", ".join(sorted(set(devices))) or metrics.hardware_label(runs)
+    meters = []
+    for (meter, method), g in runs.groupby(["meter", "meter_method"], sort=False, dropna=False):
+        method = method.replace("_", " ") if isinstance(method, str) else None
+        detail = "; ".join(d for d in (method, metrics.power_source_label(g)) if d)
+        meters.append(f"{_METERS.get(meter, meter)}" + (f" ({detail})" if detail else ""))
+    backends = ", ".join(dict.fromkeys(runs.backend))
+    text = f"GPU reference: {where}, {_model_label(runs)}, {backends}, {', '.join(meters)}"
+    if "model_kind" in runs and (runs.model_kind == "random").all():
+        text += ", hardware only: accuracy not meaningful"
+    return text
+
+
+def _shape(row) -> str:
+    """A run's output shape: '32 tokens' or '5 × 32 tokens'."""
+    samples = int(row.samples) if row.samples == row.samples and row.samples else 1
+    return f"{samples} × {row.max_new_tokens} tokens" if samples > 1 else f"{row.max_new_tokens} tokens"
+
+
+def shapes(runs: pd.DataFrame) -> dict[str, str]:
+    """strategy → 'strategy: <output shape>' (legend labels of the power panel)."""
+    return {r.strategy: f"{r.strategy}: {_shape(r)}" for r in runs.itertuples()}
+
+
+# --- the section's table, fits and sentence --------------------------------------------------
+
+def panel(gpu: Reference) -> Panel:
+    """Table, fits and computed sentence of ``gpu``'s section."""
+    from . import report
+
+    caption = label(gpu.runs)
+    repetitions = metrics.throughput_by_repetition(gpu.queries, gpu.runs)
+    first = metrics.first_repetition(repetitions)
+    if gpu.section == "power":
+        summary = metrics.power_summary(gpu.power)
+        table = (summary.rename(columns={"samples": "power_samples"})
+                 .merge(gpu.runs[["run_id", "strategy", "max_new_tokens", "samples", "batch_size",
+                                  "completion_tokens_per_query", "idle_power_w", "energy_per_query_j",
+                                  "energy_per_token_j", "measured_s", "meter", "power_source",
+                                  "measured_devices"]], on="run_id")
+                 .merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}),
+                        on="run_id"))
+        table = table.iloc[np.argsort([_order(s) for s in table.strategy], kind="stable")].reset_index(drop=True)[
+            ["strategy", "max_new_tokens", "samples", "batch_size", "mean_power_w", "std_power_w", "power_samples",
+             "idle_power_w", "energy_per_query_j", "energy_per_token_j", "measured_s", "first_repetition_x", "meter",
+             "power_source", "measured_devices", "run_id"]]
+        return Panel("power", caption, table, {}, report.gpu_power(summary, gpu.runs, first), repetitions)
+    if gpu.section == "length":
+        by = ["model", "strategy", "max_new_tokens"]
+        points = metrics.operating_points(gpu.results, by=by)
+        points = points.drop(columns=[c for c in points if c.startswith("accuracy")])   # random weights
+        table = (points.merge(gpu.runs[[*by, "run_id", "energy_per_token_j", "mean_power_w", "meter"]], on=by)
+                 .merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}),
+                        on="run_id")
+                 .sort_values(by).reset_index(drop=True))
+        curves = fits.fit_by(points, ["model", "strategy"], fits.fit_energy_vs_length,
+                             "GPU energy/query ~ max length")
+        per_rep = metrics.energy_by_repetition(gpu.results, by=by)
+        return Panel("length", caption, table, curves, report.gpu_length(table, curves, gpu.runs, first, per_rep),
+                     per_rep)
+    points = metrics.throughput_points(repetitions)
+    table = (points.merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}),
+                          on="run_id")
+             [["strategy", "batch_size", "max_new_tokens", "queries_per_s", "queries_per_s_lo", "queries_per_s_hi",
+               "ci_over", "first_repetition_x", "completion_tokens_per_query", "energy_per_token_j", "mean_power_w",
+               "meter", "model", "hardware", "run_id"]]
+             .sort_values(["strategy", "batch_size"]).reset_index(drop=True))
+    curves = fits.throughput_curves(repetitions, label="GPU queries/s ~ batch size")
+    return Panel("batch", caption, table, curves,
+                 report.gpu_throughput(table, curves, gpu.runs, first, repetitions), repetitions)
+
+
+def _order(strategy: str) -> int:
+    from .plots import STRATEGY_ORDER
+
+    return STRATEGY_ORDER.index(strategy) if strategy in STRATEGY_ORDER else len(STRATEGY_ORDER)
+
+
+def figure(gpu: Reference, p: Panel):
+    """The section's figure, drawn by the section's own plot function with the caption on top."""
+    from . import plots
+
+    if p.section == "power":
+        longest = gpu.runs.sort_values("measured_s").run_id.iloc[-1]
+        return plots.power_by_strategy(metrics.power_summary(gpu.power), gpu.power, gpu.runs, longest,
+                                       labels=shapes(gpu.runs), note=p.caption)
+    if p.section == "length":
+        return plots.energy_vs_length(p.table, gpu.runs, p.curves, repetitions=p.repetitions, note=p.caption).figure
+    return plots.throughput_vs_batch(p.table, p.curves, repetitions=p.repetitions, note=p.caption, logy=True).figure
+
+
+def show(gpu: Reference | None, figures_dir: str | os.PathLike) -> Panel | None:
+    """Print ``gpu``'s caption, table, fits and sentence, draw its figure and save it (``figures_dir``/
+    :data:`SECTIONS` name, .png and .svg); does nothing and returns None when ``gpu`` is None."""
+    if gpu is None:
+        return None
+    from . import plots
+
+    try:
+        from IPython.display import display
+    except ImportError:   # outside IPython
+        display = print
+    p = panel(gpu)
+    print(p.caption)
+    display(p.table.round(3))
+    for fit in p.curves.values():
+        print(f"{fit.formula}\n  {fit.summary()}")
+    plots.save(figure(gpu, p), SECTIONS[p.section], figures_dir)
+    print(p.sentence)
+    return p
+
+
+__all__ = ["Panel", "Reference", "SECTIONS", "figure", "gpu_reference", "label", "panel", "runs_dir_for",
+           "select", "shapes", "show"]
