@@ -83,3 +83,23 @@ def test_embedded_models_answer_arithmetic(name, chat):
     correct = sum(bench.grade(c.text, p).correct for c, p in zip(out, problems))
     assert correct >= 2, [c.text for c in out]
     assert (models.hf_directory(name) / "config.json").exists()
+
+
+def test_static_batch_end_times_follow_each_sequences_last_token(tiny_backend):
+    """generate() pads a finished sequence until the batch ends; its end time is its last token's
+    (equal steps assumed), so attribution charges the padded steps to the sequences still running."""
+    from ttclib.serving import Request, SamplingParams
+
+    eos = next(iter(tiny_backend._eos))
+    r, p = Request("q", "x"), SamplingParams(max_new_tokens=10)
+    ids = [5, 6, 7, 8, eos] + [tiny_backend.tokenizer.pad_token_id] * 5          # 5 tokens of 10 steps
+    short = tiny_backend._completion(r, 0, ids, 3, p, t_start=100.0, t_end=110.0)
+    full = tiny_backend._completion(r, 1, [5] * 10, 3, p, t_start=100.0, t_end=110.0)
+    assert (short.completion_tokens, short.t_start, short.t_end) == (5, 100.0, 105.0)
+    assert (full.completion_tokens, full.finish_reason, full.t_end) == (10, "length", 110.0)
+    from ttclib.energy import Measurement, attribute_windows
+    import pandas as pd
+    shares, _ = attribute_windows([Measurement("nvml", "energy_counter", 100.0, 10.0, {"gpu0": 150.0})],
+                                  pd.DataFrame({"t": [], "power_w": []}),
+                                  [(short.t_start, short.t_end), (full.t_start, full.t_end)])
+    assert shares.tolist() == [37.5, 112.5]        # 5 s shared by two, then 5 s by the long one alone

@@ -125,7 +125,10 @@ class TransformersBackend:
 
     Requests are grouped by identical sampling parameters and cut into batches of
     ``batch_size`` sequences (a request with ``n`` samples contributes ``n`` sequences, each
-    with its own prefill). All sequences of a batch share its start and end time.
+    with its own prefill). All sequences of a batch share its start time; each one's end time is when
+    its last token was produced, estimated from the batch's time per step (``generate`` reports no
+    per-step times), so energy attribution charges the steps a finished row still occupies to the
+    sequences still generating.
     """
 
     log_path = None                   # no server: nothing logs
@@ -230,7 +233,10 @@ class TransformersBackend:
             n_tokens, reason = end + 1, "stop"
         else:
             n_tokens, reason = end, "length"
-        return Completion(r.id, sample, text, int(n_prompt), n_tokens, reason, t_start, t_end)
+        # generate() gives no per-step times: the sequence's last token is placed assuming equal
+        # steps, so once it is done the steps its row still occupies are charged to those generating.
+        last = t_start + (t_end - t_start) * min(n_tokens, len(ids)) / max(len(ids), 1)
+        return Completion(r.id, sample, text, int(n_prompt), n_tokens, reason, t_start, last)
 
 
 def _group_key(r: Request):

@@ -6,9 +6,10 @@ windows accumulates its share of each. Within a window, concurrent requests shar
 equally at every instant (a request's weight is the integral of ``P(t) / n_active(t)`` over its
 part of the window), and the weights are scaled to the window's measured energy, so time in
 the window when no request ran (the runner preparing the next batch) is charged to the
-requests that ran in it. A static batch (transformers: every sequence of a batch starts and
-ends together) thus splits its energy equally among its sequences; under continuous batching
-(SGLang) a long request is charged for every window it was running in. Energy of a window in
+requests that ran in it. In a static batch (transformers) every sequence starts together and
+ends at its last token, so equal-length sequences split the batch's energy equally and the steps
+that a finished row still occupies go to the sequences still generating; under continuous
+batching (SGLang) a long request is charged for every window it was running in. Energy of a window in
 which no request ran at all is *overhead*: spread over all requests in proportion to their
 shares, and reported. The engines give no per-token timestamps, so the split is by time, not by
 tokens processed.
