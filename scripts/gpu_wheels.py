@@ -35,7 +35,6 @@ from typing import Callable
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("ttclib/*.py", "ttclib/energy/*.py", "ttclib/benchmarks/*.py", "scripts/nvml_check.py")

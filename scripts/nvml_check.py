@@ -781,15 +781,13 @@ def step_ttc(ctx: Ctx) -> dict:
     ctx.close_load()
     try:
         from ttclib import runner
-        spec_mod = importlib.import_module("ttclib.spec" if importlib.util.find_spec("ttclib.spec")
-                                           else "ttclib.experiment")
+        from ttclib.spec import RunSpec
     except Exception as err:  # noqa: BLE001
         raise Skip(f"ttclib.runner not importable: {err_text(err)}") from err
     tokenizer = borrow_tokenizer(ctx.args.tokenizer)
-    fields = getattr(spec_mod.RunSpec, "model_fields", None) or TTC_SPEC
-    spec = spec_mod.RunSpec(**{k: v for k, v in TTC_SPEC.items() if k in fields})
+    spec = RunSpec(**TTC_SPEC)
     run = runner.execute(spec, ctx.args.out / "runs", progress=False)
-    out = {"spec": spec.model_dump(), "dropped_fields": sorted(set(TTC_SPEC) - set(fields)),
+    out = {"spec": spec.model_dump(),
            "tokenizer": tokenizer, **summarize_run(Path(run))}
     if os.environ.get("OUT"):
         shutil.copy(Path(run) / "run.json", Path(os.environ["OUT"]) / "ttc_run.json")
