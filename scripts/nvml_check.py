@@ -306,8 +306,10 @@ def call(fn: Callable | None, *args) -> dict:
 
 
 def field_number(fv) -> float:
-    member = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
-    return float(getattr(fv.value, member.get(int(fv.valueType), "uiVal")))
+    """The number in an nvmlFieldValue_t: ttclib's own reader (ttclib.energy.nvml.field_value)."""
+    from ttclib.energy.nvml import field_value
+
+    return field_value(fv)
 
 
 def read_fields(nv, h, names=("NVML_FI_DEV_POWER_INSTANT", "NVML_FI_DEV_POWER_AVERAGE")) -> dict:

@@ -93,3 +93,14 @@ def test_full_spans_and_steady_state_known_answer():
     assert steady_state(no_counter, intervals, tokens, 4).j_per_token == pytest.approx(2.5)
     never_full = steady_state(trace, intervals, tokens, batch_size=5)
     assert np.isnan(never_full.j_per_token) and never_full.to_dict()["j_per_token"] is None
+
+
+def test_total_and_net_split_in_one_pass_match_separate_splits():
+    intervals = [(0, 2), (1, 2), (3, 4)]
+    windows = [_window(0, 2, 300.0, idle_w=50.0), _window(2, 3, 40.0, idle_w=50.0), _window(3, 4, 90.0, idle_w=50.0)]
+    both, overheads = attribute_windows(windows, NO_TRACE, intervals, energy=("total_j", "net_j"))
+    for k, name in enumerate(("total_j", "net_j")):
+        one, overhead = attribute_windows(windows, NO_TRACE, intervals, energy=name)
+        np.testing.assert_allclose(both[:, k], one)
+        assert overheads[k] == pytest.approx(overhead)
+    assert overheads.tolist() == [40.0, -10.0]          # the empty window's gross and net (40 - 50 W x 1 s)

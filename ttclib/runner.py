@@ -7,6 +7,7 @@ loading each model (or starting each SGLang server) once.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 import itertools
 import os
 import shutil
@@ -288,17 +289,13 @@ def _attribute(queries: pd.DataFrame, power: pd.DataFrame, window_dicts: list[di
     windows = [energy.Measurement.from_dict(w) for w in window_dicts]
     intervals = queries[["t_start", "t_end"]].to_numpy(float)
     trace = power if len(power) else pd.DataFrame({"t": [], "device": [], "power_w": [], "energy_j": []})
-    total, overhead = energy.attribute_windows(windows, trace, intervals)
-    net, _ = energy.attribute_windows(windows, trace, intervals, energy="net_j")
-    queries = queries.assign(energy_j=total, net_energy_j=net)
+    shares, overhead = energy.attribute_windows(windows, trace, intervals, energy=("total_j", "net_j"))
+    queries = queries.assign(energy_j=shares[:, 0], net_energy_j=shares[:, 1])
     tokens = int(queries.completion_tokens.sum())
     run_j = sum(w.total_j for w in windows)
-    flags = {}
-    for w in windows:
-        for f in w.flags:
-            flags[f] = flags.get(f, 0) + 1
+    flags = dict(Counter(f for w in windows for f in w.flags))
     steady = energy.steady_state(trace, intervals, queries.completion_tokens.to_numpy(float), batch_size)
-    return queries, {"overhead_j": overhead, "flags": flags,
+    return queries, {"overhead_j": float(overhead[0]), "flags": flags,
                      "energy_per_output_token_j": run_j / tokens if tokens else None,
                      "steady_state": steady.to_dict(), "attribution": energy.attribution.RULE}
 

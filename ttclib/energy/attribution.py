@@ -113,18 +113,20 @@ def attribute_windows(
     windows: Sequence[Measurement],
     trace: pd.DataFrame,
     intervals: Sequence[tuple[float, float]] | np.ndarray,
-    energy: str = "total_j",
-) -> tuple[np.ndarray, float]:
+    energy: str | Sequence[str] = "total_j",
+) -> tuple[np.ndarray, float | np.ndarray]:
     """Split every window's energy over the requests active in it (the module's rule).
 
     Args:
         windows: Consecutive measurement windows (``start_s``, ``time_s`` and ``energy``).
         trace: Power samples with columns ``t`` and ``power_w`` (devices summed per timestamp).
         intervals: ``(t_start, t_end)`` of each request, unix seconds.
-        energy: Which energy of a window to split: ``"total_j"`` or ``"net_j"``.
+        energy: Which energy of a window to split: ``"total_j"`` or ``"net_j"``, or several names
+            at once (the split is computed once and applied to each).
 
     Returns:
         (joules per request, in the order of ``intervals``; overhead joules: windows with no request).
+        With several names: an array of shape (requests, names) and one overhead per name.
 
     Example:
         A static batch of three sequences in one window, then one request that spans two windows:
@@ -136,23 +138,29 @@ def attribute_windows(
         >>> shares.round(2).tolist(), overhead   # the fourth: 5 of window 1's 9 weighted s, and all of window 2
         ([44.44, 44.44, 44.44, 266.67], 0.0)
     """
+    names = [energy] if isinstance(energy, str) else list(energy)
     iv = np.asarray(intervals, dtype=float).reshape(-1, 2)
     starts, ends = iv[:, 0], iv[:, 1]
-    shares, overhead = np.zeros(len(iv)), 0.0
+    shares, overhead = np.zeros((len(iv), len(names))), np.zeros(len(names))
     t = trace["t"].to_numpy(float) if len(trace) else np.zeros(0)
     p = trace["power_w"].to_numpy(float) if len(trace) else np.zeros(0)
     order = np.argsort(t, kind="stable")
     t, p = t[order], p[order]
     for w in windows:
-        a, b, e = w.start_s, w.end_s, getattr(w, energy)
+        a, b = w.start_s, w.end_s
+        e = np.array([getattr(w, n) for n in names])
         act = _active(starts, ends, a, b)
         if not act.any():
             overhead += e
             continue
         near = slice(np.searchsorted(t, a - 1.0), np.searchsorted(t, b + 1.0, "right"))  # edges shaped by neighbours
-        shares[act] += attribute_energy(e, t[near], p[near], np.clip(iv[act], a, b))
-    if overhead and len(iv):
-        shares += overhead * (shares / shares.sum() if shares.sum() > 0 else np.full(len(iv), 1 / len(iv)))
+        shares[act] += np.outer(attribute_energy(1.0, t[near], p[near], np.clip(iv[act], a, b)), e)
+    if overhead.any() and len(iv):
+        total = shares.sum(axis=0)
+        fraction = np.where(total > 0, shares / np.where(total > 0, total, 1.0), 1 / len(iv))
+        shares += fraction * overhead
+    if isinstance(energy, str):
+        return shares[:, 0], float(overhead[0])
     return shares, overhead
 
 

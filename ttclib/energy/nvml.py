@@ -237,7 +237,7 @@ class NvmlMeter(Meter):
                 fv = nv.nvmlDeviceGetFieldValues(h, [field_id])[0]
                 if fv.nvmlReturn != 0:
                     raise nv.NVMLError(fv.nvmlReturn)
-                return _field_value(fv) / 1000.0
+                return field_value(fv) / 1000.0
             try:
                 instant()
                 return "field_power_instant", instant
@@ -372,7 +372,7 @@ class NvmlMeter(Meter):
                 pass
 
 
-def _field_value(fv: Any) -> float:
+def field_value(fv: Any) -> float:
     """The number in an ``nvmlFieldValue_t``, read by its value type."""
     member = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
     return float(getattr(fv.value, member.get(int(fv.valueType), "uiVal")))
