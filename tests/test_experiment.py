@@ -208,3 +208,16 @@ def test_full_run_under_nvml_meter(tmp_path, tiny_backend, monkeypatch):
     assert sorted(batches.size().tolist()) == [2, 2, 4, 4]
     assert (batches.max() - batches.min()).max() <= 1e-9 * q.energy_j.max()      # equal within a batch
     assert info["flags"].get("short_window", 0) >= 0 and "counter_error" not in info["flags"]
+
+
+def test_next_segment_never_reuses_a_number(tmp_path, tiny_backend):
+    """A torn or deleted middle segment must not make the next checkpoint overwrite the last one
+    (the old rule, len(segment files), gave 2 here and overwrote segment 2)."""
+    from ttclib.runner import _Execution
+
+    ex = _Execution(RunSpec(**SPEC), tmp_path, False, tiny_backend)
+    seg = ex.partial / "segments"
+    seg.mkdir(parents=True)
+    for name in ("00000.json", "00000.parquet", "00002.json", "00002.power.parquet", "00002.parquet"):
+        (seg / name).write_text("")
+    assert ex._next_segment() == 3
