@@ -6,10 +6,17 @@
    50 GB allocations, writes outside, secret reading, daemons, stdout flood). Contained means:
    scored as a failure, canaries intact, nothing written outside, secret not leaked, no
    connection to the local listener, no process of the sandbox left, the caller alive.
-2. Overhead: median wall time of ``print(1)`` over ``--repeats`` runs, and the throughput of
+2. Every forged verdict in ``ttclib.sandbox_probes.FORGERIES`` (stolen secrets, a faked
+   completion, exit-0 tricks, objects equal to everything...) against ``passes_asserts`` and
+   ``passes_call``: each must score as not passed.
+3. Overhead: median wall time of ``print(1)`` over ``--repeats`` runs, and the throughput of
    ``run_many`` with ``--workers`` threads.
+4. Scoring: seconds per scored answer through the code benchmarks' own scorers: the first
+   ``--problems`` HumanEval canonical solutions (assert tests), MBPP reference solutions and a
+   LiveCodeBench functional problem (when ``../shared/data`` is present), and a stdin/stdout
+   program whose expected output is ``--big-mib`` MiB.
 
-Exits 1 when any hostile program was not contained.
+Exits 1 when any hostile program was not contained or any forged verdict passed.
 
 Example:
     python scripts/bench_sandbox.py --repeats 20 --workers 2
@@ -47,6 +54,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20, help="print(1) runs for the median")
     parser.add_argument("--workers", type=int, default=2, help="run_many threads")
     parser.add_argument("--jobs", type=int, default=40, help="run_many jobs")
+    parser.add_argument("--problems", type=int, default=20, help="problems per scoring benchmark")
+    parser.add_argument("--big-mib", type=float, default=4.0, help="expected stdout of the big case")
     args = parser.parse_args()
 
     limits = sandbox_probes.PROBE_LIMITS
@@ -68,6 +77,16 @@ def main() -> int:
     contained = sum(o.contained for o in outcomes)
     print(f"\nhostile programs tried: {len(outcomes)}, contained: {contained}\n")
 
+    forged = []
+    start = time.monotonic()
+    for name in sandbox_probes.FORGERIES:
+        for harness in ("asserts", "call"):
+            verdict = sandbox_probes.check_forgery(name, harness)
+            if verdict.passed:
+                forged.append(f"{name} ({harness})")
+    print(f"forged verdicts tried: {2 * len(sandbox_probes.FORGERIES)} in "
+          f"{time.monotonic() - start:.1f} s, passed: {len(forged)} {' '.join(forged)}\n")
+
     sandbox.run("print(1)")                                 # warm caches
     inner, outer = [], []
     for _ in range(args.repeats):
@@ -87,7 +106,43 @@ def main() -> int:
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(args.jobs)]
     print(f"run_many: {args.jobs} jobs with {args.workers} workers in {elapsed:.2f} s "
           f"= {args.jobs / elapsed:.1f} executions/s")
-    return 0 if contained == len(outcomes) else 1
+    bench_scoring(args.problems, args.big_mib)
+    return 0 if contained == len(outcomes) and not forged else 1
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def scoring_sets(n: int) -> list[tuple[str, list, object]]:
+    """(name, problems, benchmark) for the code benchmarks whose reference solutions run."""
+    from ttclib import benchmarks
+
+    he = benchmarks.get("humaneval")
+    sets = [("humaneval", he.load(per_level=None)[:n], he)]
+    if (DATA / "mbpp" / "mbpp.jsonl").exists():
+        mbpp = benchmarks.get("mbpp")
+        sets.append(("mbpp", mbpp.load(per_level=None, data=DATA / "mbpp" / "mbpp.jsonl")[:n], mbpp))
+    return sets
+
+
+def bench_scoring(n: int, big_mib: float) -> None:
+    for name, problems, benchmark in scoring_sets(n):
+        start = time.monotonic()
+        passed = sum(benchmark.score(p.answer, p).correct for p in problems)
+        elapsed = time.monotonic() - start
+        print(f"{name}: {passed}/{len(problems)} reference solutions pass, "
+              f"{elapsed / len(problems) * 1000:.0f} ms per answer")
+    cases = [([list(range(i, i + 50))], sorted(range(i, i + 50), reverse=True)) for i in range(200)]
+    start = time.monotonic()
+    ok = sandbox.passes_call("def rev(xs):\n    return sorted(xs, reverse=True)\n", "rev", cases)
+    print(f"passes_call with {len(cases)} cases: passed={ok}, {time.monotonic() - start:.2f} s")
+    lines = int(big_mib * 2**20 / 8)
+    program = "import sys\nn = int(input())\nsys.stdout.write(''.join(f'{i:7d}\\n' for i in range(n)))\n"
+    expected = "".join(f"{i:7d}\n" for i in range(lines))
+    start = time.monotonic()
+    ok = sandbox.passes_io(program, [(f"{lines}\n", expected)], sandbox.Limits(wall_s=30))
+    print(f"stdin/stdout with {len(expected) / 2**20:.1f} MiB expected: passed={ok}, "
+          f"{time.monotonic() - start:.2f} s")
 
 
 if __name__ == "__main__":

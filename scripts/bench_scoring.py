@@ -14,8 +14,15 @@ each wrapped in a sentence the way models write it. Prints answers/s, total seco
 decided by the fast path (no sympy), and the comparator's accuracy on the constructed labels;
 then scores the same batch again in a thread pool to show it works off the main thread.
 
+Then the agreement of every scorer (extraction + comparison, code through the sandbox) with the
+hand labels of tests/data/labelled_answers.jsonl, answers written the way instruct and reasoning
+models write them: n, agreements, misses by kind, hedges credited; and, for comparison, the same
+numbers for lm-evaluation-harness's answer filters where the harness has one (its regexes are
+reproduced below, lm-eval itself is not installed).
+
     python scripts/bench_scoring.py                 # MATH-500 golds if present
     python scripts/bench_scoring.py --generated     # synthetic golds
+    python scripts/bench_scoring.py -n 0            # only the agreement table
 """
 from __future__ import annotations
 
@@ -35,11 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from sympy.core.cache import clear_cache  # noqa: E402
 
-from ttclib import answers  # noqa: E402
+from ttclib import answers, sandbox  # noqa: E402
 from ttclib.answers import extract_math, math_equal  # noqa: E402
+from ttclib.benchmarks.scoring import grade_labelled, labelled_problem  # noqa: E402
 
 KINDS = ("identical", "rewritten", "wrong")
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "math500" / "test.jsonl"
+CORPUS = ROOT / "tests" / "data" / "labelled_answers.jsonl"
 
 TEMPLATES = [
     "Putting it together, the answer is $\\boxed{{{}}}$.",
@@ -160,6 +169,149 @@ def build(golds: list[str], n: int, rng: random.Random) -> list[tuple[str, str, 
     return items
 
 
+# --- lm-evaluation-harness's answer filters (v0.4.x task yamls), for comparison --------------------
+# Each returns the extracted answer (None when the filter finds nothing: lm-eval's "[invalid]").
+# Their extraction is compared; what is extracted is then judged by the same comparison as ttclib's
+# (math_equal / integer_equal / letter equality / the sandbox), except GSM8K, judged lm-eval's way.
+
+# lm_eval/tasks/gsm8k/gsm8k.yaml, filter "strict-match": regex "#### (\-?[0-9\.\,]+)", take_first
+GSM8K_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+# gsm8k.yaml and gsm8k-cot.yaml, filter "flexible-extract": regex "(-?[$0-9.,]{2,})|(-?[0-9]+)", group_select -1
+GSM8K_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+# gsm8k.yaml exact_match: regexes_to_ignore [",", "\$", "(?s).*#### ", "\.$"] on prediction and reference
+GSM8K_IGNORE = [re.compile(p) for p in (r",", r"\$", r"(?s).*#### ", r"\.$")]
+# lm_eval/tasks/minerva_math/utils.py get_unnormalized_answer: "Final Answer: The final answer is(.*?). I hope it is correct."
+MINERVA = re.compile(r"Final Answer: The final answer is(.*?)\. I hope it is correct\.", re.DOTALL)
+# lm_eval/tasks/mmlu_pro/_default_template_yaml, filter "custom-extract": 'answer is \(?([ABCDEFGHIJ])\)?', take_first
+MMLU_PRO = re.compile(r"answer is \(?([ABCDEFGHIJ])\)?")
+# lm_eval/tasks/gpqa/cot_zeroshot/_gpqa_cot_zeroshot_yaml, "flexible-extract": MultiChoiceRegexFilter "(\([A-Z]\))", group_select -1
+GPQA_FLEXIBLE = re.compile(r"(\([A-Z]\))")
+
+
+def _regex(pattern: re.Pattern, text: str, select: int) -> str | None:
+    """lm-eval's RegexFilter: findall, the match at ``select``, the first non-empty group of a tuple."""
+    found = pattern.findall(text)
+    if not found:
+        return None
+    m = found[select]
+    if isinstance(m, tuple):
+        m = next((g for g in m if g), None)
+    return m.strip() if m else None
+
+
+def _gsm8k_equal(answer: str | None, gold: str) -> bool:
+    def clean(s: str) -> str:
+        for p in GSM8K_IGNORE:
+            s = p.sub("", s)
+        return s.strip()
+    return answer is not None and clean(answer) == clean(gold)
+
+
+def last_boxed_only_string(text: str) -> str | None:
+    """lm_eval/tasks/minerva_math/utils.py (from the MATH repository): the last \\boxed{…} or \\fbox{…}."""
+    idx = text.rfind("\\boxed")
+    if idx < 0:
+        idx = text.rfind("\\fbox")
+        if idx < 0:
+            return None
+    depth, right = 0, None
+    for i in range(idx, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                right = i
+                break
+    return None if right is None else text[idx:right + 1]
+
+
+def remove_boxed(s: str | None) -> str | None:
+    if s is None:
+        return None
+    for left in ("\\boxed ", "\\boxed{", "\\fbox{"):
+        if s.startswith(left):
+            return s[len(left):] if left.endswith(" ") else s[len(left):-1]
+    return None
+
+
+def _first_fenced_block(text: str) -> str:
+    """lm_eval/tasks/humaneval/utils.py build_predictions_instruct cuts the response at its first
+    fence; for answers that open their own fence that is the first fenced block."""
+    m = re.search(r"```[^\n]*\n(.*?)(?:```|$)", text, re.DOTALL)
+    return m.group(1) if m else text
+
+
+def _score_with(answer: str | None, record: dict) -> bool:
+    bench, problem = labelled_problem(record)
+    return bool(bench.score(answer, problem).correct)
+
+
+# (scorer, filter name, extract(text, record) → answer, judge(answer, record) → credited)
+LM_EVAL = [
+    ("gsm8k", "gsm8k strict-match", lambda t, r: _regex(GSM8K_STRICT, t, 0), lambda a, r: _gsm8k_equal(a, r["gold"])),
+    ("gsm8k", "gsm8k flexible-extract", lambda t, r: _regex(GSM8K_FLEXIBLE, t, -1), lambda a, r: _gsm8k_equal(a, r["gold"])),
+    ("math", "minerva Final Answer", lambda t, r: _regex(MINERVA, t, 0), lambda a, r: math_equal(a, r["gold"])),
+    ("math", "last_boxed_only_string", lambda t, r: remove_boxed(last_boxed_only_string(t)), lambda a, r: math_equal(a, r["gold"])),
+    ("aime", "last_boxed_only_string", lambda t, r: remove_boxed(last_boxed_only_string(t)),
+     lambda a, r: answers.integer_equal(a, r["gold"])),
+    ("choice", "mmlu_pro 'answer is (X)'", lambda t, r: _regex(MMLU_PRO, t, 0), lambda a, r: a == r["gold"]),
+    ("choice", "gpqa flexible '(X)' last", lambda t, r: (_regex(GPQA_FLEXIBLE, t, -1) or "").strip("()") or None,
+     lambda a, r: a == r["gold"]),
+    ("code", "humaneval instruct: first fence", lambda t, r: _first_fenced_block(t), _score_with),
+]
+
+
+# --- agreement with hand labels -------------------------------------------------------------------
+
+def _is_hedge(record: dict) -> bool:
+    """An answer that offers several ("A or B", "Yes and no"): never to be credited."""
+    return record["label"] == "wrong" and "hedge" in record["kind"] + " " + record.get("note", "")
+
+
+def _agreement(records: list[dict], verdicts: list[tuple[str | None, bool]]) -> dict:
+    judged = [(r, v) for r, v in zip(records, verdicts) if not r.get("ambiguous")]
+    misses = [r["kind"] for r, (_, ok) in judged if ok != (r["label"] == "correct")]
+    return {"n": len(judged), "agree": len(judged) - len(misses), "misses": misses,
+            "hedges": sum(ok for r, (_, ok) in zip(records, verdicts) if _is_hedge(r))}
+
+
+def _lm_eval_verdict(record: dict, extract, judge) -> tuple[str | None, bool]:
+    reasoned = answers.split_reasoning(record["text"])
+    if reasoned.truncated:
+        return None, False
+    answer = extract(reasoned.answer_text, record)
+    return answer, bool(answer is not None and judge(answer, record))
+
+
+def agreement(path: Path = CORPUS) -> int:
+    """Print the agreement table; returns the number of unambiguous records ttclib misjudges."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        sandbox.run("pass")
+    except sandbox.SandboxError as exc:
+        print(f"(code records skipped: no isolating sandbox here: {exc})")
+        records = [r for r in records if r["scorer"] != "code"]
+    scorers = list(dict.fromkeys(r["scorer"] for r in records))
+    print(f"\nagreement with hand labels: {path.relative_to(ROOT)} ({len(records)} answers, "
+          f"{sum(bool(r.get('ambiguous')) for r in records)} marked ambiguous are not counted)")
+    print(f"{'scorer':<8} {'extraction':<40} {'n':>4} {'agree':>6} {'%':>7} {'hedges credited':>16}")
+    missed = 0
+    for scorer in scorers:
+        rs = [r for r in records if r["scorer"] == scorer]
+        rows = [("ttclib", _agreement(rs, [grade_labelled(r) for r in rs]))]
+        rows += [(f"lm-eval {name}", _agreement(rs, [_lm_eval_verdict(r, ex, judge) for r in rs]))
+                 for s, name, ex, judge in LM_EVAL if s == scorer]
+        for name, a in rows:
+            hedges = sum(_is_hedge(r) for r in rs)
+            print(f"{scorer:<8} {name:<40} {a['n']:>4} {a['agree']:>6} {a['agree'] / a['n']:>7.1%} "
+                  f"{a['hedges']:>9} of {hedges:<3}")
+        missed += len(rows[0][1]["misses"])
+        for kind in sorted(set(rows[0][1]["misses"])):
+            print(f"{'':<9}ttclib miss: {kind}")
+    return missed
+
+
 # --- timing -----------------------------------------------------------------------------------
 
 def score(item: tuple[str, str, bool, str]) -> bool:
@@ -199,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         golds = generated_golds(2000, rng)
         source = "generated golds"
+    if args.n <= 0:
+        agreement()
+        return 0
     items = build(golds, args.n, rng)
     fast = sum(answers._fast(extract_math(t) or "", g) is not None for t, g, _, _ in items)
 
@@ -219,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             bad = [it for ok, it in zip(right, items) if not ok and it[3] == kind]
             if bad:
                 print(f"{'':>17}{len(bad)} {kind} misjudged, e.g. {bad[0][1]!r} vs {bad[0][0]!r}")
+    agreement()
     return 0
 
 

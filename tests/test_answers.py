@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ttclib import answers
+from ttclib import answers, benchmarks, sandbox
 from ttclib.answers import (
     Reasoned,
     extract_choice,
@@ -26,7 +26,12 @@ from ttclib.answers import (
     split_reasoning,
 )
 
+from ttclib.benchmarks import coding
+from ttclib.benchmarks.scoring import grade_labelled, labelled_problem
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CORPUS = Path(__file__).resolve().parent / "data" / "labelled_answers.jsonl"
+RECORDS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def test_doctests():
@@ -317,3 +322,92 @@ def test_gsm8k_solutions_end_with_their_answers():
         if not math_equal(got, gold.strip()):
             fails.append((gold.strip(), got))
     assert len(fails) <= 0.01 * len(rows), fails
+
+
+# --- the labelled corpus: answers written the way models write them, graded by a careful human ---
+# tests/data/labelled_answers.jsonl: one record per answer (id, scorer, text, gold, label, kind, ...;
+# "ambiguous": true where careful graders could disagree — those are not held to their label).
+
+SCORERS = ("math", "gsm8k", "aime", "choice", "yes_no", "code")
+
+
+def _cases(code: bool) -> list:
+    return [pytest.param(r, id=f"{r['id']}:{r['kind']}") for r in RECORDS
+            if not r.get("ambiguous") and (r["scorer"] == "code") == code]
+
+
+def test_corpus_is_well_formed():
+    ids = [r["id"] for r in RECORDS]
+    assert len(RECORDS) >= 400 and len(set(ids)) == len(ids)
+    counts = {s: sum(r["scorer"] == s for r in RECORDS) for s in SCORERS}
+    assert set(counts) == {r["scorer"] for r in RECORDS} and min(counts.values()) >= 30, counts
+    for r in RECORDS:
+        assert r["label"] in ("correct", "wrong") and r["kind"].split("/")[0] == r["scorer"] and r["text"] is not None, r["id"]
+        if r["scorer"] == "choice":
+            assert set(r["gold"]) <= set(r["letters"]) and len(r["letters"]) in (4, 5, 10), r["id"]
+        if r["scorer"] == "code":
+            assert r["benchmark"] in ("humaneval", "mbpp", "livecodebench") and r["tests"], r["id"]
+    assert {len(r["letters"]) for r in RECORDS if r["scorer"] == "choice"} == {4, 5, 10}
+    assert sum(r["label"] == "wrong" for r in RECORDS) >= 0.25 * len(RECORDS)  # the scorers must also refuse
+
+
+@pytest.mark.parametrize("record", _cases(code=False))
+def test_scorer_agrees_with_the_label(record):
+    answer, credited = grade_labelled(record)
+    assert credited == (record["label"] == "correct"), (answer, record.get("note"))
+
+
+def test_hedges_are_never_credited():
+    hedges = [r for r in RECORDS if r["label"] == "wrong" and "hedge" in r["kind"] + " " + r.get("note", "")]
+    assert len(hedges) >= 15
+    credited = [(r["id"], grade_labelled(r)[0]) for r in hedges if grade_labelled(r)[1]]
+    assert credited == []
+
+
+def test_mbpp_entry_point_comes_from_the_reference_and_the_asserts():
+    for r in (r for r in RECORDS if r["scorer"] == "code" and r["benchmark"] == "mbpp"):
+        assert coding.entry_point(labelled_problem(r)[1]) == r["entry_point"], r["id"]
+
+
+@pytest.mark.parametrize("text, entry_point, want", [
+    # the usage block after the solution is not the solution
+    ("```python\ndef f(x):\n    return x\n```\nUsage:\n```python\nprint(f(2))\n```", None, "def f(x):\n    return x\n"),
+    ("```python\ndef f(x):\n    return x\n```\nUsage:\n```python\nprint(f(2))\n```", "f", "def f(x):\n    return x\n"),
+    # the block that defines the entry point wins over a later one that does not
+    ("```python\ndef f(): return 1\n```\n```python\ndef main():\n    print(f())\n```", "f", "def f(): return 1\n"),
+    # ... and takes the helpers it calls from other blocks
+    ("```python\ndef h(x): return x\n```\n```python\ndef f(x): return h(x)\n```", "f",
+     "def h(x): return x\n\ndef f(x): return h(x)\n"),
+    # the last of several definitions (a corrected version) wins
+    ("```python\ndef f(): return 0\n```\nFixed:\n```python\ndef f(): return 1\n```", "f", "def f(): return 1\n"),
+    # a fence indented inside a markdown list
+    ("1. Code:\n\n   ```python\n   def f():\n       return 1\n   ```\n", "f", "def f():\n    return 1\n"),
+    # no block defines it: the last program-like block, else the last block
+    ("```python\n    return 1\n```", "f", "    return 1\n"),
+])
+def test_extract_code_entry_point(text, entry_point, want):
+    assert extract_code(text, entry_point=entry_point) == want
+
+
+@pytest.fixture(scope="module")
+def sandbox_available():
+    try:
+        sandbox.run("pass", limits=sandbox.Limits(wall_s=5.0, cpu_s=3.0, memory_mb=512, processes=16))
+    except sandbox.SandboxError as exc:
+        pytest.skip(f"no isolating sandbox on this machine: {exc}")
+
+
+@pytest.mark.parametrize("record", _cases(code=True))
+def test_code_scorer_agrees_with_the_label(record, sandbox_available):
+    answer, credited = grade_labelled(record)
+    assert credited == (record["label"] == "correct"), (answer, record.get("note"))
+
+
+def test_humaneval_grade_uses_the_entry_point(sandbox_available):
+    """Benchmark.grade passes the problem to the extraction: the solution, not the usage block, runs."""
+    he = benchmarks.get("humaneval")
+    p = next(p for p in he.load(per_level=None) if p.meta["entry_point"] == "strlen")
+    text = ("```python\ndef strlen(string: str) -> int:\n    return len(string)\n```\n\n"
+            "Example usage:\n```python\ndef main():\n    print(strlen(input()))\n\nmain()\n```")
+    assert he.extract(text).startswith("def main") and he.extract_answer(text, p).startswith("def strlen")
+    assert he.grade(text, p).correct and not he.score(he.extract(text), p).correct

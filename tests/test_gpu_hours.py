@@ -244,3 +244,54 @@ def test_help_explains_the_estimate(capsys):
     for words in ("ESTIMATES the GPU-hours", "roofline", "KV cache", "tp_size", "Base ~200", "RT ~7845",
                   "GPU-hours x TDP", "--gpu", "a100-80gb"):
         assert words in out, words
+
+
+# --- the projection never generates or reads without bound, and never fails on odd data -------
+
+def test_generated_problems_are_counted_not_generated(monkeypatch):
+    from ttclib import benchmarks
+
+    asked = []
+    load = benchmarks.Benchmark.load
+    monkeypatch.setattr(benchmarks.Benchmark, "load",
+                        lambda self, **kw: asked.append(kw["per_level"]) or load(self, **kw))
+    spec = RunSpec(model="random:tiny-qwen2", strategy="base", benchmark="arithmetic", per_level=100_000,
+                   levels=["easy", "hard"])
+    probs = gpu_hours.problems(spec)
+    assert probs.count == 200_000 and probs.source.startswith("counted in the generated data")
+    assert asked == [gpu_hours.GENERATED_SAMPLE]            # a sample, for the question lengths only
+    # easy: "What is a + b?" with one-digit terms, 14 characters; hard: "What is ab + cd - ef?", 21
+    assert probs.question_chars == pytest.approx((14 + 21) / 2)
+
+
+def test_another_benchmarks_data_gives_no_count_and_no_traceback(tmp_path):
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text('{"question": "1 + 1?", "answer": "1+1=<<1+1=2>>2\\n#### 2"}\n')
+    spec = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="math500", data=str(data), per_level=2)
+    assert gpu_hours.problems(spec).count == 10 and "no data here" in gpu_hours.problems(spec).source
+
+
+def test_compressed_data_over_the_limit_is_not_read(tmp_path, monkeypatch):
+    import gzip
+
+    monkeypatch.setattr(gpu_hours, "COUNT_BYTES", 1 << 20)
+    record = '{"problem": "1+1?", "answer": "2", "level": "Level 1"}\n'
+    small, bomb = tmp_path / "small.jsonl.gz", tmp_path / "bomb.jsonl.gz"
+    small.write_bytes(gzip.compress(record.encode() * 3))
+    bomb.write_bytes(gzip.compress(record.encode() * 30_000))    # 1.6 MB of records in a 10 KB file
+    counted = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="math500", data=str(small),
+                      per_level=None)
+    assert gpu_hours.problems(counted).count == 3
+    too_big = counted.model_copy(update={"data": str(bomb)})
+    assert gpu_hours.problems(too_big).count == 500 and "documented" in gpu_hours.problems(too_big).source
+
+
+def test_a_model_folder_with_an_unusable_config_has_no_estimate(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    assert gpu_hours.architecture(str(folder)) is None
+    (folder / "config.json").write_text(json.dumps({**TOY_CONFIG, "num_attention_heads": 0}))
+    assert gpu_hours.architecture(str(folder)) is None
+    spec = RunSpec(model=str(folder), strategy="base", benchmark="arithmetic", per_level=1)
+    assert gpu_hours.estimate_run(spec, TOY).missing == f"no architecture config for {folder}"

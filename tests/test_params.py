@@ -23,6 +23,29 @@ def test_shipped_params_validate(path):
     assert len({s.run_id for s in plan.specs}) == len(plan.specs)
 
 
+def shipped_profiles():
+    import yaml
+
+    return [(path, name) for path in sorted((ROOT / "params").glob("*.yaml"))
+            for name in yaml.safe_load(path.read_text())["profiles"]]
+
+
+@pytest.mark.parametrize("path, profile", shipped_profiles(), ids=lambda x: getattr(x, "name", x))
+def test_every_shipped_profile_validates(path, profile):
+    plan = load_params(path, profile)
+    assert plan.specs and len({s.run_id for s in plan.specs}) == len(plan.specs)
+
+
+@pytest.mark.parametrize("profile", ["default", "length_sweep", "batch"])
+def test_readme_dry_run_of_each_paper_profile(profile, capsys, monkeypatch):
+    from ttclib import cli
+
+    monkeypatch.delenv("TTC_DATA_DIR", raising=False)
+    assert cli.main(["run", str(ROOT / "params" / "paper.yaml"), "--profile", profile, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"paper.yaml [{profile}]: " in out and "Estimated total: " in out
+
+
 def write(folder: Path, body: str, name: str = "p.yaml") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / name
@@ -113,7 +136,7 @@ def test_where_the_server_runs_does_not_change_the_run_id():
 
     a = RunSpec(model="random:tiny-qwen2", strategy="base", backend="sglang")
     attached = RunSpec(model="random:tiny-qwen2", strategy="base", backend="sglang",
-                       server=ServerOptions(url="http://gpu-box:30000", python="/opt/sglang/bin/python"))
+                       server=ServerOptions(url="http://gpu-box:30000", python=sys.executable))
     assert a.run_id == attached.run_id
     assert a.run_id != RunSpec(model="random:tiny-qwen2", strategy="base", backend="sglang",
                                server=ServerOptions(tp_size=2)).run_id
@@ -341,3 +364,334 @@ def test_cli_dry_run_of_a_used_profile(tmp_path, shared, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"{section} [default]: 1 runs -> {tmp_path / 'study' / 'runs'}")
     assert "(the runs of " in out and "shared.yaml [default])" in out and "data=file" in out
+
+
+# --- malformed files, by kind: one line naming file and key, fast, never a traceback ------------
+# The kinds an outside fuzz of 415 malformed params files found: tracebacks, hangs and files
+# accepted although wrong. Each is written by `write(folder)`, which returns the params file.
+
+BASE = ("profiles:\n  default:\n"
+        "    defaults: {model: random:tiny-qwen2, strategy: base, benchmark: arithmetic, per_level: 2%s}\n")
+
+
+def base(extra: str = "", grid: str = "") -> str:
+    return BASE % (", " + extra if extra else "") + (f"    grid: {grid}\n" if grid else "")
+
+
+def laughs(depth: int = 9) -> str:
+    """A billion-laughs bomb inside `levels`: each anchor is ten of the previous one (10^9 strings)."""
+    anchors = ["&l0 [easy, easy, easy, easy, easy, easy, easy, easy, easy, easy]"]
+    anchors += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, depth)]
+    return base(f"levels: [{', '.join(anchors)}]")
+
+
+def in_folder(name: str, body: str | bytes, **aux: str | bytes):
+    """A writer: `aux` files (name -> contents) beside the params file; `<folder>` in text is its folder;
+    a callable body is made when written (large files are not built at collection)."""
+    def write_all(folder: Path) -> Path:
+        for aux_name, content in {**aux, name: body() if callable(body) else body}.items():
+            target = folder / aux_name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                content = content.replace("<folder>", str(folder)).encode()
+            target.write_bytes(content)
+        return folder / name
+    return write_all
+
+
+GSM8K_RECORD = '{"question": "Tom has 3 apples and buys 2. How many?", "answer": "3+2=<<3+2=5>>5\\n#### 5"}\n'
+MATH500 = "benchmark: math500, per_level: null"
+
+# (id, writer, file the error names, key, what it says, isolated: run through the CLI in a subprocess)
+KINDS = [
+    # tracebacks
+    ("non-utf8", in_folder("p.yaml", base().encode() + b"title: caf\xe9\n"), "p.yaml", "",
+     "not UTF-8 text (byte 0xe9 on line 4)", False),
+    ("non-utf8 use target", in_folder("p.yaml", "profiles:\n  default: {use: t.yaml}\n",
+                                      **{"t.yaml": b"title: \xff\n"}),
+     "t.yaml", "", "not UTF-8 text (byte 0xff on line 1)", False),
+    ("deep nesting", in_folder("p.yaml", lambda: base("levels: " + "[" * 100_000 + "]" * 100_000)), "p.yaml",
+     "profiles.default.defaults.levels[0][0]", "nested deeper than 32 levels", True),
+    ("random: config not JSON", in_folder("p.yaml", base().replace("random:tiny-qwen2", "random:<folder>/cfg.json"),
+                                          **{"cfg.json": "not json {"}),
+     "p.yaml", "profiles.default.defaults.model", "cfg.json is not a JSON config", False),
+    ("random: config without sizes",
+     in_folder("p.yaml", base().replace("random:tiny-qwen2", "random:<folder>/cfg.json"),
+               **{"cfg.json": '{"model_type": "qwen2", "hidden_size": 64}'}),
+     "p.yaml", "profiles.default.defaults.model", "config key num_attention_heads: missing", False),
+    ("data of another benchmark", in_folder("p.yaml", base().replace("benchmark: arithmetic, per_level: 2",
+                                                                      MATH500 + ", data: gsm8k.jsonl"),
+                                            **{"gsm8k.jsonl": GSM8K_RECORD}),
+     "p.yaml", "profiles.default.defaults.data", "record 0 is not a 'math500' record (KeyError: 'problem')", False),
+    ("integer of 5000 digits", in_folder("p.yaml", base().replace("per_level: 2", "per_level: " + "9" * 5000)),
+     "p.yaml", "profiles.default.defaults.per_level", "not a YAML value", False),
+    # hangs
+    ("per_level 10**8 on a generated benchmark",
+     in_folder("p.yaml", base().replace("per_level: 2", "per_level: 100000000")),
+     "p.yaml", "profiles.default.defaults.per_level", "less than or equal to 100000", True),
+    ("grid of a million runs", in_folder("p.yaml", base(grid="{" + ", ".join(
+        f"a{k}: [{', '.join(['{}'] * 100)}]" for k in range(3)) + "}")),
+     "p.yaml", "profiles.default.grid", "100 a0 × 100 a1 × 100 a2 = 1,000,000 runs", True),
+    ("billion laughs through levels", in_folder("p.yaml", laughs()), "p.yaml", "profiles.default.defaults.levels[",
+     "aliases expand to more than 100,000 values", True),
+    ("10 MB of unknown keys", in_folder("p.yaml", lambda: base() + "".join(f"k{i}: {i}\n" for i in range(1_000_000))),
+     "p.yaml", "", "over 1024 KiB: too large for a params file", True),
+    ("60,000 unknown keys under 1 MiB",
+     in_folder("p.yaml", lambda: "".join(f"k{i}: 1\n" for i in range(60_000)) + base()),
+     "p.yaml", "k", "more than 50,000 YAML nodes", True),
+    # accepted although wrong
+    ("duplicate key", in_folder("p.yaml", base() + "    defaults: {}\n"), "p.yaml", "profiles.default.defaults",
+     "duplicate key (lines 3 and 4)", False),
+    ("grid with zero runs", in_folder("p.yaml", base(grid="{strategy: [base], model: []}")), "p.yaml",
+     "profiles.default.grid.model", "empty: a grid with an empty axis has no runs", False),
+    ("error in another profile", in_folder("p.yaml", base() + "  smoke:\n    defaults: {model: random:tiny-qwen2, "
+                                                              "strategy: base, idle_s: .inf}\n"),
+     "p.yaml", "profiles.smoke.defaults.idle_s", "Input should be a finite number", False),
+    ("default every grid point overrides", in_folder("p.yaml", base("idle_s: -1", grid="{idle_s: [1, 2]}")), "p.yaml",
+     "profiles.default.defaults.idle_s", "Input should be greater than or equal to 0", False),
+    ("infinite", in_folder("p.yaml", base("idle_s: .inf")), "p.yaml", "profiles.default.defaults.idle_s",
+     "Input should be a finite number", False),
+    ("not a number", in_folder("p.yaml", base("temperature: .nan")), "p.yaml", "profiles.default.defaults.temperature",
+     "Input should be a finite number", False),
+    ("absurd repetitions", in_folder("p.yaml", base("repetitions: 100000000000000000000")), "p.yaml",
+     "profiles.default.defaults.repetitions", "Input should be less than or equal to 100", False),
+    ("device banana", in_folder("p.yaml", base("device: banana")), "p.yaml", "profiles.default.defaults.device",
+     "Input should be 'auto', 'cpu', 'cuda' or 'cuda:N' (N >= 0)", False),
+    ("device cuda:-1", in_folder("p.yaml", base("device: 'cuda:-1'")), "p.yaml", "profiles.default.defaults.device",
+     "Input should be 'auto', 'cpu', 'cuda' or 'cuda:N' (N >= 0)", False),
+    ("model empty", in_folder("p.yaml", base().replace("random:tiny-qwen2", "''")), "p.yaml",
+     "profiles.default.defaults.model", "String should have at least 1 character", False),
+    ("model banana", in_folder("p.yaml", base().replace("random:tiny-qwen2", "banana")), "p.yaml",
+     "profiles.default.defaults.model", "model 'banana': not an embedded model", False),
+    ("server.python missing", in_folder("p.yaml", base("server: {python: /nowhere/bin/python}")), "p.yaml",
+     "profiles.default.defaults.server.python", "no executable interpreter at '/nowhere/bin/python'", False),
+    ("data /dev/zero", in_folder("p.yaml", base().replace("benchmark: arithmetic, per_level: 2",
+                                                          MATH500 + ", data: /dev/zero")),
+     "p.yaml", "profiles.default.defaults.data", "not a regular file or directory: /dev/zero", False),
+    ("data folder not in the layout", in_folder("p.yaml", base().replace("benchmark: arithmetic, per_level: 2",
+                                                                         MATH500 + ", data: data"),
+                                                **{"data/readme.txt": "not here"}),
+     "p.yaml", "profiles.default.defaults.data", "no data for benchmark 'math500' there", False),
+    ("data file empty", in_folder("p.yaml", base().replace("benchmark: arithmetic, per_level: 2",
+                                                           MATH500 + ", data: test.jsonl"), **{"test.jsonl": ""}),
+     "p.yaml", "profiles.default.defaults.data", "test.jsonl: no records", False),
+    ("data for a generated benchmark", in_folder("p.yaml", base("data: gsm8k.jsonl"), **{"gsm8k.jsonl": GSM8K_RECORD}),
+     "p.yaml", "profiles.default.defaults.data", "benchmark 'arithmetic' is generated: it takes no data", False),
+    ("runs_dir a device", in_folder("p.yaml", base().replace("  default:\n", "  default:\n    runs_dir: /dev/null\n")),
+     "p.yaml", "profiles.default.runs_dir", "/dev/null exists and is not a directory", False),
+]
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if not k[5]], ids=lambda k: k[0])
+def test_malformed_kind_is_one_line_naming_file_and_key(tmp_path, kind):
+    _, writer, named, key, says, _ = kind
+    path = writer(tmp_path)
+    with pytest.raises(ParamsError) as e:
+        load_params(path)
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / named}: {key}"), message
+    assert says in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k[5]], ids=lambda k: k[0])
+def test_malformed_kind_that_hung_or_crashed_fails_fast_in_the_cli(tmp_path, kind):
+    _, writer, named, key, says, _ = kind
+    path = writer(tmp_path)
+    try:
+        r = subprocess.run([sys.executable, "-m", "ttclib.cli", "run", str(path), "--dry-run"],
+                           capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{kind[0]}: `ttc run --dry-run` still running after 10 s")
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert r.stderr.startswith(f"error: {tmp_path / named}: {key}") and says in r.stderr, r.stderr[-2000:]
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr and not r.stdout
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    path = write(tmp_path, """
+        profiles:
+          default:
+            defaults: &common {model: random:tiny-qwen2, strategy: base, per_level: 1}
+          cot:
+            defaults:
+              <<: *common
+              strategy: cot
+        """)
+    assert [s.strategy for s in load_params(path, "cot").specs] == ["cot"]
+
+
+def test_errors_in_several_keys_are_listed_one_line_each(tmp_path):
+    path = write(tmp_path, base("idle_s: .inf, device: banana, junk1: 1, junk2: 2, junk3: 3, junk4: 4"))
+    with pytest.raises(ParamsError) as e:
+        load_params(path)
+    lines = str(e.value).splitlines()
+    assert len(lines) == 6 and all(line.startswith(f"{path}: ") for line in lines)
+    assert lines[-1] == f"{path}: ... and 1 more errors"
+
+
+def test_grids_count_their_runs_over_every_profile(tmp_path, monkeypatch):
+    from ttclib import params
+
+    monkeypatch.setattr(params, "MAX_RUNS", 5)
+    grid = "{strategy: [base, cot, mv]}"
+    path = write(tmp_path, base(grid=grid) + "  more:\n    defaults: {model: random:tiny-qwen2, per_level: 1}\n"
+                                            f"    grid: {grid}\n")
+    with pytest.raises(ParamsError, match=r"profiles\.more\.grid: 3 strategy = 3 runs, with 3 in the other profiles: "
+                                          r"more than the 5 a params file may ask for"):
+        load_params(path)
+
+
+def test_data_in_the_layout_passes_the_first_record_check(tmp_path):
+    record = '{"problem": "1+1?", "answer": "2", "level": "Level 1", "unique_id": "x"}\n'
+    path = in_folder("p.yaml", base().replace("benchmark: arithmetic, per_level: 2", MATH500 + ", data: data"),
+                     **{"data/math500/test.jsonl": record * 3})(tmp_path)
+    assert load_params(path).specs[0].data_path == tmp_path / "data"
+
+
+# --- fuzz: the shipped files, mutated ----------------------------------------------------------
+
+JUNK = [None, "", "banana", "cuda:-1", "/dev/zero", "~nobody/x", "random:/etc/hostname", "a\x00b", "é" * 3, -1, 0,
+        1, 10**20, 2**63, 1e308, float("inf"), float("nan"), True, [], {}, [[]], {"x": 1}, [None], "/", ".",
+        "../outputs/runs", "paper.yaml", "00_overview.yaml", "default", "base", "arithmetic", "math500", "easy"]
+KEYS = list(RunSpec.model_fields) + ["use", "profile", "defaults", "grid", "runs_dir", "figures_dir", "junk",
+                                      "profiles", "title", "server", "python", "tp_size"]
+YAML_BITS = [":", "[", "]", "{", "}", "&a ", "*a", "*b", "!!python/object:os.system ", "\t", "- ", "'", '"', "#",
+             "<<: ", "\n  ", "---\n", "\xff", "\x00", "?"]
+
+
+def _places(doc, out, seen=None):
+    """(container, key) of every value in a loaded params file (a value swapped into its own
+    container makes a cycle, which YAML writes as an alias inside its anchor: kept, visited once)."""
+    seen = set() if seen is None else seen
+    if id(doc) in seen:
+        return out
+    seen.add(id(doc))
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    for k, v in list(items):
+        out.append((doc, k))
+        _places(v, out, seen)
+    return out
+
+
+def _mutate_value(rng, doc) -> None:
+    places = _places(doc, [])
+    if not places:
+        return
+    parent, key = rng.choice(places)
+    op = rng.randrange(5)
+    if op == 0:                                  # delete a key or an element
+        del parent[key]
+    elif op == 1:                                # junk value
+        parent[key] = rng.choice(JUNK)
+    elif op == 2:                                # another value of the same file
+        other_parent, other_key = rng.choice(places)
+        parent[key] = other_parent[other_key]
+    elif op == 3:                                # another type
+        v = parent[key]
+        parent[key] = (list(v.values()) if isinstance(v, dict) else v[0] if isinstance(v, list) and v else [v])
+    else:                                        # a new key
+        maps = [v for c, k in places if isinstance(v := c[k], dict)] or [doc]
+        rng.choice(maps)[rng.choice(KEYS)] = rng.choice(JUNK)
+
+
+def _mutate_text(rng, text: bytes) -> bytes:
+    lines = text.split(b"\n")
+    op = rng.randrange(4)
+    i = rng.randrange(len(lines))
+    if op == 0:
+        return text[:rng.randrange(len(text) + 1)]                       # truncated
+    if op == 1:
+        return b"\n".join(lines[:i] + [lines[i]] + lines[i:])            # a line twice: duplicate keys
+    if op == 2:
+        return b"\n".join(lines[:i] + lines[i + 1:])                     # a line missing
+    j = rng.randrange(len(text) + 1)
+    return text[:j] + rng.choice(YAML_BITS).encode("utf-8", "surrogateescape") + text[j:]
+
+
+def fuzz_case(rng, original: str) -> bytes:
+    import copy
+
+    import yaml
+
+    doc = copy.deepcopy(yaml.safe_load(original))
+    for _ in range(rng.randint(1, 3)):
+        _mutate_value(rng, doc)
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False).encode()
+    if rng.random() < 0.5:
+        text = original.encode()
+    for _ in range(rng.randint(0, 2) if text != original.encode() else rng.randint(1, 2)):
+        text = _mutate_text(rng, text)
+    return text
+
+
+class _Hung(Exception):
+    pass
+
+
+def test_fuzzed_shipped_params_validate_or_raise_params_error(tmp_path, monkeypatch, capsys):
+    """Mutated copies of the shipped files (keys deleted, types and values swapped, junk inserted,
+    text cut and spliced): `ttc run --dry-run` either lists and estimates the runs (exit 0) or
+    reports a ParamsError (exit 2); never another exception, never a hang."""
+    import random
+    import shutil
+    import signal
+
+    from ttclib import cli, gpu_hours
+
+    monkeypatch.delenv("TTC_DATA_DIR", raising=False)
+    folder = tmp_path / "params"
+    shutil.copytree(ROOT / "params", folder)
+    files = sorted(folder.glob("*.yaml"))
+    originals = {p: p.read_text() for p in files}
+
+    def hung(*_):
+        raise _Hung
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    outcomes = {0: 0, 2: 0}
+    try:
+        for case in range(300):
+            rng = random.Random(case)
+            path = rng.choice(files)
+            path.write_bytes(fuzz_case(rng, originals[path]))
+            profile = rng.choice(["default", "smoke", "paper", "length_sweep", "batch"])
+            signal.alarm(10)
+            try:
+                code = cli.main(["run", str(path), "--profile", profile, "--dry-run"])
+            except _Hung:
+                pytest.fail(f"case {case} ({path.name} [{profile}]) still running after 10 s")
+            finally:
+                signal.alarm(0)
+                path.write_text(originals[path])
+                gpu_hours._count_local.cache_clear()
+            err = capsys.readouterr().err
+            assert code in (0, 2), (case, code)
+            if code == 2:
+                assert err.startswith(f"error: {folder}/") and "Traceback" not in err, (case, err)
+            outcomes[code] += 1
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert outcomes[0] > 10 and outcomes[2] > 100, outcomes     # the fuzz reaches both outcomes
+
+
+def test_profile_notebook_parameters_reach_the_notebook_and_are_checked(tmp_path, monkeypatch):
+    """The paper profile compares Base 1.5B -> 7B in the overview (the paper's §4.1 slopes); a `notebook:`
+    key that is not a parameter of the notebook is an error naming file and key, before anything runs."""
+    from ttclib import reproduce
+
+    overview = ROOT / "notebooks" / "00_overview.ipynb"
+    extra = reproduce.validate([overview], "paper")[overview]
+    assert extra == {"small_model": "Qwen/Qwen2.5-1.5B-Instruct", "large_model": "Qwen/Qwen2.5-7B-Instruct",
+                     "ttc_model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"}
+    assert reproduce.validate([overview], "default")[overview] == {}
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "00_overview.yaml").write_text(
+        "profiles:\n  default:\n    defaults: {model: 'random:tiny-qwen2', strategy: base}\n"
+        "    notebook: {smal_model: x}\n")
+    nb = tmp_path / "notebooks" / "00_overview.ipynb"
+    nb.parent.mkdir()
+    nb.write_text(overview.read_text())
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    with pytest.raises(ParamsError, match=r"00_overview.yaml: profiles.default.notebook: smal_model not among"):
+        reproduce.validate([nb], "default")

@@ -64,17 +64,9 @@ def test_length_cut_is_the_upper_whisker_of_correct_answers():
     assert metrics.length_cut([10, 20, 30]) == 30               # never beyond the longest correct answer
 
 
-def test_early_exit_from_lengths_and_from_a_sweep():
+def test_early_exit_estimate_from_lengths():
     q = pd.DataFrame({"completion_tokens": [100, 200, 300, 400, 2000, 4000],
                       "correct": [True, True, True, False, False, True], "energy_j": [1, 2, 3, 4, 20, 40.0]})
     r = metrics.early_exit(q, cut=1000)
     assert r["answers_cut"] == 2 and r["energy_saved_j"] == pytest.approx(20 * 0.5 + 40 * 0.75)
     assert r["accuracy_before"] == pytest.approx(4 / 6) and r["accuracy_lost"] == pytest.approx(1 / 6)
-    runs = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 2, "strategy": "rt",
-                         "max_new_tokens": [1000, 2000, 3000, 4000, 1000, 2000],
-                         "accuracy": [0.1, 0.38, 0.41, 0.40, 0.3, 0.5],
-                         "energy_per_query_j": [1, 2, 3, 4, 1, 2.0]})
-    s = metrics.early_exit_from_sweep(runs, tolerance=0.02).set_index("model")
-    assert s.loc["a", "cut_tokens"] == 2000 and s.loc["a", "energy_saved_share"] == pytest.approx(0.5)
-    assert s.loc["a", "accuracy_lost"] == pytest.approx(0.02)
-    assert s.loc["b", "cut_tokens"] == 2000 and s.loc["b", "energy_saved_share"] == 0

@@ -332,12 +332,233 @@ def test_run_many_keeps_order_and_uses_distinct_uids():
 # --- scoring helpers --------------------------------------------------------------------------
 
 def test_passes_asserts():
-    good = "def add(a, b):\n    return a + b\n\nassert add(1, 2) == 3\n"
-    assert sandbox.passes_asserts(good, FAST).ok
-    assert not sandbox.passes_asserts(good.replace("a + b", "a - b"), FAST).ok
-    early = "import sys\ndef add(a, b):\n    return a - b\nsys.exit(0)\nassert add(1, 2) == 3\n"
-    assert not sandbox.passes_asserts(early, FAST).ok
-    assert not sandbox.passes_asserts("while True: pass", Limits(wall_s=1, cpu_s=1)).ok
+    good = "def add(a, b):\n    return a + b\n"
+    tests = "assert add(1, 2) == 3\nassert add('a', 'b') == 'ab'\n"
+    assert sandbox.passes_asserts(good, tests, limits=FAST).ok
+    assert not sandbox.passes_asserts(good.replace("a + b", "a - b"), tests, limits=FAST).ok
+    early = "import sys\ndef add(a, b):\n    return a - b\nsys.exit(0)\n"
+    assert not sandbox.passes_asserts(early, tests, limits=FAST).ok
+    assert not sandbox.passes_asserts("def add(a, b):\n    while True: pass\n", tests,
+                                      limits=Limits(wall_s=1, cpu_s=1)).ok
+    # a solution that does not load fails even when the tests call nothing
+    assert not sandbox.passes_asserts("def add(a, b) return a", "pass", limits=FAST).ok
+    assert not sandbox.passes_asserts("raise ValueError('at import')", "pass", limits=FAST).ok
+
+
+HONEST = {
+    # prints to stdout while it works (the output is the solution's; it decides nothing)
+    "prints": ("def add(a, b):\n    print('adding', a, b)\n    return a + b\n",
+               "assert add(2, 3) == 5\n"),
+    # floats compared approximately, as HumanEval and MBPP tests do
+    "floats": ("def mean(xs):\n    return sum(xs) / len(xs)\n",
+               "import math\nassert abs(mean([0.1, 0.2, 0.3]) - 0.2) < 1e-9\n"
+               "assert math.isclose(mean([1e-3, 2e-3]), 1.5e-3, rel_tol=1e-6)\n"),
+    # the exception the tests expect, by its builtin type
+    "raises": ("def parse(s):\n    return int(s)\n",
+               "try:\n    parse('x')\n    raise AssertionError('no error')\nexcept ValueError:\n    pass\n"),
+    # numpy scalars, IntEnum, namedtuple, Counter and defaultdict become builtins
+    "builtin_like": ("import numpy as np, collections, enum\nclass C(enum.IntEnum):\n    A = 3\n"
+                     "P = collections.namedtuple('P', 'x y')\n"
+                     "def f():\n    return [np.int64(2), np.float64(0.5), np.bool_(True), C.A, P(1, 2),\n"
+                     "            collections.Counter('aab'), collections.defaultdict(int, k=1)]\n",
+                     "assert f() == [2, 0.5, True, 3, (1, 2), {'a': 2, 'b': 1}, {'k': 1}]\n"
+                     "assert type(f()[4]) is tuple and type(f()[0]) is int\n"),
+    # iterators and views, wrapped by the tests as MBPP's are (set(...), sorted(...), list(...))
+    "iterators": ("def common(a, b):\n    return filter(set(b).__contains__, a)\n"
+                  "def keys(d):\n    return d.keys()\n"
+                  "def squares(n):\n    return (i * i for i in range(n))\n",
+                  "assert set(common([1, 2, 3], [3, 2])) == {2, 3}\n"
+                  "assert sorted(keys({'b': 1, 'a': 2})) == ['a', 'b'] and keys({1: 0}) == {1}\n"
+                  "assert list(squares(3)) == [0, 1, 4] and squares(3) != [0, 1, 4]\n"),
+    # state kept between calls, in a function that shadows a builtin (MBPP 126 defines sum)
+    "state_and_builtin_name": ("calls = []\ndef sum(a, b):\n    calls.append(1)\n"
+                               "    return len(calls) + a + b\n",
+                               "assert sum(1, 1) == 3\nassert sum(1, 1) == 4\n"),
+}
+
+
+@pytest.mark.parametrize("name", list(HONEST))
+def test_honest_solutions_pass(name):
+    solution, tests = HONEST[name]
+    candidates = ["sum"] if name == "state_and_builtin_name" else ()
+    result = sandbox.passes_asserts(solution, tests, candidates=candidates, limits=Limits(wall_s=20))
+    assert result.ok, result
+    if name == "prints":
+        assert "adding 2 3" in result.stdout
+
+
+def test_tests_keep_their_own_helpers_and_data():
+    """HumanEval's prompt defines helpers the tests use (``poly``); they stay the tests' own
+    even when the solution redefines them, and ``TEST_DATA`` reaches only the tests."""
+    context = ("def poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n\n"
+               "def find_zero(xs):\n    pass\n")
+    solver = ("def find_zero(xs):\n    import scipy.optimize\n"
+              "    return scipy.optimize.brentq(lambda x: poly(xs, x), -100, 100)\n")
+    tests = ("def check(candidate):\n    for xs in TEST_DATA:\n"
+             "        assert abs(poly(xs, candidate(xs))) < 1e-6\n\ncheck(find_zero)\n")
+    cases = [[1, 2], [-6, 11, -6, 1]]
+    limits = Limits(wall_s=20)
+    assert sandbox.passes_asserts(context + solver, tests, context=context,
+                                  candidates=["find_zero"], data=cases, limits=limits).ok
+    # a solution whose own poly is wrong (a root of 2 + 2x, not 1 + 2x) fails the tests' poly
+    skewed = context.replace("return sum", "return 1 + sum") + solver
+    assert not sandbox.passes_asserts(skewed, tests, context=context, candidates=["find_zero"],
+                                      data=cases, limits=limits).ok
+
+
+def _codec() -> dict:
+    namespace: dict = {"os": os}
+    exec(sandbox._VALUE_CODEC, namespace)
+    return namespace
+
+
+def test_values_cross_exactly_and_only_as_builtins():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    codec = _codec()
+    values = [None, True, 0, -7, 2**200, -(3**5000), 0.1, -0.0, float("inf"), 1e308, "é\ud800",
+              b"\x00\xff", bytearray(b"ab"), 1 + 2j, Fraction(1, 3), Decimal("1.10"),
+              [1, [2, (3, frozenset({4}))]], (), {(1, 2): {"a": {1, 2}}, 5: None}]
+    for value in values:
+        back = codec["decode"](json.loads(json.dumps(codec["encode"](value))))
+        assert back == value and type(back) is type(value), value
+    nan = codec["decode"](json.loads(json.dumps(codec["encode"](float("nan")))))
+    assert nan != nan
+    # what honest solutions return in place of lists: the same kind of thing arrives
+    import collections
+
+    d = {"a": 1, "b": 2}
+    for make in (d.keys, d.values, d.items, lambda: range(2, 10, 3),
+                 lambda: collections.deque([1, 2]), lambda: map(str, [1, 2]),
+                 lambda: (x * x for x in range(3)), lambda: zip("ab", [1, 2])):
+        value = make()
+        back = codec["decode"](json.loads(json.dumps(codec["encode"](value))))
+        if iter(value) is value:                             # an iterator: one over the values
+            assert iter(back) is back and list(back) == list(make())
+        else:
+            assert type(back) is type(value) and list(back) == list(value)
+    assert codec["decode"](codec["encode"](d.keys())) == {"a", "b"}           # as in Python
+    for hostile in ({"t": [1], "extra": 1}, {"x": []}, {"d": [[1]]}, {"i": 5}, {"c": ["1", 2]},
+                    {"S": [[1]]}, {"Q": [1.5, 2]}, {"t": "ab"}, {"d": [[[1], 2]]}):
+        with pytest.raises((ValueError, TypeError)):
+            codec["decode"](hostile)
+
+    class Anything:
+        __eq__ = lambda self, other: True
+
+    with pytest.raises(TypeError):
+        codec["encode"](Anything())
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(ValueError):
+        codec["encode"](deep)
+
+
+# --- forged verdicts ----------------------------------------------------------------------------
+
+def _single_process_passes(solution: str, tests: str, limits: Limits) -> bool:
+    """The design the attack report was about: solution, tests and a completion token that the
+    program prints after its last test, all in one program."""
+    token = uuid.uuid4().hex
+    program = (f"{solution}\n\n{tests}\nimport os as _o, sys as _s\n_s.stdout.flush()\n"
+               f"_o.write(1, b'\\n{token}\\n')\n")
+    result = sandbox.run(program, limits=limits)
+    return result.returncode == 0 and not result.timed_out and token in result.stdout
+
+
+@pytest.mark.parametrize("name", sandbox_probes.CLASSIC_FORGERIES)
+def test_forgeries_are_real_attacks(name):
+    """Each classic forgery does pass a single-process harness: the probes test something."""
+    tests = sandbox_probes.FORGERY_TESTS.replace("@SECRET@", sandbox_probes.forgery_secret())
+    assert _single_process_passes(sandbox_probes.FORGERIES[name], tests,
+                                  sandbox_probes.FORGERY_LIMITS)
+
+
+@pytest.mark.parametrize("harness", ["asserts", "call"])
+@pytest.mark.parametrize("name", list(sandbox_probes.FORGERIES))
+def test_forged_verdict_does_not_pass(name, harness):
+    verdict = sandbox_probes.check_forgery(name, harness)
+    assert not verdict.passed, verdict
+    if verdict.execution is not None:
+        assert not verdict.execution.timed_out
+        assert "planted" not in verdict.execution.stdout
+
+
+def test_the_tests_process_is_closed_to_the_solution():
+    """What the forgeries rely on, checked directly from the solution's side."""
+    probe = """
+import json, os
+seen = {}
+for what in ("mem", "environ", "fd/0", "maps"):
+    try:
+        with open("/proc/%d/%s" % (os.getppid(), what), "rb") as f:
+            f.read(1)
+        seen[what] = "read"
+    except OSError as exc:
+        seen[what] = exc.errno
+
+def report():
+    return json.dumps([seen, sorted(os.listdir("/proc/self/fd")), open("/proc/self/cmdline").read()])
+"""
+    result = sandbox.passes_asserts(probe, "print(report())\nassert False\n", limits=FAST)
+    assert not result.ok
+    seen, fds, cmdline = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(seen.values()) <= {1, 13}, seen             # EPERM / EACCES: nothing read
+    assert len(fds) == 6, fds                               # stdio, the two pipes, listdir's own
+    assert "ttcsecret" not in result.stdout and "-S\x00-c" in cmdline
+
+
+# --- stdout compared while it arrives -------------------------------------------------------------
+
+def test_output_comparison_follows_normalize_output():
+    import random
+
+    rng = random.Random(7)
+    pieces = ["1", "2", " ", "\n", "\r\n", "", "x", "\t", "é"]
+    for _ in range(3000):
+        expected = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        actual = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        data = actual.encode()
+        comparison = sandbox.OutputComparison(expected)
+        cut = rng.randint(0, len(data))
+        comparison.feed(data[:cut])
+        comparison.feed(data[cut:])
+        same = sandbox.normalize_output(actual) == sandbox.normalize_output(expected)
+        assert comparison.finish() == same, (expected, actual)
+
+
+def test_big_output_compared_streaming():
+    lines = 1_000_000                                       # 8 MiB, 32 times the 256 KiB cap
+    expected = "".join(f"{i:7d}\n" for i in range(lines))
+    program = ("import sys\nn = int(input())\n"
+               "sys.stdout.write(''.join(f'{i:7d}\\n' for i in range(n)))\n")
+    limits = Limits(wall_s=30, memory_mb=1024)
+    assert sandbox.passes_io(program, [(f"{lines}\n", expected)], limits)
+    result = sandbox.run(program, stdin=f"{lines}\n", limits=limits, expected_stdout=expected)
+    assert result.ok and result.stdout_matches
+    assert len(result.stdout) < limits.output_kb * 1024 + 100    # only the head is kept
+    # trailing spaces on every line still compare equal (and fit in the cap)
+    spaced = program.replace("\\n' for", " \\n' for")
+    assert sandbox.passes_io(spaced, [(f"{lines}\n", expected)], limits)
+    # one wrong line near the end, a missing last line, an extra line
+    wrong = expected.replace(" 999990\n", " 999991\n")
+    assert not sandbox.passes_io(program, [(f"{lines}\n", wrong)], limits)
+    assert not sandbox.passes_io(program, [(f"{lines - 1}\n", expected)], limits)
+    assert not sandbox.passes_io(program, [(f"{lines + 1}\n", expected)], limits)
+
+
+def test_wrong_output_is_stopped_at_its_first_difference():
+    program = "print('wrong', flush=True)\nimport time\ntime.sleep(20)\n"
+    start = time.monotonic()
+    result = sandbox.run(program, expected_stdout="right\n", limits=Limits(wall_s=25))
+    assert result.stdout_matches is False and not result.timed_out
+    assert time.monotonic() - start < 5
+    assert "line 1: expected 'right', got 'wrong'" in result.stderr
+    flood = "while True:\n    print('1')\n"                    # never stops: capped, not held
+    result = sandbox.run(flood, expected_stdout="1\n" * 1000, limits=Limits(wall_s=10))
+    assert result.stdout_matches is False and not result.timed_out
 
 
 def test_passes_io():

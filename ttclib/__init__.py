@@ -10,11 +10,24 @@ the runs that are not cached yet, and returns the loaded tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .metrics import RunSet, load_runs
 from .params import ParamsError, Plan, load_params
-from .runner import execute, run_plan
 from .spec import RunSpec
+
+if TYPE_CHECKING:
+    from .metrics import RunSet
+
+# pandas and the runner load on first use, so `ttc run --dry-run` answers a bad params file fast
+_LAZY = {"RunSet": "metrics", "load_runs": "metrics", "execute": "runner", "run_plan": "runner"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
@@ -45,6 +58,9 @@ class Study:
 
 def run_grid(params_file: str, profile: str = "default", *, progress: bool | None = None) -> Study:
     """Validate ``params_file``, run (or load from cache) every run of ``profile``, load them."""
+    from .metrics import load_runs
+    from .runner import run_plan
+
     plan = load_params(params_file, profile)
     dirs = run_plan(plan, progress=progress)
     return Study(plan, load_runs(dirs))

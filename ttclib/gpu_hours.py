@@ -19,8 +19,10 @@ Expected output tokens per query come from completed runs of the same model, str
 benchmark in the plan's runs_dir (their measured mean) when there are any, else from figures the
 paper reports (:func:`paper_tokens`), always capped at max_new_tokens. Problems are counted in the
 benchmark's data when it is on this machine (never downloaded), else taken from the benchmark's
-documented ``size``. Not included: model download and loading, server start-up, warm-up, the
-idle baseline, grading. Sliding-window layers are counted as full attention.
+documented ``size``; generated benchmarks are counted, not generated (``per_level`` × levels, the
+question lengths from a sample), and data over ``COUNT_BYTES`` is not read. Not included: model
+download and loading, server start-up, warm-up, the idle baseline, grading. Sliding-window layers
+are counted as full attention.
 
 >>> from ttclib.gpu_hours import GPU, Architecture, Roofline, decode_step_s
 >>> arch = Architecture(parameters=10**9, layers=10, kv_heads=2, head_dim=64)
@@ -34,9 +36,10 @@ idle baseline, grading. Sliding-window layers are counted as full attention.
 from __future__ import annotations
 
 import functools
-import json
+import gzip
 import math
 import os
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,9 +148,17 @@ def parameter_count(config: dict) -> int:
 
 
 def architecture(model: str) -> Architecture | None:
-    """The architecture of a run's model, from its config.json (None when none is known here)."""
+    """The architecture of a run's model, from its config.json (None when none is known here, or
+    the config lacks what the roofline needs)."""
     path = models.config_path(model)
-    return None if path is None else Architecture.from_config(json.loads(path.read_text()), path.name)
+    if path is None:
+        return None
+    try:
+        config = models.read_config(path, model)
+        models.check_architecture(config, model)
+    except ValueError:
+        return None
+    return Architecture.from_config(config, path.name)
 
 
 # --- time on the GPU -----------------------------------------------------------------------
@@ -214,6 +225,8 @@ PAPER_RT_COMMON_SENSE = Tokens(200, "paper §4.1: RT cost 1.08× Base energy on 
                                "paper")
 
 ASSUMED_PROMPT = Tokens(256, "assumed: 256 (no data or runs here)", "assumed")
+COUNT_BYTES = 64 << 20     # data larger than this (uncompressed) is not read to count problems: documented size
+GENERATED_SAMPLE = 16      # problems per level generated to measure a generated benchmark's question lengths
 CHARS_PER_TOKEN = 4
 TEMPLATE_TOKENS = 50       # chat template, answer format and the strategy's instruction around a question
 
@@ -313,14 +326,47 @@ def _count_local(benchmark: str, data: Path | None, levels: tuple, subsets: tupl
     bench = benchmarks.get(benchmark)
     try:
         where = bench.source.locate(benchmark, data)
-        if where.kind == "hub":
+        if where.kind == "generated":
+            return _count_generated(bench, levels or bench.levels, per_level, seed)
+        if where.kind == "hub" or (where.kind == "file" and _data_bytes(Path(where.where)) > COUNT_BYTES):
             return None
         found = bench.load(levels=list(levels) or None, per_level=per_level, seed=seed,
                            subsets=list(subsets) or None, data=data)
-    except (benchmarks.BenchmarkDataError, ValueError, ImportError):
+    except (benchmarks.BenchmarkDataError, ValueError, ImportError, OSError, zipfile.BadZipFile):
         return None
     chars = sum(len(p.question) for p in found) / len(found) if found else None
     return Problems(len(found), f"counted in the {where.kind} data here", chars)
+
+
+def _data_bytes(path: Path) -> int:
+    """A data file's size as read: decompressed, and only as far as needed to tell it is over COUNT_BYTES
+    (a small .gz or .zip may hold gigabytes)."""
+    if not path.is_file():
+        return 0                       # a folder a benchmark's reader globs (MMLU's CSVs)
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as z:
+            return sum(info.file_size for info in z.infolist())
+    if path.suffix.lower() != ".gz":
+        return path.stat().st_size
+    size = 0
+    with gzip.open(path, "rb") as f:
+        while size <= COUNT_BYTES and (chunk := f.read(1 << 20)):
+            size += len(chunk)
+    return size
+
+
+def _count_generated(bench: benchmarks.Benchmark, levels: tuple, per_level: int | None, seed: int) -> Problems | None:
+    """A generator makes exactly ``per_level`` per level: counted without generating them all.
+
+    >>> _count_generated(benchmarks.get("arithmetic"), ("easy", "hard"), 10**8, 0).count
+    200000000
+    """
+    if per_level is None:
+        return None
+    sample = bench.load(levels=list(levels), per_level=min(per_level, GENERATED_SAMPLE), seed=seed)
+    chars = sum(len(p.question) for p in sample) / len(sample) if sample else None
+    return Problems(per_level * len(levels), f"counted in the generated data here (per_level × {len(levels)} "
+                                             f"levels)", chars)
 
 
 def _count_without_data(spec: RunSpec) -> Problems:

@@ -112,6 +112,32 @@ def model_sizes(runs: pd.DataFrame) -> pd.Series:
     return runs.groupby("model").parameters.first().fillna(0)
 
 
+def base_pairs(runs: pd.DataFrame, baseline: str = "base", pairs: dict | None = None) -> dict:
+    """model → the ``baseline`` model it is compared with: itself when it runs the baseline, else the
+    baseline model closest in parameter count (on a log scale), so that the paper's RT runs on
+    DeepSeek-R1-Distill-Qwen-1.5B are compared with Base on Qwen2.5-1.5B-Instruct. ``pairs`` sets
+    pairs explicitly and wins over sizes; a model with no baseline model at all maps to itself.
+
+    >>> runs = pd.DataFrame({"model": ["q1.5", "q7", "r1.5", "r7"], "strategy": ["base", "base", "rt", "rt"],
+    ...                      "parameters": [1.54e9, 7.6e9, 1.78e9, 7.6e9]})
+    >>> base_pairs(runs)
+    {'q1.5': 'q1.5', 'q7': 'q7', 'r1.5': 'q1.5', 'r7': 'q7'}
+    """
+    size = model_sizes(runs)
+    base = [m for m in dict.fromkeys(runs[runs.strategy == baseline].model)]
+    out = {}
+    for model in dict.fromkeys(runs.model):
+        if model in base or not base:
+            out[model] = model
+            continue
+        own = size.get(model, 0)
+        out[model] = min(base, key=lambda b: abs(np.log(max(size.get(b, 0), 1) / max(own, 1))))
+    unknown = sorted(set(pairs or {}) - set(out))
+    if unknown:
+        raise ValueError(f"pairs name models that are not in the runs: {unknown} (have {sorted(out)})")
+    return {**out, **(pairs or {})}
+
+
 def hardware_label(runs: pd.DataFrame) -> str:
     """The hardware the runs were measured on, e.g. 'AMD EPYC (2 cores)'."""
     return ", ".join(sorted(set(runs.hardware)))
@@ -331,7 +357,8 @@ def answer_lengths(results: pd.DataFrame, by=("model", "strategy")) -> pd.DataFr
 
 
 def early_exit(queries: pd.DataFrame, cut: float | None = None, whisker: float = 1.5) -> dict:
-    """What stopping every generation at ``cut`` output tokens would have saved and cost.
+    """What stopping every generation at ``cut`` output tokens would have saved and cost — an
+    *estimate* from one run, secondary to the measured :func:`early_exit_at_sweep`.
 
     Answers longer than the cut lose their answer (counted incorrect) and the energy of their
     tokens beyond it: each answer's attributed energy scaled by the share of its tokens past the
@@ -357,26 +384,66 @@ def early_exit(queries: pd.DataFrame, cut: float | None = None, whisker: float =
             "accuracy_lost": float((correct & beyond).mean())}
 
 
-def early_exit_from_sweep(runs: pd.DataFrame, tolerance: float = 0.0, by=("model", "strategy")) -> pd.DataFrame:
-    """Per configuration of a measured length sweep: the shortest ``max_new_tokens`` whose accuracy
-    is within ``tolerance`` of the longest one's, and the energy per query it saves.
+def early_exit_at_sweep(results: pd.DataFrame, whisker: float = 1.5, by=("model", "strategy"),
+                        level: float = 0.95) -> pd.DataFrame:
+    """Early exit as the paper does it (§5), per configuration of a measured length sweep: the cut is
+    the smallest swept ``max_new_tokens`` at or above the upper whisker (:func:`length_cut`) of the
+    correct answers' output tokens at the longest maximum length, and that sweep point's *measured*
+    energy per query and accuracy are compared with the longest run's, with ``level`` CIs: the energy
+    ratio across repetitions (or paired queries with one), the accuracy change over the same
+    queries (:func:`ttclib.verdicts.paired_difference_ci`). Configurations without a correct answer
+    get no cut (NaN).
 
-    >>> runs = pd.DataFrame({"model": "m", "strategy": "rt", "max_new_tokens": [100, 200, 400],
-    ...                      "accuracy": [0.2, 0.5, 0.5], "energy_per_query_j": [1.0, 2.0, 4.0]})
-    >>> early_exit_from_sweep(runs)[["cut_tokens", "energy_saved_share", "accuracy_lost"]].values.tolist()
-    [[200.0, 0.5, 0.0]]
+    >>> res = pd.DataFrame({"model": "m", "strategy": "rt", "repetition": 0, "samples": 1,
+    ...                     "max_new_tokens": [100] * 4 + [200] * 4 + [400] * 4, "query_id": list("abcd") * 3,
+    ...                     "completion_tokens": [60, 90, 100, 100, 60, 90, 200, 200, 60, 90, 300, 400],
+    ...                     "correct": [1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0],
+    ...                     "energy_j": [1.0, 1.5, 1.7, 1.7, 1.0, 1.5, 3.3, 3.3, 1.0, 1.5, 5.0, 6.6]})
+    >>> r = early_exit_at_sweep(res).iloc[0]
+    >>> r[["whisker_tokens", "cut_tokens", "max_tokens", "accuracy_change"]].astype(float).tolist()
+    [90.0, 100.0, 400.0, 0.0]
+    >>> round(float(r.energy_saved_share), 3)      # 1.475 J per query at the cut, 3.525 J uncut
+    0.582
     """
+    from .verdicts import paired_difference_ci
+
     rows = []
-    for key, g in runs.groupby(list(by), sort=False):
-        g = g.sort_values("max_new_tokens")
-        full = g.iloc[-1]
-        keep = g[g.accuracy >= full.accuracy - tolerance].iloc[0]
-        rows.append({**group_key(by, key),
-                     "max_tokens": float(full.max_new_tokens), "cut_tokens": float(keep.max_new_tokens),
-                     "energy_per_query_j": full.energy_per_query_j, "cut_energy_per_query_j": keep.energy_per_query_j,
-                     "energy_saved_share": 1 - keep.energy_per_query_j / full.energy_per_query_j,
-                     "accuracy_lost": full.accuracy - keep.accuracy})
+    for key, g in results.groupby(list(by), sort=False):
+        g = g.assign(answer_tokens=g.completion_tokens / (g.samples if "samples" in g else 1))
+        lengths = sorted(set(g.max_new_tokens))
+        longest = g[g.max_new_tokens == lengths[-1]]
+        right = answer_lengths(longest.assign(completion_tokens=longest.answer_tokens), by=by)
+        right = right[right.correct].completion_tokens
+        row = {**group_key(by, key), "max_tokens": float(lengths[-1]), "queries": longest.query_id.nunique()}
+        if right.empty:
+            rows.append({**row, "whisker_tokens": np.nan, "cut_tokens": np.nan})
+            continue
+        edge = length_cut(right, whisker)
+        cut = next((x for x in lengths if x >= edge), lengths[-1])
+        at = g[g.max_new_tokens == cut]
+        r, lo, hi, over = _energy_ratio(at, longest, level)
+        acc = pd.concat([longest.groupby("query_id").correct.mean(), at.groupby("query_id").correct.mean()],
+                        axis=1, keys=["full", "cut"]).dropna().astype(float)
+        d, d_lo, d_hi = paired_difference_ci(acc.full, acc.cut, level)
+        rows.append({**row, "whisker_tokens": edge, "cut_tokens": float(cut),
+                     "energy_per_query_j": longest.energy_j.mean(), "cut_energy_per_query_j": at.energy_j.mean(),
+                     "energy_ratio": r, "energy_ratio_lo": lo, "energy_ratio_hi": hi,
+                     "energy_saved_share": 1 - r, "accuracy": acc.full.mean(), "cut_accuracy": acc.cut.mean(),
+                     "accuracy_change": d, "accuracy_change_lo": d_lo, "accuracy_change_hi": d_hi, "ci_over": over})
     return pd.DataFrame(rows)
+
+
+def _energy_ratio(num: pd.DataFrame, den: pd.DataFrame, level: float) -> tuple[float, float, float, str]:
+    """Energy per query of ``num`` over ``den`` with its CI: across repetitions when both have two or
+    more, else across the queries both answered, as pairs."""
+    from .fits import ratio_ci
+
+    if min(num.repetition.nunique(), den.repetition.nunique()) > 1:
+        return (*ratio_ci(num.groupby("repetition").energy_j.mean(), den.groupby("repetition").energy_j.mean(),
+                          level), "repetitions")
+    both = pd.concat([num.groupby("query_id").energy_j.mean(), den.groupby("query_id").energy_j.mean()],
+                     axis=1, keys=["n", "d"]).dropna()
+    return (*ratio_ci(both.n, both.d, level, paired=True), "queries (paired)")
 
 
 # --- power and throughput (paper 000, Figures 3 and 7) ---------------------------------------
@@ -413,6 +480,22 @@ def throughput_by_repetition(queries: pd.DataFrame, runs: pd.DataFrame | None = 
     out = pd.concat([n, time], axis=1).reset_index()
     out = out.assign(queries_per_s=out.queries / out.repetition_s)
     return out if runs is None else out.merge(runs, on="run_id")
+
+
+def power_by_repetition(queries: pd.DataFrame) -> pd.DataFrame:
+    """Mean power of each repetition of each run: its attributed energy (all queries and samples)
+    over the measured time of its windows — one observation per repetition, for intervals across them.
+
+    >>> q = pd.DataFrame({"run_id": "r", "repetition": [0, 0, 1, 1], "query_id": list("abab"),
+    ...                   "segment": [0, 0, 1, 1], "window_s": [2.0, 2.0, 4.0, 4.0], "energy_j": [100.0, 100, 150, 150]})
+    >>> power_by_repetition(q)[["repetition", "mean_power_w"]].values.tolist()
+    [[0.0, 100.0], [1.0, 75.0]]
+    """
+    reps = throughput_by_repetition(queries)
+    energy = queries.groupby(["run_id", "repetition"]).energy_j.sum().rename("energy_j").reset_index()
+    out = reps.merge(energy, on=["run_id", "repetition"])
+    return out.assign(mean_power_w=out.energy_j / out.repetition_s)[["run_id", "repetition", "energy_j",
+                                                                     "repetition_s", "mean_power_w"]]
 
 
 _PER_REPETITION = ["repetition", "queries", "repetition_s", "queries_per_s"]
@@ -506,11 +589,17 @@ def operating_points(results: pd.DataFrame, by=("model", "strategy"), level: flo
     return pd.DataFrame(rows)
 
 
-def normalized_energy(results: pd.DataFrame, baseline: str = "base", by=("benchmark", "model"),
-                      level: float = 0.95) -> pd.DataFrame:
-    """Energy per query of every strategy relative to ``baseline`` (paper 000, Figure 2), per ``by``
-    group, with a bootstrap CI of the ratio (across repetitions, or across queries with one), and
-    the output- and input-token multipliers behind it.
+def normalized_energy(results: pd.DataFrame, baseline: str = "base", by=("benchmark",),
+                      level: float = 0.95, pairs: dict | None = None) -> pd.DataFrame:
+    """Energy per query of every strategy relative to ``baseline`` on its paired baseline model (paper
+    000, Figure 2), per ``by`` group and pair, with a ``level`` CI of the ratio and the output- and
+    input-token multipliers behind it.
+
+    ``pairs`` maps each model to the baseline model it is compared with (:func:`base_pairs`; by
+    default every model with itself): the paper runs Base and MV on Qwen2.5-Instruct and RT on the
+    R1 distill of the same size. The CI is across repetitions when both sides have two or more
+    (the repetition means are independent samples: :func:`fits.ratio_ci`); with one repetition it is
+    across the queries both answered, resampled as pairs (``paired=True``).
 
     >>> res = pd.DataFrame({"benchmark": "b", "category": "math", "model": "m",
     ...                     "strategy": ["base"] * 4 + ["mv"] * 4, "repetition": [0, 1, 2, 3] * 2,
@@ -519,24 +608,22 @@ def normalized_energy(results: pd.DataFrame, baseline: str = "base", by=("benchm
     >>> r = normalized_energy(res).iloc[0]
     >>> r.strategy, r[["energy_ratio", "output_token_ratio", "input_token_ratio"]].astype(float).tolist()
     ('mv', [4.0, 5.0, 5.0])
-    >>> bool(r.energy_ratio_lo < 4 < r.energy_ratio_hi)
-    True
+    >>> bool(r.energy_ratio_lo < 4 < r.energy_ratio_hi), r.ci_over
+    (True, 'repetitions')
     """
-    from .fits import ratio_ci
-
-    by = list(by)
+    by = [c for c in by if c != "model"]
+    pairs = pairs or {}
+    df = results.assign(base_model=results.model.map(lambda m: pairs.get(m, m)))
     rows = []
-    for key, g in results.groupby(by, sort=False):
-        base = g[g.strategy == baseline]
+    for key, g in df.groupby(by + ["base_model"], sort=False):
+        base = g[(g.strategy == baseline) & (g.model == g.base_model)]
         if base.empty:
             continue
-        for strategy, s in g[g.strategy != baseline].groupby("strategy", sort=False):
-            unit = "repetition" if min(s.repetition.nunique(), base.repetition.nunique()) > 1 else "query_id"
-            r, lo, hi = ratio_ci(s.groupby(unit).energy_j.mean(), base.groupby(unit).energy_j.mean(), level)
-            rows.append({**group_key(by, key),
+        for (model, strategy), s in g[g.strategy != baseline].groupby(["model", "strategy"], sort=False):
+            r, lo, hi, over = _energy_ratio(s, base, level)
+            rows.append({**group_key(by + ["base_model"], key), "model": model,
                          "category": g.category.iloc[0] if "category" in g else None, "strategy": strategy,
-                         "energy_ratio": r, "energy_ratio_lo": lo, "energy_ratio_hi": hi,
-                         "ci_over": "repetitions" if unit == "repetition" else "queries",
+                         "energy_ratio": r, "energy_ratio_lo": lo, "energy_ratio_hi": hi, "ci_over": over,
                          "base_output_tokens": base.completion_tokens.mean(),
                          "output_token_ratio": s.completion_tokens.mean() / base.completion_tokens.mean(),
                          "input_token_ratio": (s.prompt_tokens.mean() / base.prompt_tokens.mean()

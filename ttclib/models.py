@@ -18,6 +18,7 @@ A model is named by one string, resolved in this order:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -78,26 +79,135 @@ def random_configs() -> list[str]:
 
 
 def resolve(name: str) -> ModelRef:
-    """Turn a model name into a :class:`ModelRef`, without loading anything."""
+    """Turn a model name into a :class:`ModelRef`, without loading anything.
+
+    A name that is none of the forms above is an error (ValueError), e.g. a hub id without its
+    ``org/`` or a ``random:`` config that is not a usable ``config.json``:
+
+    >>> resolve("banana")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'banana': not an embedded model (...), random:<config>, ... or a hub id org/name
+    """
+    if not name.strip() or not name.isprintable():
+        raise ValueError(f"model {name!r}: empty or not printable")
     if name in EMBEDDED:
         emb = EMBEDDED[name]
         return ModelRef(name, "embedded", chat=emb.chat,
                         info={"package": emb.package, "description": emb.description})
     if name.startswith("random:"):
         key = name.split(":", 1)[1]
-        path = CONFIG_DIR / f"{key}.json" if (CONFIG_DIR / f"{key}.json").exists() else Path(key)
-        if not path.is_file():
+        path = CONFIG_DIR / f"{key}.json" if _is_file(CONFIG_DIR / f"{key}.json") else local_path(key)
+        if not _is_file(path):
             raise ValueError(f"model {name!r}: no config {key!r}; shipped configs: {', '.join(random_configs())}, "
                              "or give a path to a config.json")
+        _check_random_config(path, name)
         return ModelRef(name, "random", str(path), chat=False, info={"config": str(path)})
-    p = Path(name).expanduser()
-    if p.is_dir():
+    p = local_path(name)
+    if _is_dir(p):
+        if not _is_file(p / "config.json"):
+            raise ValueError(f"model {name!r}: directory without a config.json (not a Hugging Face model directory)")
         return ModelRef(name, "hf_dir", str(p))
     if p.suffix == ".gguf":
-        if not p.is_file():
+        if not _is_file(p):
             raise ValueError(f"model {name!r}: GGUF file not found")
         return ModelRef(name, "gguf", str(p))
+    if not _hub_id(name):
+        raise ValueError(f"model {name!r}: not an embedded model ({', '.join(EMBEDDED)}), random:<config>, an existing "
+                         "model directory or .gguf file, or a hub id org/name")
     return ModelRef(name, "hub", name)
+
+
+# A config.json is small; anything larger is not one (and is not read whole to find out).
+MAX_CONFIG_BYTES = 1 << 20
+# What a random-weight model (transformers' AutoConfig, the GPU-hour projection) needs of its config.
+ARCHITECTURE_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size")
+
+
+def _check_random_config(path: Path, name: str) -> None:
+    st = path.stat()
+    _checked_config(str(path), st.st_mtime_ns, st.st_size, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_config(path: str, mtime_ns: int, size: int, name: str) -> None:
+    """Read and check a config once per version of the file (a grid resolves the same model many times)."""
+    check_architecture(read_config(Path(path), name), f"model {name!r}: {path}")
+
+
+def read_config(path: Path, name: str) -> dict:
+    """A ``config.json`` as a dict; ValueError saying why it is not one."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ValueError(f"model {name!r}: cannot read {path}: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"model {name!r}: {path} is over {MAX_CONFIG_BYTES >> 20} MiB: not a config.json")
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"model {name!r}: {path} is not a JSON config ({str(e)[:120]})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"model {name!r}: {path} is not a JSON object")
+    return config
+
+
+def check_architecture(config: dict, where: str) -> None:
+    """``model_type`` and positive integer sizes for every key of :data:`ARCHITECTURE_KEYS`.
+
+    >>> check_architecture({"model_type": "qwen2", "hidden_size": 64}, "tiny")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: tiny: config key num_attention_heads: missing (needs model_type, hidden_size, ...)
+    """
+    needs = f"(needs model_type, {', '.join(ARCHITECTURE_KEYS)})"
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise ValueError(f"{where}: config key model_type: missing or not a string {needs}")
+    for key in ARCHITECTURE_KEYS + ("num_key_value_heads", "head_dim"):
+        value = config.get(key)
+        if value is None and key not in ARCHITECTURE_KEYS:
+            continue
+        if value is None:
+            raise ValueError(f"{where}: config key {key}: missing {needs}")
+        if type(value) is not int or value < 1:
+            raise ValueError(f"{where}: config key {key}: {value!r} is not a positive integer")
+    if not config.get("head_dim") and config["hidden_size"] < config["num_attention_heads"]:
+        raise ValueError(f"{where}: config: hidden_size {config['hidden_size']} < num_attention_heads "
+                         f"{config['num_attention_heads']} (no head_dim)")
+
+
+def local_path(name: str) -> Path:
+    """``name`` as a path, ``~`` expanded where it can be."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:          # ~user of an unknown user
+        return Path(name)
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except OSError:               # a name too long for a path, say
+        return False
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
+
+
+def _hub_id(name: str) -> bool:
+    """``org/name`` as the Hugging Face hub spells repository ids (names without an org are legacy aliases)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return name.count("/") == 1
 
 
 def is_available(name: str) -> tuple[bool, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -11,6 +12,52 @@ import seaborn as sns
 from . import fits, metrics
 
 STRATEGY_ORDER = ["base", "mv", "cot", "rt"]
+# One colour per strategy in every figure (seaborn's default palette, in the paper's order);
+# strategies outside it take the palette's later colours.
+_PALETTE = sns.color_palette("deep", 10)
+STRATEGY_COLORS = dict(zip(STRATEGY_ORDER, _PALETTE))
+
+
+def strategy_color(strategy: str):
+    """The colour of ``strategy`` in every figure."""
+    if strategy not in STRATEGY_COLORS:
+        STRATEGY_COLORS[strategy] = _PALETTE[len(STRATEGY_COLORS) % len(_PALETTE)]
+    return STRATEGY_COLORS[strategy]
+
+
+def _label_groups(xy, labels, near=(40.0, 12.0)) -> list[tuple[int, str]]:
+    """Labels of points whose positions ``xy`` (display pixels, n × 2) lie within ``near`` (dx, dy
+    pixels) of a group's first point merged into one label "a, b", so that labels never overprint.
+    Returns (index of the group's first point, label).
+
+    >>> _label_groups([[100, 50], [110, 52], [300, 50]], ["13", "128", "7"])
+    [(0, '13, 128'), (2, '7')]
+    """
+    xy = np.asarray(xy, float)
+    groups: list[list[int]] = []
+    for i in np.argsort(xy[:, 0], kind="stable"):
+        for g in groups:
+            if abs(xy[i, 0] - xy[g[0], 0]) <= near[0] and abs(xy[i, 1] - xy[g[0], 1]) <= near[1]:
+                g.append(int(i))
+                break
+        else:
+            groups.append([int(i)])
+    return [(g[0], ", ".join(dict.fromkeys(str(labels[i]) for i in g))) for g in groups]
+
+
+def _annotate_apart(ax, xs, ys, labels, sep: str = ", ", **kw) -> None:
+    """Annotate points, one label per cluster of (nearly) coinciding points (:func:`_label_groups`);
+    call after everything is drawn and the scales are set, so that pixel distances are final."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys, labels = xs[ok], ys[ok], [lab for lab, k in zip(labels, ok) if k]
+    if not len(xs):
+        return
+    ax.autoscale_view()
+    pixels = ax.transData.transform(np.column_stack([xs, ys]))
+    for i, label in _label_groups(pixels, labels):
+        ax.annotate(label.replace(", ", sep), (xs[i], ys[i]), textcoords="offset points",
+                    **{"xytext": (4, 4), "fontsize": 7, **kw})
 
 
 def style() -> None:
@@ -67,11 +114,9 @@ def accuracy_vs_energy(points: pd.DataFrame, runs: pd.DataFrame):
     strategies = _strategies(df.strategy)
     for cat, ax in zip(cats, axes[0]):
         pts = df if cat is None else df[df.category == cat]
-        for strategy, color in zip(strategies, sns.color_palette(n_colors=len(strategies))):
-            _points_with_ci(ax, pts[pts.strategy == strategy], color, label=strategy)
-        for row in pts.itertuples():
-            ax.annotate(row.model, (row.energy_per_query_j, 100 * row.accuracy), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
+        for strategy in strategies:
+            _points_with_ci(ax, pts[pts.strategy == strategy], strategy_color(strategy), label=strategy)
+        _annotate_apart(ax, pts.energy_per_query_j, 100 * pts.accuracy, pts.model.tolist(), fontsize=8)
         ax.set_xlabel(_energy_label(runs))
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{cat + ': ' if cat else ''}accuracy vs energy per query — {_where(runs)}\n{_ci_note(pts)}",
@@ -86,17 +131,20 @@ def normalized_energy(normalized: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
     95 % CI; the dotted line at 1 is Base. Benchmarks are grouped by category."""
     style()
     df = normalized.sort_values(["category", "benchmark"], kind="stable")
-    groups = list(dict.fromkeys(zip(df.category, df.benchmark, df.model)))
+    pair = "base_model" if "base_model" in df else "model"    # RT on a distill is drawn beside its Base model
+    groups = list(dict.fromkeys(zip(df.category, df.benchmark, df[pair])))
     ax = ax or plt.subplots(figsize=(max(6, 1.1 * len(groups) + 2), 4.5))[1]
     strategies = _strategies(df.strategy)
     width = 0.8 / max(len(strategies), 1)
-    for i, (strategy, color) in enumerate(zip(strategies, sns.color_palette(n_colors=len(strategies) + 1)[1:])):
-        g = df[df.strategy == strategy].set_index(["category", "benchmark", "model"]).reindex(groups)
+    for i, strategy in enumerate(strategies):
+        color = strategy_color(strategy)
+        g = df[df.strategy == strategy].set_index(["category", "benchmark", pair]).reindex(groups)
         xs = np.arange(len(groups)) + (i - (len(strategies) - 1) / 2) * width
         err = np.nan_to_num(np.abs(np.vstack([g.energy_ratio - g.energy_ratio_lo, g.energy_ratio_hi - g.energy_ratio])))
         ax.bar(xs, g.energy_ratio, width, yerr=err, capsize=2, color=color, label=f"{strategy} / base")
     ax.axhline(1, color="k", ls=":", lw=1)
     ax.set_xticks(range(len(groups)), [f"{b}\n{m}\n({c})" for c, b, m in groups], fontsize=7)
+    ax.set_xlabel("benchmark, Base model (each strategy on its own model of that size)" if pair == "base_model" else "")
     ax.set_ylabel(f"energy per query / Base's (×)\n{metrics.meter_label(runs)}", fontsize=9)
     ax.set_title(f"Normalized energy — {_where(runs)}\n95 % CI across "
                  f"{', '.join(sorted(set(df.ci_over)))}", fontsize=10)
@@ -111,12 +159,17 @@ def length_sweep(points: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
     ax = ax or plt.subplots(figsize=(7.5, 4.8))[1]
     size = metrics.model_sizes(runs)
     configs = sorted(points.groupby(["model", "strategy"]).groups, key=lambda k: (size.get(k[0], 0), k[1]))
-    for (model, strategy), color in zip(configs, sns.color_palette(n_colors=len(configs))):
+    models = list(dict.fromkeys(m for m, _ in configs))
+    for model, strategy in configs:
+        color = strategy_color(strategy)          # colour: strategy; marker and line: model
+        marker, line = "osD^v"[models.index(model) % 5], ["-", "--", ":", "-."][models.index(model) % 4]
         pts = points[(points.model == model) & (points.strategy == strategy)].sort_values("max_new_tokens")
-        _points_with_ci(ax, pts, color, label=f"{model} {strategy}")
-        for row in pts.iloc[[0, -1]].itertuples():
-            ax.annotate(f"{row.max_new_tokens}", (row.energy_per_query_j, 100 * row.accuracy),
-                        textcoords="offset points", xytext=(3, -10), fontsize=7, color=color)
+        _points_with_ci(ax, pts, color, label=f"{model} {strategy}", marker=marker, line=line)
+    ends = points.sort_values("max_new_tokens").groupby(["model", "strategy"]).nth([0, -1])
+    names = ends.max_new_tokens.astype(str) if len(configs) == 1 else \
+        ends.model + " " + ends.strategy + ": " + ends.max_new_tokens.astype(str)
+    _annotate_apart(ax, ends.energy_per_query_j, 100 * ends.accuracy, names.tolist(), sep="\n",
+                    xytext=(3, -6), va="top")
     front = points[metrics.pareto_mask(points.energy_per_query_j, points.accuracy)].sort_values("energy_per_query_j")
     ax.step(front.energy_per_query_j, 100 * front.accuracy, where="post", color="k", ls="--", lw=1,
             marker="s", mfc="none", ms=10, label="Pareto frontier")   # squares: visible with one point
@@ -136,11 +189,21 @@ def tokens_by_correctness(results: pd.DataFrame, *, ax=None):
     df = metrics.answer_lengths(results).assign(
         answer=lambda d: np.where(d.correct, "correct", "incorrect"),
         config=lambda d: d.model + " " + d.strategy)
-    sns.boxplot(df, x="config", y="completion_tokens", hue="answer", hue_order=["correct", "incorrect"],
+    hue_order = ["correct", "incorrect"]
+    palette = dict(zip(hue_order, sns.color_palette("deep", 10)[2:4]))
+    sns.boxplot(df, x="config", y="completion_tokens", hue="answer", hue_order=hue_order, palette=palette,
                 whis=1.5, fliersize=2, ax=ax)
+    configs = list(dict.fromkeys(df.config))
+    counts = df.groupby(["config", "answer"]).size()
+    top = df.completion_tokens.max()
+    for i, config in enumerate(configs):          # n per box: a box of 4 queries is not a distribution
+        for j, answer in enumerate(hue_order):
+            n = int(counts.get((config, answer), 0))
+            ax.annotate(f"n={n}", (i + (j - 0.5) * 0.4, top), textcoords="offset points", xytext=(0, 4),
+                        ha="center", fontsize=7)
     ax.set_xlabel("")
     ax.set_ylabel("output tokens per query (all samples;\nmean over its repetitions)")
-    ax.set_title("Output tokens of correct and incorrect answers", fontsize=10)
+    ax.set_title("Output tokens of correct and incorrect answers (n: queries per box)\n", fontsize=10)
     ax.tick_params(axis="x", labelsize=8)
     return ax
 
@@ -154,7 +217,7 @@ def difficulty(points: pd.DataFrame, runs: pd.DataFrame, levels: list[str] | Non
     fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 4.5), sharex=True, sharey=True,
                              squeeze=False)
     strategies = _strategies(points.strategy)
-    palette = dict(zip(strategies, sns.color_palette(n_colors=len(strategies))))
+    palette = {s: strategy_color(s) for s in strategies}
     for level, ax in zip(levels, axes[0]):
         pts = points[points.difficulty == level]
         for strategy in strategies:
@@ -162,14 +225,16 @@ def difficulty(points: pd.DataFrame, runs: pd.DataFrame, levels: list[str] | Non
         front = pts[metrics.pareto_mask(pts.energy_per_query_j, pts.accuracy)].sort_values("energy_per_query_j")
         ax.plot(front.energy_per_query_j, 100 * front.accuracy, "--", color="black", lw=1, marker="s", mfc="none",
                 ms=10, label="Pareto frontier")
-        for i, row in enumerate(pts.sort_values("energy_per_query_j").itertuples()):
-            ax.annotate(row.model, (row.energy_per_query_j, 100 * row.accuracy), textcoords="offset points",
-                        xytext=(3, 4 + 9 * (i % 3)), fontsize=7, color=palette[row.strategy])  # staggered: ties
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # minor labels overprint on short spans
         ax.set_xlabel(_energy_label(runs), fontsize=8)
         ax.set_title(f"{level} ({pts.queries.max():.0f} queries)", fontsize=10)
     axes[0][0].set_ylabel("accuracy (%)")
     axes[0][0].set_ylim(-3, 103)
+    for level, ax in zip(levels, axes[0]):          # after every panel: the shared x range is final
+        pts = points[points.difficulty == level]
+        _annotate_apart(ax, pts.energy_per_query_j, 100 * pts.accuracy, (pts.model + " " + pts.strategy).tolist(),
+                        sep="\n")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle(f"Accuracy vs energy per difficulty level — {_where(runs)}\n{_ci_note(points)}", fontsize=10)
     fig.tight_layout()
@@ -200,7 +265,7 @@ def throughput_vs_batch(points: pd.DataFrame, curves: dict, *, ax=None, repetiti
     for a useful t interval; ``note`` heads the title (a reference's caption); ``logy`` a log y axis."""
     style()
     ax = ax or plt.subplots(figsize=(7, 4.5))[1]
-    palette = dict(zip(curves, sns.color_palette(n_colors=len(curves))))
+    palette = {s: strategy_color(s) for s in curves}
     for strategy, fit in curves.items():
         pts = points[points.strategy == strategy].sort_values("batch_size")
         color = palette[strategy]
@@ -219,7 +284,7 @@ def throughput_vs_batch(points: pd.DataFrame, curves: dict, *, ax=None, repetiti
         grid = np.geomspace(pts.batch_size.min(), pts.batch_size.max(), 100)
         lo, hi = fit.predict_ci(grid)
         ax.plot(grid, fit.predict(grid), "-", color=color, lw=1.2, label=f"{strategy}: {fit.form} fit")
-        ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
+        ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0, label=f"{strategy}: 95 % CI of the fitted mean")
         sat = getattr(fit, "ceiling", float("nan"))
         if sat == sat:
             ax.axvline(sat, color=color, ls=":", lw=1, label=f"{strategy}: {fit.saturation:.0%} of ceiling at batch {sat:.3g}")
@@ -257,7 +322,8 @@ def energy_vs_length(points: pd.DataFrame, runs: pd.DataFrame, curves: dict | No
     style()
     ax = ax or plt.subplots(figsize=(7, 4.5))[1]
     configs = list(dict.fromkeys(zip(points.model, points.strategy)))
-    for (model, strategy), color in zip(configs, sns.color_palette(n_colors=len(configs))):
+    for model, strategy in configs:
+        color = strategy_color(strategy)
         pts = points[(points.model == model) & (points.strategy == strategy)].sort_values("max_new_tokens")
         x, e = pts.max_new_tokens.to_numpy(float), pts.energy_per_query_j.to_numpy(float)
         if repetitions is None:
@@ -277,7 +343,7 @@ def energy_vs_length(points: pd.DataFrame, runs: pd.DataFrame, curves: dict | No
             grid = np.linspace(x.min(), x.max(), 100)
             lo, hi = fit.predict_ci(grid)
             ax.plot(grid, fit.predict(grid), "-", color=color, lw=1.2, label=f"{fit.form} fit: {fit.formula}")
-            ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0, label="95 % CI of the fitted mean")
     ax.set_xlabel("maximum output length (max_new_tokens)")
     ax.set_ylabel(_energy_label(runs))
     over = ", ".join(sorted(set(points.ci_over)))
@@ -302,7 +368,8 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     for i, strategy in enumerate(order):
         g = df[df.strategy == strategy].set_index("model").reindex(models)
         xs = [m + (i - (len(order) - 1) / 2) * width for m in range(len(models))]
-        left.bar(xs, g.mean_power_w, width, yerr=g.std_power_w, capsize=3, label=(labels or {}).get(strategy, strategy))
+        left.bar(xs, g.mean_power_w, width, yerr=g.std_power_w, capsize=3, color=strategy_color(strategy),
+                 label=(labels or {}).get(strategy, strategy))
     left.set_xticks(range(len(models)), models, fontsize=8)
     meter = metrics.meter_label(runs)
     left.set_ylabel("mean power (W) ± std of samples")
@@ -311,7 +378,7 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     example_run = example_run or df.run_id.iloc[-1]
     trace = power[power.run_id == example_run].groupby("t", as_index=False).power_w.sum()
     info = df[df.run_id == example_run].iloc[0]
-    right.plot(trace.t - trace.t.min(), trace.power_w, lw=0.8)
+    right.plot(trace.t - trace.t.min(), trace.power_w, lw=0.8, color=strategy_color(info.strategy))
     right.set_xlabel("time in run (s)")
     right.set_ylabel("power (W)")
     right.set_title(f"Trace: {info.model}, {(labels or {}).get(info.strategy, info.strategy)} ({meter})", fontsize=10)

@@ -1,10 +1,11 @@
 """Computed sentences that compare a result with the paper's claim — never hand-typed numbers."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import metrics
+from . import metrics, verdicts
 
 # Paper 000, section 4.1 (math, A100, Qwen2.5): Base 1.5B -> 7B gained 4.8 points at about the
 # same energy; RT on 1.5B gained 34.3 points at similar energy (7.5x the gain of scaling).
@@ -14,6 +15,11 @@ PAPER_OVERVIEW = {"scaling_gain_pct": 4.8, "ttc_gain_pct": 34.3}
 def _where(runs: pd.DataFrame) -> str:
     """'<hardware> (meter: <name> (<method>))': every sentence says what measured it."""
     return f"{metrics.hardware_label(runs)} ({metrics.meter_label(runs)})"
+
+
+def _ci(lo: float, hi: float, fmt: str = ".2f", unit: str = "") -> str:
+    """' (95 % CI a–b)', or '' when the interval is not defined."""
+    return f" (95 % CI {lo:{fmt}}{unit}–{hi:{fmt}}{unit})" if lo == lo and hi == hi else ""
 
 
 def ttc_strategy(df: pd.DataFrame, ttc: str | None = None) -> str:
@@ -30,139 +36,219 @@ def ttc_strategy(df: pd.DataFrame, ttc: str | None = None) -> str:
     raise ValueError(f"no test-time-compute strategy (rt or cot) among {sorted(set(df.strategy))}")
 
 
+# --- overview (Figure 1) -----------------------------------------------------------------------
+
+def _efficiency(d_acc, d_wh) -> np.ndarray:
+    """Order gains (arrays over bootstrap replicates): any gain at no extra energy beats any slope,
+    no gain at no extra energy is worst; otherwise points per Wh."""
+    d_acc, d_wh = np.asarray(d_acc, float), np.asarray(d_wh, float)
+    with np.errstate(all="ignore"):
+        slope = d_acc / d_wh
+    return np.where(d_wh > 0, slope, np.where(d_acc > 0, np.inf, -np.inf))
+
+
+def _gain(acc, energy, frm, to, per_query: pd.DataFrame) -> dict:
+    """Accuracy gain (points) and energy change of ``to`` over ``frm`` per bootstrap replicate (row 0:
+    observed); the gain's interval is the bootstrap's widened to the paired score interval."""
+    d_acc = 100 * (acc[to] - acc[frm]).to_numpy()
+    d_wh = (energy[to] - energy[frm]).to_numpy() / metrics.J_PER_WH
+    ratio = (energy[to] / energy[frm]).to_numpy()
+    _, p_lo, p_hi = verdicts.paired_difference_ci(per_query[frm], per_query[to])
+    lo, hi = verdicts.widest(verdicts.interval(d_acc[1:]), (100 * p_lo, 100 * p_hi))
+    return {"d_acc": d_acc, "d_wh": d_wh, "ratio": ratio, "eff": _efficiency(d_acc, d_wh), "lo": lo, "hi": hi}
+
+
 def _describe(g: dict) -> str:
-    slope = f"{g['gain_per_wh']:.0f} points/Wh" if g["gain_per_wh"] == g["gain_per_wh"] else \
-        ("accuracy gained with less energy" if g["accuracy_gain_pct"] > 0 else "no gain for less energy")
-    return (f"{g['accuracy_gain_pct']:+.1f} points for {g['energy_ratio']:.2f}× the energy per query "
-            f"({slope})")
+    eff = g["eff"][0]
+    slope = (f"{eff:.0f} points/Wh" if np.isfinite(eff) else
+             "accuracy gained at no extra energy" if eff > 0 else "no gain at no extra energy")
+    return (f"{g['d_acc'][0]:+.1f} points{_ci(g['lo'], g['hi'], '+.1f')} for {g['ratio'][0]:.2f}× the energy "
+            f"per query ({slope})")
 
 
-def overview(points: pd.DataFrame, runs: pd.DataFrame, ttc: str | None = None, small: str | None = None,
-             large: str | None = None, ttc_model: str | None = None) -> str:
+def overview(results: pd.DataFrame, runs: pd.DataFrame, ttc: str | None = None, small: str | None = None,
+             large: str | None = None, ttc_model: str | None = None, n_boot: int = 2000, seed: int = 0) -> str:
     """Scaling the model (Base ``small`` → Base ``large``) vs spending test-time compute (``ttc`` on
-    ``ttc_model``), per task category of ``points`` (:func:`metrics.operating_points` by category,
-    model, strategy; or by model, strategy).
+    ``ttc_model``), per task category of ``results`` (one row per run, repetition and query).
 
     ``small``/``large`` default to the Base models with the fewest and most parameters, ``ttc_model``
     to the ``ttc`` model closest in size to ``small`` (the paper's RT runs use the R1 distill of the
-    same size as the Base model).
+    same size as the Base model). Intervals come from resampling the queries, jointly for the three
+    configurations (:func:`verdicts.bootstrap_means`, ``n_boot`` times).
     """
-    ttc = ttc_strategy(points, ttc)
+    ttc = ttc_strategy(results, ttc)
     size = metrics.model_sizes(runs)
-    base = sorted(points[points.strategy == "base"].model.unique(), key=lambda m: size.get(m, 0))
+    base = sorted(results[results.strategy == "base"].model.unique(), key=lambda m: size.get(m, 0))
     small, large = small or base[0], large or base[-1]
-    ttc_model = ttc_model or min(points[points.strategy == ttc].model.unique(),
+    ttc_model = ttc_model or min(results[results.strategy == ttc].model.unique(),
                                  key=lambda m: abs(size.get(m, 0) - size.get(small, 0)))
-    groups = points.groupby("category", sort=False) if "category" in points else [(None, points)]
-    parts, verdicts = [], {}
-    for cat, pts in groups:
-        frm = {"model": small, "strategy": "base"}
-        scale = metrics.gain_per_wh(pts, frm, {"model": large, "strategy": "base"})
-        spend = metrics.gain_per_wh(pts, frm, {"model": ttc_model, "strategy": ttc})
+    configs = [(small, "base"), (large, "base"), (ttc_model, ttc)]
+    have = set(zip(results.model, results.strategy))
+    missing = [c for c in configs if c not in have]
+    if missing:
+        raise ValueError(f"the overview compares {configs}; not measured: {missing}")
+    keep = results.set_index(["model", "strategy"]).index.isin(configs)
+    groups = results[keep].groupby("category", sort=False) if "category" in results else [(None, results[keep])]
+    parts, outcomes = [], {}
+    for cat, g in groups:
+        tables = verdicts.per_query(g)
+        acc = verdicts.bootstrap_means(tables["correct"][configs], n_boot, seed)
+        energy = verdicts.bootstrap_means(tables["energy_j"][configs], n_boot, seed)   # same seed: same draws
+        scale = _gain(acc, energy, configs[0], configs[1], tables["correct"])
+        spend = _gain(acc, energy, configs[0], configs[2], tables["correct"])
+        better = float(np.mean(spend["eff"][1:] > scale["eff"][1:]))
         parts.append(f"{cat + ': ' if cat else ''}scaling Base {small} → {large} gave {_describe(scale)}; "
-                     f"{ttc.upper()} on {ttc_model} gave {_describe(spend)}")
-        verdicts[cat] = _verdict(scale, spend)
+                     f"{ttc.upper()} on {ttc_model} gave {_describe(spend)}; {ttc.upper()} bought more accuracy "
+                     f"per Wh in {100 * better:.0f} % of {n_boot} resamples of the {len(tables['correct'])} queries")
+        outcomes[cat] = _overview_verdict(spend, better)
+    paper = PAPER_OVERVIEW
     text = (f"On {_where(runs)}: " + "; ".join(parts) + ". "
-            f"Paper (math, A100): scaling 1.5B→7B +{PAPER_OVERVIEW['scaling_gain_pct']} points at similar energy, "
-            f"RT on 1.5B +{PAPER_OVERVIEW['ttc_gain_pct']} points. ")
-    if len(set(verdicts.values())) == 1:
-        return text + next(iter(verdicts.values()))
-    return text + " ".join(f"On {cat}: {v}" for cat, v in verdicts.items())
+            f"Paper (math, A100): scaling 1.5B→7B +{paper['scaling_gain_pct']} points at similar energy, "
+            f"RT on 1.5B +{paper['ttc_gain_pct']} points. ")
+    if len({str(v) for v in outcomes.values()}) == 1:
+        return text + str(next(iter(outcomes.values())))
+    return text + " ".join(f"On {cat}: {v}" for cat, v in outcomes.items())
 
 
-def _verdict(scale: dict, spend: dict) -> str:
+def _overview_verdict(spend: dict, better: float) -> verdicts.Verdict:
     claim = "The claim that test-time compute buys more accuracy per unit energy than scaling the model"
-    if spend["accuracy_gain_pct"] <= 0 and scale["accuracy_gain_pct"] <= 0:
-        return f"{claim} could not be tested here: neither scaling nor test-time compute improved accuracy."
-    if spend["accuracy_gain_pct"] <= 0:
-        return f"{claim} did not hold here: test-time compute did not improve accuracy."
-    held = scale["accuracy_gain_pct"] <= 0 or _efficiency(spend) > _efficiency(scale)
-    return f"{claim} {'held' if held else 'did not hold'} here."
+    gain = verdicts.above(spend["lo"], spend["hi"], 0)
+    if better <= 0.025:
+        return verdicts.Verdict(claim, "did not hold", f"scaling bought more points per Wh in "
+                                                       f"{100 * (1 - better):.0f} % of resamples")
+    if gain == "did not hold":
+        return verdicts.Verdict(claim, gain, "test-time compute did not raise accuracy (its gain's 95 % CI lies at "
+                                             "or below 0)")
+    if gain == "held" and better >= 0.975:
+        return verdicts.Verdict(claim, "held", f"more points per Wh in {100 * better:.0f} % of resamples")
+    why = ("test-time compute's accuracy gain is not distinguishable from 0" if gain != "held" else
+           f"more points per Wh in only {100 * better:.0f} % of resamples (97.5 % needed)")
+    return verdicts.Verdict(claim, "inconclusive", why)
 
 
-def _efficiency(g: dict) -> float:
-    """Order gains: any gain at lower energy beats any slope; otherwise compare points per Wh."""
-    if g["energy_delta_wh"] <= 0:
-        return float("inf") if g["accuracy_gain_pct"] > 0 else float("-inf")
-    return g["gain_per_wh"]
-
-
+# --- batch throughput (Figure 7) ---------------------------------------------------------------
 
 # Paper 000, section 4 (Figure 7, 32B on A100): throughput grows with batch size for Base and for
 # RT on MATH500; RT on LiveCodeBench (~6,588 output tokens per query) saturates near batch 128.
 PAPER_BATCH = {"saturation_batch": 128, "long_output_tokens": 6588}
 
 
-def batch_throughput(runs: pd.DataFrame, curves: dict, short: str = "base", long: str | None = None) -> str:
-    """Does throughput grow with batch size, and do long outputs saturate first?"""
-    long = ttc_strategy(runs, long)
-    def gain(strategy):
-        pts = runs[runs.strategy == strategy].sort_values("batch_size")
-        first, last = pts.iloc[0], pts.iloc[-1]
-        return last.queries_per_s / first.queries_per_s, int(first.batch_size), int(last.batch_size)
+def _growth(points: pd.DataFrame, repetitions: pd.DataFrame | None, strategy: str) -> dict:
+    """Throughput at the largest batch over the smallest, with its CI across repetitions."""
+    from .fits import ratio_ci
 
-    (g_s, b0, b1), (g_l, _, _) = gain(short), gain(long)
-    sat_s, sat_l = (getattr(curves[s], "ceiling", float("nan")) for s in (short, long))
-    lo, hi = getattr(curves[long], "saturation_ci", (float("nan"), float("nan")))
+    pts = points[points.strategy == strategy].sort_values("batch_size")
+    first, last = pts.iloc[0], pts.iloc[-1]
+    lo = hi = np.nan
+    if repetitions is not None:
+        reps = repetitions[repetitions.strategy == strategy]
+        a, b = (reps[reps.batch_size == x].queries_per_s for x in (last.batch_size, first.batch_size))
+        _, lo, hi = ratio_ci(a, b)
+    return {"ratio": last.queries_per_s / first.queries_per_s, "lo": lo, "hi": hi,
+            "b0": int(first.batch_size), "b1": int(last.batch_size)}
+
+
+def _ceiling(fit) -> tuple[float, float, float]:
+    """(saturation batch, lower, upper) when the fit shows a ceiling in the measured range, else NaNs."""
+    sat = getattr(fit, "ceiling", np.nan)
+    lo, hi = getattr(fit, "saturation_ci", (np.nan, np.nan))
+    return (sat, lo, hi) if sat == sat else (np.nan, np.nan, np.nan)
+
+
+def _saturates_first(long: tuple, short: tuple) -> verdicts.Outcome:
+    """Long outputs saturate at a smaller batch than short ones, judged by the saturation CIs."""
+    shown_l, shown_s = long[0] == long[0], short[0] == short[0]
+    if shown_l and not shown_s:
+        return "held"
+    if shown_s and not shown_l:
+        return "did not hold"
+    if not shown_l:
+        return "inconclusive"
+    if long[2] < short[1]:
+        return "held"
+    return "did not hold" if long[1] > short[2] else "inconclusive"
+
+
+def batch_throughput(runs: pd.DataFrame, curves: dict, short: str = "base", long: str | None = None,
+                     repetitions: pd.DataFrame | None = None) -> str:
+    """Does throughput grow with batch size, and do long outputs saturate first? ``runs``: one row per
+    run (:func:`metrics.throughput_points`); ``repetitions`` (:func:`metrics.throughput_by_repetition`
+    with run columns) gives the growth its CI across repetitions."""
+    long = ttc_strategy(runs, long)
+    g_s, g_l = _growth(runs, repetitions, short), _growth(runs, repetitions, long)
+    c_s, c_l = _ceiling(curves[short]), _ceiling(curves[long])
     tokens = runs.groupby("strategy").completion_tokens_per_query.mean()
-    where = _where(runs)
-    text = (f"On {where}: from batch {b0} to {b1}, throughput grew {g_s:.1f}× for {short} "
-            f"({tokens[short]:.0f} output tokens/query) and {g_l:.1f}× for {long} ({tokens[long]:.0f} tokens/query). ")
-    if sat_l == sat_l:
-        text += (f"The fitted {curves[long].form} curve puts {long}'s saturation ({curves[long].saturation:.0%} "
-                 f"of its ceiling) at batch "
-                 f"{sat_l:.3g} (95 % CI {lo:.3g}–{hi:.3g})")
-        text += f", {short}'s at {sat_s:.3g}. " if sat_s == sat_s else f"; {short} shows no ceiling. "
-    elif sat_s == sat_s:
-        text += (f"{short}'s fitted {curves[short].form} curve reaches {curves[short].saturation:.0%} of its "
-                 f"ceiling at batch {sat_s:.3g}; "
-                 f"{long} shows no ceiling in the measured range ({curves[long].form} fits best). ")
-    else:
-        text += (f"Neither curve shows a ceiling within twice the largest batch measured ({short}: "
-                 f"{curves[short].form} fits best, {long}: {curves[long].form}). ")
+    text = (f"On {_where(runs)}: from batch {g_s['b0']} to {g_s['b1']}, throughput grew {g_s['ratio']:.1f}×"
+            f"{_ci(g_s['lo'], g_s['hi'], '.1f', '×')} for {short} ({tokens[short]:.0f} output tokens/query) and "
+            f"{g_l['ratio']:.1f}×{_ci(g_l['lo'], g_l['hi'], '.1f', '×')} for {long} ({tokens[long]:.0f} tokens/query). ")
+    for name, c in ((long, c_l), (short, c_s)):
+        fit = curves[name]
+        if c[0] == c[0]:
+            text += (f"{name}'s fitted curve reaches {fit.saturation:.0%} of its ceiling at batch {c[0]:.3g} "
+                     f"(95 % CI {c[1]:.3g}–{c[2]:.3g}, model choice included). ")
+        else:
+            text += f"{name} shows no ceiling in the measured range ({fit.form} fits best). "
     text += (f"Paper (32B, A100): throughput grows with batch size, and RT on LiveCodeBench "
              f"(~{PAPER_BATCH['long_output_tokens']} tokens/query) saturates near batch {PAPER_BATCH['saturation_batch']}. ")
-    grows = g_s > 1 and g_l > 1
-    earlier = sat_l == sat_l and (sat_s != sat_s or sat_l < sat_s)
+    grows = verdicts.all_of([verdicts.above(g["lo"], g["hi"], 1) for g in (g_s, g_l)])
+    first = _saturates_first(c_l, c_s)
     claim = "The claim that larger batches raise throughput, with long outputs saturating first,"
-    if not grows:
-        return text + f"{claim} did not hold here: throughput did not grow with batch size."
-    if earlier:
-        return text + f"{claim} held here."
-    return text + (f"{claim} held only in part here: larger batches raised throughput, but the long outputs "
-                   f"did not saturate first.")
+    why = (f"growth {'shown' if grows == 'held' else 'not shown' if grows == 'did not hold' else 'not distinguishable from none'}"
+           f" for both strategies; long outputs saturating first "
+           f"{'shown' if first == 'held' else 'contradicted' if first == 'did not hold' else 'not decided (no ceiling in the measured range, or overlapping intervals)'}")
+    return text + str(verdicts.Verdict(claim, verdicts.all_of([grows, first]), why))
 
+
+# --- power (Figure 3) ----------------------------------------------------------------------------
 
 # Paper 000, section 4 (Figure 3, A100): MV draws about 5 % more power than Base on average
 # (larger effective batches); RT draws slightly less (decode- and memory-bandwidth-bound).
 PAPER_POWER = {"mv_vs_base_pct": 5.0}
+POWER_MARGIN_PCT = 10.0   # "marginal": within ±10 % of Base (the paper's largest change is about 5 %)
 
 
-def power(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Mean power of each test-time-compute strategy relative to Base, per model, and the verdict."""
-    df = summary.merge(runs[["run_id", "model", "strategy", "meter"]], on="run_id")
-    base = df[df.strategy == "base"].set_index("model").mean_power_w
-    parts, changes = [], []
+def power(summary: pd.DataFrame, runs: pd.DataFrame, repetitions: pd.DataFrame | None = None,
+          pairs: dict | None = None, margin_pct: float = POWER_MARGIN_PCT) -> str:
+    """Mean power of each test-time-compute strategy relative to Base on its paired model
+    (:func:`metrics.base_pairs`), with a CI across repetitions (``repetitions`` from
+    :func:`metrics.power_by_repetition`), and the verdict: held when every change's CI lies within
+    ±``margin_pct``."""
+    from .fits import ratio_ci
+
+    pairs = pairs or metrics.base_pairs(runs)
+    cols = ["run_id", "model", "strategy", "meter"] + (["benchmark"] if "benchmark" in runs else [])
+    df = summary.merge(runs[cols], on="run_id")
+    parts, outcomes = [], []
     for row in df[df.strategy != "base"].itertuples():
-        if row.model in base.index:
-            change = 100 * (row.mean_power_w / base[row.model] - 1)
-            parts.append(f"{row.strategy.upper()} {change:+.1f} % on {row.model}")
-            changes.append(change)
-    where = _where(runs)
-    text = (f"On {where}, mean power relative to Base: {'; '.join(parts)}. "
+        base = df[(df.strategy == "base") & (df.model == pairs.get(row.model, row.model))]
+        if "benchmark" in df:
+            base = base[base.benchmark == row.benchmark]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        change, lo, hi = 100 * (row.mean_power_w / b.mean_power_w - 1), np.nan, np.nan
+        if repetitions is not None:
+            mine, theirs = (repetitions[repetitions.run_id == r].mean_power_w for r in (row.run_id, b.run_id))
+            _, lo, hi = (100 * (v - 1) for v in ratio_ci(mine, theirs))
+        vs = f" vs Base on {b.model}" if b.model != row.model else ""
+        parts.append(f"{row.strategy.upper()} {change:+.1f} %{_ci(lo, hi, '+.1f', ' %')} on {row.model}{vs}")
+        outcomes.append(verdicts.within(lo, hi, -margin_pct, margin_pct))
+    text = (f"On {_where(runs)}, mean power relative to Base: {'; '.join(parts) or 'no strategy paired with Base'}. "
             f"Paper (A100, NVML): TTC changes power only marginally, MV about +{PAPER_POWER['mv_vs_base_pct']:.0f} %, "
             f"RT slightly below Base. ")
-    claim = "The claim that test-time compute changes power draw only marginally"
+    claim = f"The claim that test-time compute changes power draw only marginally (within ±{margin_pct:.0f} % of Base)"
     if set(df.meter) == {"estimate"}:
-        return text + (f"{claim} could not be tested here: the estimate meter derives power from CPU time, so "
-                       f"these numbers show CPU utilisation, not measured watts.")
-    marginal = all(abs(c) <= 15 for c in changes)
-    return text + f"{claim} {'held' if marginal else 'did not hold'} here (within ±15 % of Base)."
+        return text + str(verdicts.Verdict(claim, "not tested", "the estimate meter derives power from CPU time, so "
+                                                                "these numbers show CPU utilisation, not measured watts"))
+    outcome = verdicts.all_of(outcomes) if outcomes else "not tested"
+    why = {"held": "every change's 95 % CI lies inside the margin",
+           "did not hold": "a change's 95 % CI lies wholly outside the margin",
+           "inconclusive": "a 95 % CI straddles the margin, or there are too few repetitions for one",
+           "not tested": "no strategy was measured beside Base"}[outcome]
+    return text + str(verdicts.Verdict(claim, outcome, why))
 
 
-def _ci(lo: float, hi: float) -> str:
-    return f" (95 % CI {lo:.2f}–{hi:.2f})" if lo == lo and hi == hi else ""
-
+# --- normalized energy (Figure 2) --------------------------------------------------------------
 
 # Paper 000, section 4.1 (Figure 2, A100): average energy of MV and RT over Base per task category,
 # and RT's average output-token multiplier.
@@ -174,48 +260,55 @@ PAPER_RT_TOKEN_RATIO = 4.4
 def normalized_energy(normalized: pd.DataFrame, averages: pd.DataFrame, runs: pd.DataFrame, samples: int = 5) -> str:
     """Each strategy's energy multiplier per category against the paper's, and the verdict on the
     claim that TTC multiplies energy per query, MV by less than its sample count (except when
-    answers are a token or two long, where it costs the full multiple)."""
+    answers are a token or two long, where it costs the full multiple) — both decided by the
+    ratios' CIs in ``normalized`` (:func:`metrics.normalized_energy`)."""
     parts = []
     for row in averages.itertuples():
         paper_key = "rt" if row.strategy in ("rt", "cot") else row.strategy
         paper = PAPER_NORMALIZED.get(paper_key, {}).get(row.category)
         one = normalized[(normalized.category == row.category) & (normalized.strategy == row.strategy)]
         ci = _ci(one.energy_ratio_lo.iloc[0], one.energy_ratio_hi.iloc[0]) if len(one) == 1 else ""
-        label = row.strategy.upper()
         ref = f"paper {paper_key.upper()}: {paper}×" if paper else "no paper figure for this category"
-        parts.append(f"{label} used {row.energy_ratio:.2f}× Base energy on {row.category}{ci} with "
+        parts.append(f"{row.strategy.upper()} used {row.energy_ratio:.2f}× Base energy on {row.category}{ci} with "
                      f"{row.output_token_ratio:.2f}× its output tokens ({ref})")
     text = f"On {_where(runs)}: " + "; ".join(parts) + ". "
     ttc = normalized[normalized.strategy != "mv"]
     if len(ttc):
         text += (f"Longer reasoning produced {ttc.output_token_ratio.mean():.1f}× Base's output tokens on average "
                  f"(paper, RT: {PAPER_RT_TOKEN_RATIO}×). ")
-    more = (normalized.energy_ratio_lo.fillna(normalized.energy_ratio) > 1).all()
-    mv = normalized[normalized.strategy == "mv"]
-    one_token = mv.base_output_tokens <= 2    # one-token answers: the paper finds the full multiple there
-    sub_linear = ((mv.energy_ratio < samples) | one_token).all()
+    more = verdicts.all_of(verdicts.above(r.energy_ratio_lo, r.energy_ratio_hi, 1) for r in normalized.itertuples())
+    mv = normalized[(normalized.strategy == "mv") & (normalized.base_output_tokens > 2)]   # one-token answers: ×samples
+    sub = verdicts.all_of(verdicts.below(r.energy_ratio_lo, r.energy_ratio_hi, samples) for r in mv.itertuples()) \
+        if len(mv) else "held"
     claim = (f"The claim that test-time compute multiplies the energy per query, MV by less than its "
              f"{samples} samples,")
-    if more and sub_linear:
-        return text + f"{claim} held here."
-    if more:
+    reasons = []
+    if more != "held":
+        reasons.append("not every strategy's energy is above Base's with 95 % confidence" if more == "inconclusive"
+                       else "a strategy used no more energy than Base (95 % CI at or below 1×)")
+    if sub != "held":
         worst = mv.loc[mv.energy_ratio.idxmax()]
-        return text + (f"{claim} held only in part here: MV cost up to {worst.energy_ratio:.2f}× Base "
-                       f"({worst.model} on {worst.benchmark}), not less than {samples}×.")
-    return text + f"{claim} did not hold here: not every strategy's energy was above Base's with 95 % confidence."
+        reasons.append(f"MV cost {worst.energy_ratio:.2f}×{_ci(worst.energy_ratio_lo, worst.energy_ratio_hi)} Base "
+                       f"({worst.model} on {worst.benchmark}), "
+                       f"{'not below' if sub == 'inconclusive' else 'above'} {samples}× with 95 % confidence")
+    return text + str(verdicts.Verdict(claim, verdicts.all_of([more, sub]), "; ".join(reasons)))
 
+
+# --- length sweep and early exit (Figures 4 and 5, §5) --------------------------------------------
 
 # Paper 000, sections 4.2 and 5 (Figures 4 and 5, RT on MATH500/LiveCodeBench): correct answers are
 # shorter than incorrect ones; cutting generation at 13,108 of 32,768 tokens (the fourth point of
 # the sweep, above the ~12,000 tokens correct answers use) saves 14 % energy without accuracy loss.
 PAPER_EARLY_EXIT = {"cut_tokens": 13108, "max_tokens": 32768, "saved_pct": 14.0}
 MIN_PER_GROUP = 3   # correct and incorrect answers each, before their lengths are compared
+ACCURACY_MARGIN = 0.05   # "without accuracy loss": the accuracy change's CI stays above -5 points
 
 
-def length_sweep(results: pd.DataFrame, sweep: pd.DataFrame, runs: pd.DataFrame, ttc: str | None = None) -> str:
+def length_sweep(results: pd.DataFrame, exits: pd.DataFrame, runs: pd.DataFrame, ttc: str | None = None,
+                 accuracy_margin: float = ACCURACY_MARGIN) -> str:
     """Correct vs incorrect answer lengths at the longest maximum length, and the measured early exit.
 
-    ``results``: per-query results of the longest-length runs; ``sweep``: :func:`metrics.early_exit_from_sweep`.
+    ``results``: per-query results of the longest-length runs; ``exits``: :func:`metrics.early_exit_at_sweep`.
     """
     ttc = ttc_strategy(results, ttc)
     parts, shorter = [], []
@@ -225,65 +318,115 @@ def length_sweep(results: pd.DataFrame, sweep: pd.DataFrame, runs: pd.DataFrame,
         if min(len(right), len(wrong)) < MIN_PER_GROUP:
             parts.append(f"{model} {strategy}: {len(right)} queries answered correctly and {len(wrong)} incorrectly, "
                          f"too few (< {MIN_PER_GROUP}) to compare their lengths")
+            shorter.append("inconclusive")
             continue
         p = stats.mannwhitneyu(right, wrong, alternative="less").pvalue
         parts.append(f"{model} {strategy}: correct answers {right.median():.0f} tokens (median over {len(right)} "
                      f"queries), incorrect {wrong.median():.0f} (over {len(wrong)}; one-sided Mann–Whitney "
                      f"p = {p:.2g})")
-        shorter.append(p < 0.05)
+        shorter.append(verdicts.mann_whitney(right, wrong))
     text = f"On {_where(runs)}: " + "; ".join(parts) + ". "
-    exits = sweep[sweep.strategy == ttc]
-    for row in exits.itertuples():
-        share = row.energy_saved_share
-        effect = (f"saves {100 * share:.0f} % of its energy per query" if share >= 0 else
-                  f"yet used {100 * -share:.0f} % more energy per query (measurement noise between runs)")
-        lost = 100 * row.accuracy_lost
-        accuracy = f"lost {lost:.1f} points" if lost >= 0 else f"gained {-lost:.1f} points"
-        text += (f"For {row.model} {row.strategy}, stopping at {row.cut_tokens:.0f} of {row.max_tokens:.0f} tokens "
-                 f"keeps the longest run's accuracy ({accuracy}) and {effect}. ")
+    cuts = []
+    for row in exits[exits.strategy == ttc].itertuples():
+        if row.cut_tokens != row.cut_tokens:
+            text += f"For {row.model} {row.strategy}, no answer was correct, so there is no length to cut at. "
+            cuts.append("inconclusive")
+            continue
+        if row.cut_tokens >= row.max_tokens:
+            text += (f"For {row.model} {row.strategy}, the correct answers' upper whisker ({row.whisker_tokens:.0f} "
+                     f"tokens) lies above every shorter sweep point: no cut below {row.max_tokens:.0f} tokens keeps them. ")
+            cuts.append("did not hold")
+            continue
+        saves = verdicts.below(row.energy_ratio_lo, row.energy_ratio_hi, 1)
+        keeps = verdicts.at_least(row.accuracy_change_lo, row.accuracy_change_hi, accuracy_margin)
+        text += (f"For {row.model} {row.strategy}, the correct answers' upper whisker is {row.whisker_tokens:.0f} tokens, "
+                 f"so the cut is the sweep point at {row.cut_tokens:.0f} of {row.max_tokens:.0f} tokens: measured, it used "
+                 f"{row.energy_ratio:.2f}×{_ci(row.energy_ratio_lo, row.energy_ratio_hi)} the longest run's energy per "
+                 f"query ({100 * row.energy_saved_share:+.0f} % saved) and changed accuracy by "
+                 f"{100 * row.accuracy_change:+.1f} points{_ci(100 * row.accuracy_change_lo, 100 * row.accuracy_change_hi, '+.1f')}"
+                 f" over {row.queries} queries. ")
+        cuts.append(verdicts.all_of([saves, keeps]))
     p = PAPER_EARLY_EXIT
     text += (f"Paper (RT): correct answers are shorter than incorrect ones; a cut at {p['cut_tokens']} of "
              f"{p['max_tokens']} tokens saved {p['saved_pct']:.0f} % with no accuracy loss. ")
-    claim = "The claim that correct answers are shorter, so a length cut saves energy without losing accuracy,"
-    if not shorter:
-        return text + (f"{claim} could not be tested here: no configuration had {MIN_PER_GROUP} or more correct "
-                       f"and incorrect answers each.")
-    saves = len(exits) > 0 and (exits.energy_saved_share > 0).any()
-    if all(shorter) and saves:
-        return text + f"{claim} held here."
-    if any(shorter) or saves:
-        return text + f"{claim} held only in part here."
-    return text + f"{claim} did not hold here."
+    claim = (f"The claim that correct answers are shorter, so a length cut saves energy without losing accuracy "
+             f"(more than {100 * accuracy_margin:.0f} points),")
+    a, b = verdicts.all_of(shorter), verdicts.all_of(cuts)
+    why = (f"correct answers shorter: {a}; the cut saving energy at no accuracy loss: {b}")
+    return text + str(verdicts.Verdict(claim, verdicts.all_of([a, b]), why))
 
+
+# --- difficulty and routing (Figure 6, eq. 1a/1b) -------------------------------------------------
 
 # Paper 000, section 5 (equation 1a): an oracle router used 1.75 kWh where always using the largest
 # model used 2.03 kWh (LiveCodeBench) and 2.20 kWh (MATH500).
 PAPER_ROUTING = {"oracle_kwh": 1.75, "max_kwh": {"livecodebench": 2.03, "math500": 2.20}}
 
 
-def difficulty(points: pd.DataFrame, routing, runs: pd.DataFrame, p: float, levels: list[str]) -> str:
-    """Energy per query across difficulty levels, and what routing by difficulty saves (eq. 1a/1b)."""
-    grows = []
-    for _, g in points.groupby(["model", "strategy"], sort=False):
-        e = g.set_index("difficulty").reindex(levels).energy_per_query_j.dropna()
-        grows.append(bool(len(e) > 1 and e.iloc[-1] > e.iloc[0]))
-    t = routing.table
+def _harder_costs_more(results: pd.DataFrame, levels: list[str]) -> tuple[list[verdicts.Outcome], list[str]]:
+    """Per configuration: energy per query at the hardest level over the easiest, with its CI
+    (different queries: independent samples)."""
+    from .fits import ratio_ci
+
+    outcomes, parts = [], []
+    for (model, strategy), g in results.groupby(["model", "strategy"], sort=False):
+        per = g.groupby(["difficulty", "query_id"]).energy_j.mean()
+        present = [lv for lv in levels if lv in per.index.get_level_values(0)]
+        if len(present) < 2:
+            continue
+        r, lo, hi = ratio_ci(per[present[-1]], per[present[0]])
+        outcomes.append(verdicts.above(lo, hi, 1))
+        parts.append(f"{model} {strategy} {r:.2f}×{_ci(lo, hi)}")
+    return outcomes, parts
+
+
+def difficulty(results: pd.DataFrame, routed, runs: pd.DataFrame, p: float, levels: list[str],
+               tolerance: float = 0.0, n_boot: int = 2000) -> str:
+    """Energy per query across difficulty levels, and what routing by difficulty saves (eq. 1a/1b),
+    with intervals from resampling queries within levels (:func:`routing.bootstrap`)."""
+    from . import routing
+
+    grows, ratios = _harder_costs_more(results, levels)
+    t = routed.table
     picks = "; ".join(f"{r.difficulty} → {r.model} {r.strategy}" for r in t.itertuples())
-    e_r, acc_r = routing.realistic(p)
-    text = (f"On {_where(runs)}: the hardest level cost more energy per query than the easiest for "
-            f"{sum(grows)} of {len(grows)} configurations. The oracle router (eq. 1a) picks {picks}: "
-            f"{routing.oracle_energy_j:.0f} J for {routing.n} queries at {100 * routing.oracle_accuracy:.1f} % accuracy, "
-            f"against {routing.max_energy_j:.0f} J at {100 * routing.max_accuracy:.1f} % always using the fallback "
-            f"{' '.join(map(str, routing.fallback.values()))} ({100 * routing.savings(1.0):.0f} % saved); a router that predicts the level with p = {p} (eq. 1b) "
-            f"uses {e_r:.0f} J ({100 * routing.savings(p):.0f} % saved) at {100 * acc_r:.1f} %. ")
+    e_r, acc_r = routed.realistic(p)
+    text = (f"On {_where(runs)}: the hardest level cost more energy per query than the easiest with 95 % "
+            f"confidence for {grows.count('held')} of {len(grows)} configurations (hardest / easiest: "
+            f"{', '.join(ratios)}). The oracle router (eq. 1a) picks {picks}: {routed.oracle_energy_j:.0f} J for "
+            f"{routed.n} queries at {100 * routed.oracle_accuracy:.1f} % accuracy, against {routed.max_energy_j:.0f} J "
+            f"at {100 * routed.max_accuracy:.1f} % always using the fallback "
+            f"{' '.join(map(str, routed.fallback.values()))} ({100 * routed.savings(1.0):.0f} % saved); a router that "
+            f"predicts the level with p = {p} (eq. 1b) uses {e_r:.0f} J ({100 * routed.savings(p):.0f} % saved) at "
+            f"{100 * acc_r:.1f} %. ")
+    # levels where no configuration answered anything correctly say nothing about trading accuracy
+    # for energy: routing there only picks the cheapest way to fail
+    best = results.assign(correct=results.correct.astype(float)).groupby("difficulty").correct.max()
+    blind = [lv for lv in levels if lv in best.index and best[lv] == 0]
+    informative = results[~results.difficulty.isin(blind)]
+    claim = ("The claim that routing queries by difficulty to cheaper configurations saves energy against "
+             "always using the most accurate (the fallback), at no accuracy loss,")
+    if blind:
+        text += (f"At {', '.join(blind)} no configuration answered any query correctly, so those levels are left out "
+                 f"of the verdict (routing there only picks the cheapest way to fail). ")
     paper = PAPER_ROUTING
     saved = ", ".join(f"{100 * (1 - paper['oracle_kwh'] / v):.0f} % on {k}" for k, v in paper["max_kwh"].items())
     text += f"Paper (RT, A100): the oracle saved {saved}. "
-    claim = ("The claim that routing queries by difficulty to cheaper configurations saves energy against "
-             "always using the most accurate (the fallback), at no accuracy loss,")
-    if routing.savings(1.0) > 0 and routing.oracle_accuracy >= routing.max_accuracy:
-        return text + f"{claim} held here."
-    return text + f"{claim} did not hold here: {'no cheaper configuration matched the fallback' if routing.savings(1.0) <= 0 else 'routing lost accuracy'}."
+    if informative.empty:
+        return text + str(verdicts.Verdict(claim, "not tested", "no configuration answered any query correctly"))
+    b = routing.bootstrap(informative, routed.fallback, tolerance=tolerance, n_boot=n_boot).set_index("quantity")
+    s, a = b.loc["saved"], b.loc["accuracy_change"]
+    oracle, fallback = routed.per_query(informative)
+    _, p_lo, p_hi = verdicts.paired_difference_ci(fallback, oracle)
+    a_lo, a_hi = verdicts.widest((a.lo, a.hi), (p_lo, p_hi))
+    saves = verdicts.above(s.lo, s.hi, 0)
+    keeps = verdicts.at_least(a_lo, a_hi, ACCURACY_MARGIN)
+    scope = f" over {', '.join(lv for lv in levels if lv not in blind)}" if blind else ""
+    why = (f"the oracle saved {100 * s.value:.0f} %{_ci(100 * s.lo, 100 * s.hi, '.0f', ' %')}{scope} and changed accuracy by "
+           f"{100 * a.value:+.1f} points{_ci(100 * a_lo, 100 * a_hi, '+.1f')} (the configuration per level chosen "
+           f"again in each of {n_boot} resamples of the queries; accuracy also by a paired score interval)")
+    grow = verdicts.all_of(grows) if grows else "inconclusive"
+    return text + str(verdicts.Verdict(claim, verdicts.all_of([saves, keeps]), why)) + (
+        f" (Harder queries costing more energy, per configuration: {grow}.)")
 
 
 # --- GPU reference runs (ttclib.reference): what they show, never a verdict -------------------
@@ -400,8 +543,10 @@ def gpu_throughput(table: pd.DataFrame, curves: dict, runs: pd.DataFrame, first:
             saturating = c.loc[[f for f in ("michaelis_menten", "exp_saturation") if f in c.index]]
             saturating = saturating[saturating.converged]
             if fit.form in ("michaelis_menten", "exp_saturation"):
-                text += (f"; the fitted {fit.form} ceiling lies beyond twice the largest batch: "
-                         f"no ceiling within batch {hi.batch_size}")
+                c_lo, c_hi = fit.saturation_ci
+                text += (f"; the fitted {fit.form} curve's {fit.saturation:.0%} point (batch {fit.saturation_batch:.3g}, "
+                         f"95 % CI {c_lo:.3g}–{c_hi:.3g}, form re-chosen in {fit.n_boot} refits) is not pinned within "
+                         f"batch {fit.ceiling_within * fit.x_max:g}: no ceiling in the measured range")
             elif len(saturating):
                 text += (f"; the saturating forms fit no better than the {fit.form} form (ΔBIC "
                          f"{saturating.delta_bic.min():.1f} by BIC): the runs show no ceiling within batch "

@@ -23,22 +23,35 @@ def params_for(notebook: Path) -> Path:
     return ROOT / "params" / f"{notebook.stem}.yaml"
 
 
-def validate(notebooks: list[Path], profile: str) -> None:
+def validate(notebooks: list[Path], profile: str) -> dict[Path, dict]:
+    """Every notebook's params file under ``profile``, and the notebook parameters it sets (which must
+    be parameters of that notebook). Raises ParamsError naming file and key."""
+    import papermill as pm
+
+    extra = {}
     for nb in notebooks:
         p = params_for(nb)
         if not p.is_file():
             raise ParamsError(f"{p}: missing (every notebook needs params/<notebook name>.yaml)")
-        load_params(p, profile)
+        plan = load_params(p, profile)
+        known = set(pm.inspect_notebook(str(nb)))
+        unknown = sorted(set(plan.notebook) - known)
+        if unknown:
+            raise ParamsError(f"{p}: profiles.{profile}.notebook: {', '.join(unknown)} not among the parameters of "
+                              f"{nb.name} ({', '.join(sorted(known))})")
+        extra[nb] = plan.notebook
+    return extra
 
 
-def execute(notebook: Path, profile: str, out_dir: Path, html_dir: Path, progress: bool = True) -> Path:
+def execute(notebook: Path, profile: str, out_dir: Path, html_dir: Path, progress: bool = True,
+            parameters: dict | None = None) -> Path:
     import papermill as pm
     from nbconvert import HTMLExporter
 
     out = out_dir / notebook.name
     pm.execute_notebook(str(notebook), str(out), cwd=str(notebook.parent), kernel_name="python3",
                         parameters={"params_file": str(Path("..") / "params" / f"{notebook.stem}.yaml"),
-                                    "profile": profile},
+                                    "profile": profile, **(parameters or {})},
                         progress_bar=progress)
     html, _ = HTMLExporter().from_filename(str(out))
     (html_dir / f"{notebook.stem}.html").write_text(html)
@@ -57,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TTC_PROGRESS"] = "0"  # executed notebooks get one line per run, not progress bars
     notebooks = [nb.resolve() for nb in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     try:
-        validate(notebooks, args.profile)
+        extra = validate(notebooks, args.profile)
     except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -66,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     for nb in notebooks:
         t0 = time.time()
         print(f"== {nb.name} [{args.profile}]", flush=True)
-        out = execute(nb, args.profile, args.out / "notebooks", args.out / "html")
+        out = execute(nb, args.profile, args.out / "notebooks", args.out / "html", parameters=extra[nb])
         print(f"   {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}  ({time.time() - t0:.0f} s)", flush=True)
     return 0
 

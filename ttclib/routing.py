@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 CONFIG = ["model", "strategy"]
@@ -51,6 +52,17 @@ class Routing:
         return (p * self.oracle_energy_j + (1 - p) * self.max_energy_j,
                 p * self.oracle_accuracy + (1 - p) * self.max_accuracy)
 
+    def per_query(self, results: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """Each query's accuracy (mean over repetitions) under the oracle's choice for its level and
+        under the fallback, aligned by query: the paired observations of the accuracy change."""
+        r = results.dropna(subset=["difficulty"]).assign(correct=lambda d: d.correct.astype(float))
+        choice = self.table.set_index("difficulty")[CONFIG]
+        picked = r[(r[CONFIG] == choice.reindex(r.difficulty).set_axis(r.index)).all(axis=1)]
+        fb = r[(r[CONFIG] == pd.Series(self.fallback)).all(axis=1)]
+        both = pd.concat([picked.groupby("query_id").correct.mean(), fb.groupby("query_id").correct.mean()],
+                         axis=1, keys=["oracle", "fallback"]).dropna()
+        return both.oracle, both.fallback
+
     def savings(self, p: float = 1.0) -> float:
         """Fraction of E_max saved by routing with prediction accuracy ``p``."""
         return 1 - self.realistic(p)[0] / self.max_energy_j
@@ -74,7 +86,8 @@ def route_by_difficulty(results: pd.DataFrame, fallback: dict, *, tolerance: flo
     r = results.dropna(subset=["difficulty"])
     per = (r.assign(correct=r.correct.astype(float))
             .groupby(["difficulty", *CONFIG], observed=True, sort=False)
-            .agg(n=("correct", "size"), accuracy=("correct", "mean"), energy_j=("energy_j", "mean"))
+            .agg(n=("query_id", "nunique") if "query_id" in r else ("correct", "size"),
+                 accuracy=("correct", "mean"), energy_j=("energy_j", "mean"))
             .reset_index())
     is_fallback = (per[list(fallback)] == pd.Series(fallback)).all(axis=1)
     if not is_fallback.any():
@@ -104,15 +117,57 @@ def route_by_difficulty(results: pd.DataFrame, fallback: dict, *, tolerance: flo
 
 
 def most_accurate(results: pd.DataFrame) -> dict:
-    """The configuration with the best overall accuracy (ties: the one spending more energy per
-    query, i.e. the larger model) — the paper's fallback m_D.
+    """The configuration with the best overall accuracy — the paper's fallback m_D. Ties go to the
+    one spending less energy per query: a costlier fallback at the same accuracy would only inflate
+    what routing appears to save.
 
     >>> res = pd.DataFrame({"model": ["s", "l", "l"], "strategy": ["base", "base", "mv"],
-    ...                     "correct": [1, 1, 0], "energy_j": [1, 4, 9]})
+    ...                     "correct": [1, 1, 1], "energy_j": [1, 4, 9]})
     >>> most_accurate(res)
-    {'model': 'l', 'strategy': 'base'}
+    {'model': 's', 'strategy': 'base'}
     """
     per = (results.assign(correct=results.correct.astype(float)).groupby(CONFIG)
            .agg(accuracy=("correct", "mean"), energy_j=("energy_j", "mean")).reset_index())
-    best = per.sort_values(["accuracy", "energy_j"], ascending=False).iloc[0]
+    best = per.sort_values(["accuracy", "energy_j"], ascending=[False, True]).iloc[0]
     return {k: best[k] for k in CONFIG}
+
+
+def bootstrap(results: pd.DataFrame, fallback: dict, *, tolerance: float = 0.0, n_boot: int = 2000,
+              seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Intervals for the oracle router (eq. 1a) that include the choice of configurations: queries
+    are resampled within each level (jointly for every configuration: they answer the same
+    problems) and each level's configuration is chosen again in every replicate. Returns one row per
+    quantity — ``saved`` (share of E_max, p = 1), ``accuracy_change`` (oracle − fallback accuracy) —
+    with its observed value and ``level`` percentile interval; E_r (1b) is linear in p, so its saving
+    is p times the oracle's.
+
+    >>> res = pd.DataFrame({"model": ["s", "l"] * 8, "strategy": "base", "difficulty": ["easy"] * 8 + ["hard"] * 8,
+    ...                     "query_id": [f"q{i // 2}" for i in range(16)], "energy_j": [1.0, 4.0] * 8,
+    ...                     "correct": [1, 1] * 4 + [0, 1] * 4})
+    >>> b = bootstrap(res, {"model": "l", "strategy": "base"}).set_index("quantity")
+    >>> b.loc["saved", ["value", "lo", "hi"]].tolist(), b.loc["accuracy_change", ["value", "lo", "hi"]].tolist()
+    ([0.375, 0.375, 0.375], [0.0, 0.0, 0.0])
+    """
+    from .verdicts import bootstrap_means, interval
+
+    r = results.dropna(subset=["difficulty"]).assign(correct=lambda d: d.correct.astype(float))
+    key = tuple(fallback[c] for c in CONFIG)
+    levels = list(dict.fromkeys(r.difficulty))
+    oracle_e = oracle_a = max_e = max_a = 0.0
+    for i, lv in enumerate(levels):
+        g = r[r.difficulty == lv]
+        acc = g.pivot_table(index="query_id", columns=CONFIG, values="correct", aggfunc="mean")
+        energy = g.pivot_table(index="query_id", columns=CONFIG, values="energy_j", aggfunc="mean")
+        a = bootstrap_means(acc, n_boot, seed + i).to_numpy()
+        e = bootstrap_means(energy[acc.columns], n_boot, seed + i).to_numpy()
+        good = a >= np.nanmax(a, axis=1, keepdims=True) - tolerance - 1e-12
+        pick = np.nanargmin(np.where(good, e, np.inf), axis=1)
+        rows = np.arange(len(a))
+        fb = list(acc.columns).index(key)
+        n = len(acc)
+        oracle_e, oracle_a = oracle_e + n * e[rows, pick], oracle_a + n * a[rows, pick]
+        max_e, max_a = max_e + n * e[:, fb], max_a + n * a[:, fb]
+    n_all = r.query_id.nunique() if "query_id" in r else len(r)
+    out = {"saved": 1 - oracle_e / max_e, "accuracy_change": (oracle_a - max_a) / n_all}
+    return pd.DataFrame([{"quantity": q, "value": float(v[0]), **dict(zip(("lo", "hi"), interval(v[1:], level)))}
+                         for q, v in out.items()])

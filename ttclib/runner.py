@@ -190,8 +190,8 @@ class _Execution:
 
         q = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)
         split = [answers.split_reasoning(t, expect_think=self.strategy.reasoning) for t in q.text]
-        found = [None if r.truncated else self.bench.extract(r.answer_text) for r in split]
         problems = [self.problems[qid] for qid in q.query_id]
+        found = [None if r.truncated else self.bench.extract_answer(r.answer_text, p) for r, p in zip(split, problems)]
         unscored = benchmarks.Score(None, None) if self.bench.metric == "none" else benchmarks.Score(False, 0.0)
 
         def score(i: int) -> benchmarks.Score:

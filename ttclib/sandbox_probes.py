@@ -11,6 +11,10 @@ no process of the sandbox left, the caller alive.
 >>> outcome.contained, outcome.problems                             # doctest: +SKIP
 (True, ())
 
+``FORGERIES`` are solutions that try to pass tests they cannot pass honestly (steal the
+expected value or fake the verdict); :func:`check_forgery` scores one with
+:func:`ttclib.sandbox.passes_asserts` or :func:`ttclib.sandbox.passes_call`, and it must not pass.
+
 Templates are filled by plain replacement of ``@NAME@`` markers: ``@CANARIES@`` and ``@ESCAPES@``
 (lists of paths), ``@PORT@`` (a listener on 127.0.0.1), ``@SECRET_NAME@`` (an environment
 variable the caller holds), ``@PARENT_PID@`` and ``@CALLER_HOME@``.
@@ -352,3 +356,362 @@ def check_all(limits: Limits = PROBE_LIMITS, canary_dir=None) -> list[Outcome]:
     """:func:`preflight`, then every hostile program in turn."""
     preflight(limits)
     return [check_contained(name, limits, canary_dir) for name in HOSTILE_PROGRAMS]
+
+
+# ---------------------------------------------------------------------------------------------
+# Forged verdicts: solutions that try to pass tests they cannot pass honestly. The tests compare
+# ``answer()`` with a random secret, so only stealing it or faking the verdict could pass; every
+# one of these must score as NOT passed by :func:`ttclib.sandbox.passes_asserts` and
+# :func:`ttclib.sandbox.passes_call`. Those in ``CLASSIC_FORGERIES`` pass a single-process
+# harness (solution + tests + a completion token in one program), the design they were found on.
+
+FORGERY_LIMITS = Limits(wall_s=5.0, cpu_s=3.0, memory_mb=512, processes=16, output_kb=64)
+SECRET_PREFIX = "ttcsecret"
+
+FORGERY_TESTS = """\
+def check(candidate):
+    import copy, random, string
+    assert candidate() == "@SECRET@"
+
+check(answer)
+"""
+
+_STEAL = r'''
+import os, re, sys
+SECRET = re.compile(rb"ttcsecret[0-9a-f]{32}")
+TOKEN = re.compile(rb"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+
+
+def source_text():
+    """Every file in reach that could hold the tests or the harness's token."""
+    paths = [sys.argv[0]]
+    for d in (".", "/tmp", "/tmp/work", os.path.expanduser("~")):
+        try:
+            paths += [os.path.join(d, n) for n in os.listdir(d)]
+        except OSError:
+            pass
+    data = b""
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data += f.read(1 << 20)
+        except OSError:
+            pass
+    return data
+
+
+def fake_verdict(data):
+    """Print every token-like string of ``data`` the way a harness signals completion; exit 0."""
+    for token in set(TOKEN.findall(data)):
+        os.write(1, b"\n" + token + b"\n")
+    os._exit(0)
+
+
+def first_secret(data):
+    found = SECRET.findall(data)
+    return found[0].decode() if found else None
+'''
+
+FORGERIES: dict[str, str] = {
+    # the tests from the program's own source (and any file in reach)
+    "source_secret": _STEAL + '''
+DATA = source_text()
+
+def answer():
+    return first_secret(DATA)
+''',
+    # the completion token from the source: print it and exit 0 without running the tests
+    "source_token": _STEAL + '''
+fake_verdict(source_text())
+
+def answer():
+    return None
+''',
+    # the caller's frames: locals, globals, constants, source lines
+    "caller_frames": _STEAL + '''
+import inspect
+
+def answer():
+    seen, frame = [], sys._getframe(1)
+    while frame is not None:
+        seen += list(frame.f_locals.values()) + list(frame.f_globals.values())
+        seen += list(frame.f_code.co_consts)
+        frame = frame.f_back
+    seen += ["".join(info.code_context or []) for info in inspect.stack()]
+    return first_secret(" ".join(repr(v) for v in seen).encode(errors="replace"))
+''',
+    # every object the garbage collector tracks: the tests' function, the harness's cases
+    "gc_objects": _STEAL + '''
+import gc, types
+
+def answer():
+    texts = []
+    for obj in gc.get_objects():
+        if isinstance(obj, types.FunctionType):
+            texts += [c for c in obj.__code__.co_consts if isinstance(c, str)]
+        elif isinstance(obj, dict):
+            texts += [v for v in obj.values() if isinstance(v, str)]
+        elif isinstance(obj, (list, tuple)):
+            texts += [repr(v) for v in obj if isinstance(v, (str, list))]
+    return first_secret("\\n".join(texts).encode(errors="replace"))
+''',
+    # /proc/*/cmdline, environ and open descriptors (stdin payload, pipes), argv, environment,
+    # and the files the command lines name
+    "proc_files": _STEAL + '''
+def gather():
+    pids = ["self", str(os.getppid())] + [p for p in os.listdir("/proc") if p.isdigit()]
+    paths = []
+    for pid in pids:
+        paths += ["/proc/%s/cmdline" % pid, "/proc/%s/environ" % pid]
+        try:
+            paths += ["/proc/%s/fd/%s" % (pid, fd) for fd in os.listdir("/proc/%s/fd" % pid)]
+        except OSError:
+            pass
+    data = (" ".join(sys.argv) + repr(dict(os.environ))).encode()
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                data += os.read(fd, 1 << 20)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    for name in set(re.findall(rb"[\\w./-]+\\.py", data)):
+        try:
+            with open(name, "rb") as f:
+                data += f.read()
+        except OSError:
+            pass
+    return data
+
+DATA = gather()
+
+def answer():
+    return first_secret(DATA + gather())
+''',
+    # memory of every process in reach: /proc/PID/mem, process_vm_readv, ptrace
+    "memory_scan": _STEAL + '''
+import ctypes
+
+class IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+def regions(pid):
+    try:
+        with open("/proc/%s/maps" % pid) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        span, perms = line.split()[:2]
+        start, end = (int(x, 16) for x in span.split("-"))
+        if "r" in perms and end - start <= 1 << 26:
+            out.append((start, end))
+    return out
+
+def scan(pid):
+    data = []
+    try:
+        with open("/proc/%s/mem" % pid, "rb", 0) as mem:
+            for start, end in regions(pid):
+                try:
+                    mem.seek(start)
+                    data.append(mem.read(end - start))
+                except (OSError, ValueError, OverflowError):
+                    pass
+    except OSError:
+        pass
+    if pid != "self":
+        for start, end in regions(pid):
+            buf = ctypes.create_string_buffer(end - start)
+            local, remote = IOVec(ctypes.addressof(buf), end - start), IOVec(start, end - start)
+            if LIBC.process_vm_readv(int(pid), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) > 0:
+                data.append(buf.raw)
+        LIBC.ptrace(16, int(pid), 0, 0)                      # PTRACE_ATTACH
+    return b"".join(data)
+
+def answer():
+    pids = [str(os.getppid())] + [p for p in os.listdir("/proc") if p.isdigit()]
+    for pid in pids + ["self"]:
+        if pid != str(os.getpid()):
+            found = first_secret(scan(pid))
+            if found:
+                return found
+    return None
+''',
+    # print, sys.stdout, os.write, exits and the exception hook replaced: a failure looks like
+    # a completed run
+    "patched_output": _STEAL + '''
+import builtins
+DATA = source_text()
+TOKENS = b"".join(b"\\n" + t + b"\\n" for t in set(TOKEN.findall(DATA)))
+_write, _exit = os.write, os._exit
+
+class Forged:
+    def write(self, text):
+        _write(1, text.encode() + TOKENS)
+        return len(text)
+    def flush(self):
+        pass
+
+os.write = lambda fd, data: _write(fd, bytes(data) + TOKENS)
+os._exit = lambda code: _exit(0)
+sys.exit = lambda *args: _exit(0)
+builtins.print = lambda *args, **kw: _write(1, TOKENS)
+sys.stdout = Forged()
+sys.excepthook = lambda *args: fake_verdict(DATA)
+
+def answer():
+    return None
+''',
+    # the solution exits 0 in the middle of the tests
+    "exit_zero": '''
+def answer():
+    raise SystemExit(0)
+''',
+    "os_exit_zero": '''
+import os
+
+def answer():
+    os._exit(0)
+''',
+    # an atexit handler fakes the verdict after the failing test
+    "atexit": _STEAL + '''
+import atexit
+atexit.register(fake_verdict, source_text())
+
+def answer():
+    return None
+''',
+    # a thread outlives the failing test, sprays forged replies, then fakes the verdict
+    "thread": _STEAL + '''
+import json, threading, time
+DATA = source_text()
+
+def forge():
+    time.sleep(0.3)
+    frames = b""
+    for message in ({"ready": True}, {"value": True}, {"value": None}):
+        body = json.dumps(message).encode()
+        frames += len(body).to_bytes(8, "big") + body
+    for fd in range(1, 32):
+        try:
+            os.write(fd, frames)
+        except OSError:
+            pass
+    fake_verdict(DATA)
+
+threading.Thread(target=forge).start()
+
+def answer():
+    return None
+''',
+    # the classic: an object equal to everything
+    "always_equal": '''
+class Anything:
+    __eq__ = lambda self, other: True
+    __ne__ = lambda self, other: False
+    __hash__ = lambda self: 0
+
+def answer():
+    return Anything()
+''',
+    "equal_str_subclass": '''
+class Text(str):
+    __eq__ = lambda self, other: True
+    __ne__ = lambda self, other: False
+    __hash__ = str.__hash__
+
+def answer():
+    return Text("wrong")
+''',
+    # a silent exception hook, then a finaliser that fakes the verdict at shutdown
+    "del_excepthook": _STEAL + '''
+FORGED = b"".join(b"\\n" + t + b"\\n" for t in set(TOKEN.findall(source_text())))
+
+class Finale:
+    def __del__(self, write=os.write, exit=os._exit, forged=FORGED):   # globals are gone by then
+        write(1, forged)
+        exit(0)
+
+KEEP = Finale()
+sys.excepthook = lambda *args: None
+
+def answer():
+    return None
+''',
+    # modules planted where the tests' imports might look (cwd, /tmp, home, sys.path)
+    "plant_modules": '''
+import os, sys
+PLANT = "import os\\nos.write(1, b'planted\\\\n')\\nos._exit(0)\\n"
+NAMES = ("copy", "random", "string", "math", "json", "re", "traceback", "linecache", "select",
+         "ctypes", "enum", "sitecustomize", "usercustomize")
+for d in [os.getcwd(), "/", "/tmp", "/tmp/work", os.path.expanduser("~")] + sys.path + [
+        "__editable__.ttc_energy-0.1.0.finder.__path_hook__"]:
+    try:
+        os.makedirs(d, exist_ok=True)
+        for name in NAMES:
+            with open(os.path.join(d, name + ".py"), "w") as f:
+                f.write(PLANT)
+    except OSError:
+        pass
+
+def answer():
+    return None
+''',
+    # signals to every process in reach (the tests' process included)
+    "signal_harness": '''
+import os, signal, time
+
+def answer():
+    me = os.getpid()
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        if pid == me:
+            continue
+        for sig in (signal.SIGSTOP, signal.SIGCONT, signal.SIGINT, signal.SIGCHLD,
+                    signal.SIGWINCH, signal.SIGURG):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+    time.sleep(0.1)
+    return "wrong"
+''',
+}
+
+# Those that pass a single-process harness (the design the attack report was about).
+CLASSIC_FORGERIES = ("source_secret", "source_token", "caller_frames", "gc_objects", "proc_files",
+                     "memory_scan", "patched_output", "atexit", "thread", "always_equal",
+                     "equal_str_subclass", "del_excepthook")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one forged solution fared in one harness."""
+
+    name: str
+    harness: str                 # "asserts" or "call"
+    passed: bool                 # the harness's verdict: must be False
+    execution: Execution | None  # None for passes_call (it returns a bool)
+
+
+def forgery_secret() -> str:
+    return SECRET_PREFIX + secrets.token_hex(16)
+
+
+def check_forgery(name: str, harness: str = "asserts", limits: Limits = FORGERY_LIMITS) -> Verdict:
+    """Score forged solution ``name`` against a fresh secret with :func:`sandbox.passes_asserts`
+    (a ``check(candidate)`` test) or :func:`sandbox.passes_call` (a LeetCode-style case)."""
+    secret, solution = forgery_secret(), FORGERIES[name]
+    if harness == "asserts":
+        execution = sandbox.passes_asserts(solution, FORGERY_TESTS.replace("@SECRET@", secret),
+                                           candidates=["answer"], limits=limits)
+        return Verdict(name, harness, execution.ok, execution)
+    if harness == "call":
+        return Verdict(name, harness,
+                       sandbox.passes_call(solution, "answer", [([], secret)], limits), None)
+    raise ValueError(f"unknown harness {harness!r}")

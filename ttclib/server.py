@@ -28,8 +28,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .sglang_cpu import SGLANG_VERSION, STANDIN_PATH
 
@@ -40,22 +41,24 @@ SNAPSHOT_KEYS = ("version", "model_path", "tp_size", "dp_size", "device", "dtype
                  "schedule_policy", "cuda_graph_max_bs", "cuda_graph_max_bs_decode", "disable_cuda_graph",
                  "enable_deterministic_inference", "sleep_on_idle", "load_format", "max_req_input_len")
 CPU_MAX_TOTAL_TOKENS = 32768  # SGLang otherwise sizes the KV pool from memory (~15 GB on this VM)
+WEEK_S = 7 * 24 * 3600       # no wait is longer (and urllib takes no infinite timeout)
 
 
 class ServerOptions(BaseModel):
     """How to launch (or where to find) the SGLang server. Part of a run spec as ``server:``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     url: str | None = Field(None, description="attach to this running server instead of launching one")
     python: str | None = Field(None, description="interpreter with sglang installed (default: "
                                                  "$TTC_SGLANG_PYTHON, else this one)")
-    tp_size: int = Field(1, ge=1, description="tensor parallel GPUs")
-    dp_size: int = Field(1, ge=1, description="data parallel replicas")
-    context_length: int | None = Field(None, ge=1, description="max prompt + output tokens")
+    tp_size: int = Field(1, ge=1, le=64, description="tensor parallel GPUs")
+    dp_size: int = Field(1, ge=1, le=64, description="data parallel replicas")
+    context_length: int | None = Field(None, ge=1, le=2**21, description="max prompt + output tokens")
     mem_fraction_static: float | None = Field(None, gt=0, lt=1, description="GPU memory for weights + KV")
-    max_total_tokens: int | None = Field(None, ge=1, description="KV pool size in tokens (CPU default 32768)")
-    chunked_prefill_size: int | None = Field(None, description="tokens per prefill chunk (-1 disables)")
+    max_total_tokens: int | None = Field(None, ge=1, le=2**31, description="KV pool size in tokens (CPU default 32768)")
+    chunked_prefill_size: int | None = Field(None, ge=-1, le=2**31,
+                                             description="tokens per prefill chunk (-1 disables)")
     disable_radix_cache: bool = Field(True, description="no prefix reuse: every sample pays its prefill, "
                                                         "as in the paper")
     attention_backend: str | None = Field(None, description="default: SGLang's choice; torch_native on CPU")
@@ -63,15 +66,59 @@ class ServerOptions(BaseModel):
                                                          "scheduler would otherwise spin a core the run is measured on")
     deterministic: bool = Field(False, description="--enable-deterministic-inference; honours per-request seeds")
     extra_args: list[str] = Field([], description="more launch_server arguments, verbatim")
-    startup_timeout_s: float = Field(900, gt=0, description="wait this long for /health_generate")
-    request_timeout_s: float = Field(4 * 3600, gt=0, description="one request's limit, its wait in the "
+    startup_timeout_s: float = Field(900, gt=0, le=WEEK_S, description="wait this long for /health_generate")
+    request_timeout_s: float = Field(4 * 3600, gt=0, le=WEEK_S, description="one request's limit, its wait in the "
                                                                   "server's queue included (a hang detector)")
-    max_in_flight: int | None = Field(None, ge=1, description="requests open at once; the rest follow as they "
-                                                              "finish (default 4 x batch size, at least 64)")
+    max_in_flight: int | None = Field(None, ge=1, le=2**20,
+                                      description="requests open at once; the rest follow as they finish "
+                                                  "(default 4 x batch size, at least 64)")
 
     # Where the server is or how long to wait does not change what is measured.
     NOT_MEASURED: ClassVar[tuple[str, ...]] = ("url", "python", "startup_timeout_s", "request_timeout_s",
                                                "max_in_flight")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            parts = urlsplit(v)
+            parts.port                       # noqa: B018 (raises on a port that is not one)
+        except ValueError as e:
+            raise ValueError(f"not a URL: {e}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or not v.isprintable():
+            raise ValueError("should be http(s)://host[:port] of a running SGLang server")
+        return v
+
+    @field_validator("python")
+    @classmethod
+    def _executable(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            ok = bool(v) and v.isprintable() and os.path.isfile(os.path.expanduser(v)) \
+                and os.access(os.path.expanduser(v), os.X_OK)
+        except (OSError, ValueError, RuntimeError):
+            ok = False
+        if not ok:
+            raise ValueError(f"no executable interpreter at {v!r}")
+        return v
+
+    @field_validator("chunked_prefill_size")
+    @classmethod
+    def _chunk_or_off(cls, v: int | None) -> int | None:
+        if v == 0:
+            raise ValueError("should be a positive number of tokens, or -1 to disable chunked prefill")
+        return v
+
+    @field_validator("extra_args")
+    @classmethod
+    def _printable_args(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if "\x00" in a]
+        if bad:
+            raise ValueError(f"argument {bad[0]!r} holds a NUL byte")
+        return v
 
 
 class SGLangServerError(RuntimeError):

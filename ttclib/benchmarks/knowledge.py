@@ -25,7 +25,7 @@ from . import Benchmark, Problem, Score, register
 from .generated import LEVELS, step_level
 from .scoring import BOXED_FORMAT, CHOICE_FORMAT, LETTERS, choice_question, extract_choice_for, score_choice, \
     score_exact_text, score_math
-from .sources import Hub, Source
+from .sources import BenchmarkDataError, Hub, Source
 
 # --- MMLU -------------------------------------------------------------------------------------
 
@@ -76,7 +76,10 @@ def read_mmlu(path: Path) -> list[dict]:
 
 def _mmlu(r: dict, i: int) -> Problem:
     answer = r["answer"]
-    gold = LETTERS[answer] if isinstance(answer, int) else str(answer).strip()
+    gold = LETTERS[answer] if isinstance(answer, int) and 0 <= answer < 4 else str(answer).strip()
+    if gold not in ("A", "B", "C", "D") or len(r["choices"]) != 4:
+        raise BenchmarkDataError(f"MMLU record {i}: answer {answer!r} with {len(r['choices'])} choices "
+                                 f"(MMLU has four choices, answer A-D): is this another benchmark's file?")
     subject = r["subject"]
     return Problem(f"mmlu/{subject}/{i}", choice_question(r["question"], r["choices"]), gold, "mmlu",
                    "common_sense", None, subset=MMLU_CATEGORY.get(subject, "Other"), meta={"subject": subject})

@@ -1,11 +1,12 @@
 """Scorers and question formats shared by several benchmarks (answer × problem → Score)."""
 from __future__ import annotations
 
+import dataclasses
 import random
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .. import answers
-from . import Problem, Score, exact
+from . import Benchmark, Problem, Score, exact
 
 LETTERS = "ABCDEFGHIJ"
 CHOICE_FORMAT = "Answer with the letter of the correct option, as 'The answer is (X)'."
@@ -49,3 +50,43 @@ def extract_choice_for(letters: str):
         return answers.extract_choice(text, letters)
     extract.__name__ = f"extract_choice_{letters}"
     return extract
+
+
+# --- a benchmark's verdict on a hand-labelled answer -------------------------------------------
+
+LABELLED_BENCHMARKS = {"math": "math500", "gsm8k": "gsm8k", "aime": "aime24", "yes_no": "boolq",
+                       "choice": "mmlu", "code": None}
+
+
+def labelled_problem(record: Mapping) -> tuple[Benchmark, Problem]:
+    """The benchmark and problem a record of a labelled answer corpus (``tests/data/labelled_answers.jsonl``)
+    is graded as: ``scorer`` names the benchmark (multiple choice takes its ``letters``, code its
+    ``benchmark``), ``gold`` is the gold answer (code: the reference solution), code records carry
+    their ``tests`` (and HumanEval's ``prompt`` and ``entry_point``, LiveCodeBench's method name)."""
+    from . import get
+
+    scorer = record["scorer"]
+    if scorer == "choice":
+        bench = dataclasses.replace(get("mmlu"), extract=extract_choice_for(record["letters"]))
+    else:
+        bench = get(LABELLED_BENCHMARKS[scorer] or record["benchmark"])
+    meta: dict = {}
+    if bench.name == "humaneval":
+        meta = {"prompt": record["prompt"], "test": record["tests"], "entry_point": record["entry_point"]}
+    elif bench.name == "mbpp":  # the entry point is found the benchmark's way: reference ∩ asserts
+        meta = {"tests": list(record["tests"]), "setup": "", "imports": []}
+    elif bench.name == "livecodebench":
+        meta = {"cases": [tuple(c) for c in record["tests"]], "func_name": record.get("entry_point")}
+    return bench, Problem(record["id"], "", record["gold"], bench.name, bench.category, meta=meta)
+
+
+def grade_labelled(record: Mapping) -> tuple[str | None, bool]:
+    """The answer a benchmark extracts from a labelled record's text and whether it credits it,
+    graded the way a run grades (``ttclib.runner``): reasoning split off first, cut-off
+    reasoning is no answer."""
+    reasoned = answers.split_reasoning(record["text"])
+    if reasoned.truncated:
+        return None, False
+    bench, problem = labelled_problem(record)
+    answer = bench.extract_answer(reasoned.answer_text, problem)
+    return answer, bool(bench.score(answer, problem).correct)

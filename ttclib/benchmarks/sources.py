@@ -12,6 +12,7 @@ When none is available the error says which file or hub id would do.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 DATA_DIR_ENV = "TTC_DATA_DIR"
+PEEK_BYTES = 4 << 20      # a data file's first record is looked for in at most this much of it
+READ_BYTES = 64 << 20     # a benchmark's own reader is run to check a file only up to this size
 
 
 class BenchmarkDataError(RuntimeError):
@@ -81,21 +84,45 @@ class Source:
             path = Path(where.where)
             try:
                 return (self.reader or read_records)(path)
-            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error, zipfile.BadZipFile) as e:
                 raise BenchmarkDataError(f"{path}: cannot read {name!r} records: {e}") from None
         if where.kind == "package":
             return self.packaged[1]()
         return _from_hub(name, self.hub, self._expected())
 
+    def first_record(self, path: Path) -> dict | None:
+        """The first record of the data at ``path`` (a file or directory from :meth:`locate`), read cheaply
+        to check that it is this benchmark's data: the first line of JSON Lines, the first element of a
+        JSON array, the header and first row of a CSV, else the first record of the benchmark's own reader
+        (files up to READ_BYTES). None where that cannot be told cheaply (a zip archive, a first record
+        longer than PEEK_BYTES); BenchmarkDataError when the data cannot be read as records at all."""
+        try:
+            if self.reader is None:
+                return _peek_record(path)
+            if path.is_file() and path.suffix.lower() == ".zip":
+                if not zipfile.is_zipfile(path):
+                    raise BenchmarkDataError(f"{path}: not a zip archive")
+                return None
+            if path.is_file() and path.stat().st_size > READ_BYTES:
+                return None
+            records = self.reader(path)
+        except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error, zipfile.BadZipFile) as e:
+            raise BenchmarkDataError(f"{path}: cannot be read as records ({type(e).__name__}: {e})") from None
+        if not records:
+            raise BenchmarkDataError(f"{path}: no records")
+        return _record(records[0], path)
+
     def _find(self, root: Path) -> Path | None:
         for rel in self.files:
-            if (root / rel).exists():
+            if (root / rel).is_file() or (root / rel).is_dir():     # never a device or a pipe
                 return root / rel
         return None
 
     def _in(self, path: Path, name: str, explicit: bool) -> Path:
         if path.is_file():
             return path
+        if path.exists() and not path.is_dir():
+            raise BenchmarkDataError(f"{path}: not a regular file or directory")
         if path.is_dir():
             found = self._find(path) or self._find(path.parent)
             if found is None and self.reader is not None:
@@ -131,6 +158,66 @@ def read_records(path: Path) -> list[dict]:
 
 def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _peek_record(path: Path) -> dict | None:
+    """The first record as :func:`read_records` would read it, from the first PEEK_BYTES of the file."""
+    name = path.name.lower()
+    with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+        head = f.read(PEEK_BYTES)
+        whole = len(head) < PEEK_BYTES or not f.read(1)
+    text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=whole)
+    if not whole:                              # only complete lines: a record cut short says nothing
+        text = text[:text.rfind("\n") + 1]
+    if name.endswith(".csv"):
+        try:
+            first = next(csv.DictReader(io.StringIO(text)), None)
+        except csv.Error:
+            if whole:
+                raise
+            return None
+    else:
+        first = _first_json(text, whole, name.endswith(".json"))
+    if first is None:
+        if whole:
+            raise BenchmarkDataError(f"{path}: no records")
+        return None
+    return _record(first, path)
+
+
+def _first_json(text: str, whole: bool, dot_json: bool):
+    """As :func:`read_records` reads: a .json file is one JSON value (an array of records, or a record),
+    else JSON Lines; None where the text at hand cannot tell."""
+    if dot_json:
+        try:
+            if whole:
+                data = json.loads(text)
+                return (data[0] if data else None) if isinstance(data, list) else data
+            if text.lstrip().startswith("["):
+                return _first_of_array(text)
+        except json.JSONDecodeError:
+            if not whole and text.lstrip().startswith("["):
+                return None
+    line = next((line for line in text.splitlines() if line.strip()), None)
+    try:
+        return None if line is None else json.loads(line)
+    except json.JSONDecodeError:
+        if dot_json and not whole:         # a pretty-printed record longer than the text at hand
+            return None
+        raise
+
+
+def _first_of_array(text: str):
+    start = text.index("[") + 1
+    while text[start:start + 1].isspace():
+        start += 1
+    return None if text[start:start + 1] == "]" else json.JSONDecoder().raw_decode(text, start)[0]
+
+
+def _record(record, path: Path) -> dict:
+    if not isinstance(record, dict):
+        raise BenchmarkDataError(f"{path}: records are not objects (the first is a {type(record).__name__})")
+    return record
 
 
 def read_zipped_csv(path: Path, password: bytes | None = None) -> list[dict]:
