@@ -18,7 +18,8 @@ Then the agreement of every scorer (extraction + comparison, code through the sa
 hand labels of tests/data/labelled_answers.jsonl, answers written the way instruct and reasoning
 models write them: n, agreements, misses by kind, hedges credited; and, for comparison, the same
 numbers for lm-evaluation-harness's answer filters where the harness has one (its regexes are
-reproduced below, lm-eval itself is not installed).
+reproduced below, lm-eval itself is not installed). Then the same table for the held-out corpus
+tests/data/labelled_answers_heldout.jsonl, written by someone who never saw the extractors.
 
     python scripts/bench_scoring.py                 # MATH-500 golds if present
     python scripts/bench_scoring.py --generated     # synthetic golds
@@ -49,6 +50,7 @@ from ttclib.benchmarks.scoring import grade_labelled, labelled_problem  # noqa: 
 KINDS = ("identical", "rewritten", "wrong")
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "math500" / "test.jsonl"
 CORPUS = ROOT / "tests" / "data" / "labelled_answers.jsonl"
+HELDOUT = ROOT / "tests" / "data" / "labelled_answers_heldout.jsonl"
 
 TEMPLATES = [
     "Putting it together, the answer is $\\boxed{{{}}}$.",
@@ -263,6 +265,12 @@ LM_EVAL = [
 
 
 # --- agreement with hand labels -------------------------------------------------------------------
+# The held-out corpus (tests/data/labelled_answers_heldout.jsonl, 200 answers, 5 ambiguous) was
+# written by someone who never saw the extractors. Its agreement BEFORE the fixes it prompted is the
+# honest out-of-sample figure: 176 of 195 unambiguous records (90.3 %) — math 46/48, gsm8k 24/29,
+# choice 46/50, yes_no 32/38, code 28/30 — and 1 of its 7 hedges credited. After the fixes it is
+# in-sample, like the original corpus (written by the extractors' designer, 100 %).
+HELDOUT_BEFORE_FIXES = 176 / 195
 
 def _is_hedge(record: dict) -> bool:
     """An answer that offers several ("A or B", "Yes and no"): never to be credited."""
@@ -284,7 +292,7 @@ def _lm_eval_verdict(record: dict, extract, judge) -> tuple[str | None, bool]:
     return answer, bool(answer is not None and judge(answer, record))
 
 
-def agreement(path: Path = CORPUS) -> int:
+def agreement(path: Path = CORPUS, title: str = "") -> int:
     """Print the agreement table; returns the number of unambiguous records ttclib misjudges."""
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     try:
@@ -293,7 +301,7 @@ def agreement(path: Path = CORPUS) -> int:
         print(f"(code records skipped: no isolating sandbox here: {exc})")
         records = [r for r in records if r["scorer"] != "code"]
     scorers = list(dict.fromkeys(r["scorer"] for r in records))
-    print(f"\nagreement with hand labels: {path.relative_to(ROOT)} ({len(records)} answers, "
+    print(f"\nagreement with hand labels{title}: {path.relative_to(ROOT)} ({len(records)} answers, "
           f"{sum(bool(r.get('ambiguous')) for r in records)} marked ambiguous are not counted)")
     print(f"{'scorer':<8} {'extraction':<40} {'n':>4} {'agree':>6} {'%':>7} {'hedges credited':>16}")
     missed = 0
@@ -310,6 +318,12 @@ def agreement(path: Path = CORPUS) -> int:
         for kind in sorted(set(rows[0][1]["misses"])):
             print(f"{'':<9}ttclib miss: {kind}")
     return missed
+
+
+def agreements() -> int:
+    """The agreement tables of both corpora; the number of unambiguous records ttclib misjudges."""
+    return agreement() + agreement(HELDOUT, " — held-out (written without seeing the extractors; "
+                                            f"before fixes: {HELDOUT_BEFORE_FIXES:.1%})")
 
 
 # --- timing -----------------------------------------------------------------------------------
@@ -352,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         golds = generated_golds(2000, rng)
         source = "generated golds"
     if args.n <= 0:
-        agreement()
+        agreements()
         return 0
     items = build(golds, args.n, rng)
     fast = sum(answers._fast(extract_math(t) or "", g) is not None for t, g, _, _ in items)
@@ -374,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             bad = [it for ok, it in zip(right, items) if not ok and it[3] == kind]
             if bad:
                 print(f"{'':>17}{len(bad)} {kind} misjudged, e.g. {bad[0][1]!r} vs {bad[0][0]!r}")
-    agreement()
+    agreements()
     return 0
 
 

@@ -31,7 +31,15 @@ from ttclib.benchmarks.scoring import grade_labelled, labelled_problem
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CORPUS = Path(__file__).resolve().parent / "data" / "labelled_answers.jsonl"
-RECORDS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+HELDOUT = Path(__file__).resolve().parent / "data" / "labelled_answers_heldout.jsonl"
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+RECORDS = _records(CORPUS)
+HELDOUT_RECORDS = _records(HELDOUT)
 
 
 def test_doctests():
@@ -324,6 +332,74 @@ def test_gsm8k_solutions_end_with_their_answers():
     assert len(fails) <= 0.01 * len(rows), fails
 
 
+# --- the kinds of answer the held-out corpus found missed, each with its contrast case ---------------
+
+
+@pytest.mark.parametrize("text, want", [
+    ("so $x = 5$.\n\nCheck: $2(5) + 3 = 10 + 3 = 13$ ✓", "5"),
+    ("So x = 5. Plugging back in, 2(5) + 3 = 13.", "5"),
+    ("Checking both roots, only the positive one works: $\\boxed{4}$", "4"),  # a box in a check still speaks
+    ("Tom earns $18 per day (12 cups sold at $1.50 each).", "18"),
+    ("The total is (3 + 4) = 7.", "7"),                                   # an aside without words counts
+    ("It will take 200 minutes, or 3 hours and 20 minutes.", "200"),
+    ("which is 45 × 8 = 360 minutes, or 6 hours.", "6"),                  # a single restated value wins
+    ("The drive takes 2 hours and 30 minutes, i.e. 150 minutes.", "150"),
+    ("Answer: 7\n\nExplanation: 45 ÷ 6 = 7 remainder 3, so she fills 7 bags and has 3 candies left over.", "7"),
+    ("Answer: 20\n\nExplanation: wait, I forgot the 2 she ate, so she has 18.", "18"),  # a correction still wins
+    ("The answer is 1.5 dozen, i.e. 18 eggs.", "18"),
+    ("The answer is 5, or 6.", None),                                     # a hedge, not a restatement
+    ("**Answer:** Carla's download took **160 minutes**.", "160"),
+    ("So the answer is $\\boxed{\\textbf{(B) } 6}$.", "6"),
+    ("So the answer is $\\boxed{\\textbf{(B)}}$.", "\\textbf{(B)}"),          # a bare choice stays
+])
+def test_extract_math_heldout_kinds(text, want):
+    assert extract_math(text) == want
+
+
+@pytest.mark.parametrize("text, letters, want", [
+    ("Water moves by osmosis, so the best answer is the third one, osmosis.", "ABCD", "C"),
+    ("I'd pick the fifth option.", "ABCD", None),                         # there is no fifth letter
+    ("A person would most likely go to a bookstore.\n\nE. bookstore", "ABCDE", "E"),
+    ("The choices are:\n\nA. shop\nB. library\nE. bookstore", "ABCDE", None),  # a relisted list
+    ("Statements I and III are true, which corresponds to option (C) I and III only.", "ABCD", "C"),
+    ("Statements I and III are true, which corresponds to option (C) I and III only.", "ABCDEFGHIJ", "C"),
+    ("Answer: A\nExplanation: Option B is wrong. Option C confuses reflection with refraction, and Option D "
+     "describes a lunar eclipse.", "ABCD", "A"),
+    ("Answer: A\nExplanation: actually, the answer is B since…", "ABCD", "B"),
+])
+def test_extract_choice_heldout_kinds(text, letters, want):
+    assert extract_choice(text, letters) == want
+
+
+@pytest.mark.parametrize("text, want", [
+    ("That's correct — ethanol is an alcohol.", "yes"),
+    ("Exactly. It is the longest border.", "yes"),
+    ("That's wrong: goldfish remember for months.", "no"),
+    ("Incorrect. The passage says otherwise.", "no"),
+    ("It's not incorrect to say that Canada borders the US.", "yes"),
+    ("It is not true that the moon is made of cheese.", "no"),
+    ("There's no definitive answer here; some sources say yes and others say no.", None),
+    ("It depends on where the boundary is drawn.", None),
+    ("Yes, that's a common belief, but actually no — it is a myth.", "no"),
+    ("No, people think so, but actually yes: it does.", "yes"),
+    ("I don't think so. The passage only mentions a visit.", "no"),
+    ("I think so, since the passage says she lived there.", "yes"),
+])
+def test_extract_yes_no_heldout_kinds(text, want):
+    assert extract_yes_no(text) == want
+
+
+@pytest.mark.parametrize("text, want", [
+    ("You can do it like this:\n\ndef f(x):\n    return 2 * x\n\nFor example, f(2) returns 4.",
+     "def f(x):\n    return 2 * x\n"),
+    ("def f(c):\n    return c + 1\n\n>>> f(1)\n2", "def f(c):\n    return c + 1\n"),
+    ("import math\n\ndef f(x):\n    return math.sqrt(x)\n", "import math\n\ndef f(x):\n    return math.sqrt(x)\n"),
+    ("    return x + 1\n", "    return x + 1\n"),                       # a function body stays whole
+])
+def test_extract_code_without_fences(text, want):
+    assert extract_code(text) == want
+
+
 # --- the labelled corpus: answers written the way models write them, graded by a careful human ---
 # tests/data/labelled_answers.jsonl: one record per answer (id, scorer, text, gold, label, kind, ...;
 # "ambiguous": true where careful graders could disagree — those are not held to their label).
@@ -331,9 +407,13 @@ def test_gsm8k_solutions_end_with_their_answers():
 SCORERS = ("math", "gsm8k", "aime", "choice", "yes_no", "code")
 
 
-def _cases(code: bool) -> list:
-    return [pytest.param(r, id=f"{r['id']}:{r['kind']}") for r in RECORDS
+def _cases(code: bool, records: list[dict] = RECORDS) -> list:
+    return [pytest.param(r, id=f"{r['id']}:{r['kind']}") for r in records
             if not r.get("ambiguous") and (r["scorer"] == "code") == code]
+
+
+def _is_hedge(r: dict) -> bool:
+    return r["label"] == "wrong" and "hedge" in r["kind"] + " " + r.get("note", "")
 
 
 def test_corpus_is_well_formed():
@@ -358,10 +438,39 @@ def test_scorer_agrees_with_the_label(record):
 
 
 def test_hedges_are_never_credited():
-    hedges = [r for r in RECORDS if r["label"] == "wrong" and "hedge" in r["kind"] + " " + r.get("note", "")]
-    assert len(hedges) >= 15
+    hedges = [r for r in RECORDS + HELDOUT_RECORDS if _is_hedge(r)]
+    assert len(hedges) >= 20
     credited = [(r["id"], grade_labelled(r)[0]) for r in hedges if grade_labelled(r)[1]]
     assert credited == []
+
+
+# tests/data/labelled_answers_heldout.jsonl: 200 answers labelled by someone who never saw the
+# extractors (same fields; code records carry an ``entry_point`` and asserts, no reference: gold
+# null). Before the fixes it found, the scorers agreed on 176 of its 195 unambiguous records (90.3 %).
+
+
+def test_heldout_corpus_is_well_formed():
+    ids = [r["id"] for r in HELDOUT_RECORDS]
+    assert len(HELDOUT_RECORDS) == 200 and len(set(ids)) == len(ids) and not set(ids) & {r["id"] for r in RECORDS}
+    assert {r["scorer"] for r in HELDOUT_RECORDS} == {"math", "gsm8k", "choice", "yes_no", "code"}
+    for r in HELDOUT_RECORDS:
+        assert r["label"] in ("correct", "wrong") and r["text"] is not None, r["id"]
+        if r["scorer"] == "choice":
+            assert set(r["gold"]) <= set(r["letters"]), r["id"]
+        if r["scorer"] == "code":
+            assert r["gold"] is None and r["entry_point"] and r["tests"], r["id"]
+
+
+@pytest.mark.parametrize("record", _cases(code=False, records=HELDOUT_RECORDS))
+def test_scorer_agrees_with_the_heldout_label(record):
+    answer, credited = grade_labelled(record)
+    assert credited == (record["label"] == "correct"), (answer, record.get("note"))
+
+
+def test_heldout_code_records_are_graded_as_mbpp_asserts_on_their_entry_point():
+    r = next(r for r in HELDOUT_RECORDS if r["scorer"] == "code")
+    bench, problem = labelled_problem(r)
+    assert bench.name == "mbpp" and coding.entry_point(problem) == r["entry_point"]
 
 
 def test_mbpp_entry_point_comes_from_the_reference_and_the_asserts():
@@ -397,7 +506,7 @@ def sandbox_available():
         pytest.skip(f"no isolating sandbox on this machine: {exc}")
 
 
-@pytest.mark.parametrize("record", _cases(code=True))
+@pytest.mark.parametrize("record", _cases(code=True) + _cases(code=True, records=HELDOUT_RECORDS))
 def test_code_scorer_agrees_with_the_label(record, sandbox_available):
     answer, credited = grade_labelled(record)
     assert credited == (record["label"] == "correct"), (answer, record.get("note"))

@@ -154,9 +154,27 @@ _OPENING = re.compile(r"\s*(?:\*\*)?(\\?\$)?(-?\d[\d,]*(?:\.\d+)?)(?:\*\*)?"
 _OPENING_FORMULA = re.compile(r"\s*(\$\$?[^$\n]+\$\$?|\\\(.+?\\\)|\\\[.+?\\\])[ \t.]*(?:\n|$)")
 # "= 360 minutes, or 6 hours", "= 0.25, i.e. 25%": the result restated in the asked unit
 _RESTATED = re.compile(r"^[^,;=]*?,?\s+(?:or|i\.e\.|that\s+is|which\s+is)\s+(?=(?:about\s+)?\\?\$?-?\d)")
+# the same result in other units closing a sentence: "…, or 3 hours and 20 minutes"
+_ALTERNATIVE = re.compile(r",\s+(?:or|i\.e\.|that\s+is)\s+(?=(?:about\s+)?\\?\$?-?\d)")
+# in an answer statement only after a comma: "The answer is 1.5 dozen, i.e. 18 eggs" (not "5 or 6")
+_RESTATED_AFTER_COMMA = re.compile(r"^[^,;=]*?,\s+(?:or|i\.e\.|that\s+is|which\s+is)\s+"
+                                   r"(?=(?:about\s+)?\\?\$?-?\d)")
 # a number closing its sentence, at most a few unit words after it ("is 35 centimetres.")
 _CLOSING_NUMBER = re.compile(r"^(?:\s*(?:%|\\%|[A-Za-z]+\.?|per|of|each|in\s+total)){0,3}\W*$")
 _CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: "<<4+5=9>>9"
+# a verification ("Check: 2(5) + 3 = 13 ✓", "Plugging back in, …") restates numbers, never concludes
+_VERIFICATION = re.compile(
+    r"(?:^|(?<=[.!?:])[ \t]+)[ \t]*(?:[-*>#]+\s*)?(?:\*\*)?(?:(?:let(?:'s|\s+us|\s+me)\s+)?(?:double[- ]?)?"
+    r"(?:check|checking|verify|verifying|verification)|sanity\s+check|(?:plugging|substituting)\s+(?:back|in)|"
+    r"(?=[^\n]*[\u2713\u2714\u2705]))\b", re.IGNORECASE | re.MULTILINE)
+# an aside in parentheses with words in it: "(12 cups sold at $1.50 each)" explains, it does not answer
+_ASIDE = re.compile(r"(?<![\\a-zA-Z])\(([^()\n]*)\)")
+# "Answer: 7\n\nExplanation: … 3 left over": what the explanation mentions does not replace the answer
+_EXPLANATION = re.compile(r"^[ \t]*(?:[-*>#]+\s*)?(?:\*\*)?(?:explanation|reasoning|rationale|justification|"
+                          r"here(?:'s|\s+is)\s+(?:why|how))\b[^\n:]{0,20}:", re.IGNORECASE | re.MULTILINE)
+# a choice label in an AMC-style box: "\boxed{\textbf{(B) } 6}" answers 6
+_CHOICE_LABEL = re.compile(r"^(?:\\(?:textbf|text|mathrm|mathbf)\s*\{\s*\(?[A-E]\)?\s*\}|\([A-E]\))"
+                           r"(?:\s|~|\\[ ,;:!])*(?=\S)")
 
 
 @dataclass(frozen=True)
@@ -229,8 +247,30 @@ def _numeric(tail: str) -> str | None:
 
 
 def _restated(tail: str) -> str:
+    """The value a result is restated as ("= 360 minutes, or 6 hours" → "6 hours"); not a compound
+    one ("200 minutes, or 3 hours and 20 minutes" keeps 200)."""
     m = _RESTATED.match(tail)
-    return tail[m.end():] if m else tail
+    return tail[m.end():] if m and not _compound(tail[m.end():]) else tail
+
+
+def _compound(restatement: str) -> bool:
+    """Whether a restatement holds several quantities ("3 hours and 20 minutes")."""
+    return len(_NUM.findall(restatement[:_sentence_end(restatement, 0)])) > 1
+
+
+def _masked(text: str, spans) -> str:
+    """``text`` with the spans blanked out (positions are kept)."""
+    for a, b in spans:
+        text = text[:a] + " " * (b - a) + text[b:]
+    return text
+
+
+def _explanatory(text: str) -> str:
+    """``text`` without verification sentences and worded asides in parentheses, positions kept."""
+    spans = [(m.start(), _sentence_end(text, m.end())) for m in _VERIFICATION.finditer(text)]
+    spans += [m.span() for m in _ASIDE.finditer(text) if _PROSE.search(m.group(1))]
+    boxes = [p for p, _ in _boxes(text)]
+    return _masked(text, [(a, min([b] + [p for p in boxes if a <= p < b])) for a, b in spans])  # a box speaks
 
 
 def _sentence_end(text: str, start: int) -> int:
@@ -244,7 +284,15 @@ def _statements(text: str, boxes: list[tuple[int, str]]) -> list[_Candidate]:
         end = _sentence_end(text, m.end())
         if any(m.end() <= p < end for p, _ in boxes):  # "the answer is $\boxed{5}$": the box speaks
             continue
+        clause = text[m.end():end]
+        restated = _RESTATED_AFTER_COMMA.match(clause)
+        if restated and not _compound(clause[restated.end():]):
+            found.append(_Candidate(m.end() + restated.end(), 2, "statement", _clean_tail(clause[restated.end():])))
+            continue
         value = _clean_tail(text[m.end():])
+        nums = _NUM.findall(value)
+        if _PROSE.search(value) and len(nums) == 1:  # "Carla's download took **160 minutes**"
+            value = nums[0].replace(",", "")
         if value:
             found.append(_Candidate(m.end(), 2, "statement", value))
     opening = _OPENING.match(text)
@@ -283,6 +331,9 @@ def _final_sentence(text: str, after: int) -> _Candidate | None:
             continue
         if after >= a:
             return None
+        alternative = list(_ALTERNATIVE.finditer(sentence))[-1:]
+        if alternative and _compound(sentence[alternative[0].end():]):  # "200 minutes, or 3 hours and 20…"
+            sentence = sentence[:alternative[0].start()]
         eq = sentence.rfind("=")
         if eq >= 0:
             eq = len(sentence) - len(_restated(sentence[eq + 1:])) - 1
@@ -298,7 +349,7 @@ def _final_sentence(text: str, after: int) -> _Candidate | None:
 
 def _candidates(text: str) -> list[_Candidate]:
     boxes = _boxes(text)
-    found = [_Candidate(p, 3, "box", c) for p, c in boxes] + _statements(text, boxes)
+    found = [_Candidate(p, 3, "box", _CHOICE_LABEL.sub("", c)) for p, c in boxes] + _statements(text, boxes)
     conclusions = _conclusions(text)
     final = _final_sentence(text, max((m.start() for m in _CONCLUSION.finditer(text)), default=-1))
     found += conclusions + ([final] if final else [])
@@ -310,9 +361,12 @@ def _overrides(later: _Candidate, current: _Candidate, text: str) -> bool:
     after an answer statement; anything after a self-correction ("Wait, I forgot the 2 she ate")."""
     if later.rank >= current.rank:
         return True
+    corrected = bool(_CORRECTION.search(text, current.pos, later.pos))
+    if current.kind == "statement" and _EXPLANATION.search(text, current.pos, later.pos):
+        return corrected  # "Answer: 7\n\nExplanation: … so 7 bags and 3 left over"
     if later.kind == "conclusion" and current.kind == "statement":
         return True
-    return bool(_CORRECTION.search(text, current.pos, later.pos))
+    return corrected
 
 
 def _hedged(text: str, pos: int) -> bool:
@@ -332,6 +386,13 @@ def extract_math(text: str) -> str | None:
     offered as one of two ("either 16 or 18") is no answer. Unicode minus signs are read as ``-``;
     a following few-shot "Question: …" is not part of the answer.
 
+    What is not an answer: a verification ("Check: 2(5) + 3 = 13 ✓", "Plugging back in…"); an aside
+    in parentheses with words in it ("$18 per day (12 cups at $1.50 each)"); what an "Explanation:"
+    after an answer statement mentions; a compound restatement in other units ("200 minutes, or 3
+    hours and 20 minutes" answers 200, while "360 minutes, or 6 hours" answers 6). An AMC-style box
+    ``\\boxed{\\textbf{(B) } 6}`` answers its value; an answer statement in prose with one number
+    ("Answer: Carla's download took **160 minutes**") answers that number.
+
     >>> extract_math(r"so $x = \\boxed{\\frac{1}{2}}$.")
     '\\\\frac{1}{2}'
     >>> extract_math("Final Answer: The final answer is $\\\\frac{3}{4}$. I hope it is correct.")
@@ -342,10 +403,27 @@ def extract_math(text: str) -> str | None:
     '18'
     >>> extract_math("f(−2) = −4"), extract_math("It is either $16 or $18.")
     ('-4', None)
+    >>> extract_math("so $x = 5$.\\n\\nCheck: $2(5) + 3 = 13$ ✓")
+    '5'
+    >>> extract_math("He earns $18 (12 cups at $1.50 each).")
+    '18'
+    >>> extract_math("It takes 200 minutes, or 3 hours and 20 minutes."), extract_math("= 360 minutes, or 6 hours.")
+    ('200', '6')
+    >>> extract_math("Answer: 7\\n\\nExplanation: 45 ÷ 6 = 7 r 3, so she fills 7 bags and has 3 left.")
+    '7'
+    >>> extract_math(r"So the answer is $\\boxed{\\textbf{(B) } 6}$.")
+    '6'
+    >>> extract_math("The answer is 1.5 dozen, i.e. 18 eggs.")
+    '18'
+    >>> extract_math("**Answer:** Carla's download took **160 minutes**.")
+    '160'
     """
     if not text:
         return None
     text = _CALC.sub("", _own_answer(text).translate(_UNICODE_MINUS))
+    explained = _explanatory(text)
+    if re.search(r"\d|\\boxed|\\fbox", explained):  # unless the text is nothing but a check
+        text = explained
     chosen = None
     for cand in _candidates(text):
         if chosen is None or _overrides(cand, chosen, text):
@@ -573,10 +651,10 @@ def _choice_patterns(letters: str) -> tuple[re.Pattern, ...]:
     pre = r"\s*[:\-–—=]?\s*"
     statement = (r"(?:(?:(?:final|correct|right|best|most\s+\w+|my)\s+)?(?:answer|choice|option|ending|"
                  r"completion|continuation|response|pick)s?|(?:correct|right|best)\s+one)\s*"
-                 r"(?:(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be)\s*|:\s*)"
+                 r"(?:(?:is|are(?!\s*:)|would\s+be|will\s+be|should\s+be|must\s+be)\s*|(?<!s):\s*)"  # not "choices:"
                  rf"{pre}{label}")
-    verb = (r"(?:choose|pick|select|go\s+with|opt\s+for|say|guess|choosing|picking|selecting|going\s+with)\s+"
-            + label)
+    verb = (r"(?:choose|pick|select|go\s+with|opt\s+for|say|guess|choosing|picking|selecting|going\s+with|"
+            r"corresponds?\s+to|corresponding\s+to)\s+" + label)
     conclusion = (r"(?:therefore|thus|so|hence|overall|in\s+conclusion|in\s+summary)[,:]?\s+(?:the\s+)?"
                   + label)
     explicit = re.compile(
@@ -615,7 +693,10 @@ def extract_choice(text: str, letters: str = "ABCD") -> str | None:
     text ("B\\n\\nExplanation: …", "(B) Paris", "B. Paris"); the last bold ``**B. …**``; a lone
     letter closing it. A choice between letters ("A or B", "Either B or C", "A and B",
     ``\\boxed{B, D}``) is a hedge and extracts None. The article "A" and the pronoun "I" in
-    "I think…" are never taken for letters.
+    "I think…" are never taken for letters, nor roman-numeral statements ("I and III only").
+    "The third one/option" is the third letter; an option line closing the text ("E. bookstore")
+    is a choice unless it ends a relisted option list; an answer given before an "Explanation:"
+    stands, whatever options the explanation goes on to discuss.
 
     >>> extract_choice("The answer is (B)."), extract_choice("answer: c"), extract_choice("B) Paris")
     ('B', 'C', 'B')
@@ -627,6 +708,14 @@ def extract_choice(text: str, letters: str = "ABCD") -> str | None:
     ('C', 'D')
     >>> extract_choice("Either B or C.") is None, extract_choice("A good question.") is None
     (True, True)
+    >>> extract_choice("so the best answer is the third one."), extract_choice("Go to a shop.\\n\\nE. shop", "ABCDE")
+    ('C', 'E')
+    >>> extract_choice("Statements I and III hold, which corresponds to option (C) I and III only.", "ABCDEFGHIJ")
+    'C'
+    >>> extract_choice("Answer: A\\nExplanation: Option B is wrong, and Option D describes an eclipse.")
+    'A'
+    >>> extract_choice("Looking at the choices:\\n\\nA. Paris\\nB. Rome\\nC. Oslo") is None
+    True
     """
     if not text:
         return None
@@ -639,16 +728,64 @@ def extract_choice(text: str, letters: str = "ABCD") -> str | None:
             return m.group(1).upper()
         if re.fullmatch(r"[\s(]*[A-Za-z][\s)]*(?:(?:,|and|or|&)[\s(]*[A-Za-z][\s)]*)+", c):
             return None  # "\boxed{B, D}"
-    plain = _unwrap_letters(text)
+    head, explanation = _before_explanation(text)
+    if explanation is not None and not _CORRECTION.search(explanation):
+        answer = extract_choice(head, letters)  # "Answer: A\nExplanation: Option B is wrong because…"
+        if answer is not None:
+            return answer
+    plain = _ordinals_as_letters(_roman_statements_masked(_unwrap_letters(text)), letters)
     explicit, start, bold, end, hedge_after, hedge_before = _choice_patterns(letters)
     found = [m for m in explicit.finditer(plain) if not _NEGATION.search(_clause_before(plain, m.start()))]
     if found:
         return _unless_hedged(plain, found[-1], hedge_after, hedge_before)
-    for pat, source in ((start, plain), (bold, text), (end, plain)):
+    for pat, source in ((start, plain), (bold, text)):
         found = list(pat.finditer(source))
         if found:
             return _unless_hedged(source, found[-1] if pat is bold else found[0], hedge_after, hedge_before)
-    return None
+    closing = _closing_option(plain, letters)
+    if closing:
+        return closing
+    found = list(end.finditer(plain))
+    return _unless_hedged(plain, found[0], hedge_after, hedge_before) if found else None
+
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+_ORDINAL_OPTION = re.compile(rf"\bthe\s+({'|'.join(_ORDINALS)})\s+(?:one|option|choice|answer)\b", re.IGNORECASE)
+# roman-numeral statements ("Statements I and III", "I, II and IV only") are not letters
+_ROMAN = r"(?:IV|IX|V?I{1,3}|V|X)"
+_ROMAN_STATEMENTS = re.compile(rf"(?:(?<=\b[Ss]tatement\s)|(?<=\b[Ss]tatements\s)){_ROMAN}\b"
+                               rf"|\b{_ROMAN}(?:\s*(?:,|and|or|&)\s*{_ROMAN}\b)+")
+
+
+_OPTION_LINE = re.compile(r"^\s*\(?([A-Za-z])\)?[.):]\s+(\S.{0,60})$")
+
+
+def _closing_option(text: str, letters: str) -> str | None:
+    """The letter of an option line closing the text ("…go to a bookstore.\\n\\nE. bookstore"), unless
+    the line before is an option line too (a relisted option list)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    last = _OPTION_LINE.match(lines[-1]) if lines else None
+    if not last or last.group(1) not in letters.upper() or (len(lines) > 1 and _OPTION_LINE.match(lines[-2])):
+        return None
+    return last.group(1)
+
+
+def _ordinals_as_letters(text: str, letters: str) -> str:
+    """"the third one/option" → "(C)" (when there is a third letter)."""
+    def letter(m: re.Match) -> str:
+        i = _ORDINALS.index(m.group(1).lower())
+        return f"({letters[i].upper()})" if i < len(letters) else m.group()
+    return _ORDINAL_OPTION.sub(letter, text)
+
+
+def _roman_statements_masked(text: str) -> str:
+    return _ROMAN_STATEMENTS.sub(lambda m: "#" * len(m.group()), text)
+
+
+def _before_explanation(text: str) -> tuple[str, str | None]:
+    """The text before an "Explanation:" heading and the explanation (None without one)."""
+    m = _EXPLANATION.search(text)
+    return (text[:m.start()], text[m.start():]) if m and m.start() > 0 else (text, None)
 
 
 def _clause_before(text: str, pos: int) -> str:
@@ -667,24 +804,33 @@ def _unless_hedged(text: str, m: re.Match, after: re.Pattern, before: re.Pattern
     return m.group(_letter_group(m)).upper()
 
 
-_YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
+_YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no", "untrue": "no", "incorrect": "no"}
 _YN = r"(?:yes|no|true|false)"
 # "the answer is no", "Answer: **Yes**", "…, so yes." (not "so no one…")
+# "…, but actually no —": a correction of the opening word
 _YN_STATEMENT = re.compile(rf"answer\s*(?:is|:)\s*:?[\s*\"'“”‘’]*({_YN})\b"
-                           rf"|\b(?:so|therefore|thus|hence|in\s+short|in\s+conclusion|overall|ultimately)"
-                           rf"[,:]?\s+[*\"'“”‘’]*({_YN})\b(?![ \t]+[a-z])", re.IGNORECASE)
+                           rf"|\b(?:so|therefore|thus|hence|in\s+short|in\s+conclusion|overall|ultimately|"
+                           rf"actually)[,:]?\s+[*\"'“”‘’]*({_YN})\b(?![ \t]+[a-z])", re.IGNORECASE)
 _AFTER_VERDICT = (r"(?=\s*(?:[,.!;:?)\]*—–-]|$)"
                   r"|\s+(?:it|it's|its|the|this|that|he|she|they|there|you|we|i|not)\b)")
 # verdict words: "Yes", "Nope", "Absolutely not", "No," (not the determiner in "no mention", "No doubt")
 _YN_VERDICT = re.compile(
     rf"\b(?P<no>nope|nah|(?:absolutely|definitely|certainly|of\s+course|surely)\s+not|"
     rf"not\s+(?:really|at\s+all)|"
-    rf"no{_AFTER_VERDICT})|\b(?P<yes>yes|yeah|yep|yup)\b"
-    rf"|^\W*(?:(?P<yes2>absolutely|definitely|certainly|of\s+course|indeed|true|correct)"
-    rf"|(?P<no2>false|incorrect)){_AFTER_VERDICT}",
+    rf"no{_AFTER_VERDICT}|I\s+(?:don['’]t|do\s+not)\s+(?:think|believe)\s+so)"
+    rf"|\b(?P<yes>yes|yeah|yep|yup|I\s+(?:think|believe)\s+so)\b"
+    rf"|^\W*(?:(?P<yes2>absolutely|definitely|certainly|of\s+course|indeed|exactly|true|correct|right|"
+    rf"that(?:['’]s|\s+is)\s+(?:correct|right|true|accurate))"
+    rf"|(?P<no2>false|incorrect|wrong|that(?:['’]s|\s+is)\s+(?:incorrect|wrong|false|not\s+(?:true|correct|right))))"
+    rf"{_AFTER_VERDICT}",
     re.IGNORECASE)
-_TRUE_FALSE = re.compile(r"\b(?P<neg>(?:not|n't|never)\s+(?:\w+\s+)?)?(?P<word>true|false)\b", re.IGNORECASE)
-_YN_HEDGE = re.compile(r"\b(?:yes\s*(?:and|or|/)\s*no|no\s*(?:and|or|/)\s*yes)\b", re.IGNORECASE)
+_TRUE_FALSE = re.compile(r"\b(?P<neg>(?:not|n't|never)\s+(?:\w+\s+)?)?(?P<word>true|false|untrue|incorrect)\b",
+                         re.IGNORECASE)
+# "Yes and no", "There's no definitive answer; some sources say yes and others say no", "It depends"
+_YN_HEDGE = re.compile(r"\b(?:yes\s*(?:and|or|/)\s*no|no\s*(?:and|or|/)\s*yes)\b"
+                       r"|\bno\s+(?:definitive|definite|clear(?:-cut)?|simple|single|straightforward)\s+"
+                       r"(?:yes[- ]or[- ]no\s+)?answer\b|^\W*it\s+depends\b"
+                       r"|\bsay\s+(?:yes|no)\b[^.;!?\n]{0,30}\bothers?\s+(?:say\s+)?(?:yes|no)\b", re.IGNORECASE)
 
 
 def extract_yes_no(text: str) -> str | None:
@@ -693,7 +839,11 @@ def extract_yes_no(text: str) -> str | None:
     In order: the last explicit verdict ("the answer is no", "…, so yes."); the first verdict word
     ("Yes", "No,", "Nope", "Absolutely not", "Not really", a leading "True"/"False") — the
     determiner in "no mention" or "No doubt" is not one; the first true/false, negated by a
-    "not" before it ("It is not true that…"). "Yes and no" is a hedge and extracts None.
+    "not" before it ("It is not true that…", and "It's not incorrect" is a yes). A correction
+    ("Yes, that's the belief, but actually no") overrides the opening word; agreement ("That's
+    correct", "Exactly", "I think so") is a yes, disagreement ("That's wrong", "I don't think so")
+    a no. "Yes and no", "There's no definitive answer", "some say yes, others no" and "It depends"
+    are hedges and extract None.
 
     >>> extract_yes_no("Yes, the lake is deep."), extract_yes_no("False."), extract_yes_no("Maybe")
     ('yes', 'no', None)
@@ -701,6 +851,12 @@ def extract_yes_no(text: str) -> str | None:
     ('yes', 'no')
     >>> extract_yes_no("Nope."), extract_yes_no("Absolutely not."), extract_yes_no("Yes and no.") is None
     ('no', 'no', True)
+    >>> extract_yes_no("That's correct."), extract_yes_no("I don't think so."), extract_yes_no("It's not incorrect.")
+    ('yes', 'no', 'yes')
+    >>> extract_yes_no("Yes, that's the belief, but actually no — it is a myth.")
+    'no'
+    >>> extract_yes_no("There's no definitive answer; some say yes and others say no.") is None
+    True
     """
     if not text:
         return None
@@ -775,8 +931,9 @@ def extract_code(text: str, language: str = "python", entry_point: str | None = 
     block that defines it, with the blocks of helpers it calls; otherwise — or when no block
     defines it — the last block that is a program (defines a function or class other than a
     test, or reads stdin), so an "Example usage" block after the solution is not taken; else the
-    last candidate block; else the text itself (a plain completion). An unterminated final fence
-    (a truncated generation) yields what follows it.
+    last candidate block; else, without fences, the text itself when it is code (a plain
+    completion) or the definitions in it, without the prose around them. An unterminated final
+    fence (a truncated generation) yields what follows it.
 
     >>> extract_code("Here:\\n```python\\ndef f():\\n    return 1\\n```\\nDone.")
     'def f():\\n    return 1\\n'
@@ -786,6 +943,8 @@ def extract_code(text: str, language: str = "python", entry_point: str | None = 
     'def g(): pass\\n'
     >>> extract_code("```\\nprint(1)"), extract_code("def f(): pass")
     ('print(1)', 'def f(): pass')
+    >>> extract_code("Like this:\\n\\ndef f(x):\\n    return 2 * x\\n\\nFor example, f(2) returns 4.")
+    'def f(x):\\n    return 2 * x\\n'
     """
     tags = _ALIASES.get(language.lower(), {language.lower()})
     blocks = _fenced_blocks(text)
@@ -800,7 +959,36 @@ def extract_code(text: str, language: str = "python", entry_point: str | None = 
     for body in reversed(candidates):
         if _DEFINES.search(body) or _READS_STDIN.search(body):
             return body
-    return candidates[-1] if candidates else text
+    return candidates[-1] if candidates else _unfenced_code(text)
+
+
+# a line that belongs to an unfenced definition: indented, blank, or top-level code that defines or imports
+_CODE_LINE = re.compile(r"^(?:[ \t]+\S|\s*$|(?:async\s+def|def|class|import|from|@)\b)")
+
+
+def _unfenced_code(text: str) -> str:
+    """The definitions of an answer without fences: the whole text when it is code (a plain
+    completion, or a function body), else the lines from the first top-level ``def``/``class``/
+    ``import`` on while they are code ("Here it is:\\n\\ndef f(x):\\n    …\\n\\nFor example, …")."""
+    if _parses(text) or not text.strip() or text.lstrip("\n")[:1] in (" ", "\t"):
+        return text
+    lines = text.splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if _DEFINES.match(line) or re.match(r"(?:import|from)\s", line)),
+                 None)
+    if first is None:
+        return text
+    last = first + 1
+    while last < len(lines) and _CODE_LINE.match(lines[last]):
+        last += 1
+    return "".join(lines[first:last]).rstrip() + "\n"
+
+
+def _parses(code: str) -> bool:
+    try:
+        compile(code, "<answer>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------

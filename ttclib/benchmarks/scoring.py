@@ -62,22 +62,28 @@ def labelled_problem(record: Mapping) -> tuple[Benchmark, Problem]:
     """The benchmark and problem a record of a labelled answer corpus (``tests/data/labelled_answers.jsonl``)
     is graded as: ``scorer`` names the benchmark (multiple choice takes its ``letters``, code its
     ``benchmark``), ``gold`` is the gold answer (code: the reference solution), code records carry
-    their ``tests`` (and HumanEval's ``prompt`` and ``entry_point``, LiveCodeBench's method name)."""
+    their ``tests`` (and HumanEval's ``prompt`` and ``entry_point``, LiveCodeBench's method name).
+    A code record without a ``benchmark`` is graded MBPP-style (its ``tests`` are asserts); one
+    without a reference (``gold`` null, ``tests/data/labelled_answers_heldout.jsonl``) names the
+    function the asserts call in ``entry_point``."""
     from . import get
 
     scorer = record["scorer"]
     if scorer == "choice":
         bench = dataclasses.replace(get("mmlu"), extract=extract_choice_for(record["letters"]))
     else:
-        bench = get(LABELLED_BENCHMARKS[scorer] or record["benchmark"])
+        bench = get(LABELLED_BENCHMARKS[scorer] or record.get("benchmark", "mbpp"))
     meta: dict = {}
     if bench.name == "humaneval":
         meta = {"prompt": record["prompt"], "test": record["tests"], "entry_point": record["entry_point"]}
     elif bench.name == "mbpp":  # the entry point is found the benchmark's way: reference ∩ asserts
         meta = {"tests": list(record["tests"]), "setup": "", "imports": []}
+        if record["gold"] is None:  # no reference to find it in
+            meta["entry_point"] = record["entry_point"]
     elif bench.name == "livecodebench":
         meta = {"cases": [tuple(c) for c in record["tests"]], "func_name": record.get("entry_point")}
-    return bench, Problem(record["id"], "", record["gold"], bench.name, bench.category, meta=meta)
+    gold = "" if record["gold"] is None else record["gold"]
+    return bench, Problem(record["id"], "", gold, bench.name, bench.category, meta=meta)
 
 
 def grade_labelled(record: Mapping) -> tuple[str | None, bool]:
