@@ -23,6 +23,18 @@ def outcome_of(text: str) -> str:
     return max(found)[1].removesuffix(" here")
 
 
+def assert_points_inside(text: str) -> None:
+    """Every "<x> % (95 % CI <a> %–<b> %)" and "<x>× (95 % CI <a>–<b>)" in a sentence has a ≤ x ≤ b: a
+    point and its interval computed from different quantities once printed −0.9 % (CI −1.8 % to −1.6 %)."""
+    import re
+
+    num = r"([+-]?\d+(?:\.\d+)?)"
+    found = re.findall(num + r"\s*(?:%|×)?\s*\(95 % CI " + num + r"\s*(?:%|×)?–" + num, text)
+    assert found, text
+    for x, lo, hi in found:
+        assert float(lo) <= float(x) <= float(hi), (x, lo, hi, text)
+
+
 # --- the interval rules ---------------------------------------------------------------------
 
 def test_paired_difference_ci_covers_at_small_n():
@@ -132,8 +144,10 @@ def _power(changes: dict, spread: float, reps: int = 5):
 ])
 def test_power_verdict_is_an_equivalence_test(changes, spread, expected):
     summary, runs, reps = _power(changes, spread)
-    text = report.power(summary, runs, reps, margin_pct=10)
+    trace_means = summary.assign(mean_power_w=summary.mean_power_w * [1.0, 1.03, 0.97][:len(summary)])
+    text = report.power(trace_means, runs, reps, margin_pct=10)   # the traces' means differ a little
     assert outcome_of(text) == expected, text
+    assert_points_inside(text)
     estimate = runs.assign(meter="estimate")
     assert outcome_of(report.power(summary, estimate, reps)) == "could not be tested"
 
@@ -283,3 +297,4 @@ def test_paper_profile_pairs_rt_with_base_of_its_size(tmp_path):
     text = report.power(metrics.power_summary(data.power), data.runs, metrics.power_by_repetition(data.queries))
     assert text.count("RT -") + text.count("RT +") == 4 and "vs Base on Qwen/Qwen2.5-1.5B-Instruct" in text
     assert outcome_of(text) == "held"                           # +5 % and -3 % are within ±10 %
+    assert_points_inside(text)

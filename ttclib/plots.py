@@ -46,8 +46,10 @@ def _label_groups(xy, labels, near=(40.0, 12.0)) -> list[tuple[int, str]]:
 
 
 def _annotate_apart(ax, xs, ys, labels, sep: str = ", ", **kw) -> None:
-    """Annotate points, one label per cluster of (nearly) coinciding points (:func:`_label_groups`);
-    call after everything is drawn and the scales are set, so that pixel distances are final."""
+    """Annotate points, one label per cluster of (nearly) coinciding points (:func:`_label_groups`),
+    each label raised by as many rows as it takes not to overlap a label already placed (rows on a
+    flat line of points at 0 % would otherwise pile up); call after everything is drawn and the
+    scales are set, so that pixel distances are final."""
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     ok = np.isfinite(xs) & np.isfinite(ys)
     xs, ys, labels = xs[ok], ys[ok], [lab for lab, k in zip(labels, ok) if k]
@@ -55,9 +57,22 @@ def _annotate_apart(ax, xs, ys, labels, sep: str = ", ", **kw) -> None:
         return
     ax.autoscale_view()
     pixels = ax.transData.transform(np.column_stack([xs, ys]))
+    size = kw.pop("fontsize", 7)
+    dx, dy = kw.pop("xytext", (4, 4))
+    char_w, line_h = 0.62 * size * ax.figure.dpi / 72, 1.25 * size * ax.figure.dpi / 72   # pixels
+    placed: list[tuple[float, float, float, float]] = []                               # x0, x1, y0, y1
     for i, label in _label_groups(pixels, labels):
-        ax.annotate(label.replace(", ", sep), (xs[i], ys[i]), textcoords="offset points",
-                    **{"xytext": (4, 4), "fontsize": 7, **kw})
+        text = label.replace(", ", sep)
+        lines = text.split("\n")
+        w, h = char_w * max(map(len, lines)), line_h * len(lines)
+        x0 = pixels[i, 0] + dx * ax.figure.dpi / 72
+        rise = 0.0
+        while any(x0 < b[1] and b[0] < x0 + w and pixels[i, 1] + rise < b[3] and b[2] < pixels[i, 1] + rise + h
+                  for b in placed):
+            rise += line_h
+        placed.append((x0, x0 + w, pixels[i, 1] + rise, pixels[i, 1] + rise + h))
+        ax.annotate(text, (xs[i], ys[i]), textcoords="offset points", fontsize=size,
+                    xytext=(dx, dy + rise * 72 / ax.figure.dpi), **kw)
 
 
 def style() -> None:
@@ -168,8 +183,7 @@ def length_sweep(points: pd.DataFrame, runs: pd.DataFrame, *, ax=None):
     ends = points.sort_values("max_new_tokens").groupby(["model", "strategy"]).nth([0, -1])
     names = ends.max_new_tokens.astype(str) if len(configs) == 1 else \
         ends.model + " " + ends.strategy + ": " + ends.max_new_tokens.astype(str)
-    _annotate_apart(ax, ends.energy_per_query_j, 100 * ends.accuracy, names.tolist(), sep="\n",
-                    xytext=(3, -6), va="top")
+    _annotate_apart(ax, ends.energy_per_query_j, 100 * ends.accuracy, names.tolist(), sep="\n")
     front = points[metrics.pareto_mask(points.energy_per_query_j, points.accuracy)].sort_values("energy_per_query_j")
     ax.step(front.energy_per_query_j, 100 * front.accuracy, where="post", color="k", ls="--", lw=1,
             marker="s", mfc="none", ms=10, label="Pareto frontier")   # squares: visible with one point

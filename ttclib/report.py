@@ -210,9 +210,10 @@ POWER_MARGIN_PCT = 10.0   # "marginal": within ±10 % of Base (the paper's large
 def power(summary: pd.DataFrame, runs: pd.DataFrame, repetitions: pd.DataFrame | None = None,
           pairs: dict | None = None, margin_pct: float = POWER_MARGIN_PCT) -> str:
     """Mean power of each test-time-compute strategy relative to Base on its paired model
-    (:func:`metrics.base_pairs`), with a CI across repetitions (``repetitions`` from
-    :func:`metrics.power_by_repetition`), and the verdict: held when every change's CI lies within
-    ±``margin_pct``."""
+    (:func:`metrics.base_pairs`), and the verdict: held when every change's CI lies within
+    ±``margin_pct``. With ``repetitions`` (:func:`metrics.power_by_repetition`) each change is the
+    ratio of the repetitions' mean power (energy over measured time) with its CI across them;
+    without, the ratio of the sampled traces' means, and no CI."""
     from .fits import ratio_ci
 
     pairs = pairs or metrics.base_pairs(runs)
@@ -227,9 +228,9 @@ def power(summary: pd.DataFrame, runs: pd.DataFrame, repetitions: pd.DataFrame |
             continue
         b = base.iloc[0]
         change, lo, hi = 100 * (row.mean_power_w / b.mean_power_w - 1), np.nan, np.nan
-        if repetitions is not None:
+        if repetitions is not None:   # energy over time per repetition: the point and its CI from one quantity
             mine, theirs = (repetitions[repetitions.run_id == r].mean_power_w for r in (row.run_id, b.run_id))
-            _, lo, hi = (100 * (v - 1) for v in ratio_ci(mine, theirs))
+            change, lo, hi = (100 * (v - 1) for v in ratio_ci(mine, theirs))
         vs = f" vs Base on {b.model}" if b.model != row.model else ""
         parts.append(f"{row.strategy.upper()} {change:+.1f} %{_ci(lo, hi, '+.1f', ' %')} on {row.model}{vs}")
         outcomes.append(verdicts.within(lo, hi, -margin_pct, margin_pct))
