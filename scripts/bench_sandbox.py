@@ -3,9 +3,11 @@
 
 1. A bounded preflight (process limit and network isolation in force), then every program in
    ``ttclib.sandbox_probes.HOSTILE_PROGRAMS`` (fork bomb, rm -rf ~, network, endless loop,
-   50 GB allocations, writes outside, secret reading, daemons, stdout flood). Contained means:
-   scored as a failure, canaries intact, nothing written outside, secret not leaked, no
-   connection to the local listener, no process of the sandbox left, the caller alive.
+   50 GB allocations, writes outside, secret reading, daemons, stdout flood, the caller's
+   keyring, a host Unix socket, new user namespaces, memfd hoarding past the memory limits,
+   lowering oom_score_adj). Contained means: scored as a failure, canaries intact, nothing
+   written outside, secret not leaked, no connection to the local TCP or Unix listener, the
+   caller's key intact, no process of the sandbox left, the caller alive.
 2. Every forged verdict in ``ttclib.sandbox_probes.FORGERIES`` (stolen secrets, a faked
    completion, exit-0 tricks, objects equal to everything...) against ``passes_asserts`` and
    ``passes_call``: each must score as not passed.

@@ -28,6 +28,31 @@ How it is contained (``Execution.isolation`` lists what was actually in force):
   interpreter's own directories stay visible, read-only. When the program exits, whatever it
   left running dies with its PID namespace and is counted in ``Execution.stray_processes``
   (which makes ``ok`` false); after every run no process of the uid may remain.
+  The repository and the virtualenv stay readable (the interpreter and site-packages must be):
+  nothing secret may live there.
+- In every mode, as the last steps before the program starts: a session keyring of its own
+  (``keyring:fresh``: the caller's keys are not in its possession); a seccomp filter
+  (``seccomp``; classic BPF written here, as the helper runs without site-packages) that
+  refuses ``keyctl``, ``add_key`` and ``request_key`` (so no per-uid keyring can carry data
+  from one execution to the next), ``unshare``/``clone`` with ``CLONE_NEWUSER`` (no user
+  namespace in which to mount a tmpfs of any size) and ``clone3`` (ENOSYS: libc falls back to
+  ``clone``, whose flags the filter can read); Landlock (``landlock:vN``): files may be written,
+  created, removed or renamed only below the work directory and the private tmpfs mounts, and
+  written in the five devices, so nothing in ``/proc`` (``oom_score_adj``: the OOM killer's first
+  choice it stays) or elsewhere, whatever its mode. Every Unix socket bound in the caller's
+  network namespace, and every socket mounted on its own, has ``/dev/null`` mounted over it
+  (``unixsockets:N covered``: connect() is refused even on read-only mounts); the program's own
+  sockets in its work directory and ``socketpair`` work (multiprocessing, Manager included).
+  Each execution runs in a memory cgroup (``cgroup:v2:NNNm`` or ``cgroup:v1:NNNm``, see
+  :class:`_Cgroup`) bounding all it holds at once, tmpfs and memfd pages included, to
+  ``memory_mb + 3 * disk_mb`` MiB; the OOM killer then acts inside it.
+  What could not be applied is listed as ``no-cgroup:why``, ``no-landlock:why`` or
+  ``no-seccomp:why`` and the rest still applies. Known gaps: as an ordinary user without a
+  delegated cgroup (``TTC_SANDBOX_CGROUP``) memfds are bounded only by ``RLIMIT_FSIZE`` per
+  memfd times ``RLIMIT_NOFILE``; without Landlock, ``oom_score_adj`` is pinned only where the
+  helper holds ``CAP_SYS_RESOURCE``; a socket bound in another network namespace in a visible
+  directory that is not itself a mount point, or bound after the execution started, is not
+  covered.
 - As an ordinary user: the same namespaces inside a user namespace (the program keeps the
   user's uid but holds no capability, cannot write outside its tmpfs, and cannot see or signal
   the user's other processes); supplementary groups cannot be dropped there.
@@ -38,9 +63,10 @@ How it is contained (``Execution.isolation`` lists what was actually in force):
 
 The program runs as ``sys.executable -I main.py`` (site-packages such as numpy importable) with
 a minimal environment: nothing of the caller's (no secrets), one BLAS/OpenMP thread.
-Limits are per process except ``wall_s`` and ``processes``: a program may hold up to
-``processes * memory_mb`` in total (there is no cgroup); sandboxed processes are the OOM
-killer's first choice (``oom_score_adj`` 1000).
+Limits are per process except ``wall_s``, ``processes`` and the memory cgroup: a program may
+hold at most ``memory_mb + 3 * disk_mb`` MiB in all its processes and files together (without a
+cgroup: ``processes * memory_mb`` of address space plus what memfds hold); sandboxed processes
+are the OOM killer's first choice (``oom_score_adj`` 1000).
 
 Nothing of the sandbox runs in the caller's process: a small helper (``python -I -S``, source
 in ``_HELPER``) sets it up in fresh namespaces and reports back over a pipe.
@@ -934,6 +960,121 @@ class _Slot:
                 _slots_in_use.discard(self.slot)
 
 
+class _Cgroup:
+    """A memory cgroup of one execution: a bound on everything it holds at once, tmpfs and
+    memfd pages included, which ``RLIMIT_AS`` does not count. cgroup v2 (``memory.max``, no
+    swap, the whole group killed on OOM) below the caller's cgroup, or else below
+    ``$TTC_SANDBOX_CGROUP`` (a delegated v2 directory) or the v2 root; else the v1 memory
+    controller below the caller's memory cgroup. ``tag`` says which, or why there is none."""
+
+    _counter = iter(range(1 << 62))
+
+    def __init__(self, limit_bytes: int):
+        self.path: Path | None = None
+        self.tag = "no-cgroup"
+        try:
+            self.path, version = self._create(limit_bytes)
+            self.tag = f"cgroup:{version}:{limit_bytes >> 20}m"
+        except OSError as exc:
+            self.tag = (f"no-cgroup:{exc.strerror or exc} (no memory cgroup this user may "
+                        "create; TTC_SANDBOX_CGROUP names a delegated one)")
+        except LookupError as exc:
+            self.tag = f"no-cgroup:{exc.args[0]}"
+
+    def procs(self) -> str | None:
+        return str(self.path / "cgroup.procs") if self.path else None
+
+    def _create(self, limit_bytes: int) -> tuple[Path, str]:
+        name = f"ttc-sandbox-{os.getpid()}-{next(self._counter)}"
+        mounts, own = _cgroup_mounts(), _own_cgroups()
+        errors = []
+        if "cgroup2" in mounts:
+            root = mounts["cgroup2"]
+            parents = [os.environ.get("TTC_SANDBOX_CGROUP"), own.get(""), "/ttc-sandbox"]
+            for parent in [p for p in parents if p]:
+                base = Path(parent) if parent.startswith(str(root)) else root / parent.lstrip("/")
+                try:
+                    return self._v2(base, name, limit_bytes), "v2"
+                except OSError as exc:
+                    errors.append(f"v2 {base}: {exc.strerror or exc}")
+        if "memory" in mounts and "memory" in own:
+            path = mounts["memory"] / own["memory"].lstrip("/") / name
+            path.mkdir(mode=0o755)
+            try:
+                (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+                if (path / "memory.memsw.limit_in_bytes").exists():
+                    (path / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
+            except OSError:
+                _remove_cgroup(path)
+                raise
+            return path, "v1"
+        raise LookupError("; ".join(errors) or "no memory controller mounted")
+
+    @staticmethod
+    def _v2(base: Path, name: str, limit_bytes: int) -> Path:
+        base.mkdir(mode=0o755, exist_ok=True)
+        control = base / "cgroup.subtree_control"
+        if "memory" not in control.read_text().split():
+            control.write_text("+memory")
+        path = base / name
+        path.mkdir(mode=0o755)
+        try:
+            (path / "memory.max").write_text(str(limit_bytes))
+            if (path / "memory.swap.max").exists():
+                (path / "memory.swap.max").write_text("0")
+            (path / "memory.oom.group").write_text("1")
+        except OSError:
+            _remove_cgroup(path)
+            raise
+        return path
+
+    def remove(self) -> None:
+        if self.path is not None:
+            _remove_cgroup(self.path)
+            self.path = None
+
+
+def _remove_cgroup(path: Path, timeout_s: float = 2.0) -> None:
+    """rmdir a cgroup once its processes are gone (their exit is seen a moment later)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                return              # left behind empty of processes: harmless, reported nowhere
+            time.sleep(0.01)
+
+
+def _cgroup_mounts() -> dict[str, Path]:
+    """{"cgroup2": mount point, controller name: v1 mount point}."""
+    found: dict[str, Path] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype == "cgroup2":
+                found.setdefault("cgroup2", Path(fields[4]))
+            elif fstype == "cgroup":
+                for option in fields[-1].split(","):
+                    found.setdefault(option, Path(fields[4]))
+    return found
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup per v1 controller, and ``""``: its v2 cgroup."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                own[controller] = path
+    return own
+
+
 def _account_exists(uid: int) -> bool:
     for lookup in (pwd.getpwuid, grp.getgrgid):
         try:
@@ -969,13 +1110,14 @@ class _Run:
 
     def _attempt(self, namespaces: bool) -> Execution | str:
         slot = _Slot() if self.root else None
-        workdir = None
+        workdir = cgroup = None
         try:
             if namespaces:
                 workdir = WORKDIR
             else:
                 workdir = self._plain_workdir(slot)
-            cfg = self._config(namespaces, slot, workdir)
+            cgroup = _Cgroup((self.limits.memory_mb + 3 * self.limits.disk_mb) * 2**20)
+            cfg = self._config(namespaces, slot, workdir, cgroup)
             comparison = (None if self.expected_stdout is None
                           else OutputComparison(self.expected_stdout))
             return _Process(cfg, self.stdin, self.limits, slot, comparison).wait()
@@ -983,6 +1125,8 @@ class _Run:
             try:
                 if workdir and not namespaces:
                     shutil.rmtree(workdir, ignore_errors=True)
+                if cgroup is not None:
+                    cgroup.remove()
             finally:
                 if slot is not None:
                     slot.release()
@@ -1012,7 +1156,8 @@ class _Run:
             os.chown(path, slot.uid, slot.uid)
         return workdir
 
-    def _config(self, namespaces: bool, slot: _Slot | None, workdir: str) -> dict:
+    def _config(self, namespaces: bool, slot: _Slot | None, workdir: str,
+                cgroup: _Cgroup) -> dict:
         home = os.path.realpath(os.path.expanduser("~"))
         hide = [p for p in {home, os.path.realpath("/run"), os.path.realpath("/var/run")}
                 if p != "/" and os.path.isdir(p)]
@@ -1029,6 +1174,8 @@ class _Run:
             "expose": _interpreter_paths(self.python) if namespaces else [],
             "hide": sorted(hide),
             "disk_mb": limits.disk_mb,
+            "cgroup": cgroup.procs(),
+            "cgroup_tag": cgroup.tag,
             "rlimits": {
                 "CPU": math.ceil(limits.cpu_s),
                 "AS": limits.memory_mb * 2**20,
@@ -1090,6 +1237,12 @@ class _Process:
                 pass_fds=(cfg_r, rep_w), env=_minimal_env(), cwd="/", start_new_session=True)
             self._close(cfg_r)
             self._close(rep_w)
+            if self.cfg["cgroup"]:          # while the helper's interpreter starts
+                try:
+                    with open(self.cfg["cgroup"], "w") as f:
+                        f.write(str(self.proc.pid))
+                except OSError:
+                    pass                    # the helper tries itself, and fails visibly
             h_pidfd = _pidfd(self.proc.pid)
             if h_pidfd is not None:
                 self.fds.add(h_pidfd)
@@ -1374,7 +1527,7 @@ CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
 OPTION_FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                 "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
 
@@ -1511,6 +1664,180 @@ def cover(top, flags, options, expose, mounts):
         os.close(fd)
 
 
+# System calls of the filter and of the keyring, by machine (the helper is python -I -S, so a
+# library such as libseccomp's bindings is out of reach; the filter is a dozen instructions).
+SYSCALLS = {"x86_64": {"keyctl": 250, "add_key": 248, "request_key": 249, "unshare": 272,
+                       "clone": 56, "clone3": 435},
+            "aarch64": {"keyctl": 219, "add_key": 217, "request_key": 218, "unshare": 97,
+                        "clone": 220, "clone3": 435}}
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+EPERM, ENOSYS = 1, 38
+MACHINE = os.uname().machine
+
+
+def seccomp_program():
+    """Classic BPF: no keyrings (keyctl, add_key, request_key: EPERM), no new user namespace
+    (unshare or clone with CLONE_NEWUSER: EPERM; clone3, whose flags a filter cannot read:
+    ENOSYS, so that libc falls back to clone), no other system-call ABI (ENOSYS)."""
+    nr = SYSCALLS[MACHINE]
+    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06      # BPF_LD|W|ABS, BPF_JMP|..|K
+    ALLOW, ERRNO = 0x7FFF0000, 0x00050000
+    code = [(LD, 0, 4), (JEQ, 1, AUDIT_ARCH[MACHINE]), (RET, None, ERRNO | ENOSYS),
+            (LD, 0, 0)]
+    if MACHINE == "x86_64":
+        code += [(JGE, "nosys", 0x40000000)]                      # the x32 ABI
+    code += [(JEQ, "deny", nr[name]) for name in ("keyctl", "add_key", "request_key")]
+    code += [(JEQ, "nosys", nr["clone3"]), (JEQ, "flags", nr["unshare"]),
+             (JEQ, "flags", nr["clone"]), (RET, None, ALLOW),
+             "flags", (LD, 0, 16), (JSET, "deny", CLONE_NEWUSER), (RET, None, ALLOW),
+             "deny", (RET, None, ERRNO | EPERM), "nosys", (RET, None, ERRNO | ENOSYS)]
+    labels, at = {}, 0
+    for item in code:
+        if isinstance(item, str):
+            labels[item] = at
+        else:
+            at += 1
+    out = []
+    for item in code:
+        if isinstance(item, str):
+            continue
+        op, target, k = item
+        jt = 0
+        if op in (JEQ, JGE, JSET):
+            jt = target if isinstance(target, int) else labels[target] - len(out) - 1
+        out.append((op, jt, 0, k))
+    return out
+
+
+def install_seccomp():
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    code = seccomp_program()
+    filters = (Filter * len(code))(*[Filter(*c) for c in code])
+    program = Program(len(code), filters)
+    check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(program), 0, 0),
+          "prctl(PR_SET_SECCOMP)")
+
+
+def fresh_session_keyring():
+    """Leave the caller's session keyring for an empty one of this execution."""
+    keyring = libc.syscall(SYSCALLS[MACHINE]["keyctl"], 1, None)  # KEYCTL_JOIN_SESSION_KEYRING
+    if keyring < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "keyctl(JOIN_SESSION_KEYRING): %s" % os.strerror(err))
+
+
+LANDLOCK_WRITE = (2 | 16 | 32 | 64 | 128 | 256 | 512 | 1024 | 2048 | 4096, 8192, 16384)
+LANDLOCK_FILE_WRITE = (2, 0, 16384)     # rights a rule on a file (not a directory) may hold
+
+
+def landlock_writes(writable_dirs, writable_files):
+    """Writes (and creating, removing, renaming, truncating) allowed only beneath
+    ``writable_dirs`` and to ``writable_files``: /proc (oom_score_adj...) and every other file
+    stay read-only whatever its mode. Pipes and sockets are not paths and stay usable."""
+    abi = libc.syscall(444, None, 0, 1)             # landlock_create_ruleset(.., VERSION)
+    if abi < 1:
+        raise OSError(ctypes.get_errno(), "landlock unavailable")
+    handled = sum(LANDLOCK_WRITE[:abi])
+    file_rights = sum(LANDLOCK_FILE_WRITE[:abi])
+    attr = ctypes.c_uint64(handled)
+    ruleset = libc.syscall(444, ctypes.byref(attr), ctypes.c_size_t(8), 0)
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+
+    class Beneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
+
+    try:
+        for path, rights in ([(p, handled) for p in writable_dirs]
+                             + [(p, file_rights) for p in writable_files]):
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                rule = Beneath(rights, fd)
+                check(libc.syscall(445, ruleset, 1, ctypes.byref(rule), 0),
+                      "landlock_add_rule %s" % path)
+            finally:
+                os.close(fd)
+        check(libc.syscall(446, ruleset, 0), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return abi
+
+
+def confine(cfg, tags):
+    """Landlock and seccomp, the last steps before the program runs (no_new_privs is set).
+    Where the kernel lacks one, the tags say so and the rest still applies."""
+    writable = [cfg["workdir"]] + [p for p in ("/tmp", "/var/tmp", "/dev/shm")
+                                   if cfg["namespaces"]]
+    try:
+        tags.append("landlock:v%d" % landlock_writes(
+            writable, ["/dev/" + n for n in ("null", "zero", "full", "random", "urandom")]))
+    except OSError as exc:
+        tags.append("no-landlock:%s" % exc)
+    if MACHINE not in SYSCALLS:
+        tags.append("no-seccomp:unknown machine %s" % MACHINE)
+        return
+    try:
+        install_seccomp()
+        tags.append("seccomp")
+    except OSError as exc:
+        tags.append("no-seccomp:%s" % exc)
+
+
+def host_unix_sockets():
+    """Paths of the Unix sockets bound in this (still the caller's) network namespace."""
+    paths = set()
+    try:
+        with open("/proc/self/net/unix") as f:
+            next(f, None)
+            for line in f:
+                fields = line.split(None, 7)
+                if len(fields) == 8 and fields[7].startswith("/"):
+                    paths.add(fields[7].rstrip("\n"))
+    except OSError:
+        pass
+    return paths
+
+
+def cover_sockets(paths, tags):
+    """Bind /dev/null over every socket still in sight (connect() then fails with
+    ECONNREFUSED): those of this host's namespace and sockets bind-mounted into it."""
+    import stat
+    paths = set(paths) | set(point for point, _ in mountinfo())
+    covered = 0
+    for path in sorted(paths):
+        try:
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                continue
+        except OSError:
+            continue
+        mount("/dev/null", path, None, MS_BIND)
+        covered += 1
+    tags.append("unixsockets:%d covered" % covered)
+
+
+def join_cgroup(cfg, tags):
+    """Be in the execution's cgroup before starting anything (the caller moves the helper
+    there while it starts; a move costs an RCU grace period, so it is not done twice)."""
+    if cfg["cgroup"]:
+        name = "/" + os.path.basename(os.path.dirname(cfg["cgroup"]))
+        with open("/proc/self/cgroup") as f:
+            inside = any(line.rstrip("\n").endswith(name) for line in f)
+        if not inside:
+            with open(cfg["cgroup"], "w") as f:
+                f.write("0")
+    tags.append(cfg["cgroup_tag"])
+
+
 def loopback_up():
     import fcntl, socket, struct
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -1538,6 +1865,8 @@ def exec_program(cfg, tags):
             value = (value, value)
         resource.setrlimit(getattr(resource, "RLIMIT_" + name), value)
     tags.append("rlimits")
+    fresh_session_keyring()
+    tags.append("keyring:fresh")
     uid = cfg["uid"]
     if uid is not None:
         os.setgroups([])
@@ -1548,6 +1877,7 @@ def exec_program(cfg, tags):
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     tags.append("nonewprivs")
     os.chdir(cfg["workdir"])
+    confine(cfg, tags)
     report(tags=tags)
     os.set_inheritable(REPORT_FD, False)
     if cfg["inline"]:       # trusted code (the tests' harness): runs in this interpreter
@@ -1645,11 +1975,14 @@ def main():
     os.close(CFG_FD)
     cfg = json.loads(data)
     os.umask(0o022)
+    STAGE[0] = "cgroup"
+    tags = []
+    join_cgroup(cfg, tags)
     if not cfg["namespaces"]:
         os.chdir(cfg["workdir"])
-        exec_program(cfg, [])
+        exec_program(cfg, tags)
     STAGE[0] = "namespaces"
-    tags = []
+    sockets = host_unix_sockets()
     before = os.readlink("/proc/self/ns/mnt")
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC
     if cfg["userns"]:
@@ -1672,6 +2005,7 @@ def main():
     except OSError:
         pass
     build_filesystem(cfg, tags)
+    cover_sockets(sockets, tags)
     report(tags=tags)
     STAGE[0] = "fork"
     helper = os.getpid()

@@ -3,8 +3,9 @@
 Used by ``tests/test_sandbox.py`` and ``scripts/bench_sandbox.py``. Each program is written so
 that exit status 0 means its attack worked (a fork bomb or endless loop never exits): contained
 means it scored as a failure *and* left no trace — canary directories intact, nothing written
-outside the sandbox, the test's secret not in its output, no connection to the test's listener,
-no process of the sandbox left, the caller alive.
+outside the sandbox, the test's secret not in its output, no connection to the test's TCP or Unix
+listener, the key in the caller's session keyring intact, no process of the sandbox left, the
+caller alive.
 
 >>> from ttclib import sandbox_probes
 >>> outcome = sandbox_probes.check_contained("infinite_loop")     # doctest: +SKIP
@@ -17,7 +18,10 @@ expected value or fake the verdict); :func:`check_forgery` scores one with
 
 Templates are filled by plain replacement of ``@NAME@`` markers: ``@CANARIES@`` and ``@ESCAPES@``
 (lists of paths), ``@PORT@`` (a listener on 127.0.0.1), ``@SECRET_NAME@`` (an environment
-variable the caller holds), ``@PARENT_PID@`` and ``@CALLER_HOME@``.
+variable the caller holds), ``@PARENT_PID@``, ``@CALLER_HOME@``, ``@KEY_NAME@`` (a key holding
+the secret in the caller's session keyring), ``@UNIX_SOCKETS@`` (listening Unix sockets, anyone
+may connect, in a directory the sandbox sees) and ``@HOARD_MB@`` (more memory than the
+execution's memory and tmpfs limits allow together).
 """
 from __future__ import annotations
 
@@ -154,6 +158,132 @@ os.wait()
 while True:
     print("x" * 10000)
 """,
+    # 10. read and revoke a key in the caller's session keyring; leave a note in the per-uid
+    #     user keyring for the next execution on the same uid
+    "keyring": """\
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+ADD_KEY, KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[os.uname().machine]
+SESSION, USER = ctypes.c_long(-3), ctypes.c_long(-4)
+REVOKE, SEARCH, READ = 3, 10, 11
+achieved = []
+key = libc.syscall(KEYCTL, SEARCH, SESSION, b"user", b"@KEY_NAME@", 0)
+print("search", key, os.strerror(ctypes.get_errno()))
+if key > 0:
+    buf = ctypes.create_string_buffer(4096)
+    n = libc.syscall(KEYCTL, READ, key, buf, 4096)
+    if n > 0:
+        print("read", buf.raw[:n].decode(errors="replace"))
+        achieved.append("read")
+    if libc.syscall(KEYCTL, REVOKE, key) == 0:
+        achieved.append("revoked")
+if libc.syscall(KEYCTL, SEARCH, USER, b"user", b"ttc-probe-note", 0) > 0:
+    achieved.append("found a note of an earlier execution")
+if libc.syscall(ADD_KEY, b"user", b"ttc-probe-note", b"note", 4, USER) > 0:
+    achieved.append("left a note")
+print("achieved", achieved)
+raise SystemExit(0 if achieved else 1)
+""",
+    # 11. connect to Unix sockets of the host (read-only mounts do not stop connect())
+    "unix_socket": """\
+import socket
+reached = []
+for path in @UNIX_SOCKETS@ + ["/var/run/docker.sock", "/run/docker.sock",
+                             "/var/run/dbus/system_bus_socket", "/run/systemd/private"]:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        try:
+            with socket.socket(socket.AF_UNIX, kind) as s:
+                s.settimeout(1)
+                s.connect(path)
+                reached.append(path)
+                break
+        except OSError as exc:
+            print("blocked", path, exc)
+print("reached", reached)
+raise SystemExit(0 if reached else 1)
+""",
+    # 12. a user namespace of its own (unshare, clone and clone3), in it a fresh tmpfs that no
+    #     disk_mb bounds
+    "user_namespace": """\
+import ctypes, os, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER, CLONE_NEWNS, SIGCHLD = 0x10000000, 0x20000, 17
+CLONE, CLONE3 = {"x86_64": (56, 435), "aarch64": (220, 435)}[os.uname().machine]
+achieved = []
+
+def in_child(make):
+    pid = os.fork()
+    if pid == 0:
+        if make() == 0:
+            os.mkdir("/tmp/big")
+            if libc.mount(b"none", b"/tmp/big", b"tmpfs", 0, b"size=1g") == 0:
+                os._exit(0)
+            os._exit(2)
+        os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+def clone(flags):
+    pid = libc.syscall(CLONE, ctypes.c_ulong(flags | SIGCHLD), 0, 0, 0, 0)
+    if pid == 0:
+        os._exit(0)
+    return pid > 0 and os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+def clone3(flags):
+    args = (ctypes.c_uint64 * 11)(flags, 0, 0, 0, SIGCHLD)
+    pid = libc.syscall(CLONE3, args, ctypes.c_size_t(88))
+    if pid == 0:
+        os._exit(0)
+    print("clone3", pid, os.strerror(ctypes.get_errno()))
+    return pid > 0 and os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+status = in_child(lambda: libc.unshare(CLONE_NEWUSER | CLONE_NEWNS))
+print("unshare", status)
+if status in (0, 2):
+    achieved.append("unshare" + (" and a fresh tmpfs" if status == 0 else ""))
+if clone(CLONE_NEWUSER):
+    achieved.append("clone")
+if clone3(CLONE_NEWUSER):
+    achieved.append("clone3")
+try:
+    if subprocess.run(["unshare", "-U", "true"]).returncode == 0:
+        achieved.append("unshare(1)")
+except OSError as exc:
+    print("blocked unshare(1)", exc)
+print("achieved", achieved)
+raise SystemExit(0 if achieved else 1)
+""",
+    # 13. hold memory that RLIMIT_AS does not count: memfds written to, never mapped
+    "memfd_hoard": """\
+import os
+target, held, fds = @HOARD_MB@ << 20, 0, []
+chunk = b"x" * (8 << 20)
+try:
+    while held < target:
+        fd = os.memfd_create("hoard")
+        fds.append(fd)
+        for _ in range(2):                  # 16 MiB per memfd: within RLIMIT_FSIZE
+            os.write(fd, chunk)
+            held += len(chunk)
+except OSError as exc:
+    print("stopped", exc)
+print("held MiB", held >> 20, flush=True)
+raise SystemExit(0 if held >= target else 1)
+""",
+    # 14. leave the OOM killer's first place (oom_score_adj 1000) so that the caller goes first
+    "oom_adjust": """\
+import os
+for path, value in (("/proc/self/oom_score_adj", "0"), ("/proc/self/oom_adj", "-17"),
+                    ("/proc/self/oom_score_adj", "-1000")):
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        print("blocked", path, value, exc)
+with open("/proc/self/oom_score_adj") as f:
+    value = int(f.read())
+print("oom_score_adj", value)
+raise SystemExit(0 if value < 1000 else 1)
+""",
 }
 
 
@@ -288,7 +418,15 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     listener.setblocking(False)
+    unix_dir = Path(tempfile.mkdtemp(prefix="ttc-socket-", dir=visible or canary_dir))
+    cleanup.append(unix_dir)
+    unix_listener = _unix_listener(unix_dir / "probe.sock")
+    key_name = f"ttc-probe-{tag}"
+    key = _Keyring.plant(key_name, secret)
     source = (HOSTILE_PROGRAMS[name]
+              .replace("@KEY_NAME@", key_name)
+              .replace("@UNIX_SOCKETS@", repr([str(unix_dir / "probe.sock")]))
+              .replace("@HOARD_MB@", str(limits.memory_mb + 3 * limits.disk_mb + 64))
               .replace("@CANARIES@", repr([str(c) for c, _ in canaries]))
               .replace("@ESCAPES@", repr([str(e) for e in escapes]))
               .replace("@PORT@", str(listener.getsockname()[1]))
@@ -320,12 +458,15 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
         for canary, files in canaries:
             problems += _canary_problems(canary, files)
         problems += [f"wrote {e}" for e in escapes if os.path.lexists(e)]
-        try:
-            connection, peer = listener.accept()
-            connection.close()
-            problems.append(f"listener got a connection from {peer}")
-        except BlockingIOError:
-            pass
+        for server in (listener, unix_listener):
+            try:
+                connection, peer = server.accept()
+                connection.close()
+                problems.append(f"listener got a connection from {peer or 'a Unix socket'}")
+            except BlockingIOError:
+                pass
+        if key is not None and not _Keyring.intact(key, secret):
+            problems.append("the caller's session key was revoked or changed")
         uid = _sandbox_uid(execution)
         if uid is not None and sandbox._uid_processes(uid):
             problems.append(f"processes of uid {uid} left: {sandbox._uid_processes(uid)}")
@@ -333,6 +474,8 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
             problems.append("the caller can no longer start processes")
     finally:
         listener.close()
+        unix_listener.close()
+        _Keyring.remove(key)
         for path in escapes:          # only ever present when containment failed
             if os.path.lexists(path):
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
@@ -343,6 +486,56 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
                 shutil.rmtree(canary, ignore_errors=True)
     return Outcome(name=name, contained=not problems, problems=tuple(problems),
                    execution=execution, wall_s=round(time.monotonic() - start, 3))
+
+
+def _unix_listener(path: Path) -> socket.socket:
+    """A Unix stream socket that anyone may connect to (write permission on the socket file),
+    in a directory the sandbox can see: only the sandbox can keep a program from it."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    server.setblocking(False)
+    path.parent.chmod(0o755)
+    path.chmod(0o777)
+    return server
+
+
+class _Keyring:
+    """A key with the test's secret in the caller's session keyring (``add_key``/``keyctl``
+    system calls through ctypes; x86-64 and aarch64)."""
+
+    _NUMBERS = {"x86_64": (248, 250), "aarch64": (217, 219)}   # add_key, keyctl
+    SESSION, READ, INVALIDATE = -3, 11, 21
+
+    @classmethod
+    def _libc(cls):
+        import ctypes
+        numbers = cls._NUMBERS.get(os.uname().machine)
+        return (ctypes, ctypes.CDLL(None, use_errno=True), numbers) if numbers else None
+
+    @classmethod
+    def plant(cls, name: str, secret: str) -> int | None:
+        """The new key's id, or None where keyrings are unavailable."""
+        found = cls._libc()
+        if found is None:
+            return None
+        ctypes, libc, (add_key, _) = found
+        key = libc.syscall(add_key, b"user", name.encode(), secret.encode(),
+                           ctypes.c_size_t(len(secret)), ctypes.c_long(cls.SESSION))
+        return key if key > 0 else None
+
+    @classmethod
+    def intact(cls, key: int, secret: str) -> bool:
+        ctypes, libc, (_, keyctl) = cls._libc()
+        buf = ctypes.create_string_buffer(4096)
+        n = libc.syscall(keyctl, cls.READ, ctypes.c_long(key), buf, ctypes.c_size_t(4096))
+        return n == len(secret) and buf.raw[:n] == secret.encode()
+
+    @classmethod
+    def remove(cls, key: int | None) -> None:
+        if key is not None:
+            ctypes, libc, (_, keyctl) = cls._libc()
+            libc.syscall(keyctl, cls.INVALIDATE, ctypes.c_long(key))
 
 
 def _can_fork() -> bool:
