@@ -2,8 +2,10 @@
 
 The launched server lives in its own process group on 127.0.0.1 and a free port, writes its
 log to a file, and is stopped by process group (SIGTERM, then SIGKILL after a grace period)
-however the run ends. On a machine without a GPU it runs SGLang's CPU engine with the pure-torch
-kernel stand-ins of :mod:`ttclib.sglang_cpu` first on its PYTHONPATH.
+however the run ends; a :class:`~ttclib.watchdog.Watchdog` stops every process it spawned,
+wherever they moved, once the run is gone (even SIGKILLed during the server's start-up). On a
+machine without a GPU it runs SGLang's CPU engine with the pure-torch kernel stand-ins of
+:mod:`ttclib.sglang_cpu` first on its PYTHONPATH.
 
 >>> from ttclib.server import SGLangServer, ServerOptions
 >>> with SGLangServer.launch("/models/Qwen2.5-7B-Instruct", device="cuda", dtype="bfloat16",
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .sglang_cpu import SGLANG_VERSION, STANDIN_PATH
+from .watchdog import Watchdog
 
 # Keys of GET /server_info recorded in run.json: what the server actually used.
 SNAPSHOT_KEYS = ("version", "model_path", "tp_size", "dp_size", "device", "dtype", "attention_backend",
@@ -182,22 +185,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    # If the run is SIGKILLed, the kernel SIGKILLs the server (its own children follow it) (Linux prctl PR_SET_PDEATHSIG).
+def _die_with_parent(parent: int) -> None:
+    # If the run is SIGKILLed, the kernel SIGKILLs the server's first process (Linux prctl
+    # PR_SET_PDEATHSIG); the processes it spawned are the watchdog's.
     os.setsid()
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except OSError:
         pass
+    if os.getppid() != parent:  # the run died before the prctl
+        os._exit(1)
 
 
 class SGLangServer:
     """A running SGLang server; use :meth:`launch` or :meth:`attach`."""
 
     def __init__(self, url: str, *, process: subprocess.Popen | None = None, log_path: Path | None = None,
-                 command: list[str] | None = None, cpu_standin: bool = False):
+                 command: list[str] | None = None, cpu_standin: bool = False, watchdog: Watchdog | None = None):
         self.url = url.rstrip("/")
         self.process, self.log_path, self.command, self.cpu_standin = process, log_path, command, cpu_standin
+        self.watchdog = watchdog
         self.startup_s: float | None = None
 
     @property
@@ -228,10 +235,17 @@ class SGLangServer:
         with open(log_path, "ab") as log:
             log.write(f"$ {' '.join(cmd)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=engine_env(device), preexec_fn=_die_with_parent)
+            watchdog = Watchdog(log=log)  # first: no process of the server exists unwatched
+            parent = os.getpid()
+            try:
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=watchdog.env(engine_env(device)),
+                                        preexec_fn=lambda: _die_with_parent(parent))
+            except BaseException:
+                watchdog.close()
+                raise
         server = cls(f"http://127.0.0.1:{port}", process=proc, log_path=log_path, command=cmd,
-                     cpu_standin=device == "cpu")
+                     cpu_standin=device == "cpu", watchdog=watchdog)
         atexit.register(server.stop)
         t0 = time.time()
         try:
@@ -293,7 +307,8 @@ class SGLangServer:
 
     # --- stopping ---------------------------------------------------------------------------
     def stop(self, grace_s: float = 20) -> None:
-        """Stop a launched server and every process in its group; attached servers are left alone."""
+        """Stop a launched server: its process group, then (by the watchdog) any process of it that
+        left the group. Attached servers are left alone."""
         proc = self.process
         if proc is None or getattr(self, "_stopped", False):
             return
@@ -310,6 +325,8 @@ class SGLangServer:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        if self.watchdog is not None:
+            self.watchdog.close()
         atexit.unregister(self.stop)
 
     def __enter__(self) -> "SGLangServer":

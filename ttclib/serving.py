@@ -437,7 +437,10 @@ class _AsyncRunner:
 
     def cancel(self) -> None:
         if self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.task.cancel)
+            try:
+                self.loop.call_soon_threadsafe(self.task.cancel)
+            except RuntimeError:   # the client finished in between and closed its loop: nothing to cancel
+                pass
         self.thread.join()
 
 
