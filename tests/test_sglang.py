@@ -9,7 +9,7 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from ttclib.rundir import run_dir
+from ttclib.rundir import partial_dir, read_segments
 from ttclib.runner import _Execution, execute
 from ttclib.server import SGLANG_VERSION, ServerOptions, SGLangServer, SGLangServerError, group_processes
 from ttclib.serving import Request, SamplingParams, SGLangBackend, TransformersBackend, render_prompt
@@ -125,25 +125,25 @@ def test_killed_server_gives_a_clear_error_and_a_resumable_run(sglang_python, ti
     original = _Execution._checkpoint
     servers = []
 
-    def crash_after_first(self, segment, completions, meter):
-        out = original(self, segment, completions, meter)
+    def crash_after_first(self, *args):
+        out = original(self, *args)
         proc = self.backend.server.process
         if not servers:
             servers.append(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)  # the server crashes mid-run
         return out
 
-    def record(self, segment, completions, meter):
+    def record(self, *args):
         servers.append(self.backend.server.process.pid)
-        return original(self, segment, completions, meter)
+        return original(self, *args)
 
     monkeypatch.setattr(_Execution, "_checkpoint", crash_after_first)
     with pytest.raises(SGLangServerError) as e:
         execute(spec, tmp_path, progress=False)
     assert "last lines of" in str(e.value) and ("exited with code" in str(e.value) or "failed" in str(e.value))
     assert group_processes(servers[0]) == []  # nothing left behind after the crash
-    partial = run_dir(spec, tmp_path).with_name(spec.run_id + ".partial")
-    kept = pd.concat(pd.read_parquet(f) for f in (partial / "segments").glob("0*[0-9].parquet"))
+    partial = partial_dir(spec, tmp_path)
+    kept = pd.concat(seg.queries for seg in read_segments(partial))
     assert len(kept) >= 4 and (partial / "server.log").stat().st_size > 0
 
     monkeypatch.setattr(_Execution, "_checkpoint", record)
@@ -191,7 +191,8 @@ def test_stopping_ttc_run_stops_its_server(sglang_python, tiny_model_dir, tmp_pa
     pgid = _server_group(str(model))
     assert pgid is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no server"
     deadline = time.time() + 180
-    while not list(tmp_path.glob("runs/*.partial/segments/00000.parquet")) and time.time() < deadline:
+    first_segment = "runs/*.partial/segments/[0-9]*[0-9]"  # a finished segment (named by its first request)
+    while not list(tmp_path.glob(first_segment)) and time.time() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.1)
     proc.send_signal(sig)
@@ -200,7 +201,100 @@ def test_stopping_ttc_run_stops_its_server(sglang_python, tiny_model_dir, tmp_pa
     while group_processes(pgid) and time.time() < deadline:
         time.sleep(0.2)
     assert group_processes(pgid) == []
-    assert list(tmp_path.glob("runs/*.partial/segments/00000.parquet"))
+    assert list(tmp_path.glob(first_segment))
+
+
+# A stand-in for `ttc`: launches a server through ttclib, says when it is healthy, then waits.
+LAUNCHER = """
+import sys
+from ttclib.server import SGLangServer, ServerOptions
+SGLangServer.launch(sys.argv[1], device="cpu", dtype="float32", max_running_requests=2,
+                    options=ServerOptions(startup_timeout_s=600), log_path=sys.argv[2])
+print("healthy", flush=True)
+sys.stdin.read()
+"""
+
+
+def _server_processes(ttc, marker: str) -> dict:
+    """Every process of the server launched by ``ttc`` now: its children, their descendants, and
+    every process in the session of the launch_server whose command line mentions ``marker``."""
+    import psutil
+
+    found = {}
+    try:
+        found.update((p.pid, p) for p in psutil.Process(ttc.pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        pass
+    sessions = {os.getsid(p.pid) for p in found.values() if marker in " ".join(_cmdline(p))}
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) in sessions:
+                found[p.pid] = p
+                found.update((c.pid, c) for c in p.children(recursive=True))
+        except (OSError, psutil.Error):
+            pass
+    return found
+
+
+def _cmdline(p) -> list[str]:
+    import psutil
+
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _alive(procs) -> list[str]:
+    import psutil
+
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{p.pid} {' '.join(_cmdline(p))[:80]}")
+        except psutil.Error:
+            pass
+    return alive
+
+
+@pytest.mark.parametrize("stage", ["starting", "healthy"])
+def test_sigkilled_ttc_leaves_no_process_of_its_server(sglang_python, tiny_model_dir, tmp_path, stage):
+    """SIGKILL the launching process once the engine processes are spawned, while they still import
+    (they arm their own parent-death signal only after that, and the launcher's reaches only the
+    launcher), or once the server is healthy: within seconds, nothing of the server is left."""
+    import select
+    import subprocess
+    import sys
+    import time
+
+    model = tmp_path / "model"  # a path of its own, to find this server among the session's
+    model.symlink_to(tiny_model_dir)
+    ttc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(model), str(tmp_path / "server.log")],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env={**os.environ, "TTC_SGLANG_PYTHON": sglang_python})
+    seen, deadline = {}, time.time() + 600
+    while time.time() < deadline and ttc.poll() is None:
+        seen.update(_server_processes(ttc, str(model)))
+        importing = [p.pid for p in seen.values() if "spawn_main" in " ".join(_cmdline(p))]
+        ready = select.select([ttc.stdout], [], [], 0)[0]
+        if (stage == "starting" and len(importing) == 2) or (stage == "healthy" and ready):
+            break  # "starting": the scheduler and the detokenizer, not yet named sglang::...
+        time.sleep(0.05)
+    assert ttc.poll() is None, ttc.stderr.read().decode()[-2000:]
+    seen.update(_server_processes(ttc, str(model)))
+    before = _alive(seen.values())
+    ttc.kill()
+    ttc.wait()
+    assert (ttc.stdout.read() == b"healthy\n") == (stage == "healthy")  # killed before it was, or after
+    if stage == "healthy":
+        assert sum("sglang::" in p for p in before) == 2, before  # the scheduler and the detokenizer
+    assert len(before) >= 4, before  # and the launcher, the resource tracker (+ ttclib's own)
+    t0 = time.time()
+    while _alive(seen.values()) and time.time() < t0 + 20:
+        time.sleep(0.2)
+    assert _alive(seen.values()) == [], (tmp_path / "server.log").read_text()[-3000:]
+    assert time.time() - t0 < 10
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
@@ -14,8 +15,8 @@ def _sigterm_as_exit() -> None:
 
 def cmd_run(args) -> int:
     from .params import ParamsError, load_params
-    from .rundir import is_complete
-    from .runner import run_plan
+    from .rundir import status
+    from .runner import measure_plan
 
     try:
         plan = load_params(args.params, args.profile)
@@ -26,7 +27,7 @@ def cmd_run(args) -> int:
     if plan.uses:
         print(f"  (the runs of {plan.uses[0]} [{plan.uses[1]}])")
     for s in plan.specs:
-        state = "cached" if is_complete(s, plan.runs_dir) else "to run"
+        state = status(s, plan.runs_dir)
         print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} "
               f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions} "
               f"backend={s.backend} data={_data_source(s)}")
@@ -35,13 +36,25 @@ def cmd_run(args) -> int:
         return 0
     _sigterm_as_exit()
     try:
-        dirs = run_plan(plan, progress=not args.quiet)
+        out = measure_plan(plan, progress=not args.quiet, wait=False)
     except ParamsError as e:   # e.g. a benchmark's data is missing: found before any model loads
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for d in dirs:
-        print(d)
-    return 0
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        print(f"error: disk full ({e.filename or plan.runs_dir}): every query measured up to the last checkpoint "
+              f"is kept; free space and run `ttc run` again to resume", file=sys.stderr)
+        return 1
+    for s in plan.specs:
+        if s.run_id in out.dirs:
+            print(out.dirs[s.run_id])
+    for run_id, holder in out.held.items():
+        print(f"skipped {run_id}: being measured by {holder}")
+    return EXIT_HELD if out.held else 0
+
+
+EXIT_HELD = 75   # EX_TEMPFAIL: runs of the grid are still being measured by another process
 
 
 def _data_source(spec) -> str:
@@ -137,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         "run", help="run every grid point of a params file (cached runs are reused)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Validate a params file, then measure each run not yet in its runs_dir.\n"
-                    "Runs resume after interruption; finished runs are never re-measured.\n\n"
+                    "Runs resume after interruption; finished runs are never re-measured.\n"
+                    "A run another process is measuring (its runs_dir/<run_id>.lock is held) is skipped\n"
+                    "and named at the end; the exit status is then 75 (grid not complete yet), else 0.\n"
+                    "Ctrl-C exits 130 and a full disk 1, keeping every checkpointed query.\n\n"
                     "--dry-run lists the runs and ESTIMATES the GPU-hours of each and in total, in seconds,\n"
                     "offline (no model loading, no download). The estimate is a memory-bandwidth roofline:\n"
                     "each decode step streams the weights (parameter count from the model's config) and\n"
@@ -164,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                                        "levels and the data source it would use on this machine.")
     bench.set_defaults(func=cmd_benchmarks)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted: every checkpointed query is kept; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,23 +1,43 @@
-"""The run directory: the one place that knows its files, writes them atomically and reads them back.
+"""The run directory: the one place that knows its files, writes them durably and reads them back.
 
 A complete run lives in ``runs_dir/<run_id>/`` as ``run.json`` (spec, meter, hardware, energy
 totals), ``queries.parquet`` (one row per query × sample, columns :data:`QUERY_COLUMNS`),
-``power.parquet`` (the sampled trace), ``spec.json`` and, for SGLang runs, ``server.log``. While it
-runs, each finished batch is a segment under ``<run_id>.partial/segments/``: its queries
-(``00000.parquet``), its power trace (``00000.power.parquet``) and its energy window
-(``00000.json``); :func:`seal` turns the partial directory into the complete one by one atomic rename.
+``power.parquet`` (the sampled trace), ``spec.json``, ``manifest.json`` (sha256 and size of each of
+those four) and, for SGLang runs, ``server.log`` (a log, outside the manifest: a shared server may
+still be writing it). Every read checks the file against the manifest, and a run is called complete
+only when all four match (:func:`damage`). Runs sealed before manifests existed are trusted when
+their files parse.
 
->>> segment_file(Path("abc.partial"), 3, SEGMENT_POWER).as_posix()
-'abc.partial/segments/00003.power.parquet'
+While it runs, each checkpoint is one *segment*: a folder ``<run_id>.partial/segments/<key>/``
+holding the segment's queries, power trace and energy window together. It is written as
+``<key>.tmp/`` (each file fsynced, with its own manifest), then renamed into place and the parent
+fsynced, so a kill leaves either the whole segment or a ``.tmp`` folder that the next reader removes.
+The key is content, not a count: the position of the segment's first request in the run's request
+order (:func:`segment_key`), so no segment can overwrite another. :func:`seal` writes the run's
+files into the partial folder, publishes it as the complete run by one rename, then drops the segments.
+
+One process at a time writes a run: :func:`run_lock` is an advisory lock (``fcntl.flock``) on
+``runs_dir/<run_id>.lock``, held for the run's life, whose file names the holder (host, pid, start).
+
+>>> segment_key(42)
+'0000042'
 """
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
+import io
 import json
 import os
 import shutil
+import socket
+import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
@@ -25,13 +45,28 @@ if TYPE_CHECKING:
     from .spec import RunSpec
 
 RUN_JSON, QUERIES_PARQUET, POWER_PARQUET = "run.json", "queries.parquet", "power.parquet"
-SPEC_JSON, SERVER_LOG = "spec.json", "server.log"
-SEGMENT_QUERIES, SEGMENT_POWER, SEGMENT_WINDOW = ".parquet", ".power.parquet", ".json"   # after the number
+SPEC_JSON, SERVER_LOG, MANIFEST, WINDOW_JSON = "spec.json", "server.log", "manifest.json", "window.json"
+SEALED = (RUN_JSON, QUERIES_PARQUET, POWER_PARQUET, SPEC_JSON)      # what a complete run's manifest covers
+DAMAGED = ".damaged"                                               # runs_dir/.damaged/: runs set aside
+
+# Where the writer can be killed (TTC_KILL_AT=<point>[:<n>], a test hook): after each step of a
+# segment's write and of sealing.
+KILL_POINTS = ("segment-queries", "segment-power", "segment-window", "segment-manifest", "segment-renamed",
+               "seal-files", "seal-manifest", "seal-renamed")
 
 QUERY_COLUMNS = ["run_id", "repetition", "query_id", "sample", "benchmark", "category", "difficulty", "subset",
                  "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "finish_reason",
                  "text", "truncated", "answer", "answer_class", "gold", "correct", "score", "t_start", "t_end",
                  "segment", "energy_j", "net_energy_j", "meter"]
+
+
+class DamagedRun(ValueError):
+    """A stored file does not match its manifest or does not parse."""
+
+    def __init__(self, run: Path, name: str, why: str):
+        self.run, self.name, self.why = Path(run), name, why
+        super().__init__(f"{self.run / name}: {why}; the run is damaged: delete {self.run} and `ttc run` "
+                         f"measures it again")
 
 
 # --- complete runs -------------------------------------------------------------------------
@@ -41,7 +76,55 @@ def run_dir(spec: RunSpec, runs_dir: str | os.PathLike) -> Path:
 
 
 def is_complete(spec: RunSpec, runs_dir: str | os.PathLike) -> bool:
-    return (run_dir(spec, runs_dir) / RUN_JSON).exists()
+    """Sealed, with every file matching its manifest."""
+    d = run_dir(spec, runs_dir)
+    return (d / RUN_JSON).exists() and damage(d) is None
+
+
+def status(spec: RunSpec, runs_dir: str | os.PathLike) -> str:
+    """``cached``, ``damaged`` (sealed, a file fails its manifest), ``running`` (another process holds
+    its lock) or ``to run``."""
+    d = run_dir(spec, runs_dir)
+    if (d / RUN_JSON).exists():
+        return "cached" if damage(d) is None else "damaged"
+    return "running" if run_lock(runs_dir, spec.run_id).held_elsewhere() else "to run"
+
+
+def damage(run: Path) -> str | None:
+    """Why the complete run ``run`` cannot be trusted (the first bad file, in one line), or None.
+
+    A run with a manifest is checked file by file (size, sha256); one sealed before manifests is
+    trusted when its files parse (a torn parquet file has no footer).
+    """
+    run = Path(run)
+    if not (run / MANIFEST).exists():
+        for name, parse in ((RUN_JSON, json.loads), (QUERIES_PARQUET, _parquet_footer), (POWER_PARQUET, _parquet_footer)):
+            try:
+                _load(run, name, parse, None)
+            except (DamagedRun, OSError) as e:
+                return f"{name}: {getattr(e, 'why', e)}"
+        return None
+    try:
+        files = _manifest(run)
+    except DamagedRun as e:
+        return f"{MANIFEST}: {e.why}"
+    for name in SEALED:
+        if name not in files:
+            return f"{name}: not in {MANIFEST}"
+        try:
+            _verified_bytes(run, name, files)
+        except (DamagedRun, OSError) as e:
+            return f"{name}: {getattr(e, 'why', e)}"
+    return None
+
+
+def set_aside(run: Path) -> Path:
+    """Move a damaged run to ``runs_dir/.damaged/`` (kept for inspection, out of every listing)."""
+    dest = run.parent / DAMAGED / f"{run.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    dest.parent.mkdir(exist_ok=True)
+    os.rename(run, dest)
+    _fsync_dir(run.parent)
+    return dest
 
 
 def shared_server_log(runs_dir: str | os.PathLike, first: RunSpec) -> Path:
@@ -50,23 +133,55 @@ def shared_server_log(runs_dir: str | os.PathLike, first: RunSpec) -> Path:
 
 
 def completed_runs(runs_dir: str | os.PathLike) -> list[Path]:
-    """The complete run directories of ``runs_dir``, by run id."""
-    return [f.parent for f in sorted(Path(runs_dir).glob(f"*/{RUN_JSON}"))]
+    """The complete run directories of ``runs_dir``, by run id (not partial or set-aside ones)."""
+    return [f.parent for f in sorted(Path(runs_dir).glob(f"*/{RUN_JSON}")) if "." not in f.parent.name]
 
 
 def read_info(run: Path) -> dict:
-    return json.loads((run / RUN_JSON).read_text())
+    return _load(run, RUN_JSON, json.loads)
 
 
 def read_queries(run: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    return pd.read_parquet(run / QUERIES_PARQUET, columns=columns)
+    return _load(run, QUERIES_PARQUET, lambda b: pd.read_parquet(io.BytesIO(b), columns=columns))
 
 
 def read_power(run: Path) -> pd.DataFrame:
-    return pd.read_parquet(run / POWER_PARQUET)
+    return _load(run, POWER_PARQUET, lambda b: pd.read_parquet(io.BytesIO(b)))
+
+
+def seal(partial: Path, final: Path, queries: pd.DataFrame, power: pd.DataFrame, info: dict) -> None:
+    """Write the run's files and their manifest into ``partial``, publish it as ``final`` in one
+    rename, then drop the segments (their content is in the run's files now)."""
+    files = {QUERIES_PARQUET: _parquet_bytes(queries), POWER_PARQUET: _parquet_bytes(power),
+             RUN_JSON: _json_bytes(info), SPEC_JSON: (partial / SPEC_JSON).read_bytes()}
+    for name in (QUERIES_PARQUET, POWER_PARQUET, RUN_JSON):
+        _write_synced(partial / name, files[name])
+    _reached("seal-files")
+    _write_synced(partial / MANIFEST, _json_bytes({"files": {n: _digest(b) for n, b in files.items()}}))
+    _fsync_dir(partial)
+    _reached("seal-manifest")
+    os.rename(partial, final)
+    _fsync_dir(final.parent)
+    _reached("seal-renamed")
+    drop_segments(final)
+
+
+def drop_segments(run: Path) -> None:
+    """Remove a sealed run's leftover segments (a kill between :func:`seal`'s rename and clean-up)."""
+    shutil.rmtree(segments_dir(run), ignore_errors=True)
 
 
 # --- a run in progress ---------------------------------------------------------------------
+
+@dataclass
+class Segment:
+    """One checkpoint: the queries it finished, the power trace and the energy window it spans."""
+
+    key: str
+    queries: pd.DataFrame
+    power: pd.DataFrame
+    window: dict
+
 
 def partial_dir(spec: RunSpec, runs_dir: str | os.PathLike) -> Path:
     """Where ``spec``'s run is checkpointed until it is complete."""
@@ -78,43 +193,255 @@ def segments_dir(partial: Path) -> Path:
     return partial / "segments"
 
 
-def segment_file(partial: Path, segment: int, kind: str) -> Path:
-    """Segment ``segment``'s file of ``kind``: ``SEGMENT_QUERIES``, ``SEGMENT_POWER`` or ``SEGMENT_WINDOW``."""
-    return segments_dir(partial) / f"{segment:05d}{kind}"
+def segment_key(first_request: int) -> str:
+    """A segment's name: the position of its first request in the run's request order."""
+    return f"{first_request:07d}"
 
 
-def segment_files(partial: Path, kind: str = SEGMENT_QUERIES) -> list[Path]:
-    """Every segment's file of ``kind``, in segment order."""
-    return sorted(p for p in segments_dir(partial).glob(f"*{kind}") if p.name[p.name.index("."):] == kind)
+def write_segment(partial: Path, seg: Segment) -> None:
+    """Write ``seg`` as one unit: a ``.tmp`` folder of fsynced files renamed into place."""
+    parent = segments_dir(partial)
+    final, tmp = parent / seg.key, parent / f"{seg.key}.tmp"
+    if final.exists():
+        raise FileExistsError(f"{final}: segment already written (its requests were measured twice)")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    files = {QUERIES_PARQUET: _parquet_bytes(seg.queries), POWER_PARQUET: _parquet_bytes(seg.power),
+             WINDOW_JSON: _json_bytes(seg.window)}
+    for name, point in ((QUERIES_PARQUET, "segment-queries"), (POWER_PARQUET, "segment-power"),
+                        (WINDOW_JSON, "segment-window")):
+        _write_synced(tmp / name, files[name])
+        _reached(point)
+    _write_synced(tmp / MANIFEST, _json_bytes({"files": {n: _digest(b) for n, b in files.items()}}))
+    _fsync_dir(tmp)
+    _reached("segment-manifest")
+    os.rename(tmp, final)
+    _reached("segment-renamed")
+    _fsync_dir(parent)
 
 
-def read_segments(partial: Path, kind: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """The segments' queries or power traces as one table (empty when there are none)."""
-    files = segment_files(partial, kind)
-    return (pd.concat([pd.read_parquet(f, columns=columns) for f in files], ignore_index=True) if files
-            else pd.DataFrame())
+def read_segments(partial: Path) -> list[Segment]:
+    """The sound segments of a run in progress, in time order.
+
+    Unfinished writes (``.tmp``) are removed; a segment whose files do not match its manifest (torn,
+    truncated, emptied) is removed with one line on stderr, so its requests are measured again.
+    Call only while holding the run's lock.
+    """
+    parent = segments_dir(partial)
+    segments = []
+    for d in sorted(parent.iterdir()) if parent.is_dir() else []:
+        if d.name.endswith(".tmp") or not d.is_dir():
+            shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink()
+            continue
+        try:
+            segments.append(_read_segment(d))
+        except (DamagedRun, OSError) as e:
+            print(f"{partial.name}: segment {d.name} is damaged ({getattr(e, 'name', '?')}: "
+                  f"{getattr(e, 'why', e)}); dropped, its queries are measured again", file=sys.stderr, flush=True)
+            shutil.rmtree(d)
+    if segments:
+        _fsync_dir(parent)
+    return sorted(segments, key=lambda s: s.window["start_s"])
 
 
-def read_windows(partial: Path) -> list[dict]:
-    """The segments' energy windows, in segment order."""
-    return [json.loads(f.read_text()) for f in segment_files(partial, SEGMENT_WINDOW)]
+def _read_segment(d: Path) -> Segment:
+    files = _manifest(d)
+    for name in (QUERIES_PARQUET, POWER_PARQUET, WINDOW_JSON):
+        if name not in files:
+            raise DamagedRun(d, name, f"not in {MANIFEST}")
+    parquet = lambda b: pd.read_parquet(io.BytesIO(b))  # noqa: E731
+    return Segment(d.name, _load(d, QUERIES_PARQUET, parquet, files), _load(d, POWER_PARQUET, parquet, files),
+                   _load(d, WINDOW_JSON, json.loads, files))
 
 
-def seal(partial: Path, final: Path) -> None:
-    """Drop the segments (their content is in the run's files now) and publish the run in one rename."""
-    shutil.rmtree(segments_dir(partial))
-    os.replace(partial, final)
+# --- the lock ------------------------------------------------------------------------------
+
+class RunLock:
+    """Who may write a run: an exclusive ``flock`` on ``runs_dir/<run_id>.lock`` (released by the
+    kernel when the holder dies, so a kill never leaves it held). The file records the holder's host,
+    pid and start; a record of a dead process on this host is stale, and says so. Re-entrant within a
+    process (``run_plan`` holds it while ``execute`` runs). The file is never deleted: deleting a lock
+    file lets two processes hold locks on two different files of one name.
+    """
+
+    def __init__(self, path: Path):
+        self.path, self.depth, self._fd = path, 0, None
+
+    def acquire(self, wait: bool = False) -> bool:
+        if self.depth:
+            self.depth += 1
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BaseException as e:   # busy, or Ctrl-C while waiting
+            os.close(fd)
+            if isinstance(e, OSError) and e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        record = _json_bytes({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                              "argv": sys.argv})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+        os.fsync(fd)
+        self._fd, self.depth = fd, 1
+        return True
+
+    def release(self) -> None:
+        if not self.depth:
+            return
+        self.depth -= 1
+        if self.depth == 0:
+            os.ftruncate(self._fd, 0)        # an empty file: released cleanly
+            os.close(self._fd)               # closing drops the flock
+            self._fd = None
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock now (tested with a shared lock, writing nothing)."""
+        if self.depth:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return True
+            raise
+        finally:
+            os.close(fd)
+
+    def holder(self) -> str:
+        """Who holds the lock, in words (for a message)."""
+        try:
+            h = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return "another process"
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.get("started", 0)))
+        words = f"pid {h.get('pid')} on {h.get('host')} since {since}"
+        if h.get("host") == socket.gethostname() and not _alive(h.get("pid")):
+            words += (" (that process is dead: the lock is held by a process it left behind, e.g. a server; "
+                      "stop it to free the run)")
+        return words
 
 
-# --- atomic writes -------------------------------------------------------------------------
+_LOCKS: dict[Path, RunLock] = {}
 
-def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
+def run_lock(runs_dir: str | os.PathLike, run_id: str) -> RunLock:
+    """The lock of run ``run_id`` (one object per run and process, so that holding is re-entrant)."""
+    path = (Path(runs_dir) / f"{run_id}.lock").absolute()
+    return _LOCKS.setdefault(path, RunLock(path))
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True
+    return True
+
+
+# --- durable writes and checked reads -----------------------------------------------------------
 
 def write_json(path: Path, obj: Any) -> None:
+    """Write ``path`` atomically and durably (a temporary file, fsynced, renamed into place)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    _write_synced(tmp, _json_bytes(obj))
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, indent=1, default=str).encode()
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    return df.to_parquet(None, index=False)
+
+
+def _parquet_footer(data: bytes):
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(io.BytesIO(data))
+
+
+def _digest(data: bytes) -> dict:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _manifest(folder: Path, required: bool = True) -> dict | None:
+    """The manifest's files (name -> sha256, size); None when there is none and none is ``required``
+    (a run sealed before manifests)."""
+    path = folder / MANIFEST
+    if not required and not path.exists():
+        return None
+    try:
+        files = json.loads(path.read_bytes())["files"]
+        if not all(isinstance(v, dict) and {"sha256", "size"} <= set(v) for v in files.values()):
+            raise ValueError("an entry lacks sha256 or size")
+        return files
+    except FileNotFoundError:
+        raise DamagedRun(folder, MANIFEST, "missing") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DamagedRun(folder, MANIFEST, f"unreadable ({type(e).__name__})") from None
+
+
+def _verified_bytes(folder: Path, name: str, files: dict | None) -> bytes:
+    try:
+        data = (folder / name).read_bytes()
+    except FileNotFoundError:
+        raise DamagedRun(folder, name, "missing") from None
+    if files is not None and name in files:
+        want = files[name]
+        if len(data) != want["size"]:
+            raise DamagedRun(folder, name, f"{len(data)} bytes, {want['size']} when written")
+        if hashlib.sha256(data).hexdigest() != want["sha256"]:
+            raise DamagedRun(folder, name, "sha256 differs from when it was written")
+    return data
+
+
+def _load(folder: Path, name: str, parse: Callable[[bytes], Any], files: dict | None | bool = True) -> Any:
+    """``folder/name`` checked against the folder's manifest (``files``; read when True), then parsed."""
+    files = _manifest(folder, required=False) if files is True else files
+    data = _verified_bytes(folder, name, files)
+    try:
+        return parse(data)
+    except Exception as e:  # noqa: BLE001 - pyarrow and json raise many kinds
+        raise DamagedRun(folder, name, f"does not parse ({type(e).__name__})") from None
+
+
+_REACHED: Counter = Counter()
+
+
+def _reached(point: str) -> None:
+    """Test hook: ``TTC_KILL_AT=<point>[:<n>]`` ends the process (``os._exit``, no clean-up, like
+    SIGKILL) the n-th time (default first) the writer reaches ``point`` of :data:`KILL_POINTS`."""
+    target = os.environ.get("TTC_KILL_AT")
+    if not target:
+        return
+    name, _, nth = target.partition(":")
+    _REACHED[point] += 1
+    if name == point and _REACHED[point] == int(nth or 1):
+        os._exit(137)

@@ -1,38 +1,71 @@
 """Executing runs: a validated spec in, a run directory with measured energy and scored answers out.
 
 Finished queries are checkpointed after every batch (see :mod:`ttclib.rundir`), so a run that
-dies resumes where it stopped. :func:`run_plan` executes every run of a params file's plan,
-loading each model (or starting each SGLang server) once.
+dies resumes where it stopped; a sample's seed depends only on what it is (:func:`sampling_seed`),
+so the resumed run generates what an uninterrupted one would. One process at a time measures a run
+(its lock): :func:`run_plan` executes every run of a params file's plan, loading each model (or
+starting each SGLang server) once, and waits for runs another process is measuring;
+:func:`measure_plan` can leave those to it instead (``ttc run``).
 """
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+import hashlib
 import itertools
 import os
 import shutil
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import answers, benchmarks, energy, hardware, rundir, strategies
 from .params import ParamsError, Plan
-from .rundir import QUERY_COLUMNS, is_complete, run_dir, write_json, write_parquet
+from .rundir import QUERY_COLUMNS, RUN_JSON, is_complete, run_dir, write_json
 from .serving import Backend, Request, SamplingParams, make_backend, render_prompt, resolve_backend
 from .spec import SPEC_VERSION, RunSpec
 
 
+class RunHeld(RuntimeError):
+    """Another process holds the run's lock: it is measuring the run now."""
+
+
 def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True, backend: Backend | None = None,
-            problems: list[benchmarks.Problem] | None = None) -> Path:
+            problems: list[benchmarks.Problem] | None = None, wait: bool = True) -> Path:
     """Run ``spec`` (or reuse its complete run) and return the run directory.
 
     ``backend`` may be given to reuse an already loaded model across runs of the same model,
-    ``problems`` when they were loaded already (see :func:`load_problems`).
+    ``problems`` when they were loaded already (see :func:`load_problems`). The run's lock is held
+    throughout; when another process holds it, this waits for it (a message says so) and reuses
+    what it completed, or raises :class:`RunHeld` when not ``wait``. A complete run whose files
+    fail their manifest is set aside (one line says which file) and measured again.
     """
+    final = run_dir(spec, runs_dir)
+    lock = rundir.run_lock(runs_dir, spec.run_id)
     if is_complete(spec, runs_dir):
-        return run_dir(spec, runs_dir)
-    return _Execution(spec, Path(runs_dir), progress, backend, problems).run()
+        if rundir.segments_dir(final).exists() and lock.acquire():  # a kill between seal's rename and clean-up
+            rundir.drop_segments(final)
+            lock.release()
+        return final
+    if not lock.acquire():
+        if not wait:
+            raise RunHeld(f"run {spec.run_id} is being measured by {lock.holder()}")
+        print(f"run {spec.run_id} is being measured by {lock.holder()}; waiting for it", flush=True)
+        lock.acquire(wait=True)
+    try:
+        if (final / RUN_JSON).exists():
+            why = rundir.damage(final)
+            if why is None:                   # completed by the process we waited for
+                return final
+            aside = rundir.set_aside(final)
+            print(f"run {spec.run_id}: {why}: the stored run is damaged; moved to {aside} and measured again",
+                  file=sys.stderr, flush=True)
+        return _Execution(spec, Path(runs_dir), progress, backend, problems).run()
+    finally:
+        lock.release()
 
 
 def load_problems(spec: RunSpec) -> list[benchmarks.Problem]:
@@ -58,6 +91,7 @@ class _Execution:
     def run(self) -> Path:
         rundir.segments_dir(self.partial).mkdir(parents=True, exist_ok=True)
         write_json(self.partial / rundir.SPEC_JSON, self.spec.model_dump())
+        self.kept = rundir.read_segments(self.partial)
         done = self._done_keys()
         self.resumed = bool(done)
         own_backend, meter = self.backend is None, None
@@ -100,32 +134,42 @@ class _Execution:
         return self.strategy.base_prompt(problem, fmt, budget)
 
     def _requests(self) -> list[Request]:
-        """Every (repetition, query, sample) as one request, in repetition order."""
+        """Every (repetition, query, sample) as one request, in repetition order.
+
+        Sets :attr:`seed_group` (request id -> the requests that share its random stream, which a
+        checkpoint never splits; see :func:`_seed_owner`) and :attr:`position` (request id -> place
+        in this order, which names segments).
+        """
         s, st = self.spec, self.strategy
         stop = () if self.backend.chat else st.base_stop
         prompts = {p.id: self._prompt(p) for p in self.problems.values()}
-        reqs = []
+        qids = list(prompts)
+        per_request = getattr(self.backend, "name", None) in SEEDS_PER_REQUEST
+        reqs, self.seed_group = [], {}
         for rep in range(s.repetitions):
-            for qid, prompt in prompts.items():
+            for i, qid in enumerate(qids):
+                owner = qid if per_request else _seed_owner(qids, i, s.batch_size)
                 for k in range(st.samples):
                     sp = SamplingParams(temperature=st.temperature, top_p=st.top_p if st.temperature > 0 else 1.0,
-                                        max_new_tokens=s.max_new_tokens, seed=s.seed * 1_000_003 + rep * 1009 + k,
+                                        max_new_tokens=s.max_new_tokens, seed=sampling_seed(s.seed, rep, owner, k),
                                         stop=stop, ignore_eos=s.ignore_eos)
-                    reqs.append(Request(_key(rep, qid, k), prompt, sp))
+                    reqs.append(Request(_key(rep, qid, k), prompts[qid], sp))
+                    self.seed_group[reqs[-1].id] = (rep, owner, k)
+        self.position = {r.id: i for i, r in enumerate(reqs)}
         return reqs
 
     # measuring -------------------------------------------------------------------------
     def _measure(self, todo: list[Request], meter: energy.Meter) -> None:
         """One window, checkpointed after every ``batch_size`` completions (once the window spans ten
-        counter update periods) and at the end of each repetition: one counter read closes a segment
-        and opens the next, so the segments tile the measured time. Energy is split over the
-        requests once the run is complete (:meth:`_finish`)."""
+        counter update periods and no seed group is half done) and at the end of each repetition:
+        one counter read closes a segment and opens the next, so the segments tile the measured
+        time. Energy is split over the requests once the run is complete (:meth:`_finish`)."""
         from tqdm.auto import tqdm
 
-        segment = self._next_segment()
         bar = tqdm(total=len(todo), desc=f"{self.spec.model} {self.spec.strategy}", unit="q",
                    disable=not self.progress, dynamic_ncols=True)
         energy_so_far, tokens, t0 = self._energy_so_far(), 0, time.time()
+        left = Counter(self.seed_group[r.id] for r in todo)      # completions each seed group still lacks
         meter.start_sampling()
         meter.begin_window("segment")
         batch: list = []
@@ -134,21 +178,25 @@ class _Execution:
             for _, reqs in itertools.groupby(todo, key=lambda r: _parse_key(r.id)[0]):
                 for completion in self.backend.stream(list(reqs)):
                     batch.append(completion)
-                    if len(batch) >= self.spec.batch_size and time.time() - opened >= meter.min_window_s:
-                        energy_so_far += self._checkpoint(segment, batch, meter)
-                        segment, tokens = segment + 1, tokens + sum(c.completion_tokens for c in batch)
+                    left[self.seed_group[completion.request_id]] -= 1
+                    if (len(batch) >= self.spec.batch_size and time.time() - opened >= meter.min_window_s
+                            and not any(left[self.seed_group[c.request_id]] for c in batch)):
+                        energy_so_far += self._checkpoint(batch, meter)
+                        tokens += sum(c.completion_tokens for c in batch)
                         bar.update(len(batch))
                         bar.set_postfix(tok_s=f"{tokens / (time.time() - t0):.1f}", J=f"{energy_so_far:.0f}")
                         batch, opened = [], time.time()
                 if batch:  # a repetition's last segment holds no completion of the next one
-                    energy_so_far += self._checkpoint(segment, batch, meter)
-                    segment += 1
+                    energy_so_far += self._checkpoint(batch, meter)
                     bar.update(len(batch))
                     batch, opened = [], time.time()
         except BaseException:
-            if batch:  # keep what finished before the failure: a resumed run skips it
+            # Keep what finished before the failure (a resumed run skips it), but only whole seed
+            # groups: the rest of a group is generated again, with its whole group, on resume.
+            whole = [c for c in batch if not left[self.seed_group[c.request_id]]]
+            if whole:
                 try:
-                    self._checkpoint(segment, batch, meter)
+                    self._checkpoint(whole, meter)
                 except Exception:  # e.g. the failure hit mid-checkpoint; the batch is generated again
                     pass           # on resume, and the first error is the one that matters
             raise
@@ -157,17 +205,15 @@ class _Execution:
             meter.discard_window("segment")   # what follows the last checkpoint measured nothing
             meter.stop_sampling()
 
-    def _checkpoint(self, segment: int, completions: list, meter: energy.Meter) -> float:
-        """Close the segment's window (opening the next at the same reading), then write it:
-        window first, then its power trace, then its queries (whose presence marks them done),
-        so a crash between two writes never leaves measured queries without their window."""
+    def _checkpoint(self, completions: list, meter: energy.Meter) -> float:
+        """Close the segment's window (opening the next at the same reading), then write the
+        segment — its queries, power trace and window — as one unit (:func:`rundir.write_segment`),
+        named after its first request. Segments are numbered when the run is sealed."""
         m = meter.checkpoint("segment")
         trace = meter.trace(m.start_s, m.end_s)
-        write_json(rundir.segment_file(self.partial, segment, rundir.SEGMENT_WINDOW), {"segment": segment, **m.to_dict()})
-        write_parquet(trace.assign(segment=segment), rundir.segment_file(self.partial, segment, rundir.SEGMENT_POWER))
-        rows = [self._row(c, segment, m.meter) for c in completions]
-        write_parquet(pd.DataFrame(rows, columns=QUERY_COLUMNS),
-                      rundir.segment_file(self.partial, segment, rundir.SEGMENT_QUERIES))
+        key = rundir.segment_key(min(self.position[c.request_id] for c in completions))
+        rows = pd.DataFrame([self._row(c, -1, m.meter) for c in completions], columns=QUERY_COLUMNS)
+        rundir.write_segment(self.partial, rundir.Segment(key, rows, trace.assign(segment=-1), m.to_dict()))
         return m.total_j
 
     def _row(self, c, segment: int, meter: str) -> dict:
@@ -233,17 +279,11 @@ class _Execution:
         self.log_offset = _size(src)
 
     def _done_keys(self) -> set[str]:
-        done = rundir.read_segments(self.partial, rundir.SEGMENT_QUERIES, columns=["repetition", "query_id", "sample"])
-        return {_key(r, q, s) for r, q, s in done.itertuples(index=False)}
-
-    def _next_segment(self) -> int:
-        """One past the highest segment number of any file: a missing segment never gets reused."""
-        numbers = [int(f.name.split(".")[0]) for f in rundir.segments_dir(self.partial).glob("*.*")
-                   if f.name.split(".")[0].isdigit()]
-        return max(numbers, default=-1) + 1
+        return {_key(r, q, s) for seg in self.kept
+                for r, q, s in seg.queries[["repetition", "query_id", "sample"]].itertuples(index=False)}
 
     def _energy_so_far(self) -> float:
-        return sum(w["total_j"] for w in rundir.read_windows(self.partial))
+        return sum(seg.window["total_j"] for seg in self.kept)
 
     def _backend_info(self) -> dict:
         info = self.backend.describe()
@@ -252,14 +292,11 @@ class _Execution:
         return info
 
     def _finish(self, meter: energy.Meter, started: float) -> Path:
-        queries = self._grade(rundir.read_segments(self.partial, rundir.SEGMENT_QUERIES))
-        power = rundir.read_segments(self.partial, rundir.SEGMENT_POWER)
+        queries, power, window_dicts = self._segments_in_time_order()
+        queries = self._grade(queries)
         if len(power):  # a sample on the edge of two segments is in both
             power = power.drop_duplicates(["t", "device"]).sort_values("t", ignore_index=True)
-        window_dicts = rundir.read_windows(self.partial)
         queries, attribution = _attribute(queries, power, window_dicts, self.backend.batch_size)
-        write_parquet(queries, self.partial / rundir.QUERIES_PARQUET)
-        write_parquet(power, self.partial / rundir.POWER_PARQUET)
         meters = sorted({w["meter"] for w in window_dicts})
         info = {
             "run_id": self.spec.run_id, "spec": self.spec.model_dump(), "spec_version": SPEC_VERSION,
@@ -277,9 +314,23 @@ class _Execution:
             "software": hardware.software_versions(),
             "started": started, "finished": time.time(), "resumed": self.resumed,
         }
-        write_json(self.partial / rundir.RUN_JSON, info)
-        rundir.seal(self.partial, self.final)
+        rundir.seal(self.partial, self.final, queries, power, info)
         return self.final
+
+    def _segments_in_time_order(self) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+        """Every segment's queries, power trace and window, numbered 0, 1, ... in time order; an
+        error, not a run with missing rows, when a request has no completion."""
+        segments = rundir.read_segments(self.partial)
+        if not segments:
+            raise RuntimeError(f"run {self.spec.run_id}: no checkpointed segment to seal in {self.partial}")
+        queries = pd.concat([seg.queries.assign(segment=i) for i, seg in enumerate(segments)], ignore_index=True)
+        missing = set(self.position) - {_key(*k) for k in queries[["repetition", "query_id", "sample"]].itertuples(index=False)}
+        if missing or len(queries) != len(self.position):
+            raise RuntimeError(f"run {self.spec.run_id}: {len(missing)} of {len(self.position)} requests have no "
+                               f"completion and {len(queries) - len(self.position) + len(missing)} have two; "
+                               f"{self.partial} is kept, run again to measure the missing ones")
+        power = pd.concat([seg.power.assign(segment=i) for i, seg in enumerate(segments)], ignore_index=True)
+        return queries, power, [{"segment": i, **seg.window} for i, seg in enumerate(segments)]
 
 
 def _attribute(queries: pd.DataFrame, power: pd.DataFrame, window_dicts: list[dict],
@@ -351,6 +402,37 @@ def _size(path) -> int:
     return os.path.getsize(path) if path and os.path.exists(path) else 0
 
 
+# Backends that seed each request on its own (SGLang's per-request sampling_seed). The others
+# (transformers) draw one random stream per batch: there a batch's rows depend on the whole batch.
+SEEDS_PER_REQUEST = frozenset({"sglang"})
+
+
+def sampling_seed(seed: int, repetition: int, query_id: str, sample: int) -> int:
+    """The seed of one sample, from what it is — the run's seed, the repetition, the query, the
+    sample — and nothing else (not from when or in which batch it ran), so a resumed run draws
+    what an uninterrupted one draws. Mixed by NumPy's ``SeedSequence``; fits in 32 bits.
+
+    >>> sampling_seed(0, 0, "q1", 0) == sampling_seed(0, 0, "q1", 0)
+    True
+    >>> len({sampling_seed(0, 0, "q1", 0), sampling_seed(0, 0, "q1", 1), sampling_seed(0, 1, "q1", 0),
+    ...      sampling_seed(0, 0, "q2", 0), sampling_seed(1, 0, "q1", 0)})
+    5
+    """
+    qid = int.from_bytes(hashlib.sha256(query_id.encode()).digest()[:8], "big")
+    return int(np.random.SeedSequence([seed, repetition, sample, qid]).generate_state(1)[0])
+
+
+def _seed_owner(query_ids: list[str], i: int, batch_size: int) -> str:
+    """Whose seed query ``i`` samples with on a backend that seeds per batch: the first query of its
+    batch, the batches being fixed runs of ``batch_size`` queries of the run's order (the ones such a
+    backend forms anyway). So a batch's composition and seed do not depend on what ran before it.
+
+    >>> _seed_owner(["a", "b", "c", "d", "e"], 3, 2), _seed_owner(["a", "b", "c", "d", "e"], 4, 2)
+    ('c', 'e')
+    """
+    return query_ids[i - i % batch_size]
+
+
 def _key(rep: int, qid: str, sample: int) -> str:
     return f"{rep}|{qid}|{sample}"
 
@@ -378,28 +460,83 @@ def _problems_before_any_model(plan: Plan, specs: list[RunSpec]) -> dict[str, li
     return problems
 
 
-def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
-    """Execute every run of a plan (cached runs are reused), loading each model once."""
+@dataclasses.dataclass
+class PlanOutcome:
+    """What :func:`measure_plan` did: the complete runs, those measured now, and those left to
+    another process that holds their lock (run id -> who)."""
+
+    dirs: dict[str, Path] = dataclasses.field(default_factory=dict)
+    measured: list[str] = dataclasses.field(default_factory=list)
+    held: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def measure_plan(plan: Plan, *, progress: bool | None = None, wait: bool = True) -> PlanOutcome:
+    """Execute every run of a plan (cached runs are reused), loading each model once.
+
+    A run another process is measuring (it holds the run's lock) is skipped, so two processes on
+    one grid share it; at the end the skipped ones are waited for (``wait``: a message says so;
+    reused when done, measured here if their holder died) or left to their holder (``held``).
+    """
     progress = progress_default() if progress is None else progress
-    dirs: dict[str, Path] = {}
-    pending = [s for s in plan.specs if not is_complete(s, plan.runs_dir)]
+    out = PlanOutcome()
+    pending = []
     for s in plan.specs:
         if is_complete(s, plan.runs_dir):
-            dirs[s.run_id] = run_dir(s, plan.runs_dir)
+            out.dirs[s.run_id] = run_dir(s, plan.runs_dir)
+        else:
+            pending.append(s)
     problems = _problems_before_any_model(plan, pending)
-    for _, group in itertools.groupby(sorted(pending, key=backend_key), key=backend_key):
-        group = list(group)
-        backend = open_backend(group[0], rundir.shared_server_log(plan.runs_dir, group[0]))
+    held = _measure_runs(plan, pending, problems, progress, out, wait=False)
+    if wait and held:
+        held = _measure_runs(plan, held, problems, progress, out, wait=True)
+    for s in held:
+        if is_complete(s, plan.runs_dir):      # finished by its holder meanwhile
+            out.dirs[s.run_id] = run_dir(s, plan.runs_dir)
+        else:
+            out.held[s.run_id] = rundir.run_lock(plan.runs_dir, s.run_id).holder()
+    return out
+
+
+def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
+    """Execute every run of a plan (cached runs are reused, runs another process is measuring are
+    waited for), loading each model once; the run directories in plan order."""
+    out = measure_plan(plan, progress=progress, wait=True)
+    return [out.dirs[s.run_id] for s in plan.specs]
+
+
+def _measure_runs(plan: Plan, specs: list[RunSpec], problems: dict, progress: bool, out: PlanOutcome,
+                  wait: bool) -> list[RunSpec]:
+    """Measure ``specs``, one backend per group of runs that can share it, opened only when a run
+    of the group is claimed; the runs whose lock another process holds (unless ``wait``)."""
+    held = []
+    for _, group in itertools.groupby(sorted(specs, key=backend_key), key=backend_key):
+        backend = None
         try:
             for s in group:
-                t0 = time.time()
-                dirs[s.run_id] = execute(s, plan.runs_dir, progress=progress, backend=backend,
-                                         problems=problems[s.run_id])
+                lock = rundir.run_lock(plan.runs_dir, s.run_id)
+                if not lock.acquire():
+                    if not wait:
+                        held.append(s)
+                        continue
+                    print(f"run {s.run_id} is being measured by {lock.holder()}; waiting for it", flush=True)
+                    lock.acquire(wait=True)
+                try:
+                    if is_complete(s, plan.runs_dir):      # completed by another process meanwhile
+                        out.dirs[s.run_id] = run_dir(s, plan.runs_dir)
+                        continue
+                    backend = backend or open_backend(s, rundir.shared_server_log(plan.runs_dir, s))
+                    t0 = time.time()
+                    out.dirs[s.run_id] = execute(s, plan.runs_dir, progress=progress, backend=backend,
+                                                 problems=problems[s.run_id])
+                    out.measured.append(s.run_id)
+                finally:
+                    lock.release()
                 if not progress:
-                    info = rundir.read_info(dirs[s.run_id])
-                    print(f"measured {s.model} {s.strategy}: {info['n_queries']} queries, "
+                    info = rundir.read_info(out.dirs[s.run_id])
+                    print(f"measured {s.run_id} {s.model} {s.strategy}: {info['n_queries']} queries, "
                           f"{info['completion_tokens']} tokens, {info['energy_j']:.0f} J ({info['meter_name']}), "
                           f"{time.time() - t0:.0f} s", flush=True)
         finally:
-            backend.close()
-    return [dirs[s.run_id] for s in plan.specs]
+            if backend is not None:
+                backend.close()
+    return held
