@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import metrics, verdicts
 
@@ -321,11 +320,11 @@ def length_sweep(results: pd.DataFrame, exits: pd.DataFrame, runs: pd.DataFrame,
                          f"too few (< {MIN_PER_GROUP}) to compare their lengths")
             shorter.append("inconclusive")
             continue
-        p = stats.mannwhitneyu(right, wrong, alternative="less").pvalue
+        outcome, p = verdicts.mann_whitney(right, wrong)
         parts.append(f"{model} {strategy}: correct answers {right.median():.0f} tokens (median over {len(right)} "
                      f"queries), incorrect {wrong.median():.0f} (over {len(wrong)}; one-sided Mann–Whitney "
                      f"p = {p:.2g})")
-        shorter.append(verdicts.mann_whitney(right, wrong))
+        shorter.append(outcome)
     text = f"On {_where(runs)}: " + "; ".join(parts) + ". "
     cuts = []
     for row in exits[exits.strategy == ttc].itertuples():

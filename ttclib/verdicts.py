@@ -191,11 +191,16 @@ def bootstrap_means(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0, stra
     return pd.DataFrame(np.vstack([observed, boot]), columns=table.columns)
 
 
-def mann_whitney(shorter, longer) -> Outcome:
-    """Whether the values of ``shorter`` are stochastically smaller than ``longer``'s: held at
-    one-sided p < 0.05, did not hold when the opposite one-sided test has p < 0.05."""
-    if stats.mannwhitneyu(shorter, longer, alternative="less").pvalue < 1 - LEVEL:
-        return "held"
+def mann_whitney(shorter, longer) -> tuple[Outcome, float]:
+    """Whether the values of ``shorter`` are stochastically smaller than ``longer``'s, and the
+    one-sided p of that: held at p < 0.05, did not hold when the opposite one-sided test has p < 0.05.
+
+    >>> mann_whitney([1, 2, 3, 4], [10, 11, 12, 13])[0], mann_whitney([10, 11, 12, 13], [1, 2, 3, 4])[0]
+    ('held', 'did not hold')
+    """
+    p = float(stats.mannwhitneyu(shorter, longer, alternative="less").pvalue)
+    if p < 1 - LEVEL:
+        return "held", p
     if stats.mannwhitneyu(shorter, longer, alternative="greater").pvalue < 1 - LEVEL:
-        return "did not hold"
-    return "inconclusive"
+        return "did not hold", p
+    return "inconclusive", p
