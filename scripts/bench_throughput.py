@@ -1,49 +1,78 @@
 #!/usr/bin/env python
-"""Batched vs one-request-at-a-time generation throughput of the transformers backend.
+"""Generation throughput of the transformers backend: float32 vs bfloat16, per batch size, per
+thread count, on the default profile's models.
 
-Prints output tokens/s for batch size B (default 16) and for the same requests sent one at a
-time, on the same loaded model, with fixed output lengths (ignore_eos) so both generate exactly
-the same number of tokens; then once more with natural stopping (EOS) for reference.
+For each model and dtype the model is loaded once and warmed up; then the same requests (CoT
+prompts of generated arithmetic, fixed output length via ignore_eos, so every cell generates
+exactly the same tokens) are sent at each batch size. Output tokens/s are printed side by side
+with the bf16/fp32 ratio, then bf16 at 1 thread vs the usable CPUs' count. Numbers on a shared
+machine move by tens of percent between executions: read the ratios, measured side by side.
+
+    python scripts/bench_throughput.py                         # the default models (minutes)
+    python scripts/bench_throughput.py --models smollm2-135m-instruct --batch-sizes 1,16
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
-from ttclib import benchmarks, strategies
+from ttclib import benchmarks, hardware, strategies
 from ttclib.serving import Request, SamplingParams, TransformersBackend, render_prompt
 
+DEFAULT_MODELS = "qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct"
 
-def tokens_per_s(backend, requests, batch_size):
+
+def tokens_per_s(backend, requests, batch_size: int) -> float:
     backend.batch_size = batch_size
     t0 = time.perf_counter()
     out = backend.generate(requests)
-    dt = time.perf_counter() - t0
-    return sum(c.completion_tokens for c in out) / dt, dt
+    return sum(c.completion_tokens for c in out) / (time.perf_counter() - t0)
+
+
+def requests_for(backend, n: int, max_new_tokens: int) -> list[Request]:
+    bench, strat = benchmarks.get("arithmetic"), strategies.get("cot")
+    problems = bench.load(per_level=-(-n // 3), seed=1)[:n]
+    prompts = [render_prompt(backend.tokenizer, strat.messages(p, bench.answer_format), backend.chat)
+               for p in problems]
+    return [Request(str(i), p, SamplingParams(max_new_tokens=max_new_tokens, ignore_eos=True))
+            for i, p in enumerate(prompts)]
+
+
+def measure(model: str, dtype: str, batch_sizes: list[int], tokens: int, threads: int | None = None) -> dict[int, float]:
+    backend = TransformersBackend(model, dtype=dtype, threads=threads, batch_size=max(batch_sizes))
+    reqs = requests_for(backend, max(batch_sizes), tokens)
+    backend.batch_size = max(batch_sizes)
+    backend.generate([Request("warmup", reqs[0].prompt, SamplingParams(max_new_tokens=4))])
+    # Each batch size runs one full batch: cells differ in batch size only.
+    out = {b: tokens_per_s(backend, reqs[:b], b) for b in batch_sizes}
+    del backend
+    gc.collect()
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated model names (default: %(default)s)")
+    ap.add_argument("--batch-sizes", default="1,8,32", help="comma-separated (default: %(default)s)")
+    ap.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per request (default: %(default)s)")
+    ap.add_argument("--threads-batch", type=int, default=8, help="batch size of the thread comparison (0: skip)")
     args = ap.parse_args()
-
-    backend = TransformersBackend(args.model, batch_size=args.batch_size)
-    bench, strat = benchmarks.get("arithmetic"), strategies.get("cot")
-    problems = bench.load(per_level=-(-args.requests // 3), seed=1)[: args.requests]
-    prompts = [render_prompt(backend.tokenizer, strat.messages(p, bench.answer_format), backend.chat) for p in problems]
-    backend.generate([Request("warmup", prompts[0], SamplingParams(max_new_tokens=4))])
-    print(f"model {args.model}, {backend.threads} threads, {len(prompts)} requests, "
-          f"max_new_tokens {args.max_new_tokens}")
-    for label, ignore_eos in (("fixed length", True), ("natural stop", False)):
-        reqs = [Request(str(i), p, SamplingParams(max_new_tokens=args.max_new_tokens, ignore_eos=ignore_eos))
-                for i, p in enumerate(prompts)]
-        batched, tb = tokens_per_s(backend, reqs, args.batch_size)
-        single, ts = tokens_per_s(backend, reqs, 1)
-        print(f"  {label:12s}  batch {args.batch_size}: {batched:7.1f} tok/s ({tb:5.1f} s)   "
-              f"one at a time: {single:6.1f} tok/s ({ts:5.1f} s)   ratio {batched / single:.2f}x")
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    cpus = hardware.usable_cpus()
+    print(f"transformers backend, {cpus} usable CPUs, bf16 instructions: "
+          f"{hardware.bf16_support('cpu') or 'none (bf16 is emulated)'}; {args.max_new_tokens} new tokens per request")
+    for model in args.models.split(","):
+        fp32, bf16 = measure(model, "float32", sizes, args.max_new_tokens), measure(model, "bfloat16", sizes, args.max_new_tokens)
+        print(f"\n{model}  (output tokens/s, {cpus} threads)")
+        print(f"  {'batch':>5s}  {'float32':>9s}  {'bfloat16':>9s}  {'bf16/fp32':>9s}  {'bf16 vs batch 1':>15s}")
+        for b in sizes:
+            print(f"  {b:5d}  {fp32[b]:9.1f}  {bf16[b]:9.1f}  {bf16[b] / fp32[b]:8.2f}x  {bf16[b] / bf16[sizes[0]]:14.2f}x")
+        if args.threads_batch and cpus > 1:
+            one = measure(model, "bfloat16", [args.threads_batch], args.max_new_tokens, threads=1)[args.threads_batch]
+            full = measure(model, "bfloat16", [args.threads_batch], args.max_new_tokens)[args.threads_batch]
+            print(f"  threads (bf16, batch {args.threads_batch}): 1 thread {one:.1f} tok/s, {cpus} threads {full:.1f} tok/s "
+                  f"({full / one:.2f}x)")
 
 
 if __name__ == "__main__":

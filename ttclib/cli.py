@@ -105,20 +105,27 @@ def cmd_info(args) -> int:
     info = {"hardware": hardware.describe(), "meters": energy.available_meters(),
             "backends": {"sglang": sglang_python() or "not installed",
                          "auto": f"{serving.resolve_backend('auto')} ({why})"},
-            "embedded_models": {n: models.is_available(n)[1] for n in models.EMBEDDED},
+            "embedded_models": {n: {"state": models.is_available(n)[1], "converted": models.is_converted(n),
+                                    **models.resolve(n).info} for n in models.EMBEDDED},
             "random_configs": models.random_configs(), "software": hardware.software_versions()}
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
     hw = info["hardware"]
-    print(f"CPU      {hw['cpu']} ({hw['cpu_count']} cores), {hw['memory_gib']} GiB")
+    print(f"CPU      {hw['cpu']} ({hw['cpu_count']} cores, {hw['usable_cpus']} usable), {hw['memory_gib']} GiB, "
+          f"bf16: {hw['cpu_bf16'] or 'emulated (dtype auto runs float32)'}")
     print("GPUs     " + (", ".join(f"{g['index']}: {g['name']}" for g in hw["gpus"]) or "none visible to NVML"))
     for name, state in info["meters"].items():
         print(f"meter    {name:9s} {state}")
     for name, state in info["backends"].items():
         print(f"backend  {name:9s} {state}")
-    for name, state in info["embedded_models"].items():
-        print(f"model    {name:24s} {state}")
+    for name, m in info["embedded_models"].items():
+        print(f"model    {name:28s} {m['state']}{'' if m['converted'] else ' (not converted yet: once, on first use)'}")
+        print(f"           {m['description']}")
+        print(f"           from {m['package']}" + (f", sha256 {m['gguf_sha256'][:16]}…" if "gguf_sha256" in m else "")
+              + (f", GGUF name {m['gguf_name']!r}" if m.get("gguf_name") else ""))
+        if m.get("upstream"):
+            print(f"           upstream {m['upstream']}, licence {m['license']}")
     print(f"random   {', '.join('random:' + c for c in info['random_configs'])}")
     return 0
 

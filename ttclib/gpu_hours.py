@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from .params import Plan
     from .spec import RunSpec
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2,
+               "auto": 2}   # auto is bfloat16 on every GPU the estimate knows (A100, H100, H200)
 
 
 # --- hardware ------------------------------------------------------------------------------

