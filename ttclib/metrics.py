@@ -68,6 +68,8 @@ def _run_row(info: dict, q: pd.DataFrame) -> dict:
         "energy_per_query_j": info["energy_j"] / n_queries if n_queries else np.nan,
         "net_energy_per_query_j": info["net_energy_j"] / n_queries if n_queries else np.nan,
         "completion_tokens_per_query": res.completion_tokens.mean() if n_queries else np.nan,
+        # generations the token budget ended rather than the model (every sample counted)
+        "cut_off": (q.finish_reason == "length").mean() if len(q) and "finish_reason" in q else np.nan,
         "energy_per_token_j": info["energy_j"] / max(info["completion_tokens"], 1),
         "measured_s": info["measured_s"],
         "mean_power_w": info["energy_j"] / info["measured_s"] if info["measured_s"] else np.nan,
@@ -75,6 +77,10 @@ def _run_row(info: dict, q: pd.DataFrame) -> dict:
         "hardware": _hardware_label(info["hardware"]),
         "budget": spec.get("budget"),
         "model_kind": info["backend"].get("model_kind"),
+        "model_description": info["backend"].get("description"),
+        "model_upstream": info["backend"].get("upstream"),
+        "dtype": info["backend"].get("dtype", spec.get("dtype")),
+        "threads": info["backend"].get("threads"),
         "measured_devices": _measured_devices(info),
         "power_source": _power_source(info),
     }

@@ -21,6 +21,36 @@ def _ci(lo: float, hi: float, fmt: str = ".2f", unit: str = "") -> str:
     return f" (95 % CI {lo:{fmt}}{unit}–{hi:{fmt}}{unit})" if lo == lo and hi == hi else ""
 
 
+def models_ran(runs: pd.DataFrame) -> str:
+    """Which models produced these runs, where their weights came from, and how they differ from
+    the paper's (Qwen2.5-Instruct and the DeepSeek-R1 distills on GPUs).
+
+    >>> runs = pd.DataFrame({"model": ["qwen2.5-coder-1.5b-instruct"], "model_kind": ["embedded"],
+    ...     "model_description": ["Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M, dequantised"],
+    ...     "model_upstream": ["Qwen/Qwen2.5-Coder-1.5B-Instruct"], "dtype": ["bfloat16"], "threads": [2]})
+    >>> print(models_ran(runs))  # doctest: +NORMALIZE_WHITESPACE
+    Models that ran here: qwen2.5-coder-1.5b-instruct (Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M, dequantised;
+    bfloat16, 2 threads). These are the Coder variants of the paper's Qwen2.5 family, not the paper's
+    Qwen2.5-Instruct models, run from quantised GGUF weights, dequantised: accuracies differ from the paper's.
+    """
+    cols = [c for c in ("model_description", "model_upstream", "dtype", "threads") if c in runs]
+    rows = runs.drop_duplicates("model").set_index("model")[cols]
+    parts = []
+    for model, r in rows.iterrows():
+        how = [str(r[c]) for c in ("model_description",) if c in r and isinstance(r[c], str)]
+        run = ", ".join(str(x) for x in (r.get("dtype"), r.get("threads") and f"{int(r['threads'])} threads")
+                        if isinstance(x, str) and x)
+        parts.append(f"{model} ({'; '.join(how + ([run] if run else []))})" if how or run else model)
+    text = f"Models that ran here: {', '.join(parts)}."
+    upstream = [u for u in rows.get("model_upstream", pd.Series(dtype=object)) if isinstance(u, str)]
+    if any("Coder" in u for u in upstream):
+        text += (" These are the Coder variants of the paper's Qwen2.5 family, not the paper's Qwen2.5-Instruct "
+                 "models, run from quantised GGUF weights, dequantised"
+                 + (" (the 0.5B from an AWQ checkpoint)" if any("AWQ" in u for u in upstream) else "")
+                 + ": accuracies differ from the paper's.")
+    return text
+
+
 def ttc_strategy(df: pd.DataFrame, ttc: str | None = None) -> str:
     """``ttc``, or the long-output strategy present in ``df``: ``rt`` (a reasoning model) before ``cot``.
 
