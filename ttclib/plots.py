@@ -375,12 +375,16 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     ``labels`` maps a strategy to its legend text; ``note`` (a reference's caption) heads the figure."""
     style()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    df = summary.merge(runs[["run_id", "model", "strategy", "parameters"]], on="run_id").sort_values("parameters")
+    cols = ["run_id", "model", "strategy", "parameters"] + (["benchmark"] if "benchmark" in runs else [])
+    df = summary.merge(runs[cols], on="run_id").sort_values(["parameters"] + cols[4:])
+    # one bar group per model, or per model and benchmark when the grid has several (the paper's
+    # Figure 3 is per benchmark)
+    df["group"] = df.model + ("\n" + df.benchmark if df.get("benchmark", pd.Series([0])).nunique() > 1 else "")
     order = _strategies(df.strategy)
-    models = list(dict.fromkeys(df.model))
+    models = list(dict.fromkeys(df.group))
     width = 0.8 / max(len(order), 1)
     for i, strategy in enumerate(order):
-        g = df[df.strategy == strategy].set_index("model").reindex(models)
+        g = df[df.strategy == strategy].groupby("group").mean(numeric_only=True).reindex(models)
         xs = [m + (i - (len(order) - 1) / 2) * width for m in range(len(models))]
         left.bar(xs, g.mean_power_w, width, yerr=g.std_power_w, capsize=3, color=strategy_color(strategy),
                  label=(labels or {}).get(strategy, strategy))

@@ -261,7 +261,8 @@ def power(summary: pd.DataFrame, runs: pd.DataFrame, repetitions: pd.DataFrame |
             mine, theirs = (repetitions[repetitions.run_id == r].mean_power_w for r in (row.run_id, b.run_id))
             change, lo, hi = (100 * (v - 1) for v in ratio_ci(mine, theirs))
         vs = f" vs Base on {b.model}" if b.model != row.model else ""
-        parts.append(f"{row.strategy.upper()} {change:+.1f} %{_ci(lo, hi, '+.1f', ' %')} on {row.model}{vs}")
+        on = f" ({row.benchmark})" if "benchmark" in df and df.benchmark.nunique() > 1 else ""
+        parts.append(f"{row.strategy.upper()} {change:+.1f} %{_ci(lo, hi, '+.1f', ' %')} on {row.model}{on}{vs}")
         outcomes.append(verdicts.within(lo, hi, -margin_pct, margin_pct))
     text = (f"On {_where(runs)}, mean power relative to Base: {'; '.join(parts) or 'no strategy paired with Base'}. "
             f"Paper (A100, NVML): TTC changes power only marginally, MV about +{PAPER_POWER['mv_vs_base_pct']:.0f} %, "
@@ -420,7 +421,8 @@ def difficulty(results: pd.DataFrame, routed, runs: pd.DataFrame, p: float, leve
     t = routed.table
     picks = "; ".join(f"{r.difficulty} → {r.model} {r.strategy}" for r in t.itertuples())
     e_r, acc_r = routed.realistic(p)
-    text = (f"On {_where(runs)}: the hardest level cost more energy per query than the easiest with 95 % "
+    bench = ", ".join(results.benchmark.unique()) if "benchmark" in results else ""
+    text = (f"On {_where(runs)}{', ' + bench if bench else ''}: the hardest level cost more energy per query than the easiest with 95 % "
             f"confidence for {grows.count('held')} of {len(grows)} configurations (hardest / easiest: "
             f"{', '.join(ratios)}). The oracle router (eq. 1a) picks {picks}: {routed.oracle_energy_j:.0f} J for "
             f"{routed.n} queries at {100 * routed.oracle_accuracy:.1f} % accuracy, against {routed.max_energy_j:.0f} J "
