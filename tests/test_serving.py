@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttclib import models
+from ttclib import hardware, models
 from ttclib.serving import Request, SamplingParams, TransformersBackend, make_backend
 
 TINY = "random:tiny-qwen2"
@@ -86,6 +86,10 @@ def test_embedded_models_answer_arithmetic(name, chat):
     correct = sum(bench.grade(c.text, p).correct for c, p in zip(out, problems))
     assert correct >= 2, [c.text for c in out]
     assert (models.hf_directory(name) / "config.json").exists()
+    d = b.describe()                    # what run.json records of the weights
+    if models.EMBEDDED[name].parts:
+        assert d["gguf_name"] == "Qwen2.5 Coder 0.5B Instruct AWQ" and d["gguf_sha256"].startswith("1d961463")
+        assert d["dtype"] == ("bfloat16" if hardware.bf16_support("cpu") else "float32") and d["dtype_requested"] == "auto"
 
 
 def test_static_batch_end_times_follow_each_sequences_last_token(tiny_backend):

@@ -179,7 +179,9 @@ class TransformersBackend:
 
         cfg = self.model.config
         return {
-            "backend": self.name, "model": self.model_name, "model_kind": self.ref.kind, **self.ref.info,
+            # info re-read: a conversion during __init__ added the GGUF's own name
+            "backend": self.name, "model": self.model_name, "model_kind": self.ref.kind,
+            **models.resolve(self.model_name).info,
             "architecture": type(self.model).__name__,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "layers": getattr(cfg, "num_hidden_layers", None), "hidden_size": getattr(cfg, "hidden_size", None),
@@ -320,7 +322,8 @@ class SGLangBackend:
         self._batch_size = value
 
     def describe(self) -> dict:
-        return {"backend": self.name, "model": self.model_name, "model_kind": self.ref.kind, **self.ref.info,
+        return {"backend": self.name, "model": self.model_name, "model_kind": self.ref.kind,
+                **models.resolve(self.model_name).info,
                 "mode": "launch" if self.server.launched else "attach", "device": self.device,
                 "dtype": self.dtype, "batch_size": self._batch_size, "load_s": round(self.load_s, 2),
                 "server": self.info, "server_log": str(self.server.log_path) if self.server.log_path else None}
