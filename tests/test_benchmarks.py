@@ -340,3 +340,18 @@ def test_codeforces_records_in_the_open_r1_schema(tmp_path):
     right = "w = int(input())\nprint('YES' if w % 2 == 0 and w > 2 else 'NO')\n"
     assert b.grade(f"```python\n{right}```", p).correct
     assert not b.grade("```python\nw = int(input())\nprint('YES' if w % 2 == 0 else 'NO')\n```", p).correct
+
+
+def test_multiplication_levels_have_their_digits_and_true_products():
+    from ttclib import benchmarks
+
+    bench = benchmarks.get("multiplication")
+    problems = bench.load(levels=["easy", "medium", "hard"], per_level=50, seed=7)
+    assert [p.difficulty for p in problems] == ["easy"] * 50 + ["medium"] * 50 + ["hard"] * 50
+    for p in problems:
+        a, b = (int(x) for x in p.question.removeprefix("What is ").removesuffix("?").split(" × "))
+        assert (len(str(a)), len(str(b))) == {"easy": (2, 1), "medium": (2, 2), "hard": (3, 2)}[p.difficulty]
+        assert a % 10 and b % 10 and b != 1 and p.answer == str(a * b) and p.category == "math"
+        assert bench.grade(f"So {a} × {b} = {a * b}.", p).correct and not bench.grade(str(a * b + 10), p).correct
+    assert problems == bench.load(levels=["easy", "medium", "hard"], per_level=50, seed=7)
+    assert problems != bench.load(levels=["easy", "medium", "hard"], per_level=50, seed=8)

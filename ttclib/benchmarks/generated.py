@@ -40,16 +40,19 @@ def _arithmetic_problem(level: str, rng: random.Random) -> tuple[str, int]:
 
 
 def generate_arithmetic(*, levels: list[str], per_level: int, seed: int) -> list[Problem]:
+    def make(level: str, rng: random.Random) -> tuple[str, str]:
+        expr, value = _arithmetic_problem(level, rng)
+        return f"What is {expr}?", str(value)
+
+    return _per_level("arithmetic", levels, per_level, seed, make)
+
+
+def _per_level(name: str, levels: list[str], per_level: int, seed: int, make) -> list[Problem]:
+    """``per_level`` problems of each requested level, in level order, from one seeded generator:
+    ``make(level, rng)`` gives (question, answer)."""
     rng = random.Random(seed)
-    problems = []
-    for level in LEVELS:
-        if level not in levels:
-            continue
-        for i in range(per_level):
-            expr, value = _arithmetic_problem(level, rng)
-            problems.append(Problem(f"arithmetic/{level}/{i}", f"What is {expr}?", str(value),
-                                    "arithmetic", "math", level))
-    return problems
+    return [Problem(f"{name}/{level}/{i}", *make(level, rng), name, "math", level)
+            for level in LEVELS if level in levels for i in range(per_level)]
 
 
 register(Benchmark(
@@ -73,16 +76,11 @@ def generate_multiplication(*, levels: list[str], per_level: int, seed: int) -> 
     >>> [p.question for p in generate_multiplication(levels=["hard"], per_level=2, seed=0)]
     ['What is 964 × 59?', 'What is 876 × 63?']
     """
-    rng = random.Random(seed)
-    problems = []
-    for level in LEVELS:
-        if level not in levels:
-            continue
-        for i in range(per_level):
-            a, b = (_no_trailing_zero(rng, d) for d in MULTIPLICATION_DIGITS[level])
-            problems.append(Problem(f"multiplication/{level}/{i}", f"What is {a} × {b}?", str(a * b),
-                                    "multiplication", "math", level))
-    return problems
+    def make(level: str, rng: random.Random) -> tuple[str, str]:
+        a, b = (_no_trailing_zero(rng, d) for d in MULTIPLICATION_DIGITS[level])
+        return f"What is {a} × {b}?", str(a * b)
+
+    return _per_level("multiplication", levels, per_level, seed, make)
 
 
 def _no_trailing_zero(rng: random.Random, digits: int) -> int:
