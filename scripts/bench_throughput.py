@@ -39,16 +39,26 @@ def requests_for(backend, n: int, max_new_tokens: int) -> list[Request]:
             for i, p in enumerate(prompts)]
 
 
-def measure(model: str, dtype: str, batch_sizes: list[int], tokens: int, threads: int | None = None) -> dict[int, float]:
-    backend = TransformersBackend(model, dtype=dtype, threads=threads, batch_size=max(batch_sizes))
-    reqs = requests_for(backend, max(batch_sizes), tokens)
-    backend.batch_size = max(batch_sizes)
+def measure(model: str, dtype: str, batch_sizes: list[int], tokens: int,
+            threads_batch: int = 0) -> tuple[dict[int, float], float | None]:
+    """tokens/s per batch size, and (``threads_batch``) at that batch with 1 thread, on the same loaded model."""
+    import torch
+
+    backend = TransformersBackend(model, dtype=dtype, batch_size=max(batch_sizes))
+    reqs = requests_for(backend, max(batch_sizes + [threads_batch]), tokens)
     backend.generate([Request("warmup", reqs[0].prompt, SamplingParams(max_new_tokens=4))])
     # Each batch size runs one full batch: cells differ in batch size only.
     out = {b: tokens_per_s(backend, reqs[:b], b) for b in batch_sizes}
+    one = None
+    if threads_batch:
+        torch.set_num_threads(1)
+        try:
+            one = tokens_per_s(backend, reqs[:threads_batch], threads_batch)
+        finally:
+            torch.set_num_threads(backend.threads)
     del backend
     gc.collect()
-    return out
+    return out, one
 
 
 def main() -> None:
@@ -63,17 +73,16 @@ def main() -> None:
     print(f"transformers backend, {cpus} usable CPUs, bf16 instructions: "
           f"{hardware.bf16_support('cpu') or 'none (bf16 is emulated)'}; {args.max_new_tokens} new tokens per request")
     for model in args.models.split(","):
-        fp32, bf16 = measure(model, "float32", sizes, args.max_new_tokens), measure(model, "bfloat16", sizes, args.max_new_tokens)
+        fp32, _ = measure(model, "float32", sizes, args.max_new_tokens)
+        tb = args.threads_batch if cpus > 1 else 0
+        bf16, one = measure(model, "bfloat16", sizes + ([tb] if tb and tb not in sizes else []), args.max_new_tokens, tb)
         print(f"\n{model}  (output tokens/s, {cpus} threads)")
         print(f"  {'batch':>5s}  {'float32':>9s}  {'bfloat16':>9s}  {'bf16/fp32':>9s}  {'bf16 vs batch 1':>15s}")
         for b in sizes:
             print(f"  {b:5d}  {fp32[b]:9.1f}  {bf16[b]:9.1f}  {bf16[b] / fp32[b]:8.2f}x  {bf16[b] / bf16[sizes[0]]:14.2f}x")
-        if args.threads_batch and cpus > 1:
-            one = measure(model, "bfloat16", [args.threads_batch], args.max_new_tokens, threads=1)[args.threads_batch]
-            full = measure(model, "bfloat16", [args.threads_batch], args.max_new_tokens)[args.threads_batch]
-            print(f"  threads (bf16, batch {args.threads_batch}): 1 thread {one:.1f} tok/s, {cpus} threads {full:.1f} tok/s "
-                  f"({full / one:.2f}x)")
-
+        if one:
+            print(f"  threads (bf16, batch {tb}): 1 thread {one:.1f} tok/s, {cpus} threads {bf16[tb]:.1f} tok/s "
+                  f"({bf16[tb] / one:.2f}x)")
 
 if __name__ == "__main__":
     main()

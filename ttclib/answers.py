@@ -433,10 +433,10 @@ def extract_math(text: str) -> str | None:
             chosen = cand
     if chosen is not None:
         return None if _hedged(text, chosen.pos) else chosen.value
-    nums = [m for m in _NUM.finditer(text) if not _list_marker(text, m.start(), m.end())]
-    if not nums or _hedged(text, nums[-1].start()):
+    last = next((m for m in reversed(list(_NUM.finditer(text))) if not _list_marker(text, m.start(), m.end())), None)
+    if last is None or _hedged(text, last.start()):
         return None
-    return nums[-1].group().replace(",", "")
+    return last.group().replace(",", "")
 
 
 # "1. **Calculate…" / "2) Add…": a numbered step's number, never an answer (a cut-off solution
@@ -451,10 +451,9 @@ def _list_marker(text: str, start: int, end: int) -> bool:
     m = _LIST_MARKER.match(text, line)
     if not m or m.start(1) != start or m.end(1) != end:
         return False
-    if text[m.end():].strip("\n") and "\n" not in text[m.end() - 1:m.end()]:
+    if text[m.end():].strip():
         return True                      # text follows on the step's line
-    before = [l for l in text[:line].splitlines() if l.strip()]
-    prev = _LIST_MARKER.match(before[-1]) if before else None
+    prev = _LIST_MARKER.match(text[:line].rstrip().rsplit("\n", 1)[-1])
     return bool(prev) and int(prev.group(1)) == int(m.group(1)) - 1
 
 

@@ -667,6 +667,18 @@ def early_exit_by(results: pd.DataFrame, by=("model", "strategy"), whisker: floa
     return pd.DataFrame(rows)
 
 
+def one_benchmark(results: pd.DataFrame, benchmark: str | None = None) -> tuple[str, pd.DataFrame]:
+    """``benchmark`` (default: the one with the most queries) and its rows: levels of different
+    benchmarks mean different things, so routing by level stays within one.
+
+    >>> r = pd.DataFrame({"benchmark": ["a", "b", "b"], "query_id": ["q1", "q1", "q2"]})
+    >>> name, rows = one_benchmark(r); name, len(rows)
+    ('b', 2)
+    """
+    benchmark = benchmark or results.groupby("benchmark").query_id.nunique().idxmax()
+    return benchmark, results[results.benchmark == benchmark]
+
+
 def difficulty_levels(results: pd.DataFrame) -> list[str]:
     """The difficulty levels present in ``results``, easiest first (the benchmarks' own order).
 

@@ -357,8 +357,10 @@ def hf_directory(name: str) -> Path:
         return Path(ref.path)
     if ref.kind == "embedded":
         emb = EMBEDDED[name]
-        return _converted(_embedded_key(name), lambda tmp: _embedded_gguf(emb, tmp), source=emb.provenance(),
-                          before=(lambda: check_room(emb, joined=True)) if emb.convert_bytes else None)
+        target = _converted(_embedded_key(name), lambda tmp: _embedded_gguf(emb, tmp), source=emb.provenance())
+        if emb.parts:      # converted: the joined file kept for a retry has served
+            (cache_dir() / "gguf" / emb.parts.name).unlink(missing_ok=True)
+        return target
     if ref.kind == "gguf":
         st = os.stat(ref.path)
         key = hashlib.sha256(f"{os.path.abspath(ref.path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
@@ -408,7 +410,9 @@ def random_directory(name: str) -> Path:
 
 def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
     if emb.parts:
-        return assembled(emb)
+        gguf = assembled(emb)
+        check_room(emb, joined=True)
+        return gguf
     spec = importlib.util.find_spec(emb.module)
     if spec is None:
         raise RuntimeError(f"the model package {emb.package} is not installed; "
@@ -509,25 +513,15 @@ def check_room(emb: EmbeddedModel, *, joined: bool) -> None:
                            "and run again (the conversion happens once)")
 
 
-def _converted(key: str, locate_gguf, source: dict | None = None, before=None) -> Path:
-    """Dequantise a GGUF into ``cache/models/<key>`` once; a joined GGUF in ``cache/gguf`` is
-    removed once its conversion is in place."""
-    joined: list[Path] = []
-
+def _converted(key: str, locate_gguf, source: dict | None = None) -> Path:
+    """Dequantise a GGUF into ``cache/models/<key>`` once."""
     def fill(tmp: Path, out: Path) -> None:
         gguf = locate_gguf(tmp)
-        if before:
-            before()
         _convert_gguf(gguf, out, source)
         if gguf.parent == tmp:
             gguf.unlink()
-        elif gguf.parent == cache_dir() / "gguf":
-            joined.append(gguf)
 
-    target = _cached_dir(key, fill)
-    for gguf in joined:
-        gguf.unlink(missing_ok=True)
-    return target
+    return _cached_dir(key, fill)
 
 
 def _cached_dir(key: str, fill) -> Path:

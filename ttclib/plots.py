@@ -379,7 +379,8 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     df = summary.merge(runs[cols], on="run_id").sort_values(["parameters"] + cols[4:])
     # one bar group per model, or per model and benchmark when the grid has several (the paper's
     # Figure 3 is per benchmark)
-    df["group"] = df.model + ("\n" + df.benchmark if df.get("benchmark", pd.Series([0])).nunique() > 1 else "")
+    several = "benchmark" in df and df.benchmark.nunique() > 1
+    df["group"] = df.model + ("\n" + df.benchmark if several else "")
     order = _strategies(df.strategy)
     models = list(dict.fromkeys(df.group))
     width = 0.8 / max(len(order), 1)

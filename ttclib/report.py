@@ -37,10 +37,11 @@ def models_ran(runs: pd.DataFrame) -> str:
     rows = runs.drop_duplicates("model").set_index("model")[cols]
     parts = []
     for model, r in rows.iterrows():
-        how = [str(r[c]) for c in ("model_description",) if c in r and isinstance(r[c], str)]
-        run = ", ".join(str(x) for x in (r.get("dtype"), r.get("threads") and f"{int(r['threads'])} threads")
-                        if isinstance(x, str) and x)
-        parts.append(f"{model} ({'; '.join(how + ([run] if run else []))})" if how or run else model)
+        ran = [str(r["dtype"])] if isinstance(r.get("dtype"), str) else []
+        ran += [f"{int(r['threads'])} threads"] if pd.notna(r.get("threads")) else []
+        said = ([r["model_description"]] if isinstance(r.get("model_description"), str) else []) + (
+            [", ".join(ran)] if ran else [])
+        parts.append(f"{model} ({'; '.join(said)})" if said else model)
     text = f"Models that ran here: {', '.join(parts)}."
     upstream = [u for u in rows.get("model_upstream", pd.Series(dtype=object)) if isinstance(u, str)]
     if any("Coder" in u for u in upstream):
@@ -421,8 +422,8 @@ def difficulty(results: pd.DataFrame, routed, runs: pd.DataFrame, p: float, leve
     t = routed.table
     picks = "; ".join(f"{r.difficulty} → {r.model} {r.strategy}" for r in t.itertuples())
     e_r, acc_r = routed.realistic(p)
-    bench = ", ".join(results.benchmark.unique()) if "benchmark" in results else ""
-    text = (f"On {_where(runs)}{', ' + bench if bench else ''}: the hardest level cost more energy per query than the easiest with 95 % "
+    bench = f", {', '.join(results.benchmark.unique())}" if "benchmark" in results else ""
+    text = (f"On {_where(runs)}{bench}: the hardest level cost more energy per query than the easiest with 95 % "
             f"confidence for {grows.count('held')} of {len(grows)} configurations (hardest / easiest: "
             f"{', '.join(ratios)}). The oracle router (eq. 1a) picks {picks}: {routed.oracle_energy_j:.0f} J for "
             f"{routed.n} queries at {100 * routed.oracle_accuracy:.1f} % accuracy, against {routed.max_energy_j:.0f} J "

@@ -135,7 +135,7 @@ class TransformersBackend:
     external = None                   # everything runs in this process
 
     def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
-                 batch_size: int = 16, threads: int | None = None, seed: int = 0, dtype_requested: str | None = None):
+                 batch_size: int = 16, threads: int | None = None, seed: int = 0):
         import torch
         import transformers
         from transformers import AutoConfig, AutoModelForCausalLM
@@ -143,7 +143,7 @@ class TransformersBackend:
         transformers.utils.logging.disable_progress_bar()  # per-tensor load bars drown the run's own
         self.model_name, self.ref = model, models.resolve(model)
         self.device, self.batch_size = device, batch_size
-        self.dtype, self.dtype_requested = hardware.resolve_dtype(dtype, device), dtype_requested or dtype
+        self.dtype, self.dtype_requested = hardware.resolve_dtype(dtype, device), dtype
         # Deliberate, not torch's default: one thread per CPU this process may use, fewer when
         # asked (on a shared 2-core machine 2 threads collapsed to a fifth of 1 thread's speed).
         self.threads = threads or hardware.usable_cpus()
@@ -280,7 +280,7 @@ class SGLangBackend:
 
         self.model_name, self.ref = model, models.resolve(model)
         device = resolve_device(device)
-        self.device, self.dtype, self.seed = device, dtype, seed
+        self.device, self.dtype, self.seed = device, hardware.resolve_dtype(dtype, device), seed
         self.options = options or ServerOptions()
         t0 = time.time()
         self.tokenizer = _load_tokenizer(model, self.ref)
@@ -289,7 +289,7 @@ class SGLangBackend:
         else:
             src = models.serving_source(model)
             log_path = log_path or models.cache_dir() / "server-logs" / f"sglang-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-            self.server = SGLangServer.launch(src.model_path, device=device, dtype=dtype,
+            self.server = SGLangServer.launch(src.model_path, device=device, dtype=self.dtype,
                                               max_running_requests=batch_size, options=self.options,
                                               log_path=log_path, seed=seed, load_format=src.load_format)
         self.load_s = time.time() - t0
@@ -516,8 +516,5 @@ def make_backend(name: str, model: str, **kwargs) -> Backend:
     cls = BACKENDS[resolve_backend(name)]
     if "device" in kwargs:
         kwargs["device"] = resolve_device(kwargs["device"])
-    if kwargs.get("dtype") == "auto":
-        kwargs["dtype_requested"] = "auto"
-        kwargs["dtype"] = hardware.resolve_dtype("auto", kwargs.get("device", "cpu"))
     takes = inspect.signature(cls).parameters
     return cls(model, **{k: v for k, v in kwargs.items() if k in takes})
