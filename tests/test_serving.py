@@ -1,6 +1,8 @@
 """TransformersBackend on a random-weight Qwen2 architecture (real code path, tiny size)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ttclib import hardware, models
@@ -94,7 +96,7 @@ def test_embedded_models_answer_arithmetic(name, chat):
 
 def test_static_batch_end_times_follow_each_sequences_last_token(tiny_backend):
     """generate() pads a finished sequence until the batch ends; its end time is its last token's
-    (equal steps assumed), so attribution charges the padded steps to the sequences still running."""
+    (here without step times: equal steps, the fallback), so attribution charges the padded steps to the sequences still running."""
     from ttclib.serving import Request, SamplingParams
 
     eos = next(iter(tiny_backend._eos))
@@ -110,6 +112,57 @@ def test_static_batch_end_times_follow_each_sequences_last_token(tiny_backend):
                                   pd.DataFrame({"t": [], "power_w": []}),
                                   [(short.t_start, short.t_end), (full.t_start, full.t_end)])
     assert shares.tolist() == [37.5, 112.5]        # 5 s shared by two, then 5 s by the long one alone
+
+
+def test_a_slow_prefill_stays_with_the_rows_first_token():
+    """The case that equal steps got wrong (run 358fce24e40c charged 98 J of a 156 J batch to one
+    query): a 9 s prefill, then nine 0.1 s steps. Row A stops at token 0, row B runs all 10 steps.
+    Hand-computed at 100 W: [0, 9] s is shared by both (450 J each), [9, 9.9] s is B's alone (90 J)."""
+    import pandas as pd
+
+    from ttclib.energy import Measurement, attribute_windows
+    from ttclib.serving import token_time
+
+    steps = [9.0 + 0.1 * k for k in range(10)]
+    ends = [token_time(1, 10, 0.0, 9.9, steps), token_time(10, 10, 0.0, 9.9, steps)]
+    assert ends == [9.0, steps[-1]]
+    shares, _ = attribute_windows([Measurement("nvml", "energy_counter", 0.0, 9.9, {"gpu0": 990.0})],
+                                  pd.DataFrame({"t": [], "power_w": []}), [(0.0, e) for e in ends])
+    assert shares.round(6).tolist() == [450.0, 540.0]
+    equal_steps = [token_time(1, 10, 0.0, 9.9), token_time(10, 10, 0.0, 9.9)]   # the fallback: A ends at 0.99 s
+    shares, _ = attribute_windows([Measurement("nvml", "energy_counter", 0.0, 9.9, {"gpu0": 990.0})],
+                                  pd.DataFrame({"t": [], "power_w": []}), [(0.0, e) for e in equal_steps])
+    assert shares[0] < 50
+
+
+def test_generate_records_a_time_per_step(tiny_backend, monkeypatch):
+    """On the real model with its prefill slowed by 0.6 s: every row ends after the prefill, and a
+    row's end is the step clock's time of its last token (not its share of the batch's span)."""
+    from ttclib.serving import Request, SamplingParams, StepClock
+
+    model, clocks = tiny_backend.model, []
+    forward = model.forward
+
+    def slow_prefill(*a, **kw):
+        ids = kw.get("input_ids", a[0] if a else None)
+        if ids is not None and ids.shape[1] > 1:
+            time.sleep(0.6)
+        return forward(*a, **kw)
+
+    class Spy(StepClock):
+        def __init__(self):
+            super().__init__()
+            clocks.append(self)
+
+    monkeypatch.setattr(model, "forward", slow_prefill)
+    monkeypatch.setattr("ttclib.serving.StepClock", Spy)
+    p = SamplingParams(max_new_tokens=8)
+    out = tiny_backend._batch([(Request("a", "1+1="), 0), (Request("b", "2+2="), 0)], p, 0)
+    (clock,) = clocks
+    assert len(clock.times) == max(c.completion_tokens for c in out)
+    for c in out:
+        assert c.t_end >= c.t_start + 0.6
+        assert c.t_end == clock.times[c.completion_tokens - 1]
 
 
 def test_dtype_auto_and_threads_are_chosen_and_recorded(monkeypatch):

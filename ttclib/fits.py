@@ -657,6 +657,10 @@ def ratio_ci(num, den, level: float = 0.95, paired: bool = False, n_boot: int = 
     method or Fieller) or a BCa bootstrap under-covers at n = 15 (91–94 % and 87–89 %); studentizing
     corrects the skew (96 % at n = 15, 95 % at 50). Resampling the two sides independently ignores
     the pairing and is about twice too wide.
+    With heavy tails (lognormal σ = 1, n = 12/36) it is still the
+    closest to nominal (87 %/91 %, against 77–87 % for percentile and BCa) but now and then very
+    wide: a resample without the outlier has a small se and a large shift. Such an interval is the
+    data saying that n is too small, not a numerical failure, so it is reported as it is.
 
     NaN bounds when a side has fewer than two values or a mean that is not positive.
 

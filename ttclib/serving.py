@@ -218,17 +218,18 @@ class TransformersBackend:
             kwargs["min_new_tokens"] = p.max_new_tokens
         if p.stop:
             kwargs.update(stop_strings=list(p.stop), tokenizer=self.tokenizer)
+        clock = StepClock()
         t_start = time.time()
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
+            out = self.model.generate(**enc, **kwargs, stopping_criteria=[clock])
         t_end = time.time()
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
         gen = out[:, enc["input_ids"].shape[1]:].tolist()
-        return [self._completion(r, s, ids, n_prompt, p, t_start, t_end)
+        return [self._completion(r, s, ids, n_prompt, p, t_start, t_end, clock.times)
                 for (r, s), ids, n_prompt in zip(seqs, gen, prompt_lens)]
 
     def _completion(self, r: Request, sample: int, ids: list[int], n_prompt: int, p: SamplingParams,
-                    t_start: float, t_end: float) -> Completion:
+                    t_start: float, t_end: float, steps: Sequence[float] = ()) -> Completion:
         # After a sequence finishes, generate() pads it (pad is often EOS). Count what the model
         # actually produced: up to the first EOS (included), or up to the padding after a stop string.
         filler = {self.tokenizer.pad_token_id} | self._eos
@@ -241,10 +242,45 @@ class TransformersBackend:
             n_tokens, reason = end + 1, "stop"
         else:
             n_tokens, reason = end, "length"
-        # generate() gives no per-step times: the sequence's last token is placed assuming equal
-        # steps, so once it is done the steps its row still occupies are charged to those generating.
-        last = t_start + (t_end - t_start) * min(n_tokens, len(ids)) / max(len(ids), 1)
-        return Completion(r.id, sample, text, int(n_prompt), n_tokens, reason, t_start, last)
+        return Completion(r.id, sample, text, int(n_prompt), n_tokens, reason, t_start,
+                          token_time(min(n_tokens, len(ids)), len(ids), t_start, t_end, steps))
+
+
+class StepClock:
+    """A stopping criterion that stops nothing: it notes when each generation step ended.
+
+    generate() calls its stopping criteria once per step, after the step's token is chosen, so
+    ``times[k]`` is when token k of every row was produced (token 0 after the prefill).
+    """
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        self.times.append(time.time())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def token_time(n_tokens: int, steps_run: int, t_start: float, t_end: float, steps: Sequence[float] = ()) -> float:
+    """When a row's ``n_tokens``-th token was produced, of a batch that ran ``steps_run`` steps.
+
+    Once a row is done, the steps it still occupies are charged to the rows still generating, so
+    its end must be when its own last token came out. With a timestamp per step that is exact
+    (the prefill, often most of a short batch, stays with the first token); without one, steps
+    are taken as equally long.
+
+    >>> token_time(1, 4, 0.0, 10.0, [7.0, 8.0, 9.0, 10.0])   # a slow prefill: token 0 at 7 s
+    7.0
+    >>> token_time(1, 4, 0.0, 10.0)                            # no step times: equal steps
+    2.5
+    """
+    if n_tokens <= 0:
+        return t_start
+    if len(steps) == steps_run:
+        return float(steps[n_tokens - 1])
+    return t_start + (t_end - t_start) * n_tokens / max(steps_run, 1)
 
 
 def _group_key(r: Request):

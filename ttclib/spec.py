@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 from . import benchmarks, models, serving, strategies
 from .server import ServerOptions
 
-SPEC_VERSION = 6   # 6: sampling seeds from (run, repetition, query, sample); 5: answers extracted and code judged anew (labelled corpus, unforgeable sandbox verdicts); 4: per-query energy over all windows
+SPEC_VERSION = 7   # 7: transformers rows end at their own last step's timestamp (per-step clock); 6: sampling seeds from (run, repetition, query, sample); 5: answers extracted and code judged anew (labelled corpus, unforgeable sandbox verdicts); 4: per-query energy over all windows
 
 LIMITS = {"per_level": 100_000, "max_new_tokens": 131_072, "budget": 131_072, "batch_size": 4096,
           "samples": 1024, "repetitions": 100, "threads": 1024, "idle_s": 3600, "sample_interval_s": 60, "seed": 2**32 - 1}
