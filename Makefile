@@ -18,10 +18,11 @@ SGLANG_VENV := .venv-sglang
 SGLANG   := sglang==0.5.23
 export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 
-.PHONY: reproduce test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check gpu-check
+.PHONY: reproduce report browser test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check gpu-check
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
+	@echo "make report                       re-execute the notebooks on the published runs (outputs/published), measuring nothing -> outputs/report"
 	@echo "make test                         run the test suite"
 	@echo "make bench                        print the performance figures (throughput, sampler cost, scoring speed, sandbox containment)"
 	@echo "make bench-sglang                 ttclib's SGLang client vs sglang.benchmark.serving, same server and requests"
@@ -32,6 +33,16 @@ help:
 	@echo "make nvml-check [NVML_CHECK_ARGS=--fake]  check NVML energy measurement on this machine's GPU -> outputs/gpu"
 	@echo "make gpu-check [DRY_RUN=1|FAKE=1] the GPU check: meter facts, reference runs, summary -> outputs/gpu ($$OUT)"
 	@echo "make gpu-wheels                   download into .whl/ what the lent GPU machine lacks (scripts/gpu_wheels.py)"
+	@echo "make lab [LAB_PORT=8888] [LAB_TOKEN=...]  JupyterLab on notebooks/ with the ttc-energy kernel (.venv); prints the URL"
+
+# scripts/lab.py: installs the ttc-energy kernel spec into .venv, then runs jupyter lab. LAB_PORT taken:
+# Jupyter takes the next free one; LAB_TOKEN empty: Jupyter draws one; LAB_ARGS go to jupyter lab.
+LAB_PORT  ?= 8888
+LAB_TOKEN ?=
+LAB_ARGS  ?=
+.PHONY: lab
+lab: env
+	@$(PY) scripts/lab.py --port $(LAB_PORT) $(if $(LAB_TOKEN),--token $(LAB_TOKEN)) $(LAB_ARGS)
 
 env: $(VENV)/.ready
 
@@ -56,9 +67,20 @@ $(SGLANG_VENV)/.ready: Makefile
 reproduce: env
 	$(PY) -m ttclib.reproduce --profile $(PROFILE) $(NOTEBOOKS)
 
-# The suite starts real SGLang servers: a missing SGLang fails it rather than skipping.
-test: env sglang-env
-	TTC_REQUIRE_SGLANG=1 $(PY) -m pytest -q tests
+# The reference execution's runs, analysed again: no model loads, nothing is measured (~1 min).
+report: env
+	$(PY) -m ttclib.reproduce --runs outputs/published/runs --out outputs/report
+
+# The published pages are checked in a real browser: Debian's chromium, driven by Playwright
+# (no browser download). TTC_CHROMIUM may name another Chromium binary.
+browser:
+	@test -n "$$TTC_CHROMIUM" || command -v chromium >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "error: no chromium: install Debian's chromium package (apt-get install chromium) or set TTC_CHROMIUM"; exit 1; }
+
+# The suite starts real SGLang servers and a real browser: a missing one fails it rather than skipping.
+test: env sglang-env browser
+	TTC_REQUIRE_SGLANG=1 TTC_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests
 
 bench: env
 	$(PY) scripts/bench_throughput.py

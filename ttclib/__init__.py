@@ -56,13 +56,18 @@ class Study:
         return self.data.power
 
 
-def run_grid(params_file: str, profile: str = "default", *, progress: bool | None = None) -> Study:
-    """Validate ``params_file``, run (or load from cache) every run of ``profile``, load them."""
+def run_grid(params_file: str, profile: str = "default", *, runs_dir: str | None = None,
+             progress: bool | None = None) -> Study:
+    """Validate ``params_file``, run (or load from cache) every run of ``profile``, load them.
+
+    With ``runs_dir``, nothing is measured: the runs are loaded from that folder of finished runs
+    (e.g. the published reference runs, ``outputs/published/runs``), and a run it lacks is an error.
+    """
     from .metrics import load_runs
-    from .runner import run_plan
+    from .runner import run_plan, stored_runs
 
     plan = load_params(params_file, profile)
-    dirs = run_plan(plan, progress=progress)
+    dirs = run_plan(plan, progress=progress) if runs_dir is None else stored_runs(plan, runs_dir)
     return Study(plan, load_runs(dirs))
 
 

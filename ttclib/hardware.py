@@ -92,6 +92,32 @@ def describe() -> dict:
             "python": sys.version.split()[0]}
 
 
+def fingerprint(info: dict) -> str:
+    """What makes two machines' measurements interchangeable, from a run.json's ``hardware``: the CPU
+    model and the CPUs a run could use, and the GPUs' models. Not the hostname: identical cluster
+    nodes share a run cache; another CPU or GPU model never does.
+
+    >>> fingerprint({"cpu": "AMD EPYC", "usable_cpus": 2, "gpus": [], "hostname": "vm"})
+    'AMD EPYC, 2 CPUs'
+    >>> fingerprint({"cpu": "Intel Xeon", "usable_cpus": 16, "gpus": [{"name": "NVIDIA H200"}] * 2})
+    'Intel Xeon, 16 CPUs, 2x NVIDIA H200'
+    """
+    gpus = [g.get("name", "?") for g in info.get("gpus") or []]
+    parts = [str(info.get("cpu")), f"{info.get('usable_cpus') or info.get('cpu_count')} CPUs"]
+    parts += [f"{gpus.count(n)}x {n}" for n in sorted(set(gpus))]
+    return ", ".join(parts)
+
+
+_HERE: list[str] = []
+
+
+def this_machine() -> str:
+    """:func:`fingerprint` of the machine this process runs on (computed once)."""
+    if not _HERE:
+        _HERE.append(fingerprint(describe()))
+    return _HERE[0]
+
+
 def software_versions() -> dict:
     versions = {}
     for name in LIBRARIES:

@@ -129,9 +129,22 @@ def load_params(path: str | os.PathLike, profile: str = "default") -> Plan:
     other profiles, and those of the files it uses, are validated too (errors in ``profile``
     first)."""
     session = _Session()
-    plan = session.plan(Path(path), profile, chain=())
+    plan = session.plan(locate(path), profile, chain=())
     session.validate_the_rest()
     return plan
+
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def locate(path: str | os.PathLike) -> Path:
+    """``path``, or — when it does not exist from here — the same path from the repository's
+    notebooks/ folder, so a notebook's default ``../params/NN.yaml`` also works from a kernel
+    started at the repository root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists() or not (NOTEBOOKS / p).exists():
+        return p
+    return (NOTEBOOKS / p).resolve()
 
 
 # --- reading: bounded, before anything is built ----------------------------------------------

@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
+from . import hardware
+
 if TYPE_CHECKING:
     from .spec import RunSpec
 
@@ -48,6 +50,7 @@ RUN_JSON, QUERIES_PARQUET, POWER_PARQUET = "run.json", "queries.parquet", "power
 SPEC_JSON, SERVER_LOG, MANIFEST, WINDOW_JSON = "spec.json", "server.log", "manifest.json", "window.json"
 SEALED = (RUN_JSON, QUERIES_PARQUET, POWER_PARQUET, SPEC_JSON)      # what a complete run's manifest covers
 DAMAGED = ".damaged"                                               # runs_dir/.damaged/: runs set aside
+OTHER_HARDWARE = ".other-hardware"                                 # runs_dir/.other-hardware/: another machine's runs
 
 # Where the writer can be killed (TTC_KILL_AT=<point>[:<n>], a test hook): after each step of a
 # segment's write and of sealing.
@@ -82,11 +85,13 @@ def is_complete(spec: RunSpec, runs_dir: str | os.PathLike) -> bool:
 
 
 def status(spec: RunSpec, runs_dir: str | os.PathLike) -> str:
-    """``cached``, ``damaged`` (sealed, a file fails its manifest), ``running`` (another process holds
-    its lock) or ``to run``."""
+    """``cached``, ``damaged`` (sealed, a file fails its manifest), ``other hardware`` (measured on
+    another machine: measured again here), ``running`` (another process holds its lock) or ``to run``."""
     d = run_dir(spec, runs_dir)
     if (d / RUN_JSON).exists():
-        return "cached" if damage(d) is None else "damaged"
+        if damage(d) is not None:
+            return "damaged"
+        return "cached" if measured_on(d) == hardware.this_machine() else "other hardware"
     return "running" if run_lock(runs_dir, spec.run_id).held_elsewhere() else "to run"
 
 
@@ -118,9 +123,14 @@ def damage(run: Path) -> str | None:
     return None
 
 
-def set_aside(run: Path) -> Path:
-    """Move a damaged run to ``runs_dir/.damaged/`` (kept for inspection, out of every listing)."""
-    dest = run.parent / DAMAGED / f"{run.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+def measured_on(run: Path) -> str:
+    """The hardware a complete run was measured on (:func:`ttclib.hardware.fingerprint`)."""
+    return hardware.fingerprint(read_info(run).get("hardware") or {})
+
+
+def set_aside(run: Path, folder: str = DAMAGED) -> Path:
+    """Move a run to ``runs_dir/<folder>/`` (kept for inspection, out of every listing)."""
+    dest = run.parent / folder / f"{run.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     dest.parent.mkdir(exist_ok=True)
     os.rename(run, dest)
     _fsync_dir(run.parent)

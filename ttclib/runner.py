@@ -45,7 +45,7 @@ def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True
     """
     final = run_dir(spec, runs_dir)
     lock = rundir.run_lock(runs_dir, spec.run_id)
-    if is_complete(spec, runs_dir):
+    if cached(spec, runs_dir):
         if rundir.segments_dir(final).exists() and lock.acquire():  # a kill between seal's rename and clean-up
             rundir.drop_segments(final)
             lock.release()
@@ -66,6 +66,25 @@ def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True
         return _Execution(spec, Path(runs_dir), progress, backend, problems).run()
     finally:
         lock.release()
+
+
+def cached(spec: RunSpec, runs_dir: str | os.PathLike) -> bool:
+    """Complete and measured on this machine's hardware. A run from other hardware (copied in, a
+    shared folder, the published reference) is never taken for this machine's measurement: it is
+    moved to ``runs_dir/.other-hardware/`` with one line, and the run is measured here."""
+    if not is_complete(spec, runs_dir):
+        return False
+    run = run_dir(spec, runs_dir)
+    there, here = rundir.measured_on(run), hardware.this_machine()
+    if there == here:
+        return True
+    try:
+        aside = rundir.set_aside(run, rundir.OTHER_HARDWARE)
+    except FileNotFoundError:          # another process moved it first
+        return False
+    print(f"run {spec.run_id} in {runs_dir} was measured on {there}, not on this machine ({here}): "
+          f"moved to {aside}; measuring it here", file=sys.stderr, flush=True)
+    return False
 
 
 def load_problems(spec: RunSpec) -> list[benchmarks.Problem]:
@@ -481,7 +500,7 @@ def measure_plan(plan: Plan, *, progress: bool | None = None, wait: bool = True)
     out = PlanOutcome()
     pending = []
     for s in plan.specs:
-        if is_complete(s, plan.runs_dir):
+        if cached(s, plan.runs_dir):
             out.dirs[s.run_id] = run_dir(s, plan.runs_dir)
         else:
             pending.append(s)
@@ -502,6 +521,37 @@ def run_plan(plan: Plan, *, progress: bool | None = None) -> list[Path]:
     waited for), loading each model once; the run directories in plan order."""
     out = measure_plan(plan, progress=progress, wait=True)
     return [out.dirs[s.run_id] for s in plan.specs]
+
+
+def stored_runs(plan: Plan, runs_dir: str | os.PathLike) -> list[Path]:
+    """The plan's runs from a folder of finished runs, measuring nothing: the published reference
+    runs (``make report``), or another machine's, to analyse or compare with one's own.
+
+    A run is found by its run id, or else by the id its spec had under an earlier
+    :data:`~ttclib.spec.SPEC_VERSION` (one line says so). Raises :class:`ParamsError` naming the
+    params file and every run the folder lacks, or the first damaged one."""
+    folder = Path(runs_dir)
+    if not folder.is_dir():
+        raise ParamsError(f"{plan.path}: runs_dir {folder}: no such folder of runs")
+    found, missing = [], []
+    for s in plan.specs:
+        run = next((run_dir_at for v in range(SPEC_VERSION, 0, -1)
+                    if ((run_dir_at := folder / s.run_id_at(v)) / RUN_JSON).exists()), None)
+        if run is None:
+            missing.append(f"{s.run_id} ({s.model}, {s.strategy}, {s.benchmark})")
+            continue
+        if run.name != s.run_id:
+            print(f"run {s.run_id}: using {run.name} from {folder}, the same spec measured under spec version "
+                  f"{rundir.read_info(run).get('spec_version')} (this code: {SPEC_VERSION})", flush=True)
+        why = rundir.damage(run)
+        if why is not None:
+            raise ParamsError(f"{plan.path}: runs_dir {folder}: run {run.name} is damaged: {why}")
+        found.append(run)
+    if missing:
+        raise ParamsError(f"{plan.path}: profiles.{plan.profile}: {len(missing)} of {len(plan.specs)} runs are not in "
+                          f"{folder}: {'; '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (runs_dir=None "
+                          f"measures them here)")
+    return found
 
 
 def _measure_runs(plan: Plan, specs: list[RunSpec], problems: dict, progress: bool, out: PlanOutcome,

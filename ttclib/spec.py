@@ -165,6 +165,10 @@ class RunSpec(BaseModel):
 
     @property
     def run_id(self) -> str:
+        return self.run_id_at(SPEC_VERSION)
+
+    def run_id_at(self, version: int) -> str:
+        """The id this spec had under spec version ``version`` (same prompts and answer handling)."""
         # Prompts and answer handling are part of what is measured: changing them changes the id.
         bench = benchmarks.get(self.benchmark)
         method = {"strategy": dataclasses.asdict(self.resolved_strategy),
@@ -175,7 +179,7 @@ class RunSpec(BaseModel):
             del spec["threads"]          # added later: the default keeps earlier ids
         if spec["budget"] in (None, self.max_new_tokens) or "{budget}" not in method["strategy"]["instruction"]:
             del spec["budget"]           # the default prompt: the same run as without the field
-        blob = json.dumps({"v": SPEC_VERSION, **spec, **method}, sort_keys=True)
+        blob = json.dumps({"v": version, **spec, **method}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
