@@ -53,7 +53,7 @@ $(VENV)/.ready: pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pip install -q --no-deps $(NODEPS)
-	$(PY) -m ipykernel install --user --name ttc-energy --display-name "ttc-energy" >/dev/null
+	$(PY) scripts/lab.py --install-kernel >/dev/null
 	touch $@
 
 sglang-env: $(SGLANG_VENV)/.ready

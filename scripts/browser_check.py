@@ -32,8 +32,9 @@ VIEWPORT = {"width": 1280, "height": 900}
 # every relative reference a page makes: links, images, scripts, stylesheets, frames
 REFERENCES_JS = """() => Array.from(document.querySelectorAll('[href], [src]'))
     .map(e => e.getAttribute('href') ?? e.getAttribute('src'))"""
-IMAGES_JS = """() => Array.from(document.images).map(i => ({src: (i.getAttribute('src') || '').slice(0, 80),
-    alt: i.getAttribute('alt'), width: i.naturalWidth}))"""
+IMAGES_JS = """() => Array.from(document.images).map((i, k) => ({k: k + 1, alt: i.getAttribute('alt'),
+    src: (i.getAttribute('src') || '').replace(/^(data:[^;,]*).*/s, '$1 (embedded)').slice(0, 100),
+    width: i.naturalWidth}))"""
 
 
 def chromium_path() -> str | None:
@@ -88,13 +89,21 @@ def dead_references(page: Path, references: list[str]) -> list[str]:
 
 
 def image_problems(images: list[dict]) -> list[str]:
+    """Images that did not load (naturalWidth 0) or lack a real alt text.
+
+    >>> image_problems([{"k": 1, "src": "a.png", "width": 0, "alt": "Figure: x"},
+    ...                 {"k": 2, "src": "b.png", "width": 9, "alt": site.PLACEHOLDER_ALT}])
+    ['image 1 not loaded: a.png', 'image 2 with placeholder alt: b.png']
+    """
     problems = []
     for i in images:
         if not i["width"]:
-            problems.append(f"image not loaded: {i['src']}")
+            problems.append(f"image {i['k']} not loaded: {i['src']}")
         alt = (i["alt"] or "").strip()
-        if not alt or alt == site.PLACEHOLDER_ALT:
-            problems.append(f"image without alt text: {i['src']}" if not alt else f"image with placeholder alt: {i['src']}")
+        if not alt:
+            problems.append(f"image {i['k']} without alt text: {i['src']}")
+        elif alt == site.PLACEHOLDER_ALT:
+            problems.append(f"image {i['k']} with placeholder alt: {i['src']}")
     return problems
 
 

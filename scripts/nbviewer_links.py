@@ -9,22 +9,16 @@ public name: taken from `git remote get-url origin`, or given with --repo owner/
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
+import importlib.util
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def origin_repo() -> str | None:
-    try:
-        url = subprocess.run(["git", "-C", str(ROOT), "remote", "get-url", "origin"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-    except subprocess.CalledProcessError:
-        return None
-    m = re.search(r"github\.com[:/](?P<repo>[^/]+/[^/]+?)(?:\.git)?$", url)
-    return m and m["repo"]
+# ttclib/site.py by its path: `make nbviewer` runs this with a Python that cannot import the package
+_spec = importlib.util.spec_from_file_location("ttclib_site", ROOT / "ttclib" / "site.py")
+site = sys.modules["ttclib_site"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(site)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repo", help="GitHub owner/name (default: from the origin remote)")
     ap.add_argument("--branch", default="main")
     args = ap.parse_args(argv)
-    repo = args.repo or origin_repo()
+    repo = args.repo or site.origin_repo()
     if not repo:
         print("error: no GitHub origin remote; pass --repo owner/name", file=sys.stderr)
         return 2
     for nb in sorted((ROOT / "outputs" / "notebooks").glob("*.ipynb")):
-        print(f"| {nb.stem} | https://nbviewer.org/github/{repo}/blob/{args.branch}/outputs/notebooks/{nb.name} |")
+        print(f"| {nb.stem} | {site.nbviewer_url(repo, f'outputs/notebooks/{nb.name}', args.branch)} |")
     return 0
 
 

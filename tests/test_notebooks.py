@@ -68,3 +68,7 @@ def test_notebooks_are_committed_clean():
         names = [p.name for p in PythonTranslator.inspect(cell)]
         assert len(names) == len(lines) and {"params_file", "profile"} <= set(names), nb
         assert (ROOT / "params" / f"{nb.stem}.yaml").exists(), nb
+        first = "".join(cells[0]["source"])       # reads like the paper section: its title, then the claim
+        assert cells[0]["cell_type"] == "markdown" and first.startswith("# ") and "**Claim" in first, nb
+        assert sum("verdict" in c.get("metadata", {}).get("tags", []) for c in cells) == 1, nb   # the index reads it
+        assert json.loads(nb.read_text())["metadata"]["kernelspec"]["name"] == "ttc-energy", nb

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import site
 from .params import ParamsError, Plan, load_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,15 +95,13 @@ def publish(plans: list["Plan"], dest: Path) -> Path:
 def execute(notebook: Path, profile: str, out_dir: Path, html_dir: Path, progress: bool = True,
             parameters: dict | None = None) -> Path:
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     out = out_dir / notebook.name
     pm.execute_notebook(str(notebook), str(out), cwd=str(notebook.parent), kernel_name="python3",
                         parameters={"params_file": str(Path("..") / "params" / f"{notebook.stem}.yaml"),
                                     "profile": profile, **(parameters or {})},
                         progress_bar=progress)
-    html, _ = HTMLExporter().from_filename(str(out))
-    (html_dir / f"{notebook.stem}.html").write_text(html)
+    (html_dir / f"{notebook.stem}.html").write_text(site.render_html(out), encoding="utf-8")
     return out
 
 
@@ -140,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {_shown(out)}  ({time.time() - t0:.0f} s)", flush=True)
     if args.runs is None and not args.notebooks:
         print(f"   {_shown(publish(list(grids.values()), args.out / 'published'))}: the runs behind them", flush=True)
+    print(f"   {_shown(site.build_index(args.out))}: the index of the sections", flush=True)
     return 0
 
 

@@ -31,6 +31,9 @@ VERDICT_SOURCE = "print(report.models_ran("   # the verdict cell of notebooks ex
 NO_VERDICT = "(no verdict cell)"
 PLACEHOLDER_ALT = "No description has been provided for this image"   # what nbconvert puts on images without one
 NBVIEWER = "https://nbviewer.org/github/{repo}/blob/{branch}/{path}"
+# verdicts.Verdict.__str__: 'The claim that ... <outcome phrase> here', after 'On <benchmark>: ' when there are several
+OUTCOME = re.compile(r"(?:On (?P<part>[\w.-]+): )?The claim that (?:(?!The claim that).)*? "
+                     r"(?P<outcome>held|did not hold|was inconclusive at this sample size|could not be tested) here", re.S)
 # report._where: '<hardware> (meter: <name> (<method>)[, ...])', which starts every verdict sentence
 WHERE = re.compile(r"\bOn (?P<where>[^;:]+? \(meter: [^()]*(?:\([^()]*\)[^()]*)*\))")
 
@@ -72,7 +75,7 @@ def _blocks(tokens: list) -> list[list]:
         if depth == 0:
             blocks.append([])
         blocks[-1].append(t)
-        depth += t.nesting if t.type != "inline" else 0
+        depth += t.nesting
     return blocks
 
 
@@ -114,13 +117,21 @@ def figure_alt(cells: list, index: int) -> str:
 
 
 def title(nb) -> str | None:
-    """The text of the notebook's first markdown heading."""
+    """The text of the notebook's first top-level (``#``) heading."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for block in _blocks(_markdown().parse(cell.source)):
-                if block[0].type == "heading_open":
+                if block[0].type == "heading_open" and block[0].tag == "h1":
                     return _text(block)
     return None
+
+
+def stem_title(stem: str) -> str:
+    """
+    >>> stem_title("01_normalized_energy")
+    '01 · normalized energy'
+    """
+    return re.sub(r"^(\d+)_", r"\1 · ", stem).replace("_", " ")
 
 
 def claim_html(nb) -> str | None:
@@ -177,6 +188,16 @@ class Section:
         return sorted({m["where"] for m in WHERE.finditer(self.verdict or "")})
 
 
+def outcomes(verdict: str | None) -> list[tuple[str | None, str]]:
+    """(part, outcome) of each claim a verdict text decides, in order.
+
+    >>> outcomes("On code: The claim that X was inconclusive at this sample size here: n = 3. "
+    ...          "On math: The claim that X did not hold here: 99 %.")
+    [('code', 'was inconclusive at this sample size'), ('math', 'did not hold')]
+    """
+    return [(m["part"], m["outcome"]) for m in OUTCOME.finditer(verdict or "")]
+
+
 def figures(nb) -> list[Figure]:
     """The PNG outputs of the notebook in order, each with the alt text of its cell."""
     out = []
@@ -191,8 +212,7 @@ def section(notebook: Path) -> Section:
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    fallback = notebook.stem.replace("_", " ")
-    return Section(notebook.stem, title(nb) or fallback, claim_html(nb), verdict_text(nb), figures(nb))
+    return Section(notebook.stem, title(nb) or stem_title(notebook.stem), claim_html(nb), verdict_text(nb), figures(nb))
 
 
 # --- one notebook as HTML ---------------------------------------------------------------------------
@@ -274,7 +294,7 @@ def render_html(notebook_path: Path | str) -> str:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             cell.metadata["ttc_alt"] = figure_alt(nb.cells, i)
-    nb.metadata["title"] = title(nb) or path.stem
+    nb.metadata["title"] = title(nb) or stem_title(path.stem)
     body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": path.stem,
                                                                           "path": str(path.parent)}})
     return body
@@ -296,7 +316,8 @@ h2 a { color: inherit; }
 .verdict p { margin: 0.5rem 0; }
 .verdict p.models { color: #555; font-size: 0.88rem; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.8rem 0; }
-.thumbs img { width: 240px; height: auto; border: 1px solid #ccc; background: #fff; }
+.outcome { margin: 0.7rem 0 0.4rem; }
+.thumbs img { width: 300px; height: auto; border: 1px solid #ccc; background: #fff; }
 .links a { margin-right: 1.2rem; }
 .note { color: #666; font-size: 0.9rem; }
 code { font-size: 0.9em; }
@@ -309,6 +330,14 @@ def _verdict_html(text: str | None) -> str:
     paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
     models = ' class="models"'   # the first paragraph: which weights ran
     return "\n".join(f"<p{models if p.startswith('Models that ran here') else ''}>{html.escape(p)}</p>" for p in paras)
+
+
+def _outcome_html(verdict: str | None) -> str:
+    found = outcomes(verdict)
+    if not found:
+        return ""
+    parts = " · ".join(f"<strong>{html.escape(o)}</strong>" + (f" ({html.escape(p)})" if p else "") for p, o in found)
+    return f'<p class="outcome">Here the claim: {parts}</p>'
 
 
 def _section_html(s: Section, repo: str | None, published_path: str, branch: str) -> str:
@@ -324,7 +353,7 @@ def _section_html(s: Section, repo: str | None, published_path: str, branch: str
                      "On nbviewer</a>")
     claim = f'<div class="claim">{s.claim_html}</div>' if s.claim_html else ""
     return (f'<section id="{s.stem}">\n<h2><a href="{page}">{html.escape(s.title)}</a></h2>\n{claim}\n'
-            f'<div class="verdict">\n{_verdict_html(s.verdict)}\n</div>\n'
+            f'{_outcome_html(s.verdict)}\n<div class="verdict">\n{_verdict_html(s.verdict)}\n</div>\n'
             f'<div class="thumbs">\n{thumbs}\n</div>\n<p class="links">{" ".join(links)}</p>\n</section>')
 
 
@@ -365,11 +394,11 @@ def build_index(out_dir: Path, repo: str | None = None, branch: str = "main") ->
     sections = [section(nb) for nb in sorted((out_dir / "notebooks").glob("*.ipynb"))]
     img = out_dir / "html" / "img"
     img.mkdir(parents=True, exist_ok=True)
-    for s in sections:
-        for old in img.glob(f"{s.stem}-*.png"):
-            old.unlink()
-        for k, f in enumerate(s.figures, 1):
-            (img / f"{s.stem}-{k}.png").write_bytes(f.png)
+    thumbs = {img / f"{s.stem}-{k}.png": f.png for s in sections for k, f in enumerate(s.figures, 1)}
+    for stale in set(img.glob("*.png")) - set(thumbs):   # html/img holds only these thumbnails
+        stale.unlink()
+    for path, png in thumbs.items():
+        path.write_bytes(png)
     page = out_dir / "index.html"
     page.write_text(index_html(sections, repo or origin_repo(), (out_dir / "published").is_dir(),
                                _published_path(out_dir), branch), encoding="utf-8")
