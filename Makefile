@@ -87,6 +87,7 @@ bench: env
 	$(PY) scripts/bench_sampler.py
 	$(PY) scripts/bench_scoring.py
 	$(PY) scripts/bench_sandbox.py
+	$(PY) scripts/bench_analysis.py
 
 bench-sglang: env sglang-env
 	$(PY) scripts/bench_sglang.py --transformers

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from math import comb
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -34,28 +34,79 @@ class RunSet:
         """One row per (run, repetition, query) after the strategy's aggregation (majority vote)."""
         return query_results(self.queries)
 
+    def trace(self, run_id: str) -> pd.DataFrame:
+        """One run's power trace."""
+        return self.power[self.power.run_id == run_id]
 
-def load_runs(dirs: Iterable[str | Path]) -> RunSet:
-    infos, queries, power = [], [], []
+
+class StoredRuns(RunSet):
+    """A :class:`RunSet` read from run directories (:func:`load_runs`) whose ``power`` traces are read
+    when first used: only the power analyses need them, and at the paper's size (a 10 Hz sample per GPU
+    over hundreds of hours) they outweigh everything else. :func:`power_summary` and
+    :func:`ttclib.plots.power_by_strategy` given the RunSet itself read one trace at a time."""
+
+    def __init__(self, runs: pd.DataFrame, queries: pd.DataFrame, dirs: list[tuple[Path, dict]]):
+        self.runs, self.queries, self._dirs = runs, queries, dirs      # dirs: (run directory, its labels)
+
+    @cached_property
+    def power(self) -> pd.DataFrame:
+        power = list(self.traces())
+        return pd.concat(power, ignore_index=True) if power else pd.DataFrame()
+
+    def traces(self, run_id: str | None = None) -> Iterator[pd.DataFrame]:
+        """Each run's (or run ``run_id``'s) non-empty power trace with its run_id, model and strategy."""
+        for d, labels in self._dirs:
+            if run_id is None or labels["run_id"] == run_id:
+                p = rundir.read_power(d)
+                if len(p):
+                    yield p.assign(**labels)
+
+    def trace(self, run_id: str) -> pd.DataFrame:
+        if "power" in self.__dict__:
+            return super().trace(run_id)
+        return next(self.traces(run_id), pd.DataFrame(columns=["run_id", "t", "power_w"]))
+
+
+def load_runs(dirs: Iterable[str | Path], text: bool = False) -> RunSet:
+    """The runs in ``dirs`` as tables. Each generation's ``text`` is left out unless asked for: no
+    analysis reads it (answers are extracted when a run is graded), and at the paper's size it is
+    most of the memory (about 4 characters per output token: gigabytes for reasoning runs). The
+    power traces are read when first used (:class:`StoredRuns`)."""
+    infos, queries, traces = [], [], []
     for d in map(Path, dirs):
         info = rundir.read_info(d)
         spec = info["spec"]
         infos.append(info)
-        q = rundir.read_queries(d)
+        q = rundir.read_queries(d, None if text else _columns_but(d / rundir.QUERIES_PARQUET, "text"))
         window_s = {w["segment"]: w["time_s"] for w in info["windows"]}
         queries.append(q.assign(**{k: spec[k] for k in SPEC_COLUMNS}, window_s=q.segment.map(window_s)))
-        p = rundir.read_power(d)
-        if len(p):
-            power.append(p.assign(run_id=info["run_id"], model=spec["model"], strategy=spec["strategy"]))
+        traces.append((d, {"run_id": info["run_id"], "model": spec["model"], "strategy": spec["strategy"]}))
     queries = pd.concat(queries, ignore_index=True) if queries else pd.DataFrame()
-    power = pd.concat(power, ignore_index=True) if power else pd.DataFrame()
-    runs = pd.DataFrame([_run_row(i, queries[queries.run_id == i["run_id"]]) for i in infos])
-    return RunSet(runs, queries, power)
+    data = StoredRuns(pd.DataFrame(), queries, traces)
+    results = data.results          # voted once for all runs; each run's row takes its own rows
+    per_run = dict(iter(results.groupby("run_id", sort=False))) if len(results) else {}
+    cut_off = ((queries.finish_reason == "length").groupby(queries.run_id, sort=False).mean()
+               if len(queries) and "finish_reason" in queries else pd.Series(dtype=float))
+    data.runs = pd.DataFrame([_run_row(i, per_run.get(i["run_id"], results.iloc[:0]),
+                                       cut_off.get(i["run_id"], np.nan)) for i in infos])
+    return data
 
 
-def _run_row(info: dict, q: pd.DataFrame) -> dict:
+def _columns_but(parquet: Path, *left_out: str) -> list[str] | None:
+    """The columns of ``parquet`` but ``left_out``; None (all) when its schema does not read, so that
+    the checked read reports the damage."""
+    import pyarrow.parquet as pq
+
+    try:
+        return [c for c in pq.read_schema(parquet).names if c not in left_out]
+    except Exception:  # noqa: BLE001 - pyarrow raises many kinds; rundir names the damage
+        return None
+
+
+def _run_row(info: dict, res: pd.DataFrame, cut_off: float) -> dict:
+    """One run's row: ``res`` its :func:`query_results`, ``cut_off`` the share of its generations
+    (every sample counted) that the token budget ended rather than the model."""
     spec = info["spec"]
-    res = query_results(q)
     n_queries = len(res)
     return {
         "run_id": info["run_id"], **{k: spec[k] for k in SPEC_COLUMNS},
@@ -68,8 +119,7 @@ def _run_row(info: dict, q: pd.DataFrame) -> dict:
         "energy_per_query_j": info["energy_j"] / n_queries if n_queries else np.nan,
         "net_energy_per_query_j": info["net_energy_j"] / n_queries if n_queries else np.nan,
         "completion_tokens_per_query": res.completion_tokens.mean() if n_queries else np.nan,
-        # generations the token budget ended rather than the model (every sample counted)
-        "cut_off": (q.finish_reason == "length").mean() if len(q) and "finish_reason" in q else np.nan,
+        "cut_off": cut_off,
         "energy_per_token_j": info["energy_j"] / max(info["completion_tokens"], 1),
         "measured_s": info["measured_s"],
         "mean_power_w": info["energy_j"] / info["measured_s"] if info["measured_s"] else np.nan,
@@ -192,30 +242,50 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
         q = q.assign(truncated=False)
     if "reasoning_tokens" not in q.columns:
         q = q.assign(reasoning_tokens=0)
-    agg = q.groupby(keys, sort=False).agg(
+    groups = q.assign(length_stopped=q.finish_reason == "length").groupby(keys, sort=False)
+    agg = groups.agg(
         completion_tokens=("completion_tokens", "sum"), prompt_tokens=("prompt_tokens", "sum"),
         reasoning_tokens=("reasoning_tokens", "sum"),
         energy_j=("energy_j", "sum"), net_energy_j=("net_energy_j", "sum"),
-        samples=("sample", "size"), length_stopped=("finish_reason", lambda s: (s == "length").mean()),
+        samples=("sample", "size"), length_stopped=("length_stopped", "mean"),
         truncated=("truncated", "mean"), sample_accuracy=("correct", "mean"),
         **{c: (c, "first") for c in extra},
     ).reset_index()
-    voted = [_vote(g) for _, g in q.groupby(keys, sort=False)]
-    agg["answer"] = [a for a, _ in voted]
-    agg["correct"] = pd.array([c for _, c in voted], dtype="boolean")   # NA where nothing is scored (MT-Bench)
+    agg["answer"], agg["correct"] = _votes(q, groups.ngroup().to_numpy(), groups.ngroups)
     return agg
 
 
-def _vote(g: pd.DataFrame) -> tuple[str | None, bool | None]:
-    """Majority answer of one query's samples (over equivalence classes) and whether it is correct."""
-    answers = [a if isinstance(a, str) else None for a in g.answer]
-    classes = _classes(g)
-    win = strategies.winning_class(classes)
-    if win is None:
-        return None, (None if g.correct.isna().all() else False)
-    first = classes.index(win)
-    correct = g.correct.iloc[first]
-    return answers[first], (None if pd.isna(correct) else bool(correct))
+def _votes(q: pd.DataFrame, group: np.ndarray, n: int) -> tuple[list, pd.arrays.BooleanArray]:
+    """Every query's majority answer and whether it is correct, for all ``n`` groups at once (``group``:
+    each row's group, rows in sample order within a group), as :func:`strategies.vote` decides: the most
+    frequent class (:func:`_class_keys`), a tie to the smaller class; the answer and correctness are its
+    first sample's. No class at all: no answer, incorrect (NA where nothing is scored, MT-Bench)."""
+    cls = _class_keys(q, group)
+    has = ~np.isnan(cls)
+    counts = pd.DataFrame({"g": group[has], "c": cls[has]}).groupby(["g", "c"]).size().reset_index(name="k")
+    top = counts[counts.k == counts.groupby("g").k.transform("max")].drop_duplicates("g")  # sorted: smaller class
+    win = np.full(n, np.nan)
+    win[top.g.to_numpy()] = top.c.to_numpy()
+    rows = np.flatnonzero(has & (cls == win[group]))
+    won, at = np.unique(group[rows], return_index=True)
+    first = rows[at]
+    answers = np.full(n, None, dtype=object)
+    answers[won] = [a if isinstance(a, str) else None for a in q.answer.to_numpy(object)[first]]
+    correct = np.where(q.correct.isna().groupby(group).all().to_numpy(), None, False).astype(object)
+    correct[won] = [None if pd.isna(c) else bool(c) for c in q.correct.to_numpy(object)[first]]
+    return list(answers), pd.array(list(correct), dtype="boolean")
+
+
+def _class_keys(q: pd.DataFrame, group: np.ndarray) -> np.ndarray:
+    """Each row's vote class (NaN: no answer) as graded; for runs graded before classes existed, exact
+    strings, keyed by the row of their first appearance in the group (the order :func:`_classes` numbers)."""
+    if "answer_class" in q.columns:
+        return np.trunc(pd.to_numeric(q.answer_class).astype("Float64").to_numpy(float, na_value=np.nan))
+    given = np.array([isinstance(a, str) for a in q.answer.to_numpy(object)], dtype=bool)
+    seen = pd.DataFrame({"g": group[given], "a": q.answer.to_numpy(object)[given], "row": np.flatnonzero(given)})
+    keys = np.full(len(q), np.nan)
+    keys[given] = seen.groupby(["g", "a"], sort=False).row.transform("min").to_numpy(float)
+    return keys
 
 
 def _classes(g: pd.DataFrame) -> list[int | None]:
@@ -454,15 +524,23 @@ def _energy_ratio(num: pd.DataFrame, den: pd.DataFrame, level: float) -> tuple[f
 
 # --- power and throughput (paper 000, Figures 3 and 7) ---------------------------------------
 
-def power_summary(power: pd.DataFrame, by=("run_id",)) -> pd.DataFrame:
+def power_summary(power: pd.DataFrame | RunSet, by=("run_id",)) -> pd.DataFrame:
     """Mean ± standard deviation of the sampled power per run (summed over a run's devices at
-    each sample time, so a TP=2 run reports both GPUs), with the number of samples.
+    each sample time, so a TP=2 run reports both GPUs), with the number of samples. ``power`` may be
+    a :class:`RunSet`: runs read by :func:`load_runs` are then summarised one trace at a time (the
+    same table, without holding every trace: tens of millions of samples at the paper's size).
 
     >>> p = pd.DataFrame({"run_id": "r", "t": [0, 0, 1, 1], "device": [0, 1, 0, 1], "power_w": [100, 50, 120, 70.0]})
     >>> power_summary(p)[["mean_power_w", "std_power_w", "samples"]].values.tolist()
     [[170.0, 28.284271247461902, 2.0]]
     """
     by = list(by)
+    if isinstance(power, StoredRuns) and "run_id" in by and "power" not in power.__dict__:
+        parts = [power_summary(trace, by) for trace in power.traces()]   # runs partition the groups
+        if parts:
+            return pd.concat(parts, ignore_index=True)
+    if isinstance(power, RunSet):
+        power = power.power
     total = power.groupby(by + ["t"], sort=False, as_index=False).power_w.sum()
     return (total.groupby(by, sort=False)
                  .agg(mean_power_w=("power_w", "mean"), std_power_w=("power_w", "std"), samples=("power_w", "size"))

@@ -369,10 +369,12 @@ def energy_vs_length(points: pd.DataFrame, runs: pd.DataFrame, curves: dict | No
     return ax
 
 
-def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, example_run: str | None = None,
-                      *, labels: dict | None = None, note: str | None = None):
+def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame | metrics.RunSet, runs: pd.DataFrame,
+                      example_run: str | None = None, *, labels: dict | None = None, note: str | None = None):
     """Figure 3 shape: mean power ± std per model and strategy (left) and one run's power trace (right).
-    ``labels`` maps a strategy to its legend text; ``note`` (a reference's caption) heads the figure."""
+    ``power``: the traces, or the RunSet (runs read by :func:`metrics.load_runs` then read only the
+    example run's trace). ``labels`` maps a strategy to its legend text; ``note`` (a reference's
+    caption) heads the figure."""
     style()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
     cols = ["run_id", "model", "strategy", "parameters"] + (["benchmark"] if "benchmark" in runs else [])
@@ -395,7 +397,8 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame, runs: pd.DataF
     left.set_title(f"Power per strategy — {_where(runs)}\n{meter}", fontsize=10)
     left.legend(fontsize=8)
     example_run = example_run or df.run_id.iloc[-1]
-    trace = power[power.run_id == example_run].groupby("t", as_index=False).power_w.sum()
+    one = power.trace(example_run) if isinstance(power, metrics.RunSet) else power[power.run_id == example_run]
+    trace = one.groupby("t", as_index=False).power_w.sum()
     info = df[df.run_id == example_run].iloc[0]
     right.plot(trace.t - trace.t.min(), trace.power_w, lw=0.8, color=strategy_color(info.strategy))
     right.set_xlabel("time in run (s)")
