@@ -135,3 +135,43 @@ def test_fingerprint_ignores_the_hostname_not_the_gpus():
     assert hardware.fingerprint(a) != hardware.fingerprint({**a, "usable_cpus": 16})
     assert hardware.fingerprint({**a, "gpus": [{"name": "NVIDIA H200"}]}) != hardware.fingerprint(
         {**a, "gpus": [{"name": "NVIDIA H100"}]})
+
+
+PUBLISHED = ROOT / "outputs" / "published" / "runs"
+
+
+@pytest.mark.skipif(not PUBLISHED.is_dir(), reason="no published runs in this checkout")
+def test_make_report_re_executes_every_notebook_on_the_published_runs(tmp_path, monkeypatch, capsys):
+    """What `make report` does on a fresh clone: all six notebooks on the committed runs, nothing measured
+    (no backend may open: the kernel would fail loudly), their verdicts the committed ones, and an index."""
+    import nbformat
+    import papermill as pm
+
+    executed = []
+    real = pm.execute_notebook
+
+    def execute(nb, out, **kw):
+        assert kw["parameters"]["runs_dir"] == str(PUBLISHED.resolve())
+        executed.append(Path(nb).stem)
+        return real(nb, out, **kw)
+
+    monkeypatch.setattr(pm, "execute_notebook", execute)
+    assert reproduce.main(["--runs", str(PUBLISHED), "--out", str(tmp_path)]) == 0
+    assert executed == [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+    assert not (tmp_path / "published").exists()          # a report publishes nothing
+    from ttclib import site
+    for stem in executed:
+        ours = site.verdict_text(nbformat.read(tmp_path / "notebooks" / f"{stem}.ipynb", as_version=4))
+        committed = site.verdict_text(nbformat.read(ROOT / "outputs" / "notebooks" / f"{stem}.ipynb", as_version=4))
+        assert ours == committed, stem
+    assert (tmp_path / "index.html").exists() and all((tmp_path / "html" / f"{s}.html").exists() for s in executed)
+
+
+def test_report_on_a_folder_missing_a_run_fails_before_any_notebook(tmp_path, monkeypatch, capsys):
+    import papermill as pm
+
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: pytest.fail("a notebook started"))
+    (tmp_path / "runs").mkdir()
+    assert reproduce.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "00_overview.yaml: profiles.default: 10 of 10 runs are not in" in err

@@ -26,6 +26,8 @@ def test_health_and_server_snapshot(sglang_tiny):
     info = sglang_tiny.describe()
     snap = info["server"]
     assert info["backend"] == "sglang" and info["mode"] == "launch"
+    # the model's size, counted from its config: the same as the weights transformers loads
+    assert info["parameters"] == TransformersBackend(sglang_tiny.model_name).describe()["parameters"] > 0
     assert snap["version"] == SGLANG_VERSION and snap["device"] == "cpu" and snap["cpu_kernel_standin"]
     assert snap["max_running_requests"] == 16 and snap["max_total_num_tokens"] == 32768
     assert snap["disable_radix_cache"] is True and snap["attention_backend"] == "torch_native"

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out = args.out or (ROOT / "outputs" if args.profile == "default" else ROOT / "outputs" / args.profile)
     os.environ["TTC_PROGRESS"] = "0"  # executed notebooks get one line per run, not progress bars
-    notebooks = [nb.resolve() for nb in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    every = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = [nb.resolve() for nb in args.notebooks] or every
     try:
         grids = plans(notebooks, args.profile)
         if args.runs is not None:
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         out = execute(nb, args.profile, args.out / "notebooks", args.out / "html",
                       parameters={**grids[nb].notebook, **given})
         print(f"   {_shown(out)}  ({time.time() - t0:.0f} s)", flush=True)
-    if args.runs is None and not args.notebooks:
+    if args.runs is None and sorted(notebooks) == every:
         print(f"   {_shown(publish(list(grids.values()), args.out / 'published'))}: the runs behind them", flush=True)
     print(f"   {_shown(site.build_index(args.out))}: the index of the sections", flush=True)
     return 0

@@ -361,6 +361,7 @@ class SGLangBackend:
         return {"backend": self.name, "model": self.model_name, "model_kind": self.ref.kind,
                 **models.resolve(self.model_name).info,
                 "mode": "launch" if self.server.launched else "attach", "device": self.device,
+                "parameters": _parameters(self.model_name),   # the server does not say: counted from config.json
                 "dtype": self.dtype, "batch_size": self._batch_size, "load_s": round(self.load_s, 2),
                 "server": self.info, "server_log": str(self.server.log_path) if self.server.log_path else None}
 
@@ -499,6 +500,15 @@ def _next(done: "queue.Queue", server) -> Completion | BaseException:
                 server.check_alive("while serving requests")
             except Exception as e:  # noqa: BLE001 - handed to the caller
                 return e
+
+
+def _parameters(model: str) -> int | None:
+    """A model's parameter count from its config.json (None when none is known here): model sizes
+    order the overview's lines and pair each reasoning model with the Base model of its size."""
+    from .gpu_hours import architecture
+
+    arch = architecture(model)
+    return arch.parameters if arch else None
 
 
 def _is_chat(ref, tokenizer) -> bool:
