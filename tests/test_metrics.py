@@ -31,6 +31,13 @@ def test_query_results_vote_over_samples():
     assert r.sample_accuracy.round(3).tolist() == [0.667, 0.333, 0.333]
 
 
+def test_energy_per_processed_token_counts_each_samples_prefill():
+    """Paper 001's eq. 1 per query: three samples of 5 prompt + 10 output tokens at 2 J each are
+    6 J over 45 processed tokens (the prompt prefilled once per sample), not over 30 or 35."""
+    r = metrics.query_results(_queries())
+    assert r.energy_per_processed_token_j.tolist() == pytest.approx([6.0 / 45] * 3)
+
+
 def _runs():
     return pd.DataFrame([
         dict(model="s", parameters=1, strategy="base", accuracy=0.20, energy_per_query_j=36.0, meter="nvml", meter_method="energy_counter", hardware="A100"),

@@ -121,6 +121,8 @@ def _run_row(info: dict, res: pd.DataFrame, cut_off: float) -> dict:
         "completion_tokens_per_query": res.completion_tokens.mean() if n_queries else np.nan,
         "cut_off": cut_off,
         "energy_per_token_j": info["energy_j"] / max(info["completion_tokens"], 1),
+        "energy_per_processed_token_j": energy_per_processed_token(
+            info["energy_j"], res.prompt_tokens.sum(), res.completion_tokens.sum()) if n_queries else np.nan,
         "measured_s": info["measured_s"],
         "mean_power_w": info["energy_j"] / info["measured_s"] if info["measured_s"] else np.nan,
         "idle_power_w": info["meter"].get("idle_power_w"),
@@ -252,7 +254,24 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
         **{c: (c, "first") for c in extra},
     ).reset_index()
     agg["answer"], agg["correct"] = _votes(q, groups.ngroup().to_numpy(), groups.ngroups)
+    agg["energy_per_processed_token_j"] = energy_per_processed_token(agg.energy_j, agg.prompt_tokens,
+                                                                     agg.completion_tokens)
     return agg
+
+
+def energy_per_processed_token(energy_j, input_tokens, output_tokens):
+    """Energy per processed token (paper 001, eq. 1): E / (input + output tokens), the prompt counted
+    once per sample that prefilled it. NaN where no token was processed.
+
+    >>> energy_per_processed_token(100.0, 40, 10)      # 100 J over 40 input + 10 output tokens
+    2.0
+    >>> energy_per_processed_token(pd.Series([6.0, 1.0]), pd.Series([2, 0]), pd.Series([1, 0])).tolist()
+    [2.0, nan]
+    """
+    processed = input_tokens + output_tokens
+    if np.ndim(processed) == 0:
+        return energy_j / processed if processed > 0 else np.nan
+    return (energy_j / processed).where(processed > 0)
 
 
 def _votes(q: pd.DataFrame, group: np.ndarray, n: int) -> tuple[list, pd.arrays.BooleanArray]:
