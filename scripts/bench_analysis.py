@@ -194,8 +194,7 @@ def problems(benchmark: str, per_level: int, seed: int) -> pd.DataFrame:
 
 
 def parameters(model: str) -> int:
-    arch = gpu_hours.architecture(model)
-    return arch.parameters if arch is not None else 1_500_000_000
+    return gpu_hours.model_parameters(model) or 1_500_000_000
 
 
 def outcomes(spec: RunSpec, probs: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -14,12 +14,13 @@ OUTCOMES = ("held here", "did not hold here", "was inconclusive at this sample s
 CANNOT_HOLD_AT_SMOKE_SIZE = {"00_overview", "03_length_sweep", "04_difficulty"}
 
 
-def _verdict(nb: dict) -> str:
-    """The printed output of the cell under the notebook's "Did the claim(s) hold here?" heading."""
-    cells = nb["cells"]
-    at = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "hold here?" in "".join(c["source"]))
-    out = cells[at + 1].get("outputs", [])
-    return "".join("".join(o.get("text", "")) for o in out if o.get("output_type") == "stream")
+def _verdict(out: Path) -> str:
+    """What the executed notebook's verdict cell printed (as the report index reads it)."""
+    import nbformat
+
+    from ttclib import site
+
+    return site.verdict_text(nbformat.read(out, as_version=4)) or ""
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,7 @@ def test_notebook_executes(notebook, workspace):
     started = time.time()
     pm.execute_notebook(str(notebook), str(out), cwd=str(notebook.parent), kernel_name="python3",
                         parameters={"params_file": str(params), "profile": "smoke"}, progress_bar=False)
-    nb = json.loads(out.read_text())
-    verdict = _verdict(nb)
+    verdict = _verdict(out)
     outcomes = [o for o in OUTCOMES if o in verdict]
     assert outcomes, verdict
     assert "Models that ran here: random:tiny-qwen2" in verdict or "Models that ran here: smollm2" in verdict, verdict

@@ -41,7 +41,7 @@ def measured(tmp_path_factory, tiny_backend):
 
 
 def _elsewhere(monkeypatch, name="Intel Xeon Platinum 8480+, 112 CPUs, 8x NVIDIA H100 80GB HBM3"):
-    monkeypatch.setattr(hardware, "_HERE", [name])
+    monkeypatch.setattr(hardware, "this_machine", lambda: name)
 
 
 def test_a_run_from_other_hardware_is_set_aside_and_measured_here(measured, tmp_path, tiny_backend, monkeypatch,

@@ -162,6 +162,12 @@ def architecture(model: str) -> Architecture | None:
     return Architecture.from_config(config, path.name)
 
 
+def model_parameters(model: str) -> int | None:
+    """A model's parameter count from its config.json (None when none is known here)."""
+    arch = architecture(model)
+    return arch.parameters if arch else None
+
+
 # --- time on the GPU -----------------------------------------------------------------------
 
 def decode_step_s(arch: Architecture, roofline: Roofline, *, dtype_bytes: int, batch: int,

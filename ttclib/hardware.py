@@ -1,6 +1,7 @@
 """What machine a run measured: CPU, memory, GPUs, library versions — recorded in run.json."""
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -108,14 +109,10 @@ def fingerprint(info: dict) -> str:
     return ", ".join(parts)
 
 
-_HERE: list[str] = []
-
-
+@functools.cache
 def this_machine() -> str:
     """:func:`fingerprint` of the machine this process runs on (computed once)."""
-    if not _HERE:
-        _HERE.append(fingerprint(describe()))
-    return _HERE[0]
+    return fingerprint(describe())
 
 
 def software_versions() -> dict:

@@ -36,11 +36,11 @@ def validate(notebooks: list[Path], profile: str) -> dict[Path, dict]:
     return {nb: plan.notebook for nb, plan in plans(notebooks, profile).items()}
 
 
-def plans(notebooks: list[Path], profile: str) -> dict[Path, "Plan"]:
+def plans(notebooks: list[Path], profile: str) -> dict[Path, Plan]:
     """Every notebook's validated plan under ``profile`` (see :func:`validate`)."""
     import papermill as pm
 
-    extra = {}
+    found = {}
     for nb in notebooks:
         p = params_for(nb)
         if not p.is_file():
@@ -51,16 +51,16 @@ def plans(notebooks: list[Path], profile: str) -> dict[Path, "Plan"]:
         if unknown:
             raise ParamsError(f"{p}: profiles.{profile}.notebook: {', '.join(unknown)} not among the parameters of "
                               f"{nb.name} ({', '.join(sorted(known))})")
-        extra[nb] = plan
-    return extra
+        found[nb] = plan
+    return found
 
 
-def publish(plans: list["Plan"], dest: Path) -> Path:
+def publish(plans: list[Plan], dest: Path) -> Path:
     """Copy the sealed files of every run of ``plans`` to ``dest/runs/<run_id>/`` (runs no plan uses
     are removed) and describe them in ``dest/README.md``; returns ``dest``. Another machine's
     ``make report`` analyses these; its ``make reproduce`` never takes them for its own
     (:func:`ttclib.runner.cached` checks the hardware)."""
-    from . import rundir
+    from . import hardware, rundir
 
     runs = {s.run_id: rundir.run_dir(s, p.runs_dir) for p in plans for s in p.specs}
     out = dest / "runs"
@@ -70,15 +70,16 @@ def publish(plans: list["Plan"], dest: Path) -> Path:
             shutil.rmtree(old)
     rows = []
     for run_id, src in sorted(runs.items()):
-        if rundir.damage(src) is not None:
-            raise RuntimeError(f"{src}: damaged or incomplete, not published: {rundir.damage(src)}")
+        why = rundir.damage(src)
+        if why is not None:
+            raise RuntimeError(f"{src}: damaged or incomplete, not published: {why}")
         (out / run_id).mkdir(exist_ok=True)
         for name in (*rundir.SEALED, rundir.MANIFEST):
             shutil.copy2(src / name, out / run_id / name)
         info = rundir.read_info(src)
         rows.append(f"| {run_id} | {info['spec']['model']} | {info['strategy']} | {info['benchmark']} | "
                     f"{info['n_queries']} | {info['energy_j']:.0f} | {info['meter_name']} | "
-                    f"{rundir.measured_on(src)} |")
+                    f"{hardware.fingerprint(info['hardware'])} |")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     (dest / "README.md").write_text(
         "# Published runs\n\nThe measured runs behind the executed notebooks in `../notebooks/`: per run its "

@@ -535,8 +535,7 @@ def stored_runs(plan: Plan, runs_dir: str | os.PathLike) -> list[Path]:
         raise ParamsError(f"{plan.path}: runs_dir {folder}: no such folder of runs")
     found, missing = [], []
     for s in plan.specs:
-        run = next((run_dir_at for v in range(SPEC_VERSION, 0, -1)
-                    if ((run_dir_at := folder / s.run_id_at(v)) / RUN_JSON).exists()), None)
+        run = _stored_run(folder, s)
         if run is None:
             missing.append(f"{s.run_id} ({s.model}, {s.strategy}, {s.benchmark})")
             continue
@@ -552,6 +551,15 @@ def stored_runs(plan: Plan, runs_dir: str | os.PathLike) -> list[Path]:
                           f"{folder}: {'; '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (runs_dir=None "
                           f"measures them here)")
     return found
+
+
+def _stored_run(folder: Path, spec: RunSpec) -> Path | None:
+    """``spec``'s complete run in ``folder`` under this spec version's id, else the newest earlier one."""
+    for version in range(SPEC_VERSION, 0, -1):
+        run = folder / spec.run_id_at(version)
+        if (run / RUN_JSON).exists():
+            return run
+    return None
 
 
 def _measure_runs(plan: Plan, specs: list[RunSpec], problems: dict, progress: bool, out: PlanOutcome,

@@ -361,7 +361,8 @@ class SGLangBackend:
         return {"backend": self.name, "model": self.model_name, "model_kind": self.ref.kind,
                 **models.resolve(self.model_name).info,
                 "mode": "launch" if self.server.launched else "attach", "device": self.device,
-                "parameters": _parameters(self.model_name),   # the server does not say: counted from config.json
+                # the server does not say; sizes order the overview and pair RT models with Base ones
+                "parameters": _model_parameters(self.model_name),
                 "dtype": self.dtype, "batch_size": self._batch_size, "load_s": round(self.load_s, 2),
                 "server": self.info, "server_log": str(self.server.log_path) if self.server.log_path else None}
 
@@ -502,13 +503,10 @@ def _next(done: "queue.Queue", server) -> Completion | BaseException:
                 return e
 
 
-def _parameters(model: str) -> int | None:
-    """A model's parameter count from its config.json (None when none is known here): model sizes
-    order the overview's lines and pair each reasoning model with the Base model of its size."""
-    from .gpu_hours import architecture
+def _model_parameters(model: str) -> int | None:
+    from .gpu_hours import model_parameters
 
-    arch = architecture(model)
-    return arch.parameters if arch else None
+    return model_parameters(model)
 
 
 def _is_chat(ref, tokenizer) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import copy
+import functools
 import html
 import io
 import re
@@ -62,6 +62,7 @@ def nbviewer_url(repo: str, path: str, branch: str = "main") -> str:
 
 # --- what a notebook says ---------------------------------------------------------------------------
 
+@functools.cache
 def _markdown():
     from markdown_it import MarkdownIt
 
@@ -290,7 +291,7 @@ def render_html(notebook_path: Path | str) -> str:
     import nbformat
 
     path = Path(notebook_path)
-    nb = copy.deepcopy(nbformat.read(path, as_version=4))
+    nb = nbformat.read(path, as_version=4)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             cell.metadata["ttc_alt"] = figure_alt(nb.cells, i)
