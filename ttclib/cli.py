@@ -28,7 +28,7 @@ def cmd_run(args) -> int:
         print(f"  (the runs of {plan.uses[0]} [{plan.uses[1]}])")
     for s in plan.specs:
         state = status(s, plan.runs_dir)
-        print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} "
+        print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} {_shape(s)}"
               f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions} "
               f"backend={s.backend} data={_data_source(s)}")
     if args.dry_run:
@@ -55,6 +55,15 @@ def cmd_run(args) -> int:
 
 
 EXIT_HELD = 75   # EX_TEMPFAIL: runs of the grid are still being measured by another process
+
+
+def _shape(s) -> str:
+    """The fields that set a run's shape beyond the usual columns, when set: samples, prompt length,
+    fixed output length, subsets."""
+    parts = [f"samples={s.resolved_strategy.samples}" if s.samples is not None else "",
+             f"input_tokens={s.input_tokens}" if s.input_tokens is not None else "",
+             "ignore_eos" if s.ignore_eos else "", f"subsets={','.join(s.subsets)}" if s.subsets else ""]
+    return "".join(f"{p} " for p in parts if p)
 
 
 def _data_source(spec) -> str:

@@ -468,6 +468,14 @@ def fit_energy_vs_length(df: pd.DataFrame, x: str = "max_new_tokens", y: str = "
     return fit_curve(x_, y_, **{"forms": ENERGY_FORMS, **kw})
 
 
+def fit_energy_vs_input(df: pd.DataFrame, x: str = "prompt_tokens", y: str = "energy_j", **kw) -> Fit:
+    """Energy per query (J) vs its input tokens, one row per query of runs that generate one token
+    (paper 001, Figure 2): prefill cost as a function of prompt length. Forms as
+    :func:`fit_energy_vs_tokens`; the quadratic term is attention's cost growing with context."""
+    x_, y_, kw = _columns(df, x, y, kw)
+    return fit_curve(x_, y_, **{"forms": ENERGY_FORMS, **kw})
+
+
 def fit_energy_per_token_vs_batch(df: pd.DataFrame, x: str = "batch_size", y: str = "energy_per_token_j",
                                   **kw) -> Fit:
     """Energy per output token (J/token) vs batch size: inverse a + b/x (a fixed cost per step
@@ -768,3 +776,133 @@ def throughput_curves(runs: pd.DataFrame, by: str = "strategy", y: str = "querie
     runs = runs.assign(_w=1 / runs[y].to_numpy(float) ** 2)
     return fit_by(runs, by, fit_throughput_vs_batch, label or f"{y} ~ batch_size", y=y, saturation=saturation,
                   weights="_w", **kw)
+
+
+# --- operating curves as an energy estimator (paper 001, §4 and §5) ---------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """Predicted energy per query (J) with its confidence band (the fitted mean's, not a single query's)."""
+
+    energy_j: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    level: float
+
+
+@dataclass(frozen=True)
+class OperatingCurve:
+    """One model's operating curves: energy per query vs input tokens (one output token) and vs
+    output tokens (at a fixed input of ``input_at`` tokens). Together they estimate a query of any
+    shape as prefill plus decode::
+
+        E(in, out) = E_in(in) + E_out(out) − E_out(1)
+
+    The output curve's own prefill (its value at one token) is taken off so that only the decode
+    increment is added; this assumes decoding costs the same after a longer prompt, which holds
+    while attention is a small part of each step (short contexts; the input curve's quadratic term
+    says how small). The band adds the two fits' delta-method variances (independent data) and
+    uses the smaller of their residual degrees of freedom.
+
+    >>> x = np.repeat([16.0, 64, 256, 1024], 5)
+    >>> rng = np.random.default_rng(0)
+    >>> e_in = fit_energy_vs_input(pd.DataFrame({"prompt_tokens": x, "energy_j": 2 + 0.01 * x + rng.normal(0, .05, x.size)}))
+    >>> o = np.repeat([1.0, 16, 64, 128], 5)
+    >>> e_out = fit_energy_vs_tokens(pd.DataFrame({"completion_tokens": o, "energy_j": 2.6 + 0.2 * o + rng.normal(0, .05, o.size)}))
+    >>> curve = OperatingCurve("m", e_in, e_out, input_at=64)
+    >>> round(float(curve.predict(512, 101).energy_j[0]), 1)        # 2 + 5.12 + 0.2 * 100
+    27.1
+    >>> curve.tokens_within(22.0, input_tokens=64)                  # 2.64 + 0.2 * (out - 1) <= 22
+    97
+    """
+
+    model: str
+    input: Fit
+    output: Fit
+    input_at: float
+
+    def predict(self, input_tokens, output_tokens, level: float = 0.95) -> Estimate:
+        x_in, x_out = np.atleast_1d(np.asarray(input_tokens, float)), np.atleast_1d(np.asarray(output_tokens, float))
+        x_in, x_out = np.broadcast_arrays(x_in, x_out)
+        one = np.ones_like(x_out)
+        mean = self.input.predict(x_in) + self.output.predict(x_out) - self.output.predict(one)
+        j_in = _jacobian(self.input, x_in)
+        j_out = _jacobian(self.output, x_out) - _jacobian(self.output, one)
+        var = (np.einsum("ij,jk,ik->i", j_in, self.input.cov, j_in)
+               + np.einsum("ij,jk,ik->i", j_out, self.output.cov, j_out))
+        half = _t(level, min(self.input.df_resid, self.output.df_resid)) * np.sqrt(var)
+        return Estimate(mean, mean - half, mean + half, level)
+
+    def tokens_within(self, energy_j: float, input_tokens: float, most: int = 1 << 17) -> int:
+        """The largest number of output tokens whose predicted energy per query stays within
+        ``energy_j`` after a prompt of ``input_tokens`` (a token budget from the curves); 0 when
+        even one token costs more, ``most`` when the budget is never reached below it."""
+        cost = lambda out: float(self.predict(input_tokens, out).energy_j[0])   # noqa: E731
+        if cost(1) > energy_j:
+            return 0
+        lo, hi = 1, 2
+        while hi < most and cost(hi) <= energy_j:
+            lo, hi = hi, min(2 * hi, most)
+        if cost(hi) <= energy_j:
+            return hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if cost(mid) <= energy_j else (lo, mid)
+        return lo
+
+
+def _jacobian(fit: Fit, x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.atleast_2d(fit.model.jac(np.asarray(x, float), *fit.params.values()))
+
+
+class EnergyEstimator:
+    """Energy per query of any model from its :class:`OperatingCurve` (paper 001's energy estimator):
+    ``predict(model, input_tokens, output_tokens)`` with an interval, and token budgets.
+
+    Built from per-query results (:attr:`RunSet.results`) by :meth:`from_results`: the input sweep is
+    every query of a run that generates exactly one token (``max_new_tokens == 1``), the output
+    sweep every query of a fixed-length run (``ignore_eos``), whose prompts share one length
+    (``input_tokens``). Per-query energies are a query's own only at batch size 1 (the paper's
+    setting); batched runs split a batch's energy, so their rows are refused."""
+
+    def __init__(self, curves: dict[str, OperatingCurve]):
+        self.curves = curves
+
+    @classmethod
+    def from_results(cls, results: pd.DataFrame, criterion: str = "bic", level: float = 0.95) -> "EnergyEstimator":
+        batched = results[results.batch_size > 1]
+        if len(batched):
+            raise ValueError(f"operating curves need batch size 1 (a query's own energy); runs "
+                             f"{sorted(batched.run_id.unique())} have batch sizes {sorted(map(int, batched.batch_size.unique()))}")
+        curves = {}
+        for model, g in results.groupby("model", sort=False):
+            inputs, outputs = g[g.max_new_tokens == 1], g[g.ignore_eos.astype(bool) & (g.max_new_tokens > 1)]
+            if inputs.empty or outputs.empty:
+                continue
+            at = outputs.prompt_tokens.median()
+            curves[model] = OperatingCurve(
+                model, fit_energy_vs_input(inputs, criterion=criterion, level=level,
+                                           name=f"energy/query ~ input tokens [{model}]"),
+                fit_energy_vs_tokens(pd.concat([outputs, inputs[inputs.prompt_tokens == at]]), criterion=criterion,
+                                     level=level, name=f"energy/query ~ output tokens [{model}]"),
+                input_at=float(at))
+        if not curves:
+            raise ValueError("no model has both an input sweep (max_new_tokens 1) and an output sweep (ignore_eos)")
+        return cls(curves)
+
+    def predict(self, model: str, input_tokens, output_tokens, level: float = 0.95) -> Estimate:
+        if model not in self.curves:
+            raise KeyError(f"no operating curves for model {model!r} (have {sorted(self.curves)})")
+        return self.curves[model].predict(input_tokens, output_tokens, level)
+
+    def at(self, shapes, level: float = 0.95) -> pd.DataFrame:
+        """Predicted energy per query of every model at each (input tokens, output tokens) in ``shapes``,
+        with its band: columns model, input_tokens, output_tokens, energy_j, energy_j_lo, energy_j_hi."""
+        rows = []
+        for model in self.curves:
+            for n_in, n_out in shapes:
+                e = self.predict(model, n_in, n_out, level)
+                rows.append({"model": model, "input_tokens": n_in, "output_tokens": n_out, "energy_j": e.energy_j[0],
+                             "energy_j_lo": e.lo[0], "energy_j_hi": e.hi[0]})
+        return pd.DataFrame(rows)

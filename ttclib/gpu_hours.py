@@ -209,7 +209,7 @@ def generation_s(arch: Architecture, roofline: Roofline, *, dtype_bytes: int, tp
 class Tokens:
     per_query: float
     source: str            # said next to the number
-    kind: str              # "measured" | "paper" | "max_new_tokens" | "data" | "assumed"
+    kind: str              # "measured" | "paper" | "max_new_tokens" | "data" | "assumed" | "spec"
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,10 @@ def output_tokens(spec: RunSpec, measured: dict) -> Tokens:
 
 
 def prompt_tokens(spec: RunSpec, probs: Problems, measured: dict) -> Tokens:
-    """Prompt tokens per query: measured > question lengths of the local data > an assumption."""
+    """Prompt tokens per query: set by the spec (``input_tokens``) > measured > question lengths of the
+    local data > an assumption."""
+    if spec.input_tokens is not None:
+        return Tokens(float(spec.input_tokens), "input_tokens of the run spec", "spec")
     runs = [r for r in _like(spec, measured) if r.prompt_tokens is not None]
     if runs:
         mean = sum(r.prompt_tokens for r in runs) / sum(r.completions for r in runs)
@@ -448,7 +451,8 @@ class PlanEstimate:
     def token_sources(self, which: str = "output_tokens") -> str:
         kinds = [getattr(r, which).kind for r in self.runs]
         labels = {"measured": "measured in completed runs", "paper": "paper figures", "max_new_tokens": "max_new_tokens",
-                  "data": "question lengths in the local data", "assumed": f"{ASSUMED_PROMPT.source}"}
+                  "data": "question lengths in the local data", "assumed": f"{ASSUMED_PROMPT.source}",
+                  "spec": "input_tokens of the run spec"}
         return ", ".join(f"{labels[k]} for {kinds.count(k)} run(s)" for k in labels if k in kinds)
 
     def assumptions(self) -> str:

@@ -18,7 +18,9 @@ import pandas as pd
 from . import rundir, strategies
 
 J_PER_WH = 3600.0
-SPEC_COLUMNS = ["model", "strategy", "benchmark", "max_new_tokens", "batch_size", "backend", "device"]
+SPEC_COLUMNS = ["model", "strategy", "benchmark", "max_new_tokens", "batch_size", "backend", "device", "input_tokens",
+                "ignore_eos"]
+LATER_FIELDS = {"input_tokens": None, "ignore_eos": False}   # spec fields some stored runs lack: their value there
 
 
 @dataclass
@@ -79,7 +81,7 @@ def load_runs(dirs: Iterable[str | Path], text: bool = False) -> RunSet:
         infos.append(info)
         q = rundir.read_queries(d, None if text else _columns_but(d / rundir.QUERIES_PARQUET, "text"))
         window_s = {w["segment"]: w["time_s"] for w in info["windows"]}
-        queries.append(q.assign(**{k: spec[k] for k in SPEC_COLUMNS}, window_s=q.segment.map(window_s)))
+        queries.append(q.assign(**_spec_columns(spec), window_s=q.segment.map(window_s)))
         traces.append((d, {"run_id": info["run_id"], "model": spec["model"], "strategy": spec["strategy"]}))
     queries = pd.concat(queries, ignore_index=True) if queries else pd.DataFrame()
     data = StoredRuns(pd.DataFrame(), queries, traces)
@@ -90,6 +92,10 @@ def load_runs(dirs: Iterable[str | Path], text: bool = False) -> RunSet:
     data.runs = pd.DataFrame([_run_row(i, per_run.get(i["run_id"], results.iloc[:0]),
                                        cut_off.get(i["run_id"], np.nan)) for i in infos])
     return data
+
+
+def _spec_columns(spec: dict) -> dict:
+    return {k: spec[k] if k in spec else LATER_FIELDS[k] for k in SPEC_COLUMNS}
 
 
 def _columns_but(parquet: Path, *left_out: str) -> list[str] | None:
@@ -109,7 +115,7 @@ def _run_row(info: dict, res: pd.DataFrame, cut_off: float) -> dict:
     spec = info["spec"]
     n_queries = len(res)
     return {
-        "run_id": info["run_id"], **{k: spec[k] for k in SPEC_COLUMNS},
+        "run_id": info["run_id"], **_spec_columns(spec),
         "parameters": info["backend"].get("parameters"),
         "meter": info["meter_name"], "meter_method": info["meter"].get("method"),
         "repetitions": spec["repetitions"], "samples": info["strategy"]["samples"],
@@ -256,6 +262,7 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
     agg["answer"], agg["correct"] = _votes(q, groups.ngroup().to_numpy(), groups.ngroups)
     agg["energy_per_processed_token_j"] = energy_per_processed_token(agg.energy_j, agg.prompt_tokens,
                                                                      agg.completion_tokens)
+    agg["energy_per_output_token_j"] = (agg.energy_j / agg.completion_tokens).where(agg.completion_tokens > 0)
     return agg
 
 
@@ -564,6 +571,47 @@ def power_summary(power: pd.DataFrame | RunSet, by=("run_id",)) -> pd.DataFrame:
     return (total.groupby(by, sort=False)
                  .agg(mean_power_w=("power_w", "mean"), std_power_w=("power_w", "std"), samples=("power_w", "size"))
                  .reset_index().astype({"samples": float}))
+
+
+def utilisation(data: RunSet) -> pd.DataFrame:
+    """Mean ± standard deviation of the sampled utilisation per run (paper 001, Figure 4) while it
+    generated (from its first query's start to its last query's end: no idle baseline, no loading),
+    averaged over a run's devices at each sample time. What is utilised depends on the meter: NVML's
+    GPU utilisation rate (share of time a kernel ran), or for the CPU ``estimate`` meter the share of
+    all logical CPUs the process tree used; the ``meter`` column says which.
+
+    >>> q = pd.DataFrame({"run_id": "r", "t_start": [1.0, 2.0], "t_end": [2.0, 3.0]})
+    >>> p = pd.DataFrame({"run_id": "r", "t": [0.5, 1, 2, 3, 3.5], "device": "gpu0", "util_pct": [0, 80, 90, 100, 0.0]})
+    >>> utilisation(RunSet(pd.DataFrame({"run_id": ["r"], "model": "m", "meter": "nvml"}), q, p)).round(1).values.tolist()
+    [['r', 'm', 'nvml', 90.0, 10.0, 3]]
+    """
+    spans = data.queries.groupby("run_id", sort=False).agg(t0=("t_start", "min"), t1=("t_end", "max"))
+    rows = []
+    for run in data.runs.itertuples():
+        trace = data.trace(run.run_id)
+        if run.run_id not in spans.index or "util_pct" not in trace:
+            continue
+        t0, t1 = spans.loc[run.run_id]
+        at = trace[(trace.t >= t0) & (trace.t <= t1)].groupby("t").util_pct.mean().dropna()
+        rows.append({"run_id": run.run_id, "model": run.model, "meter": run.meter, "mean_util_pct": at.mean(),
+                     "std_util_pct": at.std(), "samples": len(at)})
+    return pd.DataFrame(rows, columns=["run_id", "model", "meter", "mean_util_pct", "std_util_pct", "samples"])
+
+
+def mean_by(results: pd.DataFrame, column: str, by=("model",), level: float = 0.95) -> pd.DataFrame:
+    """Mean of ``column`` per group with its t interval over the rows (queries): e.g. energy per
+    processed token per model over the MT-Bench prompts (paper 001, Figure 1).
+
+    >>> r = pd.DataFrame({"model": ["a", "a", "a", "b", "b"], "x": [1.0, 2, 3, 5, 5]})
+    >>> mean_by(r, "x").round(2).values.tolist()
+    [['a', 2.0, -0.48, 4.48, 3], ['b', 5.0, 5.0, 5.0, 2]]
+    """
+    from .fits import mean_ci
+
+    rows = [{**group_key(list(by), key), column: m, f"{column}_lo": lo, f"{column}_hi": hi, "n": len(g)}
+            for key, g in results.groupby(list(by), sort=False)
+            for m, lo, hi in [mean_ci(g[column], level)]]
+    return pd.DataFrame(rows)
 
 
 def throughput_by_repetition(queries: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -302,6 +302,9 @@ def is_available(name: str) -> tuple[bool, str]:
 # the DeepSeek-R1 distills of the same sizes (the 1.5B and 7B distills start from Qwen2.5-Math,
 # the same architecture; the 1.5B distill does not tie its embeddings, 0.23B parameters more).
 HUB_ARCHITECTURES = re.compile(r"(?:Qwen/Qwen2\.5-|deepseek-ai/DeepSeek-R1-Distill-Qwen-)(1\.5|7|14|32)B(?:-Instruct)?")
+# The models of paper 001's profiles (params/06, 07), their config.json as published with the weights.
+HUB_CONFIGS = {"meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b.json", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b.json",
+               "mistralai/Mistral-7B-Instruct-v0.3": "mistral-7b-v0.3.json", "google/gemma-7b-it": "gemma-7b.json"}
 
 
 def config_path(name: str) -> Path | None:
@@ -323,6 +326,8 @@ def config_path(name: str) -> Path | None:
             return None
     elif ref.kind == "hub" and (m := HUB_ARCHITECTURES.fullmatch(name)):
         path = CONFIG_DIR / f"qwen2.5-{m.group(1)}b.json"
+    elif ref.kind == "hub" and name in HUB_CONFIGS:
+        path = CONFIG_DIR / HUB_CONFIGS[name]
     else:
         return None
     return path if path.is_file() else None

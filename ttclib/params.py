@@ -147,6 +147,12 @@ def locate(path: str | os.PathLike) -> Path:
     return (NOTEBOOKS / p).resolve()
 
 
+def sibling(params_file: str | os.PathLike, name: str) -> Path:
+    """The params file ``name`` in the same folder as ``params_file`` (a section that reads another
+    section's runs, e.g. the MMLU router reading the operating curves)."""
+    return locate(params_file).parent / name
+
+
 # --- reading: bounded, before anything is built ----------------------------------------------
 
 def read_yaml(path: Path) -> Any:

@@ -408,3 +408,98 @@ def power_by_strategy(summary: pd.DataFrame, power: pd.DataFrame | metrics.RunSe
         fig.suptitle(_noted("", note).strip(), fontsize=10, fontweight="bold")
     fig.tight_layout()
     return fig
+
+
+# --- paper 001: operating curves (Figures 1-4) and the MMLU trade-off (Table 1) ----------------
+
+def _model_colors(models) -> dict:
+    return dict(zip(models, sns.color_palette("colorblind", max(len(models), 3))))
+
+
+def _curve(ax, fit, xs, color) -> None:
+    """A fitted curve with its 95 % band over ``xs`` (nothing for an unfitted one)."""
+    if getattr(fit, "form", "none") == "none":
+        return
+    grid = np.linspace(min(xs), max(xs), 200)
+    lo, hi = fit.predict_ci(grid)
+    ax.plot(grid, fit.predict(grid), color=color, lw=1.2, label=f"{fit.form} fit")
+    ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
+
+
+def operating_curves(per_token: pd.DataFrame, estimator, results: pd.DataFrame, util: pd.DataFrame,
+                     runs: pd.DataFrame):
+    """Paper 001's Figures 1-4 in one figure: (1) energy per processed token per model on the
+    MT-Bench prompts as they are (one output token; 95 % CI over prompts), (2) energy per query vs
+    input tokens and (3) vs output tokens, every query a dot, the selected fit with its 95 % band,
+    (4) utilisation per model while generating (mean ± std of the trace). ``estimator`` is a
+    :class:`ttclib.fits.EnergyEstimator`; its curves give panels 2 and 3."""
+    style()
+    models = list(per_token.model)
+    colors = _model_colors(models)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    ax = axes[0, 0]
+    x = np.arange(len(per_token))
+    err = np.abs(np.vstack([per_token.energy_per_processed_token_j - per_token.energy_per_processed_token_j_lo,
+                            per_token.energy_per_processed_token_j_hi - per_token.energy_per_processed_token_j]))
+    ax.bar(x, per_token.energy_per_processed_token_j, yerr=np.nan_to_num(err), capsize=3,
+           color=[colors[m] for m in models])
+    ax.set_xticks(x, models, rotation=15, fontsize=8)
+    ax.set_ylabel("energy per processed token (J)")
+    ax.set_title("Fig. 1: energy per token, MT-Bench prompts, one output token\n(95 % CI over prompts)", fontsize=10)
+    for ax, side, x_col, xlabel in ((axes[0, 1], "input", "prompt_tokens", "input tokens (prompt, chat template included)"),
+                                    (axes[1, 0], "output", "completion_tokens", "output tokens (fixed with ignore_eos)")):
+        for model, curve in estimator.curves.items():
+            fit = getattr(curve, side)
+            mine = results[results.model == model]
+            pts = (mine[mine.max_new_tokens == 1] if side == "input" else
+                   mine[(mine.prompt_tokens == curve.input_at) & (mine.ignore_eos.astype(bool) | (mine.max_new_tokens == 1))])
+            ax.scatter(pts[x_col], pts.energy_j, s=10, alpha=0.6, color=colors.get(model), label=model)
+            _curve(ax, fit, pts[x_col], colors.get(model))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("energy per query (J)")
+        fixed = "one output token" if side == "input" else f"{_g(np.median([c.input_at for c in estimator.curves.values()]))} input tokens"
+        ax.set_title(f"Fig. {2 if side == 'input' else 3}: energy vs {side} tokens ({fixed}); fit by BIC, 95 % band",
+                     fontsize=10)
+        ax.legend(fontsize=7)
+    ax = axes[1, 1]
+    u = util.groupby("model", sort=False).agg(mean=("mean_util_pct", "mean"), std=("std_util_pct", "mean")).reindex(models)
+    ax.bar(x, u["mean"], yerr=np.nan_to_num(u["std"]), capsize=3, color=[colors[m] for m in models])
+    ax.set_xticks(x, models, rotation=15, fontsize=8)
+    what = "GPU utilisation (NVML)" if set(util.meter) == {"nvml"} else "CPU use of the process tree"
+    ax.set_ylabel(f"{what} (% of all CPUs)" if "CPU" in what else f"{what} (%)")
+    ax.set_title("Fig. 4: utilisation while generating (mean ± std over the trace)", fontsize=10)
+    fig.suptitle(f"Operating curves at batch size 1 — {_where(runs)}; energy: {metrics.meter_label(runs)}", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _g(v: float) -> str:
+    return f"{v:g}"
+
+
+def mmlu_tradeoff(tab: pd.DataFrame, runs: pd.DataFrame, by: str = "subset"):
+    """Table 1 as a figure: accuracy (95 % Wilson CI) and energy per query (95 % t CI, log scale)
+    per category, one bar per configuration (:func:`ttclib.tradeoff.table`)."""
+    style()
+    t = tab.assign(config=tab.model + " " + tab.strategy)
+    configs = list(dict.fromkeys(t.config))
+    groups = list(dict.fromkeys(t[by]))
+    colors = dict(zip(configs, sns.color_palette("colorblind", max(len(configs), 3))))
+    fig, axes = plt.subplots(2, 1, figsize=(13, 8), sharex=True)
+    width = 0.8 / len(configs)
+    for i, config in enumerate(configs):
+        c = t[t.config == config].set_index(by).reindex(groups)
+        x = np.arange(len(groups)) + (i - (len(configs) - 1) / 2) * width
+        for ax, col, scale in ((axes[0], "accuracy", 100), (axes[1], "energy_per_query_j", 1)):
+            v = scale * c[col]
+            err = np.abs(np.vstack([v - scale * c[f"{col}_lo"], scale * c[f"{col}_hi"] - v]))
+            ax.bar(x, v, width, yerr=np.nan_to_num(err), capsize=2, color=colors[config], label=config)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[0].legend(fontsize=8, ncol=2)
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("energy per query (J)")
+    axes[1].set_xticks(np.arange(len(groups)), groups, rotation=20, fontsize=9)
+    axes[0].set_title(f"MMLU by category: accuracy and energy per query — {_where(runs)}; energy: "
+                      f"{metrics.meter_label(runs)}\n95 % CIs: accuracy Wilson, energy t over queries", fontsize=10)
+    fig.tight_layout()
+    return fig

