@@ -78,8 +78,14 @@ def test_the_router_sends_the_hard_categories_to_the_large_model_and_scores_on_h
     assert set(router.energy.source) == {"operating curves"}
     saved = router.saved.set_index("quantity").loc["saved"]
     assert 0 < saved.lo <= saved.value <= saved.hi < 1
+    c = router.compared.set_index("policy")
+    assert {"router", "always s base", "always l base", "always s mv", "always s cot"} == set(c.index)
+    # held out: 80 queries; always-large costs 3 + 0.03·in, the router pays that only on the three hard categories
+    assert c.energy_per_query_j["router"] < c.energy_per_query_j["always l base"]
+    assert c.accuracy["router"] == pytest.approx(c.accuracy["always l base"])   # easy ones: small is as good
     text = report.category_router(router, "s", "l", pd.DataFrame({"hardware": ["cpu"], "meter": ["estimate"],
                                                                    "meter_method": ["cpu_time_x_tdp"]}))
+    assert "always s base" in text and "always l base" in text
     assert "agrees with the paper's assignment in 6 of 6" in text and "held here" in text
 
 

@@ -746,9 +746,12 @@ def category_router(router, small: str, large: str, runs: pd.DataFrame) -> str:
     s = saved.set_index("quantity")
     sv, acc = s.loc["saved"], s.loc["accuracy_change"]
     routes = "; ".join(f"{c} → {to}" for c, to in went.items())
+    c = router.compared.set_index("policy")
+    versus = "; ".join(f"{name}: {r.energy_per_query_j:.3g} J, {100 * r.accuracy:.0f} %" for name, r in c.iterrows()
+                       if name == "router" or name in (f"always {small} base", f"always {large} base"))
     text = (f"On {_where(runs)}, the router (accuracy estimated on half of the queries, energy from the operating "
             f"curves, scored on the other half) sent {routes}. It agrees with the paper's assignment in "
-            f"{len(agree)} of {len(compared)} categories the paper names. ")
+            f"{len(agree)} of {len(compared)} categories the paper names. Per query on the held-out half: {versus}. ")
     return text + str(verdicts.Verdict(
         f"The claim that routing by category saves energy against always using the large model ({large})",
         verdicts.above(sv.lo, sv.hi, 0.0),

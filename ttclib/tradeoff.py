@@ -122,6 +122,7 @@ class Router:
     accuracy: pd.DataFrame      # performance estimator: accuracy per (category, configuration), training half
     energy: pd.DataFrame        # energy estimator: J per query per (category, configuration), with its source
     saved: pd.DataFrame         # routing.bootstrap on the test half: saved share and accuracy change, with CIs
+    compared: pd.DataFrame      # on the test half: the router against always using each configuration
 
 
 def route(results: pd.DataFrame, estimator: EnergyEstimator | None, fallback: dict, *, by: str = "subset",
@@ -145,7 +146,20 @@ def route(results: pd.DataFrame, estimator: EnergyEstimator | None, fallback: di
     chosen = dict(by=by, tolerance=tolerance, accuracy=accuracy, energy=energy[[*keys, "energy_j"]])
     routed = routing.route(test, fallback, **chosen)
     saved = routing.bootstrap(test, fallback, n_boot=n_boot, seed=seed, **chosen)
-    return Router(routed, accuracy, energy, saved)
+    return Router(routed, accuracy, energy, saved, _compared(test, routed))
+
+
+def _compared(test: pd.DataFrame, routed: routing.Routing) -> pd.DataFrame:
+    """Energy per query and accuracy on the held-out half: the router, then always one configuration
+    (always-small, always-large, ...), each with its 95 % CI over the queries."""
+    rows = [{"policy": "router", "energy_per_query_j": routed.oracle_energy_j / routed.n,
+             "accuracy": routed.oracle_accuracy}]
+    for (model, strategy), g in test.groupby(CONFIG, sort=False):
+        per_query = g.assign(correct=g.correct.astype(float)).groupby("query_id")[["energy_j", "correct"]].mean()
+        e, a = mean_ci(per_query.energy_j), proportion_ci(per_query.correct)
+        rows.append({"policy": f"always {model} {strategy}", "energy_per_query_j": e[0], "energy_per_query_j_lo": e[1],
+                     "energy_per_query_j_hi": e[2], "accuracy": a[0], "accuracy_lo": a[1], "accuracy_hi": a[2]})
+    return pd.DataFrame(rows)
 
 
 def mv_prices(results: pd.DataFrame, estimator: EnergyEstimator | None, model: str, strategy: str = "mv",
