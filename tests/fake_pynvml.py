@@ -313,6 +313,7 @@ class FakeGPU:
         memory_total_mib, memory_used_mib: Frame-buffer memory.
         mig_devices: MIG devices (0 = MIG disabled, up to 7); each gets an equal share of
             the memory and a ``MIG-`` UUID.
+        app_clock_error: Error code raised by the set/reset application-clocks calls.
         clock_lock_error: Error code raised by the set/reset locked-clocks calls (e.g.
             ``NVML_ERROR_NO_PERMISSION`` as for a non-root user); None lets them succeed.
         pstate: Performance state reported (0 = P0, maximum performance).
@@ -345,10 +346,12 @@ class FakeGPU:
     max_sm_clock_mhz: int | None = None
     min_sm_clock_mhz: int | None = None
     clock_lock_error: int | None = None
+    app_clock_error: int | None = None
     pstate: int = NVML_PSTATE_0
     t0: float = 0.0  # set by setup()
     locked_gpu_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)
     locked_mem_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)
+    application_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)   # (memory, graphics)
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -412,6 +415,8 @@ class FakeGPU:
     def clock_mhz(self, clock_type: int) -> int:
         """Current SM/graphics or memory clock: the scripted one, held inside a lock if set."""
         if clock_type in (NVML_CLOCK_SM, NVML_CLOCK_GRAPHICS):
+            if self.locked_gpu_clocks_mhz is None and self.application_clocks_mhz is not None:
+                return min(self.sm_clock_mhz, self.application_clocks_mhz[1])   # a ceiling, as on real GPUs
             return _within(self.sm_clock_mhz, self.locked_gpu_clocks_mhz,
                            (self.min_sm_clock_mhz, self.max_sm_clock_mhz))
         if clock_type == NVML_CLOCK_MEM:
@@ -823,6 +828,22 @@ def nvmlDeviceSetMemoryLockedClocks(handle: _Handle, minMemClockMHz: int, maxMem
 
 def nvmlDeviceResetMemoryLockedClocks(handle: _Handle) -> None:
     _lock_clocks(handle, "nvmlDeviceResetMemoryLockedClocks", "locked_mem_clocks_mhz", None)
+
+
+def nvmlDeviceSetApplicationsClocks(handle: _Handle, maxMemClockMHz: int, maxGraphicsClockMHz: int) -> None:  # noqa: N803
+    gpu = _device(handle, "nvmlDeviceSetApplicationsClocks")
+    if gpu.app_clock_error is not None:
+        raise NVMLError(gpu.app_clock_error)
+    if maxMemClockMHz != gpu.mem_clock_mhz or maxGraphicsClockMHz not in gpu.supported_graphics_clocks():
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    gpu.application_clocks_mhz = (maxMemClockMHz, maxGraphicsClockMHz)
+
+
+def nvmlDeviceResetApplicationsClocks(handle: _Handle) -> None:
+    gpu = _device(handle, "nvmlDeviceResetApplicationsClocks")
+    if gpu.app_clock_error is not None:
+        raise NVMLError(gpu.app_clock_error)
+    gpu.application_clocks_mhz = None
 
 
 def nvmlDeviceGetCurrentClocksEventReasons(handle: _Handle) -> int:

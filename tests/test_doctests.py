@@ -9,7 +9,8 @@ import pytest
 MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.metrics", "ttclib.routing", "ttclib.fits",
            "ttclib.sandbox", "ttclib.spec", "ttclib.rundir", "ttclib.gpu_hours", "ttclib.report",
            "ttclib.reference", "ttclib.verdicts", "ttclib.params", "ttclib.models", "ttclib.plots",
-           "ttclib.watchdog", "ttclib.site", "ttclib.footprint", "ttclib.tradeoff", "ttclib.prompts"]
+           "ttclib.watchdog", "ttclib.site", "ttclib.footprint", "ttclib.tradeoff", "ttclib.prompts",
+           "ttclib.energy.clocks"]
 
 
 @pytest.mark.parametrize("name", MODULES)

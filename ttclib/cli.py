@@ -156,6 +156,19 @@ def cmd_benchmarks(args) -> int:
     return 0
 
 
+def cmd_clocks(args) -> int:
+    from .energy import clocks
+
+    if args.reset:
+        reset = clocks.recover()
+        print("\n".join(f"reset GPU {i['index']} (left at SM {i.get('sm_mhz')} MHz by pid {i['pid']}, no longer "
+                        f"running)" for i in reset) or "no clocks left locked by a dead process")
+        return 0
+    files = sorted(clocks.lock_dir().glob("gpu*-*.json")) if clocks.lock_dir().is_dir() else []
+    print("\n".join(f.read_text() for f in files) or f"no clock locks ({clocks.lock_dir()})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ttc", description="Measure the energy cost of test-time compute (ttc-energy).")
@@ -195,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
                            description="List every registered benchmark with its category, metric, difficulty "
                                        "levels and the data source it would use on this machine.")
     bench.set_defaults(func=cmd_benchmarks)
+    clk = sub.add_parser("clocks", help="GPU clock locks left by runs; --reset gives back those of dead processes",
+                         description="A run that locks GPU clocks (sm_clock_mhz) writes a lock file and resets the "
+                                     "clocks however it ends; only a SIGKILL leaves them set. This lists the lock "
+                                     "files, and with --reset resets the clocks of every lock whose process is gone "
+                                     "(the next clock lock does the same by itself).")
+    clk.add_argument("--reset", action="store_true", help="reset the clocks left locked by dead processes")
+    clk.set_defaults(func=cmd_clocks)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
