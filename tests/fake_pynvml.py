@@ -467,6 +467,7 @@ def setup(
     init_error: int | None = None,
     cuda_driver_version: int = 12040,
     clock: Callable[[], float] = time.time,
+    state_file: str | Path | None = None,
 ) -> None:
     """Script the machine and start the GPUs' scripts now.
 
@@ -476,9 +477,14 @@ def setup(
         init_error: An error code ``nvmlInit`` raises, or None.
         cuda_driver_version: What ``nvmlSystemGetCudaDriverVersion`` reports (12040 = 12.4).
         clock: Unix time in seconds; a test may pass its own to read the scripts at exact times.
+        state_file: A JSON file holding the clock settings (locked and application clocks), shared
+            by every process that sets up the fake with it — as the driver holds them for all
+            processes on a real machine — so a test can kill a process that locked clocks and
+            check from another what it left. Existing settings in the file are kept.
     """
-    global _GPUS, _DRIVER, _CUDA_DRIVER_VERSION, _INIT_ERROR, _initialized, _clock
+    global _GPUS, _DRIVER, _CUDA_DRIVER_VERSION, _INIT_ERROR, _initialized, _clock, _STATE_FILE
     _clock = clock
+    _STATE_FILE = Path(state_file) if state_file is not None else None
     now = clock()
     failures: dict[tuple[int | None, str], list[int]] = {}
     for i, g in enumerate(gpus):
@@ -490,6 +496,7 @@ def setup(
             _check_function_name(fn)
             failures[(i, fn)] = [NVML_ERROR_UNKNOWN] * n
     _GPUS, _DRIVER, _INIT_ERROR, _initialized = list(gpus), driver_version, init_error, 0
+    _load_clock_state()
     _CUDA_DRIVER_VERSION = cuda_driver_version
     with _LOCK:
         _FAILURES.clear()
@@ -545,6 +552,31 @@ def _raise_queued(fn: str, gpu_index: int | None) -> None:
     raise NVMLError(code)
 
 
+_STATE_FILE: Path | None = None
+_CLOCK_STATE = ("locked_gpu_clocks_mhz", "locked_mem_clocks_mhz", "application_clocks_mhz")
+
+
+def _load_clock_state() -> None:
+    """The clock settings of ``setup(state_file=...)``, as another process may have left them."""
+    if _STATE_FILE is None or not _STATE_FILE.exists():
+        return
+    import json
+
+    saved = json.loads(_STATE_FILE.read_text() or "{}")
+    for i, gpu in enumerate(_GPUS):
+        for attr in _CLOCK_STATE:
+            value = saved.get(str(i), {}).get(attr)
+            setattr(gpu, attr, tuple(value) if value is not None else None)
+
+
+def _save_clock_state() -> None:
+    if _STATE_FILE is None:
+        return
+    import json
+
+    _STATE_FILE.write_text(json.dumps({str(i): {a: getattr(g, a) for a in _CLOCK_STATE} for i, g in enumerate(_GPUS)}))
+
+
 def _device(handle: _Handle, fn: str, *, mig_ok: bool = False) -> FakeGPU:
     """Common part of every call on a device handle; returns its GPU.
 
@@ -557,6 +589,7 @@ def _device(handle: _Handle, fn: str, *, mig_ok: bool = False) -> FakeGPU:
         raise NVMLError(NVML_ERROR_UNINITIALIZED)
     if not isinstance(handle, _Handle) or not 0 <= handle.index < len(_GPUS):
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    _load_clock_state()
     gpu = _GPUS[handle.index]
     if handle.mig is not None and not 0 <= handle.mig < gpu.mig_devices:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
@@ -810,6 +843,7 @@ def _lock_clocks(handle: _Handle, fn: str, attr: str, lock: tuple[int, int] | No
     if lock is not None and lock[0] > lock[1]:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
     setattr(gpu, attr, lock)
+    _save_clock_state()
 
 
 def nvmlDeviceSetGpuLockedClocks(handle: _Handle, minGpuClockMHz: int, maxGpuClockMHz: int) -> None:  # noqa: N803
@@ -837,6 +871,7 @@ def nvmlDeviceSetApplicationsClocks(handle: _Handle, maxMemClockMHz: int, maxGra
     if maxMemClockMHz != gpu.mem_clock_mhz or maxGraphicsClockMHz not in gpu.supported_graphics_clocks():
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
     gpu.application_clocks_mhz = (maxMemClockMHz, maxGraphicsClockMHz)
+    _save_clock_state()
 
 
 def nvmlDeviceResetApplicationsClocks(handle: _Handle) -> None:
@@ -844,6 +879,7 @@ def nvmlDeviceResetApplicationsClocks(handle: _Handle) -> None:
     if gpu.app_clock_error is not None:
         raise NVMLError(gpu.app_clock_error)
     gpu.application_clocks_mhz = None
+    _save_clock_state()
 
 
 def nvmlDeviceGetCurrentClocksEventReasons(handle: _Handle) -> int:

@@ -126,3 +126,44 @@ def test_ttc_clocks_reset_gives_back_a_dead_process_lock(gpu, monkeypatch, capsy
     assert cli.main(["clocks", "--reset"]) == 0
     assert f"reset GPU 0 (left at SM 600 MHz by pid {dead.pid}" in capsys.readouterr().out
     assert dev.locked_gpu_clocks_mhz is None
+
+
+CHILD = """
+import sys, time
+import fake_pynvml
+fake = fake_pynvml.load()
+fake.setup([fake.FakeGPU(profile="hopper", sm_clock_mhz=1980)], state_file=sys.argv[1])
+sys.modules["pynvml"] = fake
+from ttclib.energy import clocks
+with clocks.ClockLock(0, 600, directory=sys.argv[2]) as lock:
+    print("locked", lock.achieved["sm_mhz"], flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_sigkilled_run_leaves_its_clocks_locked_and_the_next_start_resets_them(monkeypatch, tmp_path):
+    """The fake keeps clock settings in a file shared across processes, as the driver does: a child
+    locks the clock and is SIGKILLed (no handler runs), the clock stays locked, and recover() in
+    another process finds the dead pid's lock file and resets it."""
+    from pathlib import Path
+
+    state, d = tmp_path / "nvml-state.json", tmp_path / "locks"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(state), str(d)], stdout=subprocess.PIPE, text=True,
+                             env=env)
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("locked"), line
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    fake = fake_pynvml.load()
+    dev = fake.FakeGPU(profile="hopper", sm_clock_mhz=1980)
+    fake.setup([dev], state_file=state)
+    fake.nvmlInit()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert _read(fake) == int(line.split()[1]) and (d / f"gpu0-{child.pid}.json").exists()   # left locked
+    assert [i["pid"] for i in clocks.recover(d)] == [child.pid]
+    assert _read(fake) == 1980 and json.loads(state.read_text())["0"]["locked_gpu_clocks_mhz"] is None
