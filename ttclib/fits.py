@@ -212,12 +212,16 @@ class Fit:
         """(lower, upper) confidence band of the fitted mean at ``x`` (delta method; exact for
         the linear forms, where it equals statsmodels' mean_ci)."""
         x = np.asarray(x, float)
-        with np.errstate(all="ignore"):
-            j = np.atleast_2d(self.model.jac(x, *self.params.values()))
+        j = self.jacobian(x)
         se = np.sqrt(np.einsum("ij,jk,ik->i", j, self.cov, j))
         half = _t(level, self.df_resid) * se
         y = self.predict(x)
         return y - half, y + half
+
+    def jacobian(self, x) -> np.ndarray:
+        """∂(fitted mean)/∂(parameters) at ``x``, one row per x: what the delta-method bands propagate."""
+        with np.errstate(all="ignore"):
+            return np.atleast_2d(self.model.jac(np.asarray(x, float), *self.params.values()))
 
     def summary(self) -> str:
         """One sentence: winner, criterion, margin over each other candidate, R², n."""
@@ -826,8 +830,8 @@ class OperatingCurve:
         x_in, x_out = np.broadcast_arrays(x_in, x_out)
         one = np.ones_like(x_out)
         mean = self.input.predict(x_in) + self.output.predict(x_out) - self.output.predict(one)
-        j_in = _jacobian(self.input, x_in)
-        j_out = _jacobian(self.output, x_out) - _jacobian(self.output, one)
+        j_in = self.input.jacobian(x_in)
+        j_out = self.output.jacobian(x_out) - self.output.jacobian(one)
         var = (np.einsum("ij,jk,ik->i", j_in, self.input.cov, j_in)
                + np.einsum("ij,jk,ik->i", j_out, self.output.cov, j_out))
         half = _t(level, min(self.input.df_resid, self.output.df_resid)) * np.sqrt(var)
@@ -849,11 +853,6 @@ class OperatingCurve:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if cost(mid) <= energy_j else (lo, mid)
         return lo
-
-
-def _jacobian(fit: Fit, x: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.atleast_2d(fit.model.jac(np.asarray(x, float), *fit.params.values()))
 
 
 class EnergyEstimator:

@@ -457,7 +457,8 @@ def operating_curves(per_token: pd.DataFrame, estimator, results: pd.DataFrame, 
             _curve(ax, fit, pts[x_col], colors.get(model))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("energy per query (J)")
-        fixed = "one output token" if side == "input" else f"{_g(np.median([c.input_at for c in estimator.curves.values()]))} input tokens"
+        fixed = ("one output token" if side == "input" else
+                 f"{np.median([c.input_at for c in estimator.curves.values()]):g} input tokens")
         ax.set_title(f"Fig. {2 if side == 'input' else 3}: energy vs {side} tokens ({fixed}); fit by BIC, 95 % band",
                      fontsize=10)
         ax.legend(fontsize=7)
@@ -471,10 +472,6 @@ def operating_curves(per_token: pd.DataFrame, estimator, results: pd.DataFrame, 
     fig.suptitle(f"Operating curves at batch size 1 — {_where(runs)}; energy: {metrics.meter_label(runs)}", fontsize=11)
     fig.tight_layout()
     return fig
-
-
-def _g(v: float) -> str:
-    return f"{v:g}"
 
 
 def mmlu_tradeoff(tab: pd.DataFrame, runs: pd.DataFrame, by: str = "subset"):
