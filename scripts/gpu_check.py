@@ -5,11 +5,13 @@ Steps (``--steps`` picks some; each timed and in its own try/except: a failure i
 summary with its exact error and the next step runs; the summary is rewritten after every step):
   meter    scripts/nvml_check.py's steps a-f (NVML support, update periods, averaged vs instant power,
            idle, loaded window vs Zeus, clock locking), in this process -> <out>/nvml_check.json
-  runs     params/gpu_check.yaml's profile (default: ten hardware-only runs, random Qwen2.5-7B on CUDA,
-           NVML) through ttclib.runner.run_plan -> its runs_dir; cached runs are reused, so a cut-off
-           window resumes (--runs-dir elsewhere to measure afresh)
+  runs     params/gpu_check.yaml's profile (default: sixteen hardware-only runs, random Qwen2.5-7B on CUDA,
+           NVML; six of them at locked SM clocks, skipped and recorded where locking is refused) through
+           ttclib.runner.run_plan -> its runs_dir; cached runs are reused, so a cut-off window resumes
+           (--runs-dir elsewhere to measure afresh)
   collect  <out>/gpu_check.json: GPU, driver, runtime (Firecracker/gVisor), the meter facts, one line per
-           run (energy, J/token, steady-state J/token, flags); with $OUT set, copies of both JSONs and
+           run (energy, J/token, steady-state J/token, flags, clock set and read, prefill/decode), clock
+           lock files left (none expected); with $OUT set, copies of both JSONs and
            the runs as one $OUT/gpu_runs.tar.gz (unpack with tar xzf gpu_runs.tar.gz -C <out>)
 The exit code is 0 only if every selected step is ok.
 
@@ -59,10 +61,13 @@ STEPS = {
 #         Qwen2.5-7B once: load_s 1.3 s in run.json, and importing transformers and making the CUDA
 #         context, about 4 s in nvml_check.log (step c): 10 s allowed
 #  collect  not measured there: the tar of outputs/gpu/runs (0.5 MB) takes well under a second here
-GPU_SECONDS = {"meter": 50.0, "runs": 196.0 + 10.0, "collect": 2.0}
+#  runs   + the six frequency-sweep runs (paper 002) added since, not yet measured there: 95 s estimated
+#         from the batch-1 and batch-16 decode rates of the runs above (61 ms and 11 ms per step), slower
+#         at the lowest clock, plus ~5 s per run for the idle baseline, warm-up and sealing
+GPU_SECONDS = {"meter": 50.0, "runs": 196.0 + 10.0 + 95.0, "collect": 2.0}
 # --fake on the 2-core CPU box of this project (2026-11-28): the smoke profile's four tiny runs took
-# 17.3 s, imports and model load included
-FAKE_RUNS_SECONDS = 17.0
+# 17.3 s, imports and model load included; the two at locked clocks add about 4 s
+FAKE_RUNS_SECONDS = 21.0
 
 
 def runtime(release: str, proc_version: str) -> str:
@@ -136,6 +141,7 @@ def step_meter(a: argparse.Namespace, fake_gpus: list | None) -> dict:
 
 
 def step_runs(a: argparse.Namespace) -> dict:
+    from ttclib.energy.clocks import ClockError
     from ttclib.rundir import is_complete
     from ttclib.runner import run_plan
 
@@ -143,10 +149,17 @@ def step_runs(a: argparse.Namespace) -> dict:
     tokenizer = nc.borrow_tokenizer(a.nvml.tokenizer)
     cached = [s.run_id for s in plan.specs if is_complete(s, plan.runs_dir)]
     nc.log(f"  {len(plan.specs)} runs -> {plan.runs_dir} ({len(cached)} cached); {tokenizer}")
-    dirs = run_plan(plan, progress=False)
+    skipped = None
+    try:
+        dirs = run_plan(plan, progress=False)
+    except ClockError as err:     # refused before any model loaded: the runs at default clocks still go
+        skipped = {"runs": [s.run_id for s in plan.specs if s.sm_clock_mhz is not None], "error": nc.err_text(err)}
+        nc.log(f"  clock locking refused: {len(skipped['runs'])} runs at locked clocks skipped ({skipped['error']})")
+        plan.specs = [s for s in plan.specs if s.sm_clock_mhz is None]
+        dirs = run_plan(plan, progress=False)
     return {"params": str(PARAMS.relative_to(ROOT)), "profile": a.profile, "runs_dir": str(plan.runs_dir),
             "tokenizer": tokenizer, "run_dirs": [str(d) for d in dirs], "cached": cached,
-            "measured": [s.run_id for s in plan.specs if s.run_id not in cached]}
+            "measured": [s.run_id for s in plan.specs if s.run_id not in cached], "clock_runs_skipped": skipped}
 
 
 def run_line(run: Path) -> dict:
@@ -161,7 +174,25 @@ def run_line(run: Path) -> dict:
             "completion_tokens": info.get("completion_tokens"), "measured_s": info.get("measured_s"),
             "flags": info.get("flags"), "meter": s["meter"], "methods": sorted({d["method"] for d in s["devices"]}),
             "power_source": sorted({d["power_source"] for d in s["devices"]}),
-            "queries_sum_over_energy_j": s["queries_sum_over_energy_j"]}
+            "queries_sum_over_energy_j": s["queries_sum_over_energy_j"], **clock_and_phases(run, info)}
+
+
+def clock_and_phases(run: Path, info: dict) -> dict:
+    """The clock a run locked and what NVML read (within 5 %?), the throttle reasons, and its queries'
+    mean prefill and decode time and energy (paper 002's phases)."""
+    import pandas as pd
+
+    c = info.get("clocks") or {}
+    lock = (c.get("locks") or [{}])[0]
+    q = pd.read_parquet(run / "queries.parquet")
+    timed = q.dropna(subset=["t_first_token"]) if "t_first_token" in q else q.iloc[:0]
+    mean = lambda col: float(timed[col].mean()) if len(timed) else None   # noqa: E731
+    return {"sm_clock_requested_mhz": info["spec"].get("sm_clock_mhz"), "sm_clock_set_mhz": lock.get("sm_mhz"),
+            "sm_clock_method": lock.get("method"), "sm_clock_read_mhz": c.get("sm_mhz"),
+            "sm_clock_within_5pct": c.get("within_tolerance"), "throttle_reasons": c.get("throttle_reasons"),
+            "prefill_s": float((timed.t_first_token - timed.t_start).mean()) if len(timed) else None,
+            "decode_s": float((timed.t_end - timed.t_first_token).mean()) if len(timed) else None,
+            "prefill_energy_j": mean("prefill_energy_j"), "decode_energy_j": mean("decode_energy_j")}
 
 
 def gpu_facts() -> dict:
@@ -207,7 +238,11 @@ def step_collect(a: argparse.Namespace, report: nc.Report) -> dict:
     for r in data["runs"]:
         nc.log(f"  {r['run_id']} {r['strategy']:4s} max_new_tokens={r['max_new_tokens']:<4} batch={r['batch_size']:<3} "
                f"{r['energy_j']:9.1f} J  {r['j_per_token'] or float('nan'):.4f} J/token  {r['methods']} {r['flags']}")
-    return {"runs": len(data["runs"]), "out_files": copy_out(a.out, runs_dir) if os.environ.get("OUT") else []}
+    from ttclib.energy import clocks
+
+    left = sorted(p.name for p in clocks.lock_dir().glob("gpu*-*.json")) if clocks.lock_dir().is_dir() else []
+    return {"runs": len(data["runs"]), "clock_locks_left": left,
+            "out_files": copy_out(a.out, runs_dir) if os.environ.get("OUT") else []}
 
 
 # --- main ----------------------------------------------------------------------------------

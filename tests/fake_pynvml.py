@@ -15,7 +15,14 @@ Each fake GPU follows a power script of wall-clock time (a constant, or steps
 - ``nvmlDeviceGetPowerUsage`` is the instantaneous power on the ``"ampere"`` profile (A100)
   and the 1 s trailing average on ``"hopper"`` (H100), where the instantaneous power is
   the field ``NVML_FI_DEV_POWER_INSTANT`` of ``nvmlDeviceGetFieldValues``;
-- power readings may carry seeded gaussian noise (``noise_w``).
+- power readings may carry seeded gaussian noise (``noise_w``);
+- the script is the power at the GPU's own SM clock: while a lock (or application clocks) holds the
+  clock at ``f`` instead, power is scaled by ``dvfs_factor(f) / dvfs_factor(own clock)``, a toy
+  model of a GPU under DVFS — a static part that does not depend on the clock plus a dynamic part
+  ``∝ f·V(f)²`` with the voltage rising linearly from ``V_MIN`` of its maximum at 0 MHz
+  (:func:`dvfs_factor`). It is not a calibrated model of any GPU; it gives tests a known answer
+  (energy at a locked clock over energy at the default one) through the real code path. Clock
+  changes are timed, so the counter integrates the scaled power exactly.
 
 Each call on a device may sleep (``call_latency_s``, like the ~0.1-1 ms of the real
 library) and may fail transiently (``FakeGPU.transient_errors`` or ``fail_next()``). Calls
@@ -284,6 +291,22 @@ _PROFILES = {
     },
 }
 _CLOCK_STEP_MHZ = 15  # spacing of the supported graphics clocks
+STATIC_FRACTION = 0.5  # toy DVFS model: the share of power at the maximum clock that no clock lowers
+V_MIN = 0.6            # toy DVFS model: voltage at 0 MHz as a fraction of the voltage at the maximum clock
+
+
+def dvfs_factor(sm_mhz: float, max_sm_mhz: float) -> float:
+    """Power at SM clock ``sm_mhz`` relative to power at ``max_sm_mhz`` in the toy model:
+    ``STATIC_FRACTION + (1 - STATIC_FRACTION) · r · v(r)²`` with ``r = f / f_max`` and
+    ``v(r) = V_MIN + (1 - V_MIN) · r``.
+
+    >>> dvfs_factor(1410, 1410)
+    1.0
+    >>> round(dvfs_factor(705, 1410), 4)     # half the clock: 0.5 + 0.5 * 0.5 * 0.8**2
+    0.66
+    """
+    r = sm_mhz / max_sm_mhz
+    return STATIC_FRACTION + (1 - STATIC_FRACTION) * r * (V_MIN + (1 - V_MIN) * r) ** 2
 _MAX_MIG_DEVICES = 7  # A100 and H100: at most seven GPU instances
 _POWER_AVERAGE_WINDOW_S = 1.0
 
@@ -352,6 +375,7 @@ class FakeGPU:
     locked_gpu_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)
     locked_mem_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)
     application_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)   # (memory, graphics)
+    clock_events: list[tuple[float, int]] = field(default_factory=list, init=False)   # (unix s, SM MHz) per change
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -375,22 +399,32 @@ class FakeGPU:
         return sorted(self.power_w)
 
     def power_at(self, t: float) -> float:
-        """Watts at unix time ``t`` (the first step's watts extend back before it)."""
+        """Watts at unix time ``t`` (the first step's watts extend back before it), scaled by the
+        toy DVFS model while the SM clock is held away from the GPU's own clock."""
         watts = self.steps()[0][1]
         for start, w in self.steps():
             if t - self.t0 >= start:
                 watts = w
-        return watts
+        sm = self.sm_clock_at(t)
+        if sm == self.sm_clock_mhz:
+            return watts
+        return watts * dvfs_factor(sm, self.max_sm_clock_mhz) / dvfs_factor(self.sm_clock_mhz, self.max_sm_clock_mhz)
+
+    def sm_clock_at(self, t: float) -> int:
+        """The SM clock at unix time ``t``: the last clock change at or before ``t``."""
+        sm = self.sm_clock_mhz
+        for when, mhz in self.clock_events:
+            if when <= t:
+                sm = mhz
+        return sm
 
     def energy_between(self, a: float, b: float) -> float:
-        """Exact joules of the script between unix times ``a`` and ``b``."""
-        steps = self.steps()
-        total = 0.0
-        for k, (start, w) in enumerate(steps):
-            lo = max(a, self.t0 + start) if k else a
-            hi = min(b, self.t0 + steps[k + 1][0]) if k + 1 < len(steps) else b
-            total += w * max(0.0, hi - lo)
-        return total
+        """Exact joules between unix times ``a`` and ``b``: power is constant between the script's
+        steps and the clock changes."""
+        cuts = {a, b} | {self.t0 + start for start, _ in self.steps() if a < self.t0 + start < b}
+        cuts |= {when for when, _ in self.clock_events if a < when < b}
+        cuts = sorted(cuts)
+        return sum(self.power_at((lo + hi) / 2) * (hi - lo) for lo, hi in zip(cuts, cuts[1:]))   # mid: no rounding at a cut
 
     def average_power(self, t: float, window_s: float = _POWER_AVERAGE_WINDOW_S) -> float:
         """Mean watts over the ``window_s`` seconds before unix time ``t``."""
@@ -490,7 +524,8 @@ def setup(
     for i, g in enumerate(gpus):
         g.t0 = now
         g.uuid = g.uuid or f"GPU-fake-{i:04d}-0000-0000-0000-000000000000"
-        g.locked_gpu_clocks_mhz = g.locked_mem_clocks_mhz = None
+        g.locked_gpu_clocks_mhz = g.locked_mem_clocks_mhz = g.application_clocks_mhz = None
+        g.clock_events = []
         g._rng.seed(g.seed)
         for fn, n in g.transient_errors.items():
             _check_function_name(fn)
@@ -553,7 +588,7 @@ def _raise_queued(fn: str, gpu_index: int | None) -> None:
 
 
 _STATE_FILE: Path | None = None
-_CLOCK_STATE = ("locked_gpu_clocks_mhz", "locked_mem_clocks_mhz", "application_clocks_mhz")
+_CLOCK_STATE = ("locked_gpu_clocks_mhz", "locked_mem_clocks_mhz", "application_clocks_mhz", "clock_events")
 
 
 def _load_clock_state() -> None:
@@ -566,7 +601,18 @@ def _load_clock_state() -> None:
     for i, gpu in enumerate(_GPUS):
         for attr in _CLOCK_STATE:
             value = saved.get(str(i), {}).get(attr)
-            setattr(gpu, attr, tuple(value) if value is not None else None)
+            if attr == "clock_events":
+                gpu.clock_events = [tuple(e) for e in value or []]
+            else:
+                setattr(gpu, attr, tuple(value) if value is not None else None)
+
+
+def _clock_changed(gpu: FakeGPU) -> None:
+    """Note when the SM clock changed (the toy DVFS power follows it), then save the state."""
+    sm = gpu.clock_mhz(NVML_CLOCK_SM)
+    if sm != gpu.sm_clock_at(_clock()):
+        gpu.clock_events.append((_clock(), sm))
+    _save_clock_state()
 
 
 def _save_clock_state() -> None:
@@ -843,7 +889,7 @@ def _lock_clocks(handle: _Handle, fn: str, attr: str, lock: tuple[int, int] | No
     if lock is not None and lock[0] > lock[1]:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
     setattr(gpu, attr, lock)
-    _save_clock_state()
+    _clock_changed(gpu)
 
 
 def nvmlDeviceSetGpuLockedClocks(handle: _Handle, minGpuClockMHz: int, maxGpuClockMHz: int) -> None:  # noqa: N803
@@ -871,7 +917,7 @@ def nvmlDeviceSetApplicationsClocks(handle: _Handle, maxMemClockMHz: int, maxGra
     if maxMemClockMHz != gpu.mem_clock_mhz or maxGraphicsClockMHz not in gpu.supported_graphics_clocks():
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
     gpu.application_clocks_mhz = (maxMemClockMHz, maxGraphicsClockMHz)
-    _save_clock_state()
+    _clock_changed(gpu)
 
 
 def nvmlDeviceResetApplicationsClocks(handle: _Handle) -> None:
@@ -879,7 +925,7 @@ def nvmlDeviceResetApplicationsClocks(handle: _Handle) -> None:
     if gpu.app_clock_error is not None:
         raise NVMLError(gpu.app_clock_error)
     gpu.application_clocks_mhz = None
-    _save_clock_state()
+    _clock_changed(gpu)
 
 
 def nvmlDeviceGetCurrentClocksEventReasons(handle: _Handle) -> int:

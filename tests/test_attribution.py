@@ -104,3 +104,23 @@ def test_total_and_net_split_in_one_pass_match_separate_splits():
         np.testing.assert_allclose(both[:, k], one)
         assert overheads[k] == pytest.approx(overhead)
     assert overheads.tolist() == [40.0, -10.0]          # the empty window's gross and net (40 - 50 W x 1 s)
+
+
+def test_phases_of_a_continuous_batch_with_known_power():
+    """Hand-computed shares. Power 100 W for 0-4 s, 300 W for 4-8 s; two windows 0-4 and 4-8 (400 J,
+    1200 J). A: prefill 0-1, decode 1-6. B: prefill 2-3 (beside A's decode), decode 3-8. C (no
+    first-token time, an engine that does not say) runs 5-7: it takes its share but gets no phases.
+    Window 1 (100 W): 0-1 A alone 100 J to A's prefill; 1-2 A alone 100 J to A's decode; 2-3 A
+    and B share: 50 J each (A decode, B prefill); 3-4: 50 J each (A decode, B decode).
+    Window 2 (300 W): 4-5 A, B: 150 each; 5-6 A, B, C: 100 each; 6-7 B, C: 150 each; 7-8 B: 300."""
+    from ttclib.energy import attribute_phases
+
+    w = [Measurement("nvml", "energy_counter", 0.0, 4.0, {"gpu0": 400.0}),
+         Measurement("nvml", "energy_counter", 4.0, 4.0, {"gpu0": 1200.0})]
+    trace = pd.DataFrame({"t": [0.0, 3.999999, 4.0, 8.0], "power_w": [100.0, 100.0, 300.0, 300.0]})
+    pre, dec = attribute_phases(w, trace, [(0, 6), (2, 8), (5, 7)], [1.0, 3.0, np.nan])
+    assert pre[:2] == pytest.approx([100.0, 50.0], abs=0.1)
+    assert dec[:2] == pytest.approx([100 + 50 + 50 + 150 + 100, 50 + 150 + 100 + 150 + 300], abs=0.1)
+    assert np.isnan(pre[2]) and np.isnan(dec[2])
+    whole, _ = attribute_windows(w, trace, [(0, 6), (2, 8), (5, 7)])
+    assert (pre + dec)[:2] == pytest.approx(whole[:2], rel=1e-12) and whole[2] == pytest.approx(250.0, abs=0.1)

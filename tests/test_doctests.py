@@ -10,7 +10,8 @@ MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.m
            "ttclib.sandbox", "ttclib.spec", "ttclib.rundir", "ttclib.gpu_hours", "ttclib.report",
            "ttclib.reference", "ttclib.verdicts", "ttclib.params", "ttclib.models", "ttclib.plots",
            "ttclib.watchdog", "ttclib.site", "ttclib.footprint", "ttclib.tradeoff", "ttclib.prompts",
-           "ttclib.energy.clocks"]
+           "ttclib.energy.clocks", "ttclib.energy.attribution", "ttclib.dvfs", "ttclib.serving",
+           "ttclib.benchmarks.knowledge"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -44,9 +44,9 @@ def gpu_check(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, 
 def test_dry_run_prints_every_step_and_a_total(tmp_path):
     proc, summary = gpu_check(tmp_path, "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    for step, seconds in (("meter", 50.0), ("runs", 206.0), ("collect", 2.0), ("total", 258)):
+    for step, seconds in (("meter", 50.0), ("runs", 301.0), ("collect", 2.0), ("total", 353)):
         assert re.search(rf"^ +{step} +~ *{seconds} s", proc.stdout, re.M), proc.stdout
-    assert "10 runs" in proc.stdout and summary is None  # nothing run, nothing written
+    assert "16 runs" in proc.stdout and summary is None  # nothing run, nothing written
 
 
 def test_fake_end_to_end(tmp_path):
@@ -59,7 +59,10 @@ def test_fake_end_to_end(tmp_path):
     facts = s["meter_facts"]
     assert facts["clock_lock"] == NO_PERMISSION and facts["energy_counter"] == {"gpu0": False}
     assert set(facts["statuses"].values()) == {"ok"} and facts["counter_update_period_s"] is None
-    assert len(s["runs"]) == 4 == len(s["steps"]["runs"]["measured"])
+    assert len(s["runs"]) == 4 == len(s["steps"]["runs"]["measured"])          # the two at locked clocks skipped:
+    skipped = s["steps"]["runs"]["clock_runs_skipped"]
+    assert len(skipped["runs"]) == 2 and NO_PERMISSION in skipped["error"] and "CAP_SYS_ADMIN" in skipped["error"]
+    assert s["steps"]["collect"]["clock_locks_left"] == []
     for r in s["runs"]:
         assert r["meter"] == "nvml" and r["methods"] == ["power_integration"] and r["energy_j"] > 0
         queries = pd.read_parquet(tmp_path / "runs" / r["run_id"] / "queries.parquet")
@@ -70,6 +73,23 @@ def test_fake_end_to_end(tmp_path):
     assert json.loads((out / "gpu_check.json").read_text()) == s
     with tarfile.open(out / "gpu_runs.tar.gz") as tar:
         assert {f"runs/{r['run_id']}/run.json" for r in s["runs"]} <= set(tar.getnames())
+
+
+def test_fake_with_clock_locking(tmp_path):
+    """Clock locking allowed: the two frequency runs lock, read back their clock within 5 %, split their
+    queries into prefill and decode, and leave no lock behind."""
+    proc, s = gpu_check(tmp_path, *FAST, "--steps", "runs,collect", "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(s["runs"]) == 6 and s["steps"]["runs"]["clock_runs_skipped"] is None
+    locked = [r for r in s["runs"] if r["sm_clock_requested_mhz"]]
+    assert sorted(r["sm_clock_requested_mhz"] for r in locked) == [600, 1980]
+    for r in locked:
+        assert r["sm_clock_method"] == "locked" and r["sm_clock_within_5pct"] is True
+        assert abs(r["sm_clock_read_mhz"]["median"] - r["sm_clock_set_mhz"]) <= 0.05 * r["sm_clock_set_mhz"]
+        assert r["prefill_s"] > 0 and r["decode_s"] > 0 and r["prefill_energy_j"] > 0 and r["decode_energy_j"] > 0
+    low, high = sorted(locked, key=lambda r: r["sm_clock_requested_mhz"])
+    assert low["energy_j"] / low["measured_s"] < 0.9 * high["energy_j"] / high["measured_s"]   # the toy DVFS power
+    assert s["steps"]["collect"]["clock_locks_left"] == []
 
 
 def test_a_failing_step_is_recorded_and_the_next_runs(tmp_path):

@@ -64,6 +64,27 @@ def test_greedy_output_identical_to_transformers(sglang_tiny, tiny_model_dir):
     assert [c.finish_reason for c in ours] == [c.finish_reason for c in ref]
 
 
+def test_first_token_times_split_each_request(sglang_tiny):
+    """The engine says when each request's first token came out (meta_info request_received_ts +
+    first_token_latency): inside the request's own start and end, so its prefill and decode are known."""
+    reqs = [Request(f"f{i}", p, SamplingParams(max_new_tokens=16, ignore_eos=True)) for i, p in enumerate(PROMPTS)]
+    for c in sglang_tiny.generate(reqs):
+        assert c.t_first_token is not None and c.t_start <= c.t_first_token <= c.t_end, c
+        assert c.t_end - c.t_first_token > 0          # fifteen decode steps after the first token
+
+
+def test_loglikelihood_equals_transformers(sglang_tiny, tiny_model_dir):
+    """Log-likelihood scoring through SGLang's return_logprob (no token generated) gives the sums the
+    transformers backend computes on the same weights, for options that share a context (the server may
+    serve the context from its prefix cache; the scored tokens are always computed)."""
+    pairs = [(p, x) for p in PROMPTS[:3] for x in (" 3", " 12", " twelve and more")]
+    reqs = [Request(f"l{i}", c, SamplingParams(max_new_tokens=1), continuation=x) for i, (c, x) in enumerate(pairs)]
+    ours, ref = sglang_tiny.generate(reqs), TransformersBackend(tiny_model_dir, batch_size=4).generate(reqs)
+    for a, b in zip(ours, ref):
+        assert a.logprob == pytest.approx(b.logprob, abs=2e-3, rel=1e-3), (a, b)
+        assert a.completion_tokens == 0 and a.finish_reason == "loglikelihood" and a.prompt_tokens == b.prompt_tokens
+
+
 def test_batch_of_32_is_scheduled_by_the_server(sglang_tiny):
     reqs = [Request(f"b{i}", f"Item {i}:", SamplingParams(max_new_tokens=24, ignore_eos=True)) for i in range(32)]
     out = list(sglang_tiny.stream(reqs))

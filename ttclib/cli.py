@@ -59,10 +59,13 @@ EXIT_HELD = 75   # EX_TEMPFAIL: runs of the grid are still being measured by ano
 
 def _shape(s) -> str:
     """The fields that set a run's shape beyond the usual columns, when set: samples, prompt length,
-    fixed output length, subsets."""
+    fixed output length, subsets, scoring by log-likelihood, locked clocks."""
     parts = [f"samples={s.resolved_strategy.samples}" if s.samples is not None else "",
              f"input_tokens={s.input_tokens}" if s.input_tokens is not None else "",
-             "ignore_eos" if s.ignore_eos else "", f"subsets={','.join(s.subsets)}" if s.subsets else ""]
+             "ignore_eos" if s.ignore_eos else "", f"subsets={','.join(s.subsets)}" if s.subsets else "",
+             "scoring=loglikelihood" if s.scoring == "loglikelihood" else "",
+             f"sm_clock_mhz={s.sm_clock_mhz}" if s.sm_clock_mhz is not None else "",
+             f"mem_clock_mhz={s.mem_clock_mhz}" if s.mem_clock_mhz is not None else ""]
     return "".join(f"{p} " for p in parts if p)
 
 

@@ -63,6 +63,7 @@ from scipy import optimize, stats
 ENERGY_FORMS = ("linear", "quadratic", "power")
 THROUGHPUT_FORMS = ("michaelis_menten", "exp_saturation", "linear", "log_linear")
 PER_TOKEN_FORMS = ("inverse", "power", "log_linear")
+FREQUENCY_FORMS = ("dvfs", "linear", "quadratic")
 N_BOOT = 200    # bootstrap refits behind a saturation batch's interval
 BEYOND = 10.0   # a refit's saturation batch past BEYOND × the largest batch measured is no ceiling (+inf)
 
@@ -163,6 +164,8 @@ FORMS: dict[str, Form] = {f.name: f for f in [
     _linear_form("quadratic", ("a", "b", "c"), [np.ones_like, lambda x: x, np.square], ["", "·x", "·x²"]),
     _linear_form("log_linear", ("a", "b"), [np.ones_like, np.log], ["", "·ln x"], positive_x=True),
     _linear_form("inverse", ("a", "b"), [np.ones_like, lambda x: 1 / x], ["", "/x"], positive_x=True),
+    _linear_form("dvfs", ("a", "b", "c"), [np.ones_like, lambda x: 1 / x, np.square], ["", "/x", "·x²"],
+                 positive_x=True),
     Form("power", ("a", "b"), f=lambda x, a, b: a * np.power(x, b), jac=_power_jac,
          text=lambda a, b: f"y = {_g(a)}·x^{_g(b)}", linear=False, positive_x=True, p0=_power_p0,
          shape=np.power, scan=lambda x: (np.linspace(-5, 5, 401), lambda t: t)),
@@ -177,7 +180,9 @@ FORMS: dict[str, Form] = {f.name: f for f in [
 ]}
 """Every supported form by name: linear a + b·x, quadratic a + b·x + c·x², log_linear a + b·ln x,
 inverse a + b/x (a fixed cost amortised over x), power a·x^b, michaelis_menten ymax·x/(k + x),
-exp_saturation ymax·(1 − exp(−x/k))."""
+exp_saturation ymax·(1 − exp(−x/k)), and dvfs a + b/f + c·f² — energy at clock f: a part no clock
+changes (memory-bound time at constant power), static power over compute time that scales as 1/f, and
+dynamic energy per unit of work ∝ V², with V rising about linearly with f over the DVFS range."""
 
 
 # --- the result --------------------------------------------------------------------------------
@@ -729,6 +734,32 @@ def _paired_ratio_ci(num, den, level: float, n_boot: int, seed: int) -> tuple[fl
             t[s:s + len(idx)] = np.abs(log_rb - log_r) / se_b   # 0/0 (a resample of one item) → NaN
     t = np.where(np.isnan(t), np.inf, t)                        # a degenerate resample widens, never narrows
     half = float(np.quantile(t, level, method="inverted_cdf")) * se
+    return (r, float(r * np.exp(-half)), float(r * np.exp(half)))
+
+
+def log_ratio_se(num, den) -> float:
+    """The paired delta-method standard error of log(mean num / mean den): sd(aᵢ/ā − bᵢ/b̄)/√n."""
+    a, b = np.asarray(num, float).ravel(), np.asarray(den, float).ravel()
+    return float(_log_ratio(a, b)[1]) if a.size > 1 else np.nan
+
+
+def paired_ratio_t(num, den, level: float = 0.95) -> tuple[float, float, float]:
+    """(ratio, lower, upper) of mean(num)/mean(den) for a few paired items (2-9 batches of a run): a t
+    interval on the log ratio, se from the paired delta method, n − 1 degrees of freedom. With so few
+    items a bootstrap has too few distinct resamples (three items: ten) and its studentized form
+    degenerates; this one is wide, as it should be (t = 4.3 at n = 3), and covers close to nominal
+    (tests/test_fits.py). NaN bounds below two items or without positive means.
+
+    >>> [round(v, 3) for v in paired_ratio_t([4.0, 5.0, 6.0], [8.0, 9.0, 13.0])]
+    [0.5, 0.39, 0.641]
+    """
+    a, b = np.asarray(num, float).ravel(), np.asarray(den, float).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    r = float(a.mean() / b.mean()) if a.size and b.mean() != 0 else np.nan
+    if a.size < 2 or not (a.mean() > 0 and b.mean() > 0):
+        return (r, np.nan, np.nan)
+    half = _t(level, a.size - 1) * log_ratio_se(a, b)
     return (r, float(r * np.exp(-half)), float(r * np.exp(half)))
 
 

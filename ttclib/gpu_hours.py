@@ -283,9 +283,11 @@ def measured_runs(runs_dir: str | os.PathLike) -> dict[tuple[str, str, str], lis
 
 
 def _like(spec: RunSpec, measured: dict) -> list[MeasuredRun]:
-    """Measured runs of the same model, strategy and benchmark; those with the same max_new_tokens if any."""
+    """Measured runs of the same model, strategy and benchmark: those with the same max_new_tokens, else
+    those with a larger one (a smaller cap cut the answers short: no evidence of their length here)."""
     runs = measured.get((spec.model, spec.strategy, spec.benchmark), [])
-    return [r for r in runs if r.max_new_tokens == spec.max_new_tokens] or runs
+    return ([r for r in runs if r.max_new_tokens == spec.max_new_tokens]
+            or [r for r in runs if r.max_new_tokens > spec.max_new_tokens])
 
 
 def output_tokens(spec: RunSpec, measured: dict) -> Tokens:
@@ -388,6 +390,9 @@ def _count_without_data(spec: RunSpec) -> Problems:
         if bench.size is not None and bench.size < n:
             return Problems(bench.size, f"documented split size (< per_level × {groups} {per})")
         return Problems(n, f"≤ per_level × {groups} {per} (no data here)")
+    if spec.per_level is not None:   # drawn per subset, and how many subsets there are only the data says
+        n = min(spec.per_level, bench.size or spec.per_level)
+        return Problems(n, "≤ per_level (no data here: per subset where the data has subsets)")
     if bench.size is not None:
         return Problems(bench.size, "documented split size (no data here)")
     return Problems(None, "unknown: no data here and no documented size")
@@ -412,13 +417,29 @@ class RunEstimate:
         return None if self.gpu_seconds is None else self.gpu_seconds / 3600
 
 
+def options_per_problem(spec: RunSpec) -> int:
+    """Options a log-likelihood run reads per problem: counted on the first problem of the local data,
+    else assumed four (BoolQ has two: an overestimate there, said in the dry run's sources)."""
+    bench = benchmarks.get(spec.benchmark)
+    try:
+        if bench.source.locate(spec.benchmark, spec.data_path).kind != "hub":
+            first = bench.load(per_level=1, seed=spec.seed, subsets=spec.subsets, data=spec.data_path)[0]
+            return len(bench.choices(first).continuations)
+    except (benchmarks.BenchmarkDataError, ValueError, ImportError, OSError, IndexError):
+        pass
+    return 4
+
+
 def estimate_run(spec: RunSpec, roofline: Roofline, measured: dict | None = None) -> RunEstimate:
     """GPU-seconds of one run on ``roofline.gpu`` (see the module docstring for the model)."""
     measured = measured or {}
     probs = problems(spec)
     out, prompt = output_tokens(spec, measured), prompt_tokens(spec, probs, measured)
     tp = spec.server.tp_size
-    queries = None if probs.count is None else probs.count * spec.repetitions * spec.resolved_strategy.samples
+    per_query = spec.resolved_strategy.samples
+    if spec.scoring == "loglikelihood":      # one prefill per option, nothing generated
+        per_query, out = options_per_problem(spec), Tokens(0.0, "log-likelihood scoring: nothing generated", "scoring")
+    queries = None if probs.count is None else probs.count * spec.repetitions * per_query
     est = RunEstimate(spec, probs, queries, out, prompt, tp)
     arch = architecture(spec.model)
     if not queries or arch is None:
@@ -452,7 +473,7 @@ class PlanEstimate:
         kinds = [getattr(r, which).kind for r in self.runs]
         labels = {"measured": "measured in completed runs", "paper": "paper figures", "max_new_tokens": "max_new_tokens",
                   "data": "question lengths in the local data", "assumed": f"{ASSUMED_PROMPT.source}",
-                  "spec": "input_tokens of the run spec"}
+                  "spec": "input_tokens of the run spec", "scoring": "none for log-likelihood scoring"}
         return ", ".join(f"{labels[k]} for {kinds.count(k)} run(s)" for k in labels if k in kinds)
 
     def assumptions(self) -> str:

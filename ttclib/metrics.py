@@ -19,8 +19,9 @@ from . import rundir, strategies
 
 J_PER_WH = 3600.0
 SPEC_COLUMNS = ["model", "strategy", "benchmark", "max_new_tokens", "batch_size", "backend", "device", "input_tokens",
-                "ignore_eos"]
-LATER_FIELDS = {"input_tokens": None, "ignore_eos": False}   # spec fields some stored runs lack: their value there
+                "ignore_eos", "sm_clock_mhz", "mem_clock_mhz", "scoring"]
+LATER_FIELDS = {"input_tokens": None, "ignore_eos": False,  # spec fields some stored runs lack: their value there
+                "sm_clock_mhz": None, "mem_clock_mhz": None, "scoring": "generate"}
 
 
 @dataclass
@@ -141,7 +142,22 @@ def _run_row(info: dict, res: pd.DataFrame, cut_off: float) -> dict:
         "threads": info["backend"].get("threads"),
         "measured_devices": _measured_devices(info),
         "power_source": _power_source(info),
+        **_clock_columns(info.get("clocks")),
+        # windows shorter than ten counter update periods (the counter's quantum is then a large error)
+        "short_windows": (info.get("flags") or {}).get("short_window", 0),
     }
+
+
+def _clock_columns(clocks: dict | None) -> dict:
+    """A run's clocks from run.json: the SM clock set (a lock), the median the trace read, and the
+    throttle reasons present in at least a tenth of the readings (None where the meter reads no clocks)."""
+    clocks = clocks or {}
+    locks = clocks.get("locks") or []
+    sm = clocks.get("sm_mhz") or {}
+    reasons = {k: v for k, v in (clocks.get("throttle_reasons") or {}).items() if v >= 0.1 and k != "GpuIdle"}
+    return {"sm_clock_set_mhz": locks[0].get("sm_mhz") if locks else None,
+            "sm_clock_median_mhz": sm.get("median"),
+            "throttle": ", ".join(f"{k} {v:.0%}" for k, v in sorted(reasons.items())) or None}
 
 
 def _measured_devices(info: dict) -> str | None:
@@ -842,3 +858,40 @@ def by_level(points: pd.DataFrame, levels: list[str],
     """``points`` per (model, strategy) with one column per value and level, levels easiest first."""
     wide = points.pivot_table(index=["model", "strategy"], columns="difficulty", values=list(values), sort=False)
     return wide[[(v, lv) for v in values for lv in levels if (v, lv) in wide]]
+
+
+PHASE_COLUMNS = ["latency_s", "prefill_s", "decode_s", "energy_j", "prefill_energy_j", "decode_energy_j"]
+
+
+def phases(queries: pd.DataFrame, by=("run_id", "repetition")) -> pd.DataFrame:
+    """Prefill and decode per query, averaged ``by`` (default: each repetition of each run).
+
+    A query's prefill runs from its start to its first token (``t_first_token``), its decode from
+    there to its last token; the energies are its attributed shares of each part
+    (:func:`ttclib.energy.attribute_phases`). Columns: the means of :data:`PHASE_COLUMNS` per query,
+    ``prefill_time_share`` (prefill seconds over latency seconds, both summed), ``prefill_energy_share``,
+    ``edp_js`` (mean energy × mean latency, the paper's energy-delay product) and ``n``. Queries without
+    a first-token time (runs stored before it was recorded, engines that do not report it) count in
+    ``latency_s`` and ``energy_j`` but not in the phases.
+
+    >>> q = pd.DataFrame({"run_id": ["a", "a"], "repetition": [0, 0], "t_start": [0.0, 0.0],
+    ...                   "t_first_token": [1.0, 1.0], "t_end": [3.0, 5.0], "energy_j": [150.0, 350.0],
+    ...                   "prefill_energy_j": [50.0, 50.0], "decode_energy_j": [100.0, 300.0]})
+    >>> phases(q)[["latency_s", "prefill_s", "decode_s", "prefill_time_share", "edp_js"]].to_dict("records")
+    [{'latency_s': 4.0, 'prefill_s': 1.0, 'decode_s': 3.0, 'prefill_time_share': 0.25, 'edp_js': 1000.0}]
+    """
+    by = list(by)
+    q = queries.assign(latency_s=queries.t_end - queries.t_start)
+    first = q["t_first_token"] if "t_first_token" in q else pd.Series(np.nan, index=q.index)
+    q = q.assign(prefill_s=first - q.t_start, decode_s=q.t_end - first)
+    for col in ("prefill_energy_j", "decode_energy_j"):
+        if col not in q:
+            q[col] = np.nan
+    g = q.groupby(by, sort=False, dropna=False)
+    out = g[PHASE_COLUMNS].mean()
+    timed = q[first.notna()].groupby(by, sort=False, dropna=False)
+    out["prefill_time_share"] = timed.prefill_s.sum() / (timed.prefill_s.sum() + timed.decode_s.sum())
+    out["prefill_energy_share"] = timed.prefill_energy_j.sum() / timed.energy_j.sum()
+    out["edp_js"] = out.energy_j * out.latency_s
+    out["n"] = g.size()
+    return out.reset_index()

@@ -304,7 +304,10 @@ def is_available(name: str) -> tuple[bool, str]:
 HUB_ARCHITECTURES = re.compile(r"(?:Qwen/Qwen2\.5-|deepseek-ai/DeepSeek-R1-Distill-Qwen-)(1\.5|7|14|32)B(?:-Instruct)?")
 # The models of paper 001's profiles (params/06, 07), their config.json as published with the weights.
 HUB_CONFIGS = {"meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b.json", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b.json",
-               "mistralai/Mistral-7B-Instruct-v0.3": "mistral-7b-v0.3.json", "google/gemma-7b-it": "gemma-7b.json"}
+               "mistralai/Mistral-7B-Instruct-v0.3": "mistral-7b-v0.3.json", "google/gemma-7b-it": "gemma-7b.json",
+               # paper 002's base models: the same architectures as their instruction-tuned versions
+               "meta-llama/Llama-3.2-1B": "llama-3.2-1b.json", "meta-llama/Llama-3.2-3B": "llama-3.2-3b.json",
+               "meta-llama/Llama-3.1-8B": "llama-3.1-8b.json"}
 
 
 def config_path(name: str) -> Path | None:

@@ -500,3 +500,115 @@ def mmlu_tradeoff(tab: pd.DataFrame, runs: pd.DataFrame, by: str = "subset"):
                       f"{metrics.meter_label(runs)}\n95 % CIs: accuracy Wilson, energy t over queries", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- paper 002: phases and frequency (Section VI) -------------------------------------------------
+
+PHASE_COLORS = {"prefill": sns.color_palette("deep")[3], "decode": sns.color_palette("deep")[0]}
+
+
+def phase_split(table: pd.DataFrame, power: pd.DataFrame | None, queries: pd.DataFrame | None, runs: pd.DataFrame,
+                trace_run: str | None = None, note: str | None = None):
+    """Prefill vs decode (paper 002, Table XI's Pre%/Dec%, Figures 5 and 6): (a) time and (b) energy per
+    query split into the two phases per model, workload and batch size; (c) decode's share of time vs
+    batch size with its 95 % CI; (d) the sampled power of one run over time, its prefill spans shaded
+    (where a phase-aware clock policy would switch). ``table`` is :func:`ttclib.dvfs.sweep` without the
+    prefill-only twins (:func:`ttclib.dvfs.generating`)."""
+    style()
+    t = table.reset_index(drop=True)
+    t["label"] = t.model.str.replace("-instruct", "") + "\n" + t.workload + ", B=" + t.batch_size.astype(str)
+    fig, axes = plt.subplots(2, 2, figsize=(14, 10))
+    x = np.arange(len(t))
+    for ax, (pre, dec, unit, what) in zip(axes[0], (("prefill_s", "decode_s", "s", "time"),
+                                                    ("prefill_energy_j", "decode_energy_j", "J", "energy"))):
+        ax.bar(x, t[pre], color=PHASE_COLORS["prefill"], label="prefill")
+        ax.bar(x, t[dec], bottom=t[pre], color=PHASE_COLORS["decode"], label="decode")
+        ax.set_xticks(x, t.label, rotation=75, fontsize=6)
+        ax.set_ylabel(f"{what} per query ({unit})")
+        ax.set_title(f"{what.capitalize()} per query: prefill (start to first token) and decode", fontsize=10)
+        ax.legend(fontsize=8)
+    ax = axes[1, 0]
+    for (model, workload), g in t.groupby(["model", "workload"], sort=False):
+        g = g.sort_values("batch_size")
+        y = 100 * g.decode_share
+        err = np.abs(np.vstack([y - 100 * g.decode_share_lo, 100 * g.decode_share_hi - y]))
+        ax.errorbar(g.batch_size, y, yerr=np.nan_to_num(err), marker="o", capsize=3, label=f"{model}, {workload}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("decode share of inference time (%)")
+    ax.set_title("Decode's share of time vs batch size (Fig. 5 / Table XI Dec%; 95 % CI over batches)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = axes[1, 1]
+    if power is not None and len(power) and queries is not None and trace_run is not None:
+        p = power.groupby("t", as_index=False).power_w.sum()
+        q = queries[queries.run_id == trace_run]
+        t0 = q.t_start.min()
+        p = p[(p.t >= t0 - 0.5) & (p.t <= q.t_end.max() + 0.5)]
+        ax.plot(p.t - t0, p.power_w, lw=1, color="0.3", label="power (sampled)")
+        for s, f in q[["t_start", "t_first_token"]].drop_duplicates().itertuples(index=False):
+            ax.axvspan(s - t0, f - t0, color=PHASE_COLORS["prefill"], alpha=0.3, lw=0)
+        ax.axvspan(0, 0, color=PHASE_COLORS["prefill"], alpha=0.3, label="prefill spans")
+        r = runs.set_index("run_id").loc[trace_run]
+        ax.set_title(f"Fig. 6: power over one run ({r.model}, B={r.batch_size}); a phase-aware clock\n"
+                     "would run prefill fast and decode slow", fontsize=10)
+        ax.set_xlabel("time since the run's first query (s)")
+        ax.set_ylabel("power (W)")
+        ax.legend(fontsize=8)
+    else:
+        ax.set_axis_off()
+    fig.suptitle(_noted(f"Prefill and decode — {_where(runs)}; energy and power: {metrics.meter_label(runs)}", note),
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def frequency_sweep(table: pd.DataFrame, savings: pd.DataFrame, runs: pd.DataFrame, power: pd.DataFrame | None = None,
+                    clock_run: str | None = None, note: str | None = None):
+    """Paper 002's Figures 3-6 from runs at locked SM clocks: (a) energy per generated token vs clock,
+    (b) energy saved against the highest clock ("the frequency cliff"), (c) energy saved and latency
+    change at the lowest clock per batch size (Table XI, 95 % CIs), (d) the SM clock the trace read
+    over one run. ``table`` is :func:`ttclib.dvfs.sweep`, ``savings`` :func:`ttclib.dvfs.savings`."""
+    style()
+    t = table[table.frequency_mhz.notna() & ((table.max_new_tokens > 1) | table.scoring.eq("loglikelihood"))]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    groups = list(t.groupby(["model", "batch_size", "workload"], sort=False))
+    colors = dict(zip([k for k, _ in groups], sns.color_palette("colorblind", max(len(groups), 3))))
+    for key, g in groups:
+        g = g.sort_values("frequency_mhz")
+        tokens = runs.set_index("run_id").completion_tokens_per_query.reindex(g.run_id).to_numpy(float)
+        if np.all(tokens > 0):     # log-likelihood runs generate nothing: no energy per generated token
+            axes[0, 0].plot(g.frequency_mhz, g.energy_j / tokens, marker="o", color=colors[key],
+                            label=f"{key[0]}, B={key[1]}, {key[2]}")
+        base = g.energy_j.iloc[-1]
+        axes[0, 1].plot(g.frequency_mhz, 100 * (1 - g.energy_j / base), marker="o", color=colors[key])
+    axes[0, 0].set_xlabel("SM clock locked (MHz)")
+    axes[0, 0].set_ylabel(f"energy per generated token (J) — {metrics.meter_label(runs)}")
+    axes[0, 0].set_title("Fig. 3: energy per generated token vs SM clock", fontsize=10)
+    axes[0, 0].legend(fontsize=7)
+    axes[0, 1].set_xlabel("SM clock locked (MHz)")
+    axes[0, 1].set_ylabel("energy saved vs the highest clock (%)")
+    axes[0, 1].set_title("Fig. 4: the frequency cliff — savings against the highest clock", fontsize=10)
+    ax = axes[1, 0]
+    if len(savings):
+        s = savings.sort_values(["batch_size", "model"]).reset_index(drop=True)
+        x = np.arange(len(s))
+        for off, col, label in ((-0.2, "energy_saved", "energy saved"), (0.2, "latency_delta", "latency change")):
+            y = s[f"{col}_pct"]
+            err = np.abs(np.vstack([y - s[f"{col}_lo"], s[f"{col}_hi"] - y]))
+            ax.bar(x + off, y, width=0.4, yerr=np.nan_to_num(err), capsize=3, label=label)
+        ax.set_xticks(x, [f"{m}\nB={b} {w}" for m, b, w in zip(s.model, s.batch_size, s.benchmark)], fontsize=7)
+        ax.set_ylabel(f"% at {s.low_mhz.iloc[0]:g} vs {s.base_mhz.iloc[0]:g} MHz")
+        ax.legend(fontsize=8)
+    ax.set_title("Fig. 5 / Table XI: at the lowest clock, by batch size (95 % CI)", fontsize=10)
+    ax = axes[1, 1]
+    if power is not None and clock_run is not None and "sm_clock_mhz" in power:
+        p = power[power.run_id == clock_run] if "run_id" in power else power
+        ax.plot(p.t - p.t.min(), p.sm_clock_mhz, lw=1)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("SM clock read (MHz)")
+        ax.set_title("Fig. 6: the SM clock over one run, as NVML read it", fontsize=10)
+    else:
+        ax.set_axis_off()
+    fig.suptitle(_noted(f"GPU frequency sweep — {_where(runs)}", note), fontsize=11)
+    fig.tight_layout()
+    return fig

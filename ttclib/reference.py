@@ -14,6 +14,8 @@ Runs are assigned to sections by their specs alone (no run ids, no hand-made lis
 - ``length``: runs that differ only in ``max_new_tokens`` (same model, strategy, batch size, samples
   and prompt budget: a CoT prompt states its budget, which defaults to ``max_new_tokens``), at least
   :data:`MIN_SWEEP` lengths;
+- ``dvfs``: runs at locked SM clocks (``sm_clock_mhz``) that differ only in the clock, at least two
+  clocks; runs at locked clocks belong to no other section;
 - ``power``: the strategy shapes: every run outside the batch sweeps and, of each length sweep, only its
   longest run; of the (model, batch size) groups holding two or more strategies, the one with the
   most strategies (then the largest batch), one run per strategy (its longest output).
@@ -41,7 +43,7 @@ from .metrics import RunSet
 ROOT = Path(__file__).resolve().parent.parent
 GPU_PARAMS = "gpu_check.yaml"          # the params file whose default profile holds the reference runs
 SECTIONS = {"power": "fig3_power_gpu", "length": "fig4_energy_vs_length_gpu",
-            "batch": "fig7_throughput_vs_batch_gpu"}   # section -> figure name
+            "batch": "fig7_throughput_vs_batch_gpu", "dvfs": "fig3-6_dvfs_gpu"}   # section -> figure name
 MIN_SWEEP = 3                           # distinct x values before runs count as a sweep
 SPEC_KEYS = ["model", "strategy", "max_new_tokens", "batch_size", "samples", "prompt_budget"]
 _METERS = {"nvml": "NVML", "rapl": "RAPL"}
@@ -94,7 +96,14 @@ def select(runs: pd.DataFrame, section: str) -> list[str]:
     """The run ids of ``runs`` (the runs table) that belong to ``section``, by the rules above."""
     if section not in SECTIONS:
         raise ValueError(f"section must be one of {', '.join(SECTIONS)}, not {section!r}")
-    df = runs.assign(prompt_budget=_prompt_budget(runs), samples=runs.samples.fillna(1))
+    locked = runs.sm_clock_set_mhz.notna() if "sm_clock_set_mhz" in runs else pd.Series(False, index=runs.index)
+    if section == "dvfs":   # runs at locked clocks, in groups that differ only in the clock (two or more)
+        keys = ["model", "strategy", "max_new_tokens", "batch_size", "samples", "benchmark"]
+        df = runs[locked].assign(samples=runs.samples.fillna(1))
+        ids = {r for _, g in df.groupby([k for k in keys if k in df], dropna=False)
+               if g.sm_clock_set_mhz.nunique() >= 2 for r in g.run_id}
+        return [r for r in runs.run_id if r in ids]
+    df = runs[~locked].assign(prompt_budget=_prompt_budget(runs[~locked]), samples=runs[~locked].samples.fillna(1))
     batch, length = _sweeps(df, "batch_size"), _sweeps(df, "max_new_tokens")
     if section == "batch":
         ids = set().union(*(g.run_id for g in batch)) if batch else set()
@@ -114,7 +123,7 @@ def select(runs: pd.DataFrame, section: str) -> list[str]:
 
 def gpu_reference(section: str, params_file: str | os.PathLike | None = None, *,
                   runs_dir: str | os.PathLike | None = None) -> Reference | None:
-    """The GPU reference runs for ``section`` (``power``, ``length`` or ``batch``), loaded with
+    """The GPU reference runs for ``section`` (``power``, ``length``, ``batch`` or ``dvfs``), loaded with
     :func:`metrics.load_runs`; None when there is no reference folder (see :func:`runs_dir_for`; a
     notebook's ``params_file`` finds the one beside its params), no complete GPU run in it, or none
     that fits the section."""
@@ -179,9 +188,17 @@ def shapes(runs: pd.DataFrame) -> dict[str, str]:
 
 def panel(gpu: Reference) -> Panel:
     """Table, fits and computed sentence of ``gpu``'s section."""
-    from . import report
+    from . import dvfs, report
 
     caption = label(gpu.runs)
+    if gpu.section == "dvfs":
+        table = dvfs.sweep(gpu)
+        low = table.frequency_mhz.min()
+        savings = dvfs.savings(gpu, low=low)
+        fit_points = table[table.max_new_tokens > 1]
+        curves = fits.fit_by(fit_points, ["model", "batch_size"], dvfs.fit_energy_vs_frequency,
+                             "GPU energy/query ~ SM clock")
+        return Panel("dvfs", caption, savings, curves, report.dvfs_phases(gpu, gpu.runs), table)
     repetitions = metrics.throughput_by_repetition(gpu.queries, gpu.runs)
     first = metrics.first_repetition(repetitions)
     if gpu.section == "power":
@@ -239,6 +256,9 @@ def figure(gpu: Reference, p: Panel):
                                        labels=shapes(gpu.runs), note=p.caption)
     if p.section == "length":
         return plots.energy_vs_length(p.table, gpu.runs, p.curves, repetitions=p.repetitions, note=p.caption).figure
+    if p.section == "dvfs":
+        low = p.repetitions.sort_values("frequency_mhz").run_id.iloc[0]
+        return plots.frequency_sweep(p.repetitions, p.table, gpu.runs, gpu.power, clock_run=low, note=p.caption)
     return plots.throughput_vs_batch(p.table, p.curves, repetitions=p.repetitions, note=p.caption, logy=True).figure
 
 
@@ -263,5 +283,30 @@ def show(gpu: Reference | None, figures_dir: str | os.PathLike) -> Panel | None:
     return p
 
 
-__all__ = ["Panel", "Reference", "SECTIONS", "figure", "gpu_reference", "label", "panel", "runs_dir_for",
-           "select", "shapes", "show"]
+__all__ = ["Panel", "Reference", "SECTIONS", "clock_facts", "figure", "gpu_reference", "label", "panel",
+           "runs_dir_for", "select", "shapes", "show"]
+
+
+def clock_facts(params_file: str | os.PathLike | None = None) -> pd.DataFrame | None:
+    """What ``make gpu-check`` measured of clock locking (``nvml_check.json`` beside the reference runs,
+    step f: each SM clock locked under a matmul load, the clock NVML read and the power), one row per
+    clock, with the GPU, whether the reset worked, and the clock read after it in ``attrs``; None
+    without that file or step."""
+    import json
+
+    folder = runs_dir_for(params_file)
+    path = folder.parent / "nvml_check.json" if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    check = json.loads(path.read_text())
+    step = check.get("steps", {}).get("clocks") or {}
+    if not step.get("levels"):
+        return None
+    model = next((g.get("model") for g in check.get("gpus") or [] if g.get("name") == step.get("gpu")), step.get("gpu"))
+    driver = ((check["steps"].get("support") or {}).get("system") or {}).get("DriverVersion", {}).get("value")
+    table = pd.DataFrame(step["levels"])[["locked_mhz", "mean_sm_clock_mhz", "min_sm_clock_mhz", "max_sm_clock_mhz",
+                                          "counter_mean_power_w", "samples"]]
+    table.attrs.update(gpu=model, driver=driver, load=step.get("load"), reset=step.get("reset"),
+                       sm_clock_after_reset_mhz=step.get("sm_clock_after_reset_mhz"),
+                       path=str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path))
+    return table

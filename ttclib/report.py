@@ -757,3 +757,123 @@ def category_router(router, small: str, large: str, runs: pd.DataFrame) -> str:
         verdicts.above(sv.lo, sv.hi, 0.0),
         f"saved {100 * sv.value:.0f} %{_ci(100 * sv.lo, 100 * sv.hi, '.0f', ' %')} of its energy, accuracy "
         f"{100 * acc.value:+.1f} points{_ci(100 * acc.lo, 100 * acc.hi, '+.1f', ' points')}"))
+
+
+# --- paper 002: DVFS and phases (Section VI) ------------------------------------------------------
+
+PAPER_PHASES = {"decode_share_b1_pct": (86.2, 90.6), "energy_saved_pct": (39.9, 44.2), "latency_delta_pct": (-0.1, 5.6),
+                "edp_mhz_b1": 960, "baseline_mhz": 2842}   # Table XI's B=1 rows and XII; prefill shares: dvfs
+
+
+def _pct3(v: tuple[float, float, float]) -> str:
+    return f"{100 * v[0]:.1f} %{_ci(100 * v[1], 100 * v[2], '.1f', ' %')}"
+
+
+def _x3(v: tuple[float, float, float]) -> str:
+    return f"{v[0]:.2f}×{_ci(v[1], v[2], '.2f', '×')}"
+
+
+def dvfs_phases(data: metrics.RunSet, runs: pd.DataFrame) -> str:
+    """Paper 002's Section VI claims, one computed verdict each: decode is most of the time at batch 1
+    (Table XI: 86-91 %); prefill's share grows with batch size (Table XI, B = 1 → 8); short outputs
+    spend a larger share in prefill than long ones (§VI-E); at the lowest clock energy falls more than
+    latency rises (Table XI) and the EDP optimum (Table XII) — the last two only where runs lock
+    clocks. Long outputs are each model's generating runs with the largest ``max_new_tokens``, short
+    ones its log-likelihood runs and shorter generations; generating runs with one new token are the
+    subtraction twins and are left out."""
+    from . import dvfs
+
+    table = dvfs.sweep(data)
+    gen = dvfs.generating(table)
+    q = data.queries
+    out, decode, grows, short = [f"On {_where(runs)}:"], [], [], []
+    decode_why, grows_why, short_why = [], [], []
+    for model, g in gen.groupby("model", sort=False):
+        writes = g[g.scoring.ne("loglikelihood")]
+        longest = writes.max_new_tokens.max() if len(writes) else np.nan
+        long_runs, short_runs = writes[writes.max_new_tokens == longest], g[~g.index.isin(writes[writes.max_new_tokens == longest].index)]
+        b1 = long_runs[long_runs.batch_size == long_runs.batch_size.min()]
+        for r in b1.itertuples():
+            decode.append(verdicts.above(r.decode_share_lo, r.decode_share_hi, 0.5))
+            decode_why.append(f"{model} (B={r.batch_size}, {r.workload}): "
+                              f"{_pct3((r.decode_share, r.decode_share_lo, r.decode_share_hi))}")
+        for bench, lg in long_runs.groupby("benchmark", sort=False):
+            small, big = lg.nsmallest(1, "batch_size").iloc[0], lg.nlargest(1, "batch_size").iloc[0]
+            if small.batch_size != big.batch_size:
+                ratio = dvfs.share_ratio(q[q.run_id == big.run_id], q[q.run_id == small.run_id])
+                grows.append(verdicts.above(ratio[1], ratio[2], 1.0))
+                grows_why.append(f"{model}: prefill share {100 * (1 - small.decode_share):.1f} % at B={small.batch_size} → "
+                                 f"{100 * (1 - big.decode_share):.1f} % at B={big.batch_size}, {_x3(ratio)}")
+        for r in short_runs.itertuples():
+            lr = long_runs[long_runs.batch_size == r.batch_size]
+            if lr.empty:
+                continue
+            ratio = dvfs.share_ratio(q[q.run_id == r.run_id], q[q.run_id == lr.run_id.iloc[0]])
+            short.append(verdicts.above(ratio[1], ratio[2], 1.0))
+            short_why.append(f"{model} B={r.batch_size}: {r.workload} {100 * (1 - r.decode_share):.1f} % vs "
+                             f"{lr.workload.iloc[0]} {100 * (1 - lr.decode_share.iloc[0]):.1f} % in prefill, {_x3(ratio)}")
+    lo, hi = PAPER_PHASES["decode_share_b1_pct"]
+    out.append(str(verdicts.Verdict(f"The claim that decode is most of the inference time at batch 1 (Table XI: "
+                                    f"{lo}–{hi} % with ≤ 100 new tokens)", verdicts.all_of(decode),
+                                    "; ".join(decode_why) or "no generating run")))
+    out.append(str(verdicts.Verdict("The claim that prefill's share of time grows with batch size (Table XI: "
+                                    "10.9 → 23.0 % from B=1 to B=8)", verdicts.all_of(grows),
+                                    "; ".join(grows_why) or "one batch size only")))
+    (lo_s, hi_s), (lo_l, hi_l) = dvfs.PAPER_PREFILL_SHARE_PCT["short"], dvfs.PAPER_PREFILL_SHARE_PCT["long"]
+    out.append(str(verdicts.Verdict(f"The claim that short outputs spend a larger share of time in prefill "
+                                    f"(§VI-E: {lo_s}–{hi_s} % vs {lo_l}–{hi_l} %)", verdicts.all_of(short),
+                                    "; ".join(short_why) or "one output length only")))
+    out.extend(_frequency_verdicts(data))
+    return "\n\n".join(out)
+
+
+def _frequency_verdicts(data: metrics.RunSet) -> list[str]:
+    from . import dvfs
+
+    saved_claim = (f"The claim that at the lowest clock energy falls by more than latency rises (Table XI: "
+                   f"{PAPER_PHASES['energy_saved_pct'][0]}–{PAPER_PHASES['energy_saved_pct'][1]} % saved for "
+                   f"{PAPER_PHASES['latency_delta_pct'][0]:+} to {PAPER_PHASES['latency_delta_pct'][1]:+} % latency)")
+    edp_claim = (f"The claim that the EDP-optimal clock lies well below the maximum (Table XII: "
+                 f"{PAPER_PHASES['edp_mhz_b1']} of {PAPER_PHASES['baseline_mhz']} MHz at B=1)")
+    try:
+        sweep = dvfs.sweep(data)
+        low = sweep.frequency_mhz.min()
+        sav = dvfs.savings(data, low=low)
+        edp = dvfs.edp_optimal(data)
+    except dvfs.NoSweep as e:
+        why = f"{e}; this hardware has no SM clock to lock" if (data.runs.meter != "nvml").all() else str(e)
+        return [str(verdicts.Verdict(saved_claim, "not tested", why)), str(verdicts.Verdict(edp_claim, "not tested", why))]
+    outcomes, parts = [], []
+    for r in sav.itertuples():
+        outcomes.append(verdicts.above(r.energy_saved_lo - r.latency_delta_hi, r.energy_saved_hi - r.latency_delta_lo, 0)
+                        if r.energy_saved_lo == r.energy_saved_lo else "inconclusive")
+        parts.append(f"{r.model} B={r.batch_size}: {r.energy_saved_pct:.1f} %{_ci(r.energy_saved_lo, r.energy_saved_hi, '.1f', ' %')} "
+                     f"saved, latency {r.latency_delta_pct:+.1f} %{_ci(r.latency_delta_lo, r.latency_delta_hi, '+.1f', ' %')} "
+                     f"({r.low_mhz:g} vs {r.base_mhz:g} MHz)")
+    out = [str(verdicts.Verdict(saved_claim, verdicts.all_of(outcomes), "; ".join(parts) or "no pair of clocks"))]
+    e_out, e_parts = [], []
+    for r in edp.itertuples():
+        below = r.frequency_mhz < r.base_mhz
+        e_out.append("held" if below and r.share >= 0.95 else "did not hold" if not below and r.share >= 0.95
+                     else "inconclusive")
+        e_parts.append(f"{r.model} B={r.batch_size}: {r.frequency_mhz:g} MHz of {r.base_mhz:g} ({r.share:.0%} of "
+                       f"bootstrap resamples; repetitions: {', '.join(f'{f:g}' for f in r.by_repetition)})")
+    out.append(str(verdicts.Verdict(edp_claim, verdicts.all_of(e_out), "; ".join(e_parts) or "no sweep")))
+    return out
+
+
+def clock_lock(facts: pd.DataFrame) -> str:
+    """What ``make gpu-check`` measured when it locked the SM clock under load (``reference.clock_facts``):
+    per clock, the clock NVML read and the power, and whether the highest one was reached."""
+    a = facts.attrs
+    parts = [f"{r.locked_mhz:g} MHz → read {r.min_sm_clock_mhz:g}–{r.max_sm_clock_mhz:g} MHz (mean "
+             f"{r.mean_sm_clock_mhz:.0f}) at {r.counter_mean_power_w:.0f} W" for r in facts.itertuples()]
+    top = facts.iloc[facts.locked_mhz.argmax()]
+    short = top.mean_sm_clock_mhz < 0.95 * top.locked_mhz
+    tail = (f" At the highest clock the GPU ran {100 * (1 - top.mean_sm_clock_mhz / top.locked_mhz):.0f} % below the "
+            f"lock: a full clock is not always reached under load — the kind of throttling that would make a lower "
+            f"clock look faster, as paper 002's Table XII does at 960 MHz; runs record the clock read and the "
+            f"throttle reasons (run.json `clocks`)." if short else " Every locked clock was reached.")
+    return (f"make gpu-check locked the SM clock of an {a.get('gpu')} (driver {a.get('driver')}) under a load "
+            f"({a.get('load')}; {a.get('path')}): " + "; ".join(parts)
+            + f"; reset: {a.get('reset')}, clock after reset {a.get('sm_clock_after_reset_mhz')} MHz." + tail)

@@ -60,7 +60,8 @@ KILL_POINTS = ("segment-queries", "segment-power", "segment-window", "segment-ma
 QUERY_COLUMNS = ["run_id", "repetition", "query_id", "sample", "benchmark", "category", "difficulty", "subset",
                  "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "finish_reason",
                  "text", "truncated", "answer", "answer_class", "gold", "correct", "score", "t_start", "t_end",
-                 "segment", "energy_j", "net_energy_j", "meter"]
+                 "segment", "energy_j", "net_energy_j", "meter", "t_first_token", "prefill_energy_j",
+                 "decode_energy_j", "logprob"]
 
 
 class DamagedRun(ValueError):

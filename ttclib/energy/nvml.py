@@ -170,6 +170,7 @@ class NvmlMeter(Meter):
         self._cuda_idx = cuda_idx
         self._gpus = [visible[g] for g in cuda_idx]
         self._handles = [v.handle for v in self._gpus]
+        self.nvml_indices = [v.nvml_index for v in self._gpus]   # what clock locks address (ttclib.energy.clocks)
         self.devices = [f"gpu{g}" for g in cuda_idx]
         self.scope = scope or ("all visible GPUs" if gpus is None else f"CUDA GPU(s) {cuda_idx}")
         self._counter0 = {dev: self._first_counter(h) for dev, h in zip(self.devices, self._handles)}
