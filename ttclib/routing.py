@@ -283,3 +283,74 @@ def bootstrap(results: pd.DataFrame, fallback: dict, *, by: str = "difficulty", 
     out = {"saved": 1 - oracle_e / max_e, "accuracy_change": (oracle_a - max_a) / n_all}
     return pd.DataFrame([{"quantity": q, "value": float(v[0]), **dict(zip(("lo", "hi"), interval(v[1:], level)))}
                          for q, v in out.items()])
+
+
+# --- paper 002, §VII: routing by scaling pattern combined with DVFS ------------------------------
+
+def mix_savings(shares: dict, assigned: dict, energy: dict, baseline) -> pd.DataFrame:
+    """Energy of a routed mix against one baseline configuration (paper 002's Table XVII from Table XVI):
+    each group (a scaling pattern, a difficulty label) with its share of the queries goes to the
+    configuration ``assigned[group]`` — any hashable, e.g. ``("3B", 180)`` for (model, SM clock) — whose
+    energy per query is ``energy[config]``. Per group: its energy and saving against ``energy[baseline]``;
+    ``attrs["saved_pct"]`` is the saving of the whole mix, Σ share × energy against the baseline (the
+    share-weighted mean of the groups' savings when the shares sum to 1).
+
+    >>> t = mix_savings({"easy": 0.5, "hard": 0.5}, {"easy": "small", "hard": "large"},
+    ...                 {"small": 2.0, "large": 10.0}, baseline="large")
+    >>> t.saved_pct.tolist(), t.attrs["saved_pct"]
+    ([80.0, 0.0], 40.0)
+    """
+    base = energy[baseline]
+    rows = [{"group": g, "share": s, "config": assigned[g], "energy_j": energy[assigned[g]],
+             "saved_pct": 100 * (1 - energy[assigned[g]] / base)} for g, s in shares.items()]
+    out = pd.DataFrame(rows)
+    total = sum(shares.values())
+    out.attrs["saved_pct"] = float(100 * (1 - (out.share * out.energy_j).sum() / total / base))
+    out.attrs["baseline"] = baseline
+    return out
+
+
+# Table XVI: energy per query (J) at 2842 and at 180 MHz, batch 1, per model.
+PAPER_002_TABLE_XVI = {"1B": (2.92, 1.69), "3B": (4.19, 2.52), "8B": (6.24, 3.61), "14B": (8.32, 4.91),
+                       "32B": (20.97, 11.74)}
+# Table XVII: each scaling pattern's share, the model it goes to (at 180 MHz) and the printed saving (%).
+PAPER_002_TABLE_XVII = {"Always Easy": (0.445, "3B", 88), "Scaling Helps": (0.155, "14B", 77),
+                        "Always Hard": (0.326, "3B", 88), "Inconsistent": (0.074, "8B", 83)}
+PAPER_002_TABLE_XVII_TOTAL = 87
+# Table XVIII: strategy -> (model, clock MHz, energy J, quality %, printed saving %).
+PAPER_002_TABLE_XVIII = {"Baseline": ("32B", 2842, 20.97, 83.8, None), "DVFS only": ("32B", 180, 11.74, 83.8, 44),
+                         "Routing only": ("3B", 2842, 4.19, 77.0, 80), "Combined": ("3B", 180, 2.52, 77.0, 88)}
+
+
+def paper_002_table_xvii() -> pd.DataFrame:
+    """Table XVII recomputed from Table XVI's energies: each pattern's model at 180 MHz against the 32B
+    model at 2842 MHz, and the weighted total (``attrs["saved_pct"]``)."""
+    energy = {(m, 2842): e[0] for m, e in PAPER_002_TABLE_XVI.items()} | \
+             {(m, 180): e[1] for m, e in PAPER_002_TABLE_XVI.items()}
+    t = mix_savings({p: v[0] for p, v in PAPER_002_TABLE_XVII.items()},
+                    {p: (v[1], 180) for p, v in PAPER_002_TABLE_XVII.items()}, energy, baseline=("32B", 2842))
+    return t.assign(printed_pct=[v[2] for v in PAPER_002_TABLE_XVII.values()])
+
+
+def paper_002_inconsistencies() -> list[str]:
+    """What paper 002's §VII prints that its own Table XVI does not give."""
+    t = paper_002_table_xvii()
+    out = []
+    printed_rows = float((t.share * t.printed_pct).sum() / t.share.sum())
+    if abs(t.attrs["saved_pct"] - PAPER_002_TABLE_XVII_TOTAL) > 0.5:
+        out.append(f"Table XVII: the share-weighted average of its printed rows is {printed_rows:.1f} % (of Table XVI's "
+                   f"energies {t.attrs['saved_pct']:.1f} %), printed {PAPER_002_TABLE_XVII_TOTAL} % (and the "
+                   "abstract's 'up to 87 %' with it)")
+    for r in t[(t.saved_pct - t.printed_pct).abs() > 0.5].itertuples():
+        out.append(f"Table XVII, {r.group}: {r.config[0]} at 180 MHz saves {r.saved_pct:.1f} % by Table XVI, "
+                   f"printed {r.printed_pct} %")
+    base = PAPER_002_TABLE_XVIII["Baseline"][2]
+    for name, (model, mhz, e, q, printed) in PAPER_002_TABLE_XVIII.items():
+        if printed is not None and abs(100 * (1 - e / base) - printed) > 0.5:
+            out.append(f"Table XVIII, {name}: {e} J against {base} J is {100 * (1 - e / base):.1f} % saved, printed {printed} %")
+    combined = PAPER_002_TABLE_XVIII["Combined"]
+    out.append(f"Table XVIII's 'Combined' sends every query to the {combined[0]} model at {combined[1]} MHz "
+               f"({100 * (1 - combined[2] / base):.0f} % saved at its {combined[3]} % quality), not Table XVII's "
+               f"routed mix ({t.attrs['saved_pct']:.1f} %, with 15.5 % of queries on the 14B model): the two "
+               "'combined' figures are different strategies")
+    return out
