@@ -84,3 +84,11 @@ def test_patterns_and_the_rule_on_constructed_tables():
     (row,) = ft.rule_gap(t, "quality").to_dict("records")
     assert row["easy"] == pytest.approx(0.8) and row["hard"] == pytest.approx(0.2) and row["gap"] == pytest.approx(0.6)
     assert row["lo"] < 0.6 < row["hi"] and row["n_easy"] == row["n_hard"] == 3
+
+
+def test_the_papers_section_v_checked_against_its_tables():
+    text = " ".join(ft.paper_inconsistencies())
+    assert "causal_question_score's correlation with quality 'typically' in [-0.25, -0.15]" in text
+    assert "-0.18 to -0.13" in text and "entity_density" not in text        # entity's range matches its table
+    assert "token entropy's correlation with quality in Table VIII is +0.11 to +0.33" in text
+    assert "Table X" not in text                                             # its averages follow from its rows

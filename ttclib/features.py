@@ -217,3 +217,44 @@ def rule_gap(table: pd.DataFrame, quality: str, by: str = "model", level: float 
             row["lo"], row["hi"] = float(ci.low), float(ci.high)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --- the paper's own tables (paper 002, §V) ----------------------------------------------------------
+
+# Table VIII: feature-quality correlations per model size (1B, 3B, 8B, 14B, 32B).
+PAPER_TABLE_VIII = {"entity_density": (-0.20, -0.29, -0.32, -0.31, -0.32),
+                    "causal_question_score": (-0.16, -0.17, -0.18, -0.13, -0.18),
+                    "token_entropy_bits": (0.11, 0.22, 0.29, 0.33, 0.31)}
+# §V-E2's summary of Table VIII: the ranges it states, and the bound below which it calls a feature weak.
+PAPER_VIII_RANGES = {"entity_density": (-0.30, -0.18), "causal_question_score": (-0.25, -0.15)}
+PAPER_WEAK_R = 0.10
+# Table X: mean quality of the rule's easy and hard queries per model, and the printed averages.
+PAPER_TABLE_X = {"Llama-3.2-1B": (0.516, 0.328), "Llama-3.2-3B": (0.637, 0.388), "Llama-3.1-8B": (0.695, 0.419),
+                 "Qwen2.5-14B": (0.713, 0.450), "Qwen2.5-32B": (0.745, 0.441)}
+PAPER_TABLE_X_AVERAGE = (0.661, 0.405, 0.256)
+# Table VI: accuracy (%) per feature set.
+PAPER_TABLE_VI = {"length > 150 tokens": 51.1, "+ entity density": 66.6, "+ causal question score": 68.4,
+                  "features only": 68.6}
+
+
+def paper_inconsistencies() -> list[str]:
+    """What paper 002's §V says of its tables that the tables themselves do not bear out."""
+    out = []
+    for feature, (lo, hi) in PAPER_VIII_RANGES.items():   # a stated end 0.05 or more from the table's is flagged
+        r = PAPER_TABLE_VIII[feature]
+        if abs(min(r) - lo) >= 0.05 or abs(max(r) - hi) >= 0.05:
+            out.append(f"§V-E2 puts {feature}'s correlation with quality 'typically' in [{lo}, {hi}], but Table VIII "
+                       f"gives {', '.join(f'{v:+.2f}' for v in r)}: {min(r):+.2f} to {max(r):+.2f}")
+    entropy = PAPER_TABLE_VIII["token_entropy_bits"]
+    if min(abs(v) for v in entropy) > PAPER_WEAK_R:
+        strongest = max(abs(v) for v in PAPER_TABLE_VIII["causal_question_score"])
+        out.append(f"§V-E2 calls the features it drops weak (|r| < {PAPER_WEAK_R}), but token entropy's correlation with "
+                   f"quality in Table VIII is {min(entropy):+.2f} to {max(entropy):+.2f} — stronger than the causal "
+                   f"question score it keeps (at most |r| = {strongest:.2f}); entropy is dropped for its r = +0.88 with "
+                   "length, while length itself is said not to predict quality (r = 0.002)")
+    easy = np.mean([v[0] for v in PAPER_TABLE_X.values()])
+    hard = np.mean([v[1] for v in PAPER_TABLE_X.values()])
+    for name, printed, mean in zip(("easy", "hard", "gap"), PAPER_TABLE_X_AVERAGE, (easy, hard, easy - hard)):
+        if abs(printed - mean) > 0.0015:
+            out.append(f"Table X: the average {name} quality is {mean:.3f} from its rows, printed {printed}")
+    return out
