@@ -180,19 +180,16 @@ def run_line(run: Path) -> dict:
 def clock_and_phases(run: Path, info: dict) -> dict:
     """The clock a run locked and what NVML read (within 5 %?), the throttle reasons, and its queries'
     mean prefill and decode time and energy (paper 002's phases)."""
-    import pandas as pd
+    from ttclib import metrics, rundir
 
     c = info.get("clocks") or {}
     lock = (c.get("locks") or [{}])[0]
-    q = pd.read_parquet(run / "queries.parquet")
-    timed = q.dropna(subset=["t_first_token"]) if "t_first_token" in q else q.iloc[:0]
-    mean = lambda col: float(timed[col].mean()) if len(timed) else None   # noqa: E731
+    ph = metrics.phases(rundir.read_queries(run), by=["run_id"]).iloc[0]
+    value = lambda col: float(ph[col]) if ph[col] == ph[col] else None   # noqa: E731  (NaN: no first-token time)
     return {"sm_clock_requested_mhz": info["spec"].get("sm_clock_mhz"), "sm_clock_set_mhz": lock.get("sm_mhz"),
             "sm_clock_method": lock.get("method"), "sm_clock_read_mhz": c.get("sm_mhz"),
             "sm_clock_within_5pct": c.get("within_tolerance"), "throttle_reasons": c.get("throttle_reasons"),
-            "prefill_s": float((timed.t_first_token - timed.t_start).mean()) if len(timed) else None,
-            "decode_s": float((timed.t_end - timed.t_first_token).mean()) if len(timed) else None,
-            "prefill_energy_j": mean("prefill_energy_j"), "decode_energy_j": mean("decode_energy_j")}
+            **{col: value(col) for col in ("prefill_s", "decode_s", "prefill_energy_j", "decode_energy_j")}}
 
 
 def gpu_facts() -> dict:

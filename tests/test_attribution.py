@@ -118,9 +118,11 @@ def test_phases_of_a_continuous_batch_with_known_power():
     w = [Measurement("nvml", "energy_counter", 0.0, 4.0, {"gpu0": 400.0}),
          Measurement("nvml", "energy_counter", 4.0, 4.0, {"gpu0": 1200.0})]
     trace = pd.DataFrame({"t": [0.0, 3.999999, 4.0, 8.0], "power_w": [100.0, 100.0, 300.0, 300.0]})
-    pre, dec = attribute_phases(w, trace, [(0, 6), (2, 8), (5, 7)], [1.0, 3.0, np.nan])
+    split = attribute_phases(w, trace, [(0, 6), (2, 8), (5, 7)], [1.0, 3.0, np.nan])
+    pre, dec = split.prefill, split.decode
     assert pre[:2] == pytest.approx([100.0, 50.0], abs=0.1)
     assert dec[:2] == pytest.approx([100 + 50 + 50 + 150 + 100, 50 + 150 + 100 + 150 + 300], abs=0.1)
     assert np.isnan(pre[2]) and np.isnan(dec[2])
     whole, _ = attribute_windows(w, trace, [(0, 6), (2, 8), (5, 7)])
     assert (pre + dec)[:2] == pytest.approx(whole[:2], rel=1e-12) and whole[2] == pytest.approx(250.0, abs=0.1)
+    assert split.whole == pytest.approx(whole, rel=1e-12)       # the one pass gives the whole shares too

@@ -295,3 +295,20 @@ def test_a_model_folder_with_an_unusable_config_has_no_estimate(tmp_path):
     assert gpu_hours.architecture(str(folder)) is None
     spec = RunSpec(model=str(folder), strategy="base", benchmark="arithmetic", per_level=1)
     assert gpu_hours.estimate_run(spec, TOY).missing == f"no architecture config for {folder}"
+
+
+def test_runs_with_a_smaller_cap_are_no_evidence_of_answer_length(tmp_path):
+    """A 1-token run of the same configuration says nothing about 100-token answers: it is not used (it
+    had set 08's estimate to 6 tokens per answer); with no other run, the paper's figure is."""
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    runs = tmp_path / "runs"
+    fake_run(runs, "one", model=model, strategy="base", benchmark="math500", max_new_tokens=1, completion_tokens=[1, 1])
+    spec = RunSpec(model=model, strategy="base", benchmark="math500", max_new_tokens=100)
+    tokens = gpu_hours.output_tokens(spec, gpu_hours.measured_runs(runs))
+    assert tokens.kind == "paper" and tokens.per_query == 100          # the paper's Base length, capped
+
+
+def test_per_level_caps_a_benchmark_without_levels_when_its_data_is_absent():
+    spec = RunSpec(model="Qwen/Qwen2.5-7B-Instruct", strategy="base", benchmark="boolq", per_level=1000)
+    counted = gpu_hours._count_without_data(spec)
+    assert counted.count == 1000 and "per_level" in counted.source      # not BoolQ's documented 3,270

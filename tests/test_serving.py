@@ -189,3 +189,21 @@ def test_dtype_auto_and_threads_are_chosen_and_recorded(monkeypatch):
     assert spec.model_copy(update={"threads": None}).run_id == spec.run_id       # the default keeps earlier ids
     assert RunSpec(model=TINY, strategy="base", threads=1).run_id != spec.run_id
     assert RunSpec(model=TINY, strategy="base", dtype="auto").run_id != spec.run_id
+
+
+def test_the_stop_string_criterion_is_built_once(tiny_backend, monkeypatch):
+    """Building generate()'s stop-string criterion walks the whole vocabulary (0.4 s for a 150k-token
+    one); built inside generate() on every batch it was timed as prefill. It is built once per stop set."""
+    from transformers.generation import stopping_criteria as sc
+
+    built, init = [], sc.StopStringCriteria.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(sc.StopStringCriteria, "__init__", counting)
+    stop = ("\n\nOnce-only stop:",)          # a stop set no other test uses
+    for i in range(3):
+        tiny_backend.generate([Request(f"s{i}", "Question: 2 + 2?", SamplingParams(max_new_tokens=3, stop=stop))])
+    assert len(built) == 1

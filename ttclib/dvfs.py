@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from . import fits
-from .metrics import RunSet, phases
+from .metrics import RunSet, phases, timed
 
 #: Paper 002's SM clocks (RTX PRO 6000 Blackwell), MHz; 2842 is its baseline.
 PAPER_FREQUENCIES = (180, 487, 960, 1500, 2000, 2505, 2842)
@@ -101,13 +101,6 @@ def generating(table: pd.DataFrame) -> pd.DataFrame:
     return table[ll | (table.max_new_tokens > 1)]
 
 
-def timed(queries: pd.DataFrame) -> pd.DataFrame:
-    """``queries`` with each one's ``latency_s``, ``prefill_s`` (start to first token) and ``decode_s``."""
-    q = queries
-    return q.assign(latency_s=q.t_end - q.t_start, prefill_s=q.t_first_token - q.t_start,
-                    decode_s=q.t_end - q.t_first_token)
-
-
 def batches(queries: pd.DataFrame) -> np.ndarray:
     """Which batch each query ran in — the unit every interval here resamples. The rows of a static
     batch (transformers) share their start, prefill and most of their time, so they are one
@@ -138,9 +131,8 @@ def ratio_of_sums(num, den, level: float = 0.95) -> tuple[float, float, float]:
 def _paired(data: RunSet, a: str, b: str) -> pd.DataFrame:
     """Run ``a``'s and run ``b``'s queries side by side (suffixes _a, _b), by repetition, query and sample,
     summed per batch of run ``b`` (the runs differ only in their clock: the same batches)."""
-    q = timed(data.queries)
     cols = ["energy_j", "latency_s", "prefill_s", "decode_s"]
-    qa, qb = q[q.run_id == a], q[q.run_id == b]
+    qa, qb = (timed(data.queries[data.queries.run_id == r]) for r in (a, b))
     both = qa[KEY + cols].merge(qb[KEY + cols + ["run_id", "t_start"]], on=KEY, suffixes=("_a", "_b"))
     sums = _sums(both, [f"{c}_{s}" for c in cols for s in "ab"], batches(both))
     sums.attrs["queries"] = len(both)
@@ -241,12 +233,14 @@ def _groups(table: pd.DataFrame, by: list[str]):
     yield from locked.groupby(by, sort=False, dropna=False)
 
 
-def savings(data: RunSet, low: float, base: float | None = None, by=GROUP, level: float = 0.95) -> pd.DataFrame:
+def savings(data: RunSet, low: float, base: float | None = None, by=GROUP, level: float = 0.95,
+            table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table XI: at clock ``low`` against ``base`` (default: each group's highest clock), per group —
     energy saved, latency, prefill and decode change (%, with intervals over the batches, paired
     across the two clocks), the prefill share of time at ``base`` and the identity's prediction of the
-    latency change from the phases."""
-    by, table, rows = list(by), sweep(data, by), []
+    latency change from the phases. ``table``: :func:`sweep` of ``data`` by ``by``, when computed already."""
+    by, rows = list(by), []
+    table = sweep(data, by) if table is None else table
     for key, g in _groups(table, by):
         top = g.frequency_mhz.max() if base is None else base
         at_low, at_base = g[g.frequency_mhz == low], g[g.frequency_mhz == top]
@@ -281,13 +275,15 @@ def edp_argmin(points: pd.DataFrame) -> float:
     return float(points.frequency_mhz.iloc[int(np.argmin(edp.to_numpy(float)))])
 
 
-def edp_optimal(data: RunSet, by=GROUP, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def edp_optimal(data: RunSet, by=GROUP, n_boot: int = 1000, seed: int = 0,
+                table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table XII: per group, the clock minimising EDP = mean energy per query × mean latency, with
     energy saved and latency change there against the group's highest clock, and how sure that is:
     ``share`` — the fraction of ``n_boot`` bootstrap resamples of the batches (:func:`batches` of the
     highest clock's run; the same resample at every clock) whose EDP argmin is that clock — and
-    ``by_repetition``, each repetition's own argmin."""
-    by, table, rows = list(by), sweep(data, by), []
+    ``by_repetition``, each repetition's own argmin. ``table`` as in :func:`savings`."""
+    by, rows = list(by), []
+    table = sweep(data, by) if table is None else table
     for key, g in _groups(table, by):
         g = g.sort_values("frequency_mhz")
         if len(g) < 2:
@@ -326,11 +322,13 @@ def _wide(data: RunSet, runs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 SIZE_CLASSES = ((3.5e9, "small (1-3B)"), (10e9, "medium (8B)"), (np.inf, "large (14-32B)"))   # Table XIII
 
 
-def by_dataset_and_size(data: RunSet, low: float, batch_size: int = 1, level: float = 0.95) -> pd.DataFrame:
+def by_dataset_and_size(data: RunSet, low: float, batch_size: int = 1, level: float = 0.95,
+                        saved: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table XIII: energy saved and latency change at clock ``low`` against each group's highest, at
     ``batch_size``, averaged by dataset and by model size class (:data:`SIZE_CLASSES`, from the
-    parameters each run recorded), with the number of (model, dataset) pairs behind each mean."""
-    sav = savings(data, low=low, level=level)
+    parameters each run recorded), with the number of (model, dataset) pairs behind each mean. ``saved``:
+    :func:`savings` at ``low``, when computed already."""
+    sav = savings(data, low=low, level=level) if saved is None else saved
     sav = sav[sav.batch_size == batch_size]
     if sav.empty:
         return pd.DataFrame(columns=["by", "group", "energy_saved_pct", "latency_delta_pct", "pairs"])
@@ -342,6 +340,20 @@ def by_dataset_and_size(data: RunSet, low: float, batch_size: int = 1, level: fl
             for by, col in (("dataset", "benchmark"), ("model size", "size_class"))
             for g, d in sav.groupby(col, sort=False)]
     return pd.DataFrame(rows)
+
+
+def frequency_tables(data: RunSet, by=GROUP) -> dict:
+    """Everything the frequency axis gives, from one :func:`sweep`: ``sweep``, ``savings`` (Table XI at the
+    lowest clock), ``edp`` (Table XII), ``by_dataset`` (Table XIII) and ``fits`` (energy per query vs clock
+    per model, batch size and workload; a group with too few clocks says so). Raises :class:`NoSweep`
+    when no run locks a clock."""
+    table = sweep(data, by)
+    low = table.frequency_mhz.min()
+    saved = savings(data, low=low, by=by, table=table)          # NoSweep without a locked clock
+    return {"sweep": table, "savings": saved, "edp": edp_optimal(data, by=by, table=table),
+            "by_dataset": by_dataset_and_size(data, low=low, saved=saved),
+            "fits": fits.fit_by(generating(table), ["model", "batch_size", "workload"], fit_energy_vs_frequency,
+                                "energy/query ~ SM clock")}
 
 
 def phase_summary(data: RunSet, by=GROUP) -> pd.DataFrame:

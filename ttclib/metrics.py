@@ -863,6 +863,14 @@ def by_level(points: pd.DataFrame, levels: list[str],
 PHASE_COLUMNS = ["latency_s", "prefill_s", "decode_s", "energy_j", "prefill_energy_j", "decode_energy_j"]
 
 
+def timed(queries: pd.DataFrame) -> pd.DataFrame:
+    """``queries`` with each one's ``latency_s``, ``prefill_s`` (start to first token) and ``decode_s``
+    (NaN phases where a query has no first-token time, as runs stored before it was recorded)."""
+    first = queries["t_first_token"] if "t_first_token" in queries else pd.Series(np.nan, index=queries.index)
+    return queries.assign(t_first_token=first, latency_s=queries.t_end - queries.t_start,
+                          prefill_s=first - queries.t_start, decode_s=queries.t_end - first)
+
+
 def phases(queries: pd.DataFrame, by=("run_id", "repetition")) -> pd.DataFrame:
     """Prefill and decode per query, averaged ``by`` (default: each repetition of each run).
 
@@ -881,17 +889,15 @@ def phases(queries: pd.DataFrame, by=("run_id", "repetition")) -> pd.DataFrame:
     [{'latency_s': 4.0, 'prefill_s': 1.0, 'decode_s': 3.0, 'prefill_time_share': 0.25, 'edp_js': 1000.0}]
     """
     by = list(by)
-    q = queries.assign(latency_s=queries.t_end - queries.t_start)
-    first = q["t_first_token"] if "t_first_token" in q else pd.Series(np.nan, index=q.index)
-    q = q.assign(prefill_s=first - q.t_start, decode_s=q.t_end - first)
+    q = timed(queries)
     for col in ("prefill_energy_j", "decode_energy_j"):
         if col not in q:
             q[col] = np.nan
     g = q.groupby(by, sort=False, dropna=False)
     out = g[PHASE_COLUMNS].mean()
-    timed = q[first.notna()].groupby(by, sort=False, dropna=False)
-    out["prefill_time_share"] = timed.prefill_s.sum() / (timed.prefill_s.sum() + timed.decode_s.sum())
-    out["prefill_energy_share"] = timed.prefill_energy_j.sum() / timed.energy_j.sum()
+    timed_ = q[q.t_first_token.notna()].groupby(by, sort=False, dropna=False)
+    out["prefill_time_share"] = timed_.prefill_s.sum() / (timed_.prefill_s.sum() + timed_.decode_s.sum())
+    out["prefill_energy_share"] = timed_.prefill_energy_j.sum() / timed_.energy_j.sum()
     out["edp_js"] = out.energy_j * out.latency_s
     out["n"] = g.size()
     return out.reset_index()

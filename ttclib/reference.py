@@ -192,13 +192,8 @@ def panel(gpu: Reference) -> Panel:
 
     caption = label(gpu.runs)
     if gpu.section == "dvfs":
-        table = dvfs.sweep(gpu)
-        low = table.frequency_mhz.min()
-        savings = dvfs.savings(gpu, low=low)
-        fit_points = table[table.max_new_tokens > 1]
-        curves = fits.fit_by(fit_points, ["model", "batch_size"], dvfs.fit_energy_vs_frequency,
-                             "GPU energy/query ~ SM clock")
-        return Panel("dvfs", caption, savings, curves, report.dvfs_phases(gpu, gpu.runs), table)
+        t = dvfs.frequency_tables(gpu)
+        return Panel("dvfs", caption, t["savings"], t["fits"], report.dvfs_phases(gpu, gpu.runs, tables=t), t["sweep"])
     repetitions = metrics.throughput_by_repetition(gpu.queries, gpu.runs)
     first = metrics.first_repetition(repetitions)
     if gpu.section == "power":

@@ -773,17 +773,22 @@ def _x3(v: tuple[float, float, float]) -> str:
     return f"{v[0]:.2f}×{_ci(v[1], v[2], '.2f', '×')}"
 
 
-def dvfs_phases(data: metrics.RunSet, runs: pd.DataFrame) -> str:
+def dvfs_phases(data: metrics.RunSet, runs: pd.DataFrame, tables: dict | None = None) -> str:
     """Paper 002's Section VI claims, one computed verdict each: decode is most of the time at batch 1
     (Table XI: 86-91 %); prefill's share grows with batch size (Table XI, B = 1 → 8); short outputs
     spend a larger share in prefill than long ones (§VI-E); at the lowest clock energy falls more than
     latency rises (Table XI) and the EDP optimum (Table XII) — the last two only where runs lock
     clocks. Long outputs are each model's generating runs with the largest ``max_new_tokens``, short
     ones its log-likelihood runs and shorter generations; generating runs with one new token are the
-    subtraction twins and are left out."""
+    subtraction twins and are left out. ``tables``: :func:`ttclib.dvfs.frequency_tables` of ``data``, when
+    computed already."""
     from . import dvfs
 
-    table = dvfs.sweep(data)
+    try:
+        tables = tables or dvfs.frequency_tables(data)
+    except dvfs.NoSweep as e:
+        tables = {"sweep": dvfs.sweep(data), "no_sweep": e}
+    table = tables["sweep"]
     gen = dvfs.generating(table)
     q = data.queries
     out, decode, grows, short = [f"On {_where(runs)}:"], [], [], []
@@ -823,26 +828,21 @@ def dvfs_phases(data: metrics.RunSet, runs: pd.DataFrame) -> str:
     out.append(str(verdicts.Verdict(f"The claim that short outputs spend a larger share of time in prefill "
                                     f"(§VI-E: {lo_s}–{hi_s} % vs {lo_l}–{hi_l} %)", verdicts.all_of(short),
                                     "; ".join(short_why) or "one output length only")))
-    out.extend(_frequency_verdicts(data))
+    out.extend(_frequency_verdicts(data, tables))
     return "\n\n".join(out)
 
 
-def _frequency_verdicts(data: metrics.RunSet) -> list[str]:
-    from . import dvfs
-
+def _frequency_verdicts(data: metrics.RunSet, tables: dict) -> list[str]:
     saved_claim = (f"The claim that at the lowest clock energy falls by more than latency rises (Table XI: "
                    f"{PAPER_PHASES['energy_saved_pct'][0]}–{PAPER_PHASES['energy_saved_pct'][1]} % saved for "
                    f"{PAPER_PHASES['latency_delta_pct'][0]:+} to {PAPER_PHASES['latency_delta_pct'][1]:+} % latency)")
     edp_claim = (f"The claim that the EDP-optimal clock lies well below the maximum (Table XII: "
                  f"{PAPER_PHASES['edp_mhz_b1']} of {PAPER_PHASES['baseline_mhz']} MHz at B=1)")
-    try:
-        sweep = dvfs.sweep(data)
-        low = sweep.frequency_mhz.min()
-        sav = dvfs.savings(data, low=low)
-        edp = dvfs.edp_optimal(data)
-    except dvfs.NoSweep as e:
+    if "no_sweep" in tables:
+        e = tables["no_sweep"]
         why = f"{e}; this hardware has no SM clock to lock" if (data.runs.meter != "nvml").all() else str(e)
         return [str(verdicts.Verdict(saved_claim, "not tested", why)), str(verdicts.Verdict(edp_claim, "not tested", why))]
+    sav, edp = tables["savings"], tables["edp"]
     outcomes, parts = [], []
     for r in sav.itertuples():
         outcomes.append(verdicts.above(r.energy_saved_lo - r.latency_delta_hi, r.energy_saved_hi - r.latency_delta_lo, 0)

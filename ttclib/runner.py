@@ -418,10 +418,11 @@ def _attribute(queries: pd.DataFrame, power: pd.DataFrame, window_dicts: list[di
     windows = [energy.Measurement.from_dict(w) for w in window_dicts]
     intervals = queries[["t_start", "t_end"]].to_numpy(float)
     trace = power if len(power) else pd.DataFrame({"t": [], "device": [], "power_w": [], "energy_j": []})
-    shares, overhead = energy.attribute_windows(windows, trace, intervals, energy=("total_j", "net_j"))
-    queries = queries.assign(energy_j=shares[:, 0], net_energy_j=shares[:, 1])
-    prefill, decode = energy.attribute_phases(windows, trace, intervals, queries.t_first_token.to_numpy(float))
-    queries = queries.assign(prefill_energy_j=prefill, decode_energy_j=decode)
+    split = energy.attribute_phases(windows, trace, intervals, queries.t_first_token.to_numpy(float),
+                                    energy=("total_j", "net_j"))
+    overhead = split.overhead
+    queries = queries.assign(energy_j=split.whole[:, 0], net_energy_j=split.whole[:, 1],
+                             prefill_energy_j=split.prefill[:, 0], decode_energy_j=split.decode[:, 0])
     tokens = int(queries.completion_tokens.sum())
     run_j = sum(w.total_j for w in windows)
     flags = dict(Counter(f for w in windows for f in w.flags))

@@ -223,7 +223,7 @@ class TransformersBackend:
         import torch
 
         whole = [self.tokenizer(r.prompt + r.continuation).input_ids for r in reqs]
-        n_ctx = [min(len(self.tokenizer(r.prompt).input_ids), len(w) - 1) for r, w in zip(reqs, whole)]
+        n_ctx = [min(prompt_tokens(self.tokenizer, r.prompt), len(w) - 1) for r, w in zip(reqs, whole)]
         width = max(map(len, whole))
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([w + [pad] * (width - len(w)) for w in whole], device=self.device)
@@ -484,7 +484,7 @@ class SGLangBackend:
         if r.continuation is not None:     # log-likelihood: the prompt's own tokens are not scored
             # SGLang's first returned input logprob (at logprob_start_len) is always None: start one
             # token before the continuation, so that every continuation token gets its logprob
-            n_ctx = len(self.tokenizer(r.prompt).input_ids)
+            n_ctx = prompt_tokens(self.tokenizer, r.prompt)
             return {"text": r.prompt + r.continuation, "return_logprob": True, "logprob_start_len": max(n_ctx - 1, 0),
                     "sampling_params": {"max_new_tokens": 0, "temperature": 0.0}}
         p = r.sampling
@@ -515,6 +515,12 @@ class SGLangBackend:
                           cached_tokens=int(meta.get("cached_tokens") or 0),
                           reasoning_tokens=int(meta.get("reasoning_tokens") or 0),
                           t_first_token=first_token_time(meta, start, end))
+
+
+@functools.lru_cache(maxsize=4096)
+def prompt_tokens(tokenizer, prompt: str) -> int:
+    """Tokens of a log-likelihood request's prompt, counted once: a query's options share their prompt."""
+    return len(tokenizer(prompt).input_ids)
 
 
 def first_token_time(meta: dict, start: float, end: float) -> float | None:

@@ -29,7 +29,8 @@ Example:
     True
 """
 
-from .attribution import SteadyState, attribute_energy, attribute_phases, attribute_windows, full_spans, steady_state
+from .attribution import (PhaseShares, SteadyState, attribute_energy, attribute_phases, attribute_windows, full_spans,
+                          steady_state)
 from .cpu_time import CPU_TDP, DEFAULT_PER_CORE_W, EstimateMeter, cpu_model
 from .measurement import COUNTER_ERROR, SHORT_WINDOW, Measurement
 from .meter import METERS, IdleBaseline, Meter, available_meters, register_meter, select_meter
@@ -40,7 +41,8 @@ from .trace import TRACE_COLUMNS, Trace, integrate_power
 
 __all__ = [
     "CPU_TDP", "COUNTER_ERROR", "DEFAULT_PER_CORE_W", "METERS", "SHORT_WINDOW", "TRACE_COLUMNS",
-    "EstimateMeter", "IdleBaseline", "Measurement", "Meter", "NvmlMeter", "RaplMeter", "SteadyState", "Trace",
+    "EstimateMeter", "IdleBaseline", "Measurement", "Meter", "NvmlMeter", "PhaseShares", "RaplMeter", "SteadyState",
+    "Trace",
     "attribute_energy", "attribute_phases", "attribute_windows", "available_meters", "cpu_model", "full_spans", "gpus_for_device",
     "integrate_power", "register_meter", "select_meter", "steady_state",
 ]

@@ -21,7 +21,7 @@ token over the spans in which the batch is full, which leaves out ramp-up and dr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -251,21 +251,30 @@ def _span_energy(trace: pd.DataFrame, a: float, b: float) -> float:
     return total
 
 
+class PhaseShares(NamedTuple):
+    """What :func:`attribute_phases` returns: per request (rows) and energy name (columns, or one
+    column's values for a single name) its whole share, its prefill and decode parts, and overhead."""
+
+    whole: np.ndarray
+    prefill: np.ndarray
+    decode: np.ndarray
+    overhead: float | np.ndarray
+
+
 def attribute_phases(
     windows: Sequence[Measurement],
     trace: pd.DataFrame,
     intervals: Sequence[tuple[float, float]] | np.ndarray,
     first_token: Sequence[float] | np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each request's energy split into prefill (its start to its first token) and decode (first
-    token to its end), by the module's rule applied to the two parts as requests of their own.
+    energy: str | Sequence[str] = "total_j",
+) -> PhaseShares:
+    """Each request's share (as :func:`attribute_windows` gives it) and its split into prefill (its
+    start to its first token) and decode (first token to its end), in one pass: the module's rule
+    applied to the two parts as requests of their own.
 
     The rule shares power among the requests active at each instant, and a request's two parts are
     never active together, so prefill + decode is the request's whole share, exactly. A request
-    without a first-token time (NaN) gets NaN for both.
-
-    Returns:
-        (prefill joules, decode joules), per request in the order of ``intervals`` (total energy).
+    without a first-token time (NaN) is one part: its whole share is kept, its phases are NaN.
 
     Example:
         A static batch of two at a constant 100 W: a 1 s prefill they share, then A decodes for 2 s
@@ -273,20 +282,19 @@ def attribute_phases(
 
         >>> w = [Measurement("nvml", "energy_counter", 0.0, 5.0, {"gpu0": 500.0})]
         >>> trace = pd.DataFrame({"t": [0.0, 5.0], "power_w": [100.0, 100.0]})
-        >>> pre, dec = attribute_phases(w, trace, [(0, 3), (0, 5)], [1.0, 1.0])
-        >>> pre.tolist(), dec.tolist()
-        ([50.0, 50.0], [100.0, 300.0])
+        >>> s = attribute_phases(w, trace, [(0, 3), (0, 5)], [1.0, 1.0])
+        >>> s.prefill.tolist(), s.decode.tolist(), s.whole.tolist()
+        ([50.0, 50.0], [100.0, 300.0], [150.0, 350.0])
     """
     iv = np.asarray(intervals, dtype=float).reshape(-1, 2)
     first = np.asarray(first_token, dtype=float).ravel()
     known = np.isfinite(first)
-    prefill, decode = np.full(len(iv), NAN), np.full(len(iv), NAN)
-    if not known.any():
-        return prefill, decode
-    # a request without a first token still takes its share of the power, as one part
+    n = len(iv)
+    # a request without a first token takes its share as one part (the second is empty)
     f = np.clip(np.where(known, first, iv[:, 1]), iv[:, 0], iv[:, 1])
     parts = np.concatenate([np.column_stack([iv[:, 0], f]), np.column_stack([f, iv[:, 1]])])
-    shares, _ = attribute_windows(windows, trace, parts)
-    n = len(iv)
-    prefill[known], decode[known] = shares[:n][known], shares[n:][known]
-    return prefill, decode
+    shares, overhead = attribute_windows(windows, trace, parts, energy=energy)
+    prefill, decode = shares[:n].astype(float), shares[n:].astype(float)
+    whole = prefill + decode
+    prefill[~known], decode[~known] = NAN, NAN
+    return PhaseShares(whole, prefill, decode, overhead)
