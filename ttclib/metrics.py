@@ -273,6 +273,7 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
         energy_j=("energy_j", "sum"), net_energy_j=("net_energy_j", "sum"),
         samples=("sample", "size"), length_stopped=("length_stopped", "mean"),
         truncated=("truncated", "mean"), sample_accuracy=("correct", "mean"),
+        **({"score": ("score", "mean")} if "score" in q.columns else {}),   # samples' mean (ROUGE-L, 0/1)
         **{c: (c, "first") for c in extra},
     ).reset_index()
     agg["answer"], agg["correct"] = _votes(q, groups.ngroup().to_numpy(), groups.ngroups)

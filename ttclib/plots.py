@@ -612,3 +612,73 @@ def frequency_sweep(table: pd.DataFrame, savings: pd.DataFrame, runs: pd.DataFra
     fig.suptitle(_noted(f"GPU frequency sweep — {_where(runs)}", note), fontsize=11)
     fig.tight_layout()
     return fig
+
+
+# --- paper 002: difficulty features and routing (Sections V and VII) ---------------------------------
+
+PATTERN_COLORS = dict(zip(("Always Easy", "Scaling Helps", "Always Hard", "Inconsistent"), sns.color_palette("colorblind", 4)))
+
+
+def length_vs_quality(queries: pd.DataFrame, runs: pd.DataFrame, correlation: pd.Series | None = None):
+    """Figure 2 and Table IX at a glance: (a) input length against the models' mean normalised quality
+    per query, easy and hard (Table VI's label) marked, Pearson r with its 95 % CI in the title; (b) the
+    mean entity density and causal question score of each scaling pattern (:func:`ttclib.features.workload`)."""
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+    ax = axes[0]
+    for label, marker, color in ((1, "o", _PALETTE[2]), (0, "x", _PALETTE[3])):
+        g = queries[queries.easy == label]
+        ax.scatter(g.input_tokens, g.quality, marker=marker, s=22, alpha=0.7, color=color,
+                   label=f"{'easy' if label else 'hard'} ({len(g)})")
+    ax.set_xlabel("input tokens (the largest model's tokenizer)")
+    ax.set_ylabel("quality: mean over models, min-max normalised per dataset")
+    r = "" if correlation is None else (f": r = {correlation.r:+.3f} (95 % CI {correlation.lo:+.2f} to "
+                                         f"{correlation.hi:+.2f}, n = {int(correlation.n)})")
+    ax.set_title(f"(a) length vs quality{r}", fontsize=10)
+    ax.legend(fontsize=8, title="label: above the dataset median", title_fontsize=8)
+    ax = axes[1]
+    means = queries.groupby("pattern")[["entity_density", "causal_question_score"]].mean()
+    means = means.reindex([p for p in PATTERN_COLORS if p in means.index])
+    x = np.arange(len(means))
+    for i, col in enumerate(means.columns):
+        ax.bar(x + (i - 0.5) * 0.38, means[col], 0.38, label=col.replace("_", " "), color=_PALETTE[i])
+    counts = queries.pattern.value_counts()
+    ax.set_xticks(x, [f"{p}\n{100 * counts[p] / len(queries):.0f} %" for p in means.index], fontsize=8)
+    ax.set_ylabel("mean feature value (0-1)")
+    ax.set_title("(b) scaling patterns: share of queries, mean features", fontsize=10)
+    ax.legend(fontsize=8)
+    models = ", ".join(sorted(runs.model.unique()))
+    fig.suptitle(f"Query difficulty from text — {metrics.hardware_label(runs)}; models: {models}; "
+                 "quality is measured, no energy in this figure", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def pareto_frontier(table: pd.DataFrame, runs: pd.DataFrame):
+    """Figure 7: energy per query against quality for every policy of :func:`ttclib.policies.compare`
+    (held-out half, 95 % bootstrap CIs), the frontier (:func:`ttclib.policies.pareto`) joined, fixed
+    configurations as circles, routers as squares, oracles as diamonds."""
+    from .policies import pareto
+
+    style()
+    t = table.assign(pareto=pareto(table)).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    markers = {"fixed": "o", "router": "s", "oracle": "D"}
+    for kind, g in t.groupby("kind", sort=False):
+        err_x = np.abs(np.vstack([g.energy_per_query_j - g.energy_lo, g.energy_hi - g.energy_per_query_j]))
+        err_y = 100 * np.abs(np.vstack([g.quality - g.quality_lo, g.quality_hi - g.quality]))
+        ax.errorbar(g.energy_per_query_j, 100 * g.quality, xerr=np.nan_to_num(err_x), yerr=np.nan_to_num(err_y),
+                    fmt=markers.get(kind, "o"), ms=7, capsize=2, alpha=0.85, label=kind)
+    front = t[t.pareto].sort_values("energy_per_query_j")
+    ax.plot(front.energy_per_query_j, 100 * front.quality, "k--", lw=1, label="frontier")
+    ax.set_xscale("log")
+    low, high = np.nanmin(t[["energy_lo", "energy_per_query_j"]].to_numpy()), np.nanmax(t[["energy_hi", "energy_per_query_j"]].to_numpy())
+    ax.set_xlim(low / 1.3, high * 3)     # room for the labels right of the points
+    _annotate_apart(ax, t.energy_per_query_j, 100 * t.quality, list(t.policy), fontsize=7)
+    ax.set_xlabel(f"energy per query (J, log scale) — {metrics.meter_label(runs)}")
+    ax.set_ylabel("quality (% correct)")
+    ax.set_title(f"Energy-quality frontier of serving policies — {metrics.hardware_label(runs)}\n"
+                 f"scored on the held-out half ({int(t.n.iloc[0])} queries), 95 % bootstrap CIs", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

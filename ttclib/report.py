@@ -877,3 +877,139 @@ def clock_lock(facts: pd.DataFrame) -> str:
     return (f"make gpu-check locked the SM clock of an {a.get('gpu')} (driver {a.get('driver')}) under a load "
             f"({a.get('load')}; {a.get('path')}): " + "; ".join(parts)
             + f"; reset: {a.get('reset')}, clock after reset {a.get('sm_clock_after_reset_mhz')} MHz." + tail)
+
+
+# --- paper 002, §V and §VII: difficulty from text, routing with DVFS -------------------------------
+
+PAPER_DIFFICULTY = {"length_r": 0.002, "entity_r": (-0.32, -0.20), "causal_r": (-0.18, -0.13),
+                    "features_pct": 68.6, "length_pct": 51.1, "gap": (0.188, 0.304), "unmoved_pct": 44.5 + 32.6}
+LENGTH_R_NEAR_ZERO = 0.10    # the paper's own bar for a weak feature (§V-E2, |r| < 0.10)
+
+
+def _r(row) -> str:
+    return f"r = {row.r:+.2f}{_ci(row.lo, row.hi, '+.2f')}" if row.r == row.r else "r undefined (a constant)"
+
+
+def difficulty_features(w, ablation: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Paper 002's §V claims on a :class:`ttclib.features.Workload`, one computed verdict each: length
+    does not predict quality; entity density and the causal question score correlate negatively with
+    quality at every model size; the features classify difficulty better than the length rule (Table VI,
+    paired over the same queries); the rule's easy queries score higher under every model (Table X); most
+    queries gain nothing from a larger model (Table IX)."""
+    from . import features as ft
+
+    q, per, p = w.queries, w.quality, PAPER_DIFFICULTY
+    models = f"{len(w.models)} models ({', '.join(w.models)}), {len(q)} queries of {', '.join(q.dataset.unique())}"
+    out = [f"On {metrics.hardware_label(runs)}, {models} (quality only: no energy in these claims):"]
+    length = ft.correlations(q, "quality", ["input_tokens"]).iloc[0]
+    out.append(str(verdicts.Verdict(
+        f"The claim that input length does not predict quality (§V-D1: r = {p['length_r']}; |r| < "
+        f"{LENGTH_R_NEAR_ZERO} here)", verdicts.within(length.lo, length.hi, -LENGTH_R_NEAR_ZERO, LENGTH_R_NEAR_ZERO),
+        _r(length))))
+    by_model = ft.correlations_by_model(per, w.models)
+    for feature, name, key in (("entity_density", "entity density", "entity_r"),
+                               ("causal_question_score", "the causal question score", "causal_r")):
+        rows = by_model[by_model.feature == feature]
+        outcome = verdicts.all_of(verdicts.below(r.lo, r.hi, 0.0) for r in rows.itertuples())
+        why = "; ".join(f"{r.model}: {_r(r)}" for r in rows.itertuples())
+        if q[feature].nunique() < 2:
+            why = f"every query has the same {name} ({q[feature].iloc[0]:.2f}): nothing to correlate"
+        lo, hi = p[key]
+        out.append(str(verdicts.Verdict(f"The claim that {name} correlates negatively with quality at every model "
+                                        f"size (Table VIII: {lo:+.2f} to {hi:+.2f})", outcome, why)))
+    rule, feats = f"length > {ft.LENGTH_CUT} tokens", "features only (no length)"
+    acc = ablation.set_index("features").accuracy
+    # beating the length rule is not enough where the labels are unbalanced: the classifier must also
+    # beat calling every query the more common label
+    diffs = {other: ft.ablation_difference(ablation, other, feats) for other in (rule, "majority class")}
+    out.append(str(verdicts.Verdict(
+        f"The claim that the text features classify difficulty better than length (Table VI: {p['features_pct']} % "
+        f"vs {p['length_pct']} %)", verdicts.all_of(verdicts.above(d[1], d[2], 0.0) for d in diffs.values()),
+        f"features {100 * acc[feats]:.1f} %; " + "; ".join(
+            f"vs {other} {100 * acc[other]:.1f} %: {100 * d[0]:+.1f} points{_ci(100 * d[1], 100 * d[2], '+.1f')}"
+            for other, d in diffs.items()))))
+    gaps = ft.rule_gap(per, "quality").set_index("model").loc[list(w.models)].reset_index()
+    lo, hi = p["gap"]
+    out.append(str(verdicts.Verdict(
+        f"The claim that the rule's easy queries (entity density < 0.20, causal score < 0.05) score higher than its "
+        f"hard ones under every model (Table X: +{lo} to +{hi})",
+        verdicts.all_of(verdicts.above(g.lo, g.hi, 0.0) for g in gaps.itertuples()),
+        "; ".join(f"{g.model}: {g.gap:+.3f}{_ci(g.lo, g.hi, '+.3f')} ({g.n_easy} easy, {g.n_hard} hard)"
+                  for g in gaps.itertuples()))))
+    from .fits import proportion_ci
+    unmoved = proportion_ci(q.pattern.isin(["Always Easy", "Always Hard"]).astype(float))
+    out.append(str(verdicts.Verdict(
+        f"The claim that most queries gain nothing from a larger model (Table IX: Always Easy + Always Hard = "
+        f"{p['unmoved_pct']:.1f} %)", verdicts.above(unmoved[1], unmoved[2], 0.5),
+        f"{_pct3(unmoved)} of {len(q)} queries over {len(w.models)} sizes ("
+        + ", ".join(f"{k} {100 * v:.1f} %" for k, v in q.pattern.value_counts(normalize=True).items())
+        + f"); were each model right at its own accuracy ({', '.join(f'{100 * a:.0f} %' for a in _accuracies(w))}) "
+        f"whatever the query, {100 * ft.unmoved_by_chance(w.quality, w.models):.1f} % would be")))
+    return "\n\n".join(out)
+
+
+def _accuracies(w) -> list[float]:
+    return [float(w.quality[w.quality.model == m].correct.mean()) for m in w.models]
+
+
+PAPER_ROUTING_002 = {"routing_saved_pct": 80, "quality_cost": 0.068, "dvfs_saved_pct": 44, "combined_saved_pct": 88}
+
+
+def routing_dvfs(table: pd.DataFrame, runs: pd.DataFrame, routers: dict[str, str]) -> str:
+    """Paper 002's §VII claims on :func:`ttclib.policies.compare`'s table: routing by scaling pattern saves
+    energy against the largest model at full clock, at a quality cost of at most 6.8 points (Table XVIII);
+    a router that reads only the text does too; the lowest clock alone saves energy at no quality cost and
+    routing with it saves more than either (only where runs lock clocks). ``routers``: the table's router
+    names -> predictor column, as given to ``compare``."""
+    p = PAPER_ROUTING_002
+    t = table.set_index("policy")
+    base = table.attrs.get("baseline", {})
+    clock = base.get("clock")
+    clocked = any(n.endswith(f" at {clock}") for n in t.index)
+    routing_only = lambda name: t.loc[f"{name} at {clock}"] if clocked else t.loc[name]
+    out = [f"On {_where(runs)}, against always {base.get('model')} ({base.get('strategy')}, clock {clock}); scored on "
+           f"the held-out half ({int(table.n.iloc[0])} queries):"]
+
+    def saved_and_cost(r) -> tuple[verdicts.Outcome, str]:
+        outcome = verdicts.all_of([verdicts.above(r.saved_lo, r.saved_hi, 0.0),
+                                   verdicts.above(r.d_quality_lo, r.d_quality_hi, -p["quality_cost"])])
+        return outcome, (f"{r.saved_pct:.1f} % saved{_ci(r.saved_lo, r.saved_hi, '.1f', ' %')}, quality "
+                         f"{100 * r.d_quality:+.1f} points{_ci(100 * r.d_quality_lo, 100 * r.d_quality_hi, '+.1f')}")
+
+    oracles = [n for n, by in routers.items() if t.loc[n, "kind"] == "oracle"]
+    realistic = [n for n in routers if n not in oracles]
+    for names, claim in ((oracles, "routing each query by its scaling pattern (an oracle: known after every model "
+                                   "answered)"),
+                         (realistic, "routing by what the text alone predicts")):
+        if not names:
+            continue
+        parts = [saved_and_cost(routing_only(n)) for n in names]
+        out.append(str(verdicts.Verdict(
+            f"The claim that {claim} saves energy at a quality cost of at most {100 * p['quality_cost']:.1f} points "
+            f"(Table XVIII: {p['routing_saved_pct']} % saved, 83.8 → 77.0 %)", verdicts.all_of(o for o, _ in parts),
+            "; ".join(f"{n}: {why}" for n, (_, why) in zip(names, parts)))))
+    dvfs = t[t.index == "DVFS only"]
+    if not clocked or dvfs.empty:
+        why = "no run locks the SM clock here" + (" (a CPU)" if "cuda" not in set(runs.get("device", [])) else "")
+        for claim in (f"the lowest SM clock alone saves energy at no quality cost (Table XVIII: {p['dvfs_saved_pct']} %)",
+                      f"routing at the lowest clock saves more than either alone (Table XVIII: {p['combined_saved_pct']} %)"):
+            out.append(str(verdicts.Verdict(f"The claim that {claim}", "not tested",
+                                            why + "; the `paper` profile measures it on a GPU")))
+        return "\n\n".join(out)
+    d = dvfs.iloc[0]
+    out.append(str(verdicts.Verdict(
+        f"The claim that the lowest SM clock alone saves energy at no quality cost (Table XVIII: {p['dvfs_saved_pct']} %)",
+        verdicts.all_of([verdicts.above(d.saved_lo, d.saved_hi, 0.0), verdicts.within(d.d_quality_lo, d.d_quality_hi,
+                                                                                      -0.01, 0.01)]),
+        saved_and_cost(d)[1])))
+    outcomes, why = [], []
+    for n in routers:
+        c, r = t.loc[n], routing_only(n)
+        best_alone = max(r.saved_hi, d.saved_hi)
+        outcomes.append("held" if c.saved_lo > best_alone else "did not hold" if c.saved_hi < max(r.saved_pct, d.saved_pct)
+                        else "inconclusive")
+        why.append(f"{n}: {c.saved_pct:.1f} %{_ci(c.saved_lo, c.saved_hi, '.1f', ' %')} vs routing alone "
+                   f"{r.saved_pct:.1f} %, DVFS alone {d.saved_pct:.1f} %")
+    out.append(str(verdicts.Verdict(f"The claim that routing at the lowest clock saves more than either alone "
+                                    f"(Table XVIII: {p['combined_saved_pct']} %)", verdicts.all_of(outcomes), "; ".join(why))))
+    return "\n\n".join(out)

@@ -62,9 +62,10 @@ class Routing:
         """Each query's accuracy (mean over repetitions) under the oracle's choice for its group and
         under the fallback, aligned by query: the paired observations of the accuracy change."""
         r = results.dropna(subset=[self.by]).assign(correct=lambda d: d.correct.astype(float))
-        choice = self.table.set_index(self.by)[CONFIG]
-        picked = r[(r[CONFIG] == choice.reindex(r[self.by]).set_axis(r.index)).all(axis=1)]
-        fb = r[(r[CONFIG] == pd.Series(self.fallback)).all(axis=1)]
+        config = list(self.fallback)
+        choice = self.table.set_index(self.by)[config]
+        picked = r[(r[config] == choice.reindex(r[self.by]).set_axis(r.index)).all(axis=1)]
+        fb = r[(r[config] == pd.Series(self.fallback)).all(axis=1)]
         both = pd.concat([picked.groupby("query_id").correct.mean(), fb.groupby("query_id").correct.mean()],
                          axis=1, keys=["oracle", "fallback"]).dropna()
         return both.oracle, both.fallback
@@ -83,15 +84,15 @@ class Routing:
 _TIE = 1e-12
 
 
-def _per_config(results: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Measured n (queries), accuracy and energy per query for each group of ``by`` and configuration,
-    groups in first-seen order (difficulty levels easiest first)."""
-    missing = {by, "correct", "energy_j", *CONFIG} - set(results.columns)
+def _per_config(results: pd.DataFrame, by: str, config=CONFIG) -> pd.DataFrame:
+    """Measured n (queries), accuracy and energy per query for each group of ``by`` and configuration
+    (the ``config`` columns), groups in first-seen order (difficulty levels easiest first)."""
+    missing = {by, "correct", "energy_j", *config} - set(results.columns)
     if missing:
         raise ValueError(f"results lack column(s) {sorted(missing)}")
     r = results.dropna(subset=[by])
     per = (r.assign(correct=r.correct.astype(float))
-            .groupby([by, *CONFIG], observed=True, sort=False)
+            .groupby([by, *config], observed=True, sort=False)
             .agg(n=("query_id", "nunique") if "query_id" in r else ("correct", "size"),
                  accuracy=("correct", "mean"), energy_j=("energy_j", "mean"))
             .reset_index())
@@ -117,7 +118,7 @@ def _estimate(keys: pd.DataFrame, estimates: pd.DataFrame, column: str, what: st
     absent = keys[values.isna().to_numpy()]
     if len(absent):
         raise ValueError(f"no {what} estimate for " + "; ".join(
-            f"{names[0]} {g!r}, configuration {m} {s}" for g, m, s in absent.itertuples(index=False)))
+            f"{names[0]} {g!r}, configuration {' '.join(map(str, c))}" for g, *c in absent.itertuples(index=False)))
     return values.to_numpy(float)
 
 
@@ -129,7 +130,8 @@ def route(results: pd.DataFrame, fallback: dict, *, by: str = "difficulty", tole
 
     ``results`` has one row per query and configuration (``Study.results``): model, strategy, ``by``,
     correct, energy_j (per query, all samples). ``fallback`` names the configuration used when the
-    group is unknown or mispredicted, e.g. ``{"model": "qwen2.5-32b", "strategy": "base"}``.
+    group is unknown or mispredicted, e.g. ``{"model": "qwen2.5-32b", "strategy": "base"}``; its keys are
+    the columns that make a configuration (add ``"clock"`` to route over SM clocks too, paper 002).
 
     ``energy`` and ``accuracy`` are optional estimators' outputs (paper 001, Figure 5), one row per
     group and configuration: columns [``by``, model, strategy, energy_j] and [``by``, model, strategy,
@@ -150,11 +152,12 @@ def route(results: pd.DataFrame, fallback: dict, *, by: str = "difficulty", tole
     >>> r.table.model.tolist(), r.oracle_energy_j      # chosen by the estimate, paid at the measured cost
     (['8b', '8b'], 8.0)
     """
-    per = _per_config(results, by)
-    is_fallback = (per[list(fallback)] == pd.Series(fallback)).all(axis=1)
+    config = list(fallback)
+    per = _per_config(results, by, config)
+    is_fallback = (per[config] == pd.Series(fallback)).all(axis=1)
     if not is_fallback.any():
-        raise ValueError(f"fallback {fallback} is not among the configurations {per[CONFIG].drop_duplicates().values.tolist()}")
-    keys = per[[by, *CONFIG]]
+        raise ValueError(f"fallback {fallback} is not among the configurations {per[config].drop_duplicates().values.tolist()}")
+    keys = per[[by, *config]]
     per["choice_accuracy"] = per.accuracy if accuracy is None else _estimate(keys, accuracy, "accuracy", "accuracy")
     per["choice_energy_j"] = per.energy_j if energy is None else _estimate(keys, energy, "energy_j", "energy")
     rows = []
@@ -165,7 +168,7 @@ def route(results: pd.DataFrame, fallback: dict, *, by: str = "difficulty", tole
         fb = fb.iloc[0]
         good = g[g.choice_accuracy >= g.choice_accuracy.max() - tolerance - _TIE]
         best = good.sort_values(["choice_energy_j", "choice_accuracy"], ascending=[True, False]).iloc[0]
-        rows.append({by: group, "n": int(fb.n), "model": best.model, "strategy": best.strategy,
+        rows.append({by: group, "n": int(fb.n), **{c: best[c] for c in config},
                      "accuracy": best.accuracy,
                      **({} if accuracy is None else {"estimated_accuracy": best.choice_accuracy}),
                      "energy_per_query_j": best.energy_j,
@@ -210,7 +213,7 @@ def split_halves(results: pd.DataFrame, by: str = "difficulty", seed: int = 0) -
     return results[in_train], results[~in_train & results[by].notna().to_numpy()]
 
 
-def estimated_accuracy(train: pd.DataFrame, by: str = "difficulty") -> pd.DataFrame:
+def estimated_accuracy(train: pd.DataFrame, by: str = "difficulty", config=CONFIG) -> pd.DataFrame:
     """A performance estimator from held-out queries: each group's and configuration's accuracy on
     ``train``, columns [``by``, model, strategy, accuracy], as :func:`route`'s ``accuracy=`` takes it.
 
@@ -219,7 +222,7 @@ def estimated_accuracy(train: pd.DataFrame, by: str = "difficulty") -> pd.DataFr
     >>> estimated_accuracy(train, "subset").accuracy.tolist()
     [0.5, 1.0]
     """
-    return _per_config(train, by)[[by, *CONFIG, "accuracy"]].reset_index(drop=True)
+    return _per_config(train, by, config)[[by, *config, "accuracy"]].reset_index(drop=True)
 
 
 def most_accurate(results: pd.DataFrame) -> dict:
@@ -259,16 +262,17 @@ def bootstrap(results: pd.DataFrame, fallback: dict, *, by: str = "difficulty", 
     from .verdicts import bootstrap_means, interval
 
     r = results.dropna(subset=[by]).assign(correct=lambda d: d.correct.astype(float))
-    key = tuple(fallback[c] for c in CONFIG)
+    config = list(fallback)
+    key = tuple(fallback[c] for c in config)
     groups = list(dict.fromkeys(r[by]))
     oracle_e = oracle_a = max_e = max_a = 0.0
     for i, group in enumerate(groups):
         g = r[r[by] == group]
-        acc = g.pivot_table(index="query_id", columns=CONFIG, values="correct", aggfunc="mean")
-        measured_e = g.pivot_table(index="query_id", columns=CONFIG, values="energy_j", aggfunc="mean")
+        acc = g.pivot_table(index="query_id", columns=config, values="correct", aggfunc="mean")
+        measured_e = g.pivot_table(index="query_id", columns=config, values="energy_j", aggfunc="mean")
         a = bootstrap_means(acc, n_boot, seed + i).to_numpy()
         e = bootstrap_means(measured_e[acc.columns], n_boot, seed + i).to_numpy()
-        keys = pd.DataFrame([(group, *c) for c in acc.columns], columns=[by, *CONFIG])
+        keys = pd.DataFrame([(group, *(c if isinstance(c, tuple) else (c,))) for c in acc.columns], columns=[by, *config])
         choice_a = a if accuracy is None else _estimate(keys, accuracy, "accuracy", "accuracy")[None, :]
         choice_e = e if energy is None else _estimate(keys, energy, "energy_j", "energy")[None, :]
         good = choice_a >= np.nanmax(choice_a, axis=1, keepdims=True) - tolerance - _TIE

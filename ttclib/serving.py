@@ -594,6 +594,13 @@ def _is_chat(ref, tokenizer) -> bool:
     return ref.chat if ref.chat is not None else bool(tokenizer.chat_template)
 
 
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(model: str):
+    """The tokenizer of a model name as run specs give it (embedded, random:<config>, hub id or folder),
+    without loading its weights: for counting a query's tokens as that model reads them."""
+    return _load_tokenizer(model, models.resolve(model))
+
+
 def _load_tokenizer(model: str, ref):
     from transformers import AutoTokenizer
 
