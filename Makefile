@@ -18,7 +18,7 @@ SGLANG_VENV := .venv-sglang
 SGLANG   := sglang==0.5.23
 export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 
-.PHONY: reproduce report browser test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check gpu-check
+.PHONY: reproduce report browser test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check gpu-check slurm slurm-up slurm-down
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
@@ -33,6 +33,7 @@ help:
 	@echo "make nvml-check [NVML_CHECK_ARGS=--fake]  check NVML energy measurement on this machine's GPU -> outputs/gpu"
 	@echo "make gpu-check [DRY_RUN=1|FAKE=1] the GPU check: meter facts, reference runs, summary -> outputs/gpu ($$OUT)"
 	@echo "make gpu-wheels                   download into .whl/ what the lent GPU machine lacks (scripts/gpu_wheels.py)"
+	@echo "make slurm-up / slurm-down           a single-node SLURM on this machine for ttc run --executor slurm (root)"
 	@echo "make lab [LAB_PORT=8888] [LAB_TOKEN=...]  JupyterLab on notebooks/ with the ttc-energy kernel (.venv); prints the URL"
 
 # scripts/lab.py: installs the ttc-energy kernel spec into .venv, then runs jupyter lab. LAB_PORT taken:
@@ -78,9 +79,20 @@ browser:
 	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  { echo "error: no chromium: install Debian's chromium package (apt-get install chromium) or set TTC_CHROMIUM"; exit 1; }
 
-# The suite starts real SGLang servers and a real browser: a missing one fails it rather than skipping.
-test: env sglang-env browser
-	TTC_REQUIRE_SGLANG=1 TTC_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests
+slurm:
+	@bash scripts/slurm_cluster.sh install
+
+# A single-node SLURM on this machine (root; installs slurm-wlm and munge when missing) for trying
+# `ttc run --executor slurm`: prints the SLURM_CONF to export. slurm-down stops it.
+slurm-up:
+	@bash scripts/slurm_cluster.sh up /tmp/ttc-slurm
+
+slurm-down:
+	@bash scripts/slurm_cluster.sh down /tmp/ttc-slurm
+
+# The suite starts real SGLang servers, a real browser and a real SLURM: a missing one fails it rather than skipping.
+test: env sglang-env browser slurm
+	TTC_REQUIRE_SGLANG=1 TTC_REQUIRE_BROWSER=1 TTC_REQUIRE_SLURM=1 $(PY) -m pytest -q tests
 
 bench: env
 	$(PY) scripts/bench_throughput.py

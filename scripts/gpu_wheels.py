@@ -61,6 +61,7 @@ EXCLUDED = {
     "amdsmi": "zeus-ml requires it for AMD GPUs; zeus imports it in a try",
     "gguf": "reads the embedded models' GGUF files while converting them; the GPU runs use random weights",
     "spacy": "paper 002's query features (ttclib.features): text analysis after a run, nothing the GPU measures",
+    "submitit": "submits grids to SLURM (ttclib.cluster): the GPU check runs one process on one machine",
 }
 CARRY_ANYWAY = {
     "typing-extensions": "pydantic 2.14 needs >=4.16.0; the machine's version is unknown (its package list "

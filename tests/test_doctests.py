@@ -11,7 +11,7 @@ MODULES = ["ttclib.answers", "ttclib.benchmarks", "ttclib.strategies", "ttclib.m
            "ttclib.reference", "ttclib.verdicts", "ttclib.params", "ttclib.models", "ttclib.plots",
            "ttclib.watchdog", "ttclib.site", "ttclib.footprint", "ttclib.tradeoff", "ttclib.prompts",
            "ttclib.energy.clocks", "ttclib.energy.attribution", "ttclib.dvfs", "ttclib.serving",
-           "ttclib.benchmarks.knowledge", "ttclib.features", "ttclib.policies"]
+           "ttclib.benchmarks.knowledge", "ttclib.features", "ttclib.policies", "ttclib.cluster"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -9,6 +9,7 @@ the runs that are not cached yet, and returns the loaded tables.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,13 +63,38 @@ def run_grid(params_file: str, profile: str = "default", *, runs_dir: str | None
 
     With ``runs_dir``, nothing is measured: the runs are loaded from that folder of finished runs
     (e.g. the published reference runs, ``outputs/published/runs``), and a run it lacks is an error.
+
+    With the environment variable ``TTC_MEASURE=0`` (a notebook opened on a cluster's login node while
+    the grid's jobs run, ``ttc run --executor slurm``), nothing is measured either: the complete runs of
+    the profile's own ``runs_dir`` are analysed, and one line says which runs are still missing.
     """
     from .metrics import load_runs
     from .runner import run_plan, stored_runs
 
     plan = load_params(params_file, profile)
-    dirs = run_plan(plan, progress=progress) if runs_dir is None else stored_runs(plan, runs_dir)
+    if runs_dir is None and os.environ.get("TTC_MEASURE", "1") == "0":
+        plan, dirs = _complete_only(plan)
+    else:
+        dirs = run_plan(plan, progress=progress) if runs_dir is None else stored_runs(plan, runs_dir)
     return Study(plan, load_runs(dirs))
+
+
+def _complete_only(plan: Plan):
+    """The plan narrowed to its complete runs (printing what is missing) and their directories."""
+    import dataclasses
+
+    from .rundir import is_complete, run_dir
+
+    done = [s for s in plan.specs if is_complete(s, plan.runs_dir)]
+    missing = [s for s in plan.specs if s not in done]
+    if not done:
+        raise ParamsError(f"{plan.path}: profiles.{plan.profile}: none of its {len(plan.specs)} runs is complete in "
+                          f"{plan.runs_dir} yet (TTC_MEASURE=0 measures nothing; `ttc status` says where they are)")
+    if missing:
+        print(f"TTC_MEASURE=0: analysing {len(done)} of {len(plan.specs)} runs; not measured yet: "
+              + "; ".join(f"{s.run_id} ({s.model}, {s.strategy}, {s.benchmark})" for s in missing[:8])
+              + (" ..." if len(missing) > 8 else "") + " — the figures and verdicts below lack them", flush=True)
+    return dataclasses.replace(plan, specs=done), [run_dir(s, plan.runs_dir) for s in done]
 
 
 __all__ = ["ParamsError", "Plan", "RunSpec", "RunSet", "Study", "execute", "load_params", "load_runs",

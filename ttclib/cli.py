@@ -1,4 +1,4 @@
-"""Command line: ``ttc run params/<file>.yaml``, ``ttc info``, ``ttc benchmarks``."""
+"""Command line: ``ttc run params/<file>.yaml [--executor slurm]``, ``ttc status``, ``ttc info``, ``ttc benchmarks``."""
 from __future__ import annotations
 
 import argparse
@@ -13,15 +13,24 @@ def _sigterm_as_exit() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def cmd_run(args) -> int:
+def _plan(args):
+    """The params file's plan under ``--profile``, or None after one line naming the file and key."""
     from .params import ParamsError, load_params
+
+    try:
+        return load_params(args.params, args.profile)
+    except ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_run(args) -> int:
+    from .params import ParamsError
     from .rundir import status
     from .runner import measure_plan
 
-    try:
-        plan = load_params(args.params, args.profile)
-    except ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
+    plan = _plan(args)
+    if plan is None:
         return 2
     print(f"{plan.path} [{plan.profile}]: {len(plan.specs)} runs -> {plan.runs_dir}")
     if plan.uses:
@@ -31,6 +40,8 @@ def cmd_run(args) -> int:
         print(f"  {s.run_id}  {state:7s}  {s.model:24s} {s.strategy:5s} {s.benchmark} {_shape(s)}"
               f"max_new_tokens={s.max_new_tokens} batch={s.batch_size} reps={s.repetitions} "
               f"backend={s.backend} data={_data_source(s)}")
+    if args.executor == "slurm":
+        return _run_on_slurm(plan, args)
     if args.dry_run:
         _print_gpu_hours(plan, args.gpu)
         return 0
@@ -55,6 +66,105 @@ def cmd_run(args) -> int:
 
 
 EXIT_HELD = 75   # EX_TEMPFAIL: runs of the grid are still being measured by another process
+
+
+def _cluster(plan, args):
+    """The profile's `cluster:` section with the command line's overrides."""
+    from .cluster import Cluster
+
+    given = {k: getattr(args, k) for k in ("partition", "account", "qos", "time_min", "gpus_per_run", "cpus_per_run",
+                                          "mem_gb", "array_parallelism") if getattr(args, k, None) is not None}
+    if getattr(args, "exclusive", False):
+        given["exclusive"] = True
+    return (plan.cluster or Cluster()).model_copy(update=given)
+
+
+def _run_on_slurm(plan, args) -> int:
+    import shutil
+
+    from . import cluster as cl
+
+    spec = _cluster(plan, args)
+    projected = cl.projected_gpu_hours(plan, args.gpu)
+    todo = cl.jobs(plan, spec, projected)
+    print(f"\n{len(todo)} job(s), one per group of runs that share a loaded model, cut to fit the {spec.time_min}-minute "
+          f"time limit by projected GPU-hours, as job arrays (one per shape of resources, at most {spec.array_parallelism} "
+          f"jobs of each at once)"
+          f"{'; nothing to submit: every run is complete' if not todo else ''}:")
+    hours = cl.job_hours(todo, projected)
+    print("\n".join(cl.describe(todo, spec, hours)))
+    if args.dry_run:
+        known = [h for h in hours if h is not None]
+        if known:
+            print(f"Wall time with at most {spec.array_parallelism} jobs at once on {args.gpu}: about "
+                  f"{cl.wall_hours(known, spec.array_parallelism):.1f} h for the {len(known)} job(s) with an estimate "
+                  f"(longest first; queueing, model loading and warm-up not included; --array-parallelism sets it)")
+        _print_gpu_hours(plan, args.gpu)
+        return 0
+    if not todo:
+        return 0
+    if shutil.which("sbatch") is None:
+        print("error: --executor slurm needs SLURM's sbatch on the PATH (run on a login node of the cluster)",
+              file=sys.stderr)
+        return 2
+    records = cl.submit(plan, spec)
+    for r in records:
+        print(f"submitted job {r['job_id']}: {r['model']}, {len(r['run_ids'])} run(s); log {r['stderr']}")
+    print(f"follow it with: ttc status {args.params} --profile {plan.profile}")
+    if not args.wait:
+        return 0
+    return _wait_for(plan, spec, {r["job_id"] for r in records})
+
+
+def _wait_for(plan, spec, job_ids: set[str]) -> int:
+    import time
+
+    from . import cluster as cl
+
+    while True:
+        active = cl.active_jobs() or {}
+        if not any(j in active or any(k.startswith(f"{j.split('_')[0]}_") for k in active) for j in job_ids):
+            break
+        time.sleep(5)
+    rows = cl.status(plan, spec)
+    print(cl.format_status(rows))
+    return 0 if all(r["state"] == "done" for r in rows) else 1
+
+
+def cmd_status(args) -> int:
+    import dataclasses
+
+    from . import cluster as cl
+
+    plan = _plan(args)
+    if plan is None:
+        return 2
+    spec = _cluster(plan, args)
+    rows = cl.status(plan, spec)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"{plan.path} [{plan.profile}]: {len(rows)} runs in {plan.runs_dir}")
+        print(cl.format_status(rows))
+    failed = [r["run_id"] for r in rows if r["state"] == "failed"]
+    if args.resubmit_failed and failed:
+        again = dataclasses.replace(plan, specs=[s for s in plan.specs if s.run_id in set(failed)])
+        for r in cl.submit(again, spec):
+            print(f"resubmitted as job {r['job_id']}: {', '.join(r['run_ids'])}")
+    return 0
+
+
+def _cluster_options(p) -> None:
+    g = p.add_argument_group("SLURM (--executor slurm; override the profile's cluster: section)")
+    g.add_argument("--partition")
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--time-min", type=int, help="wall-time limit per job, minutes")
+    g.add_argument("--gpus-per-run", type=int, help="GPUs per job (default: tp_size x dp_size on CUDA, 0 on a CPU)")
+    g.add_argument("--cpus-per-run", type=int)
+    g.add_argument("--mem-gb", type=float)
+    g.add_argument("--array-parallelism", type=int, help="jobs of the array running at once")
+    g.add_argument("--exclusive", action="store_true", help="each job has its node alone (no shared power draw)")
 
 
 def _shape(s) -> str:
@@ -203,7 +313,22 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--gpu", default=DEFAULT_GPU, choices=sorted(GPUS),
                      help=f"GPU the --dry-run estimate is for (default: {DEFAULT_GPU}, the paper's)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=("local", "slurm"), default="local",
+                     help="local: measure here (default); slurm: submit one job per group of runs sharing a model "
+                          "(submitit), into the same runs_dir; with --dry-run, list the jobs and their resources")
+    run.add_argument("--wait", action="store_true", help="with --executor slurm: wait for the jobs, then show the status")
+    _cluster_options(run)
     run.set_defaults(func=cmd_run)
+    st = sub.add_parser("status", help="which runs of a grid are done, running, pending, failed or to run",
+                        description="The state of every run of a params file's profile: done (complete in runs_dir), "
+                                    "running (a process holds its lock: SLURM job and node), pending (its job is "
+                                    "queued), failed (its job ended without completing it: why, and the log), to run.")
+    st.add_argument("params", help="params/<section>.yaml")
+    st.add_argument("--profile", default="default", help="profile inside the params file (default: default)")
+    st.add_argument("--resubmit-failed", action="store_true", help="submit the failed runs again (they resume)")
+    st.add_argument("--json", action="store_true", help="one JSON object per run")
+    _cluster_options(st)
+    st.set_defaults(func=cmd_status)
     info = sub.add_parser("info", help="show the hardware, energy meters and models this machine has")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=cmd_info)

@@ -54,6 +54,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import benchmarks
+from .cluster import Cluster
 from .spec import PathStr, RunSpec
 
 MAX_BYTES = 1 << 20        # the shipped files are under 5 KB
@@ -86,6 +87,8 @@ class Profile(BaseModel):
     notebook: dict[str, str | int | float | bool | None] = Field(
         {}, description="parameters this profile sets in the section's notebook (make reproduce passes them to "
                         "papermill), e.g. the models the overview compares")
+    cluster: Cluster | None = Field(None, description="SLURM resources of each job for `ttc run --executor slurm` "
+                                                      "(ttclib.cluster)")
 
     OWN: ClassVar[tuple[str, ...]] = ("runs_dir", "figures_dir", "defaults", "grid")
 
@@ -119,6 +122,7 @@ class Plan:
     title: str = ""
     uses: tuple[Path, str] | None = None   # (file, profile) that defines the grid, when `profile` says `use:`
     notebook: dict = dataclasses.field(default_factory=dict)   # the profile's notebook parameters (`notebook:`)
+    cluster: Cluster | None = None   # the profile's `cluster:` section (ttc run --executor slurm)
 
 
 def load_params(path: str | os.PathLike, profile: str = "default") -> Plan:
@@ -368,13 +372,14 @@ class _Session:
         if prof.use is not None:
             used = self._used(path, where, prof.use, prof.profile or "default", chain)
             return dataclasses.replace(used, path=path, profile=profile, title=params.title or used.title,
-                                       uses=used.uses or (used.path, used.profile), notebook=dict(prof.notebook))
+                                       uses=used.uses or (used.path, used.profile), notebook=dict(prof.notebook),
+                                       cluster=prof.cluster or used.cluster)
         self._check_defaults(path, prof.defaults, where)
         self._count_runs(path, prof.grid, where)
         specs = [self._spec(path, point, prov, where) for point, prov in _expand(prof.defaults, prof.grid, where)]
         return Plan(path, profile, specs, self._folder(path, prof.runs_dir, f"{where}.runs_dir"),
                     self._folder(path, prof.figures_dir, f"{where}.figures_dir"), params.title,
-                    notebook=dict(prof.notebook))
+                    notebook=dict(prof.notebook), cluster=prof.cluster)
 
     def _used(self, path: Path, where: str, use: str, profile: str, chain) -> Plan:
         from .models import local_path

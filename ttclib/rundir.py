@@ -267,43 +267,73 @@ def _read_segment(d: Path) -> Segment:
 
 # --- the lock ------------------------------------------------------------------------------
 
+HEARTBEAT_S = 30.0     # how often a holder rewrites its record's heartbeat
+LEASE_S = 600.0        # a record whose heartbeat is older than this, of a job the scheduler no longer lists, is stale
+
+
 class RunLock:
     """Who may write a run: an exclusive ``flock`` on ``runs_dir/<run_id>.lock`` (released by the
     kernel when the holder dies, so a kill never leaves it held). The file records the holder's host,
-    pid and start; a record of a dead process on this host is stale, and says so. Re-entrant within a
-    process (``run_plan`` holds it while ``execute`` runs). The file is never deleted: deleting a lock
-    file lets two processes hold locks on two different files of one name.
+    pid, start, SLURM job (when in one: :func:`ttclib.cluster.job_context`) and a heartbeat rewritten
+    every :data:`HEARTBEAT_S` while held. A record of a dead process on this host is stale, and says so.
+
+    A node that fails can leave a lock held on a shared filesystem whose server has not yet noticed. A
+    lock is then **broken** — the file renamed aside, a fresh one taken — only when its holder ran in a
+    SLURM job that the scheduler no longer lists and its heartbeat is older than :data:`LEASE_S`: both
+    together mean the holder is gone, not slow. Re-entrant within a process (``run_plan`` holds it while
+    ``execute`` runs). The file is otherwise never deleted: deleting a lock file lets two processes
+    hold locks on two different files of one name.
     """
 
     def __init__(self, path: Path):
-        self.path, self.depth, self._fd = path, 0, None
+        self.path, self.depth, self._fd, self._beat = path, 0, None, None
 
     def acquire(self, wait: bool = False) -> bool:
         if self.depth:
             self.depth += 1
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = self._flock(wait=False)
+        if fd is None and self.stale():
+            self.path.replace(self.path.with_name(f"{self.path.name}.broken-{int(time.time())}"))
+            fd = self._flock(wait=False)
+        if fd is None and wait:
+            fd = self._flock(wait=True)
+        if fd is None:
+            return False
+        from .cluster import job_context
+
+        self._record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "argv": sys.argv,
+                        "job": job_context()}
+        self._fd, self.depth = fd, 1
+        self._write(time.time())
+        self._beat = _Heartbeat(self)
+        return True
+
+    def _flock(self, wait: bool) -> int | None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BaseException as e:   # busy, or Ctrl-C while waiting
             os.close(fd)
             if isinstance(e, OSError) and e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
+                return None
             raise
-        record = _json_bytes({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-                              "argv": sys.argv})
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record, 0)
-        os.fsync(fd)
-        self._fd, self.depth = fd, 1
-        return True
+        return fd
+
+    def _write(self, heartbeat: float) -> None:
+        record = _json_bytes({**self._record, "heartbeat": heartbeat})
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, record, 0)
+        os.fsync(self._fd)
 
     def release(self) -> None:
         if not self.depth:
             return
         self.depth -= 1
         if self.depth == 0:
+            self._beat.stop()
+            self._beat = None
             os.ftruncate(self._fd, 0)        # an empty file: released cleanly
             os.close(self._fd)               # closing drops the flock
             self._fd = None
@@ -326,18 +356,64 @@ class RunLock:
         finally:
             os.close(fd)
 
+    def record(self) -> dict:
+        """The holder's record as the file has it ({} when empty or unreadable)."""
+        try:
+            return json.loads(self.path.read_bytes() or b"{}")
+        except (OSError, ValueError):
+            return {}
+
+    def stale(self, now: float | None = None, jobs: dict | None = None) -> bool:
+        """Whether the record is of a holder that is gone: its SLURM job is not among ``jobs`` (default: what
+        ``squeue`` lists now; never stale where squeue cannot be asked) and its heartbeat is older than
+        :data:`LEASE_S`."""
+        h = self.record()
+        job = (h.get("job") or {}).get("job_id")
+        if not job or (now or time.time()) - float(h.get("heartbeat", h.get("started", 0))) < LEASE_S:
+            return False
+        if jobs is None:
+            from .cluster import active_jobs
+            jobs = active_jobs()
+            if jobs is None:
+                return False
+        task = (h.get("job") or {}).get("array_job_id"), (h.get("job") or {}).get("array_task_id")
+        return job not in jobs and (not all(task) or f"{task[0]}_{task[1]}" not in jobs)
+
     def holder(self) -> str:
         """Who holds the lock, in words (for a message)."""
-        try:
-            h = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
+        h = self.record()
+        if not h:
             return "another process"
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.get("started", 0)))
-        words = f"pid {h.get('pid')} on {h.get('host')} since {since}"
+        job = (h.get("job") or {}).get("job_id")
+        words = f"pid {h.get('pid')} on {h.get('host')}{f' (SLURM job {job})' if job else ''} since {since}"
         if h.get("host") == socket.gethostname() and not _alive(h.get("pid")):
             words += (" (that process is dead: the lock is held by a process it left behind, e.g. a server; "
                       "stop it to free the run)")
         return words
+
+
+class _Heartbeat:
+    """Rewrites a held lock's heartbeat every :data:`HEARTBEAT_S` from a daemon thread."""
+
+    def __init__(self, lock: RunLock):
+        import threading
+
+        self.lock, self.done = lock, threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat {lock.path.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(HEARTBEAT_S):
+            try:
+                if self.lock._fd is not None:
+                    self.lock._write(time.time())
+            except OSError:
+                pass                             # a full disk must not kill the run; the record stays as it was
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
 
 
 _LOCKS: dict[Path, RunLock] = {}

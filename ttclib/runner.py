@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from . import answers, benchmarks, energy, hardware, prompts, rundir, strategies
+from . import answers, benchmarks, cluster, energy, hardware, prompts, rundir, strategies
 from .params import ParamsError, Plan
 from .rundir import QUERY_COLUMNS, RUN_JSON, is_complete, run_dir, write_json
 from .serving import Backend, Request, SamplingParams, make_backend, render_prompt, resolve_backend, resolve_device
@@ -380,7 +380,7 @@ class _Execution:
             "n_queries": int(queries.query_id.nunique()), "n_completions": len(queries),
             "completion_tokens": int(queries.completion_tokens.sum()),
             "backend": self._backend_info(), "hardware": hardware.describe(),
-            "software": hardware.software_versions(),
+            "software": hardware.software_versions(), "scheduler": cluster.job_context(),
             "started": started, "finished": time.time(), "resumed": self.resumed,
         }
         rundir.seal(self.partial, self.final, queries, power, info)
