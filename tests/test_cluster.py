@@ -289,3 +289,22 @@ def test_two_submissions_of_one_grid_measure_each_run_once(slurm, tmp_path):
         assert outcome == "success", value
         measured += value["measured"]
     assert sorted(measured) == sorted(s.run_id for s in plan.specs)      # each once, by one of the jobs
+
+
+def test_a_lock_in_a_slurm_job_records_its_ids_without_asking_the_scheduler(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "70")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+
+    def no_scheduler(*_):
+        raise AssertionError("a lock must not call the scheduler")
+
+    monkeypatch.setattr(cluster, "_squeue", no_scheduler)
+    monkeypatch.setattr(cluster, "_scontrol_job", no_scheduler)
+    lock = rundir.RunLock(tmp_path / "y.lock")
+    assert lock.acquire()
+    try:
+        job = lock.record()["job"]
+        assert (job["job_id"], job["array_job_id"], job["array_task_id"]) == ("77", "70", "3")
+    finally:
+        lock.release()

@@ -95,3 +95,14 @@ def test_clock_labels():
     assert r.clock.tolist() == ["180 MHz", "unlocked"]
     assert policies.mhz("unlocked") > policies.mhz("2842 MHz") > policies.mhz("180 MHz")
     assert policies.with_clock(pd.DataFrame({"model": ["m"]})).clock.tolist() == ["unlocked"]
+
+
+def test_fixed_rows_and_the_pattern_runs():
+    """"DVFS only" exists only where a lower clock was measured; the patterns are read from the base runs at the
+    highest clock."""
+    r = _results()
+    base = policies.baseline(r)
+    assert policies.fixed_policies(r, base) == {"baseline": base, "DVFS only": {**base, "clock": "180 MHz"}}
+    one = _results(clocks=("2842 MHz",))
+    assert list(policies.fixed_policies(one, policies.baseline(one))) == ["baseline"]
+    assert set(policies.top_clock(r).clock) == {"2842 MHz"} and len(policies.top_clock(r)) == len(r) // 2

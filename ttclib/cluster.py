@@ -30,7 +30,6 @@ The ``cluster:`` section of a profile (every key optional; the command line over
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import itertools
 import json
 import os
@@ -245,7 +244,7 @@ def measure_job(params_path: str, profile: str, run_ids: list[str]) -> dict:
         raise ValueError(f"{params_path} [{profile}] no longer has run(s) {sorted(missing)}: the params file changed "
                          "since the job was submitted")
     out = measure_plan(dataclasses.replace(plan, specs=mine), progress=False, wait=False)
-    return {"measured": out.measured, "held": out.held, "node": socket.gethostname(), "job": job_context()}
+    return {"measured": out.measured, "held": out.held, "node": socket.gethostname(), "job": job_ids()}
 
 
 # --- what a run records of its job ----------------------------------------------------------------
@@ -255,16 +254,25 @@ def job_context() -> dict | None:
     node, whether the node is the job's alone (``scontrol``: OverSubscribe=NO), the other jobs on the node
     and the GPUs outside the job's that have compute processes (they share the node's power). None outside
     SLURM."""
+    ids = job_ids()
+    if ids is None:
+        return None
+    job = ids["job_id"]
+    info = _scontrol_job(job)
+    others = _squeue(["-w", socket.gethostname(), "-h", "-o", "%i"])
+    return {"scheduler": "slurm", **ids, "oversubscribe": info.get("OverSubscribe"), "exclusive": info.get("OverSubscribe") == "NO",
+            "other_jobs_on_node": sorted(set(others or []) - {job, _array_id()}) if others is not None else None,
+            "busy_gpus_outside_job": _busy_gpus_outside(os.environ.get("CUDA_VISIBLE_DEVICES"))}
+
+
+def job_ids() -> dict | None:
+    """The SLURM job, array job and task ids and node of this process, from its environment alone (what a
+    run lock records: no scheduler call on the way to every run); None outside SLURM."""
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         return None
-    info = _scontrol_job(job)
-    others = _squeue(["-w", socket.gethostname(), "-h", "-o", "%i"])
-    return {"scheduler": "slurm", "job_id": job, "array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
-            "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"), "node": socket.gethostname(),
-            "oversubscribe": info.get("OverSubscribe"), "exclusive": info.get("OverSubscribe") == "NO",
-            "other_jobs_on_node": sorted(set(others or []) - {job, _array_id()}) if others is not None else None,
-            "busy_gpus_outside_job": _busy_gpus_outside(os.environ.get("CUDA_VISIBLE_DEVICES"))}
+    return {"job_id": job, "array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
+            "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"), "node": socket.gethostname()}
 
 
 def _array_id() -> str | None:
@@ -405,6 +413,3 @@ def format_status(rows: list[dict]) -> str:
                      f"{where}{extra}{log}")
     return "\n".join(lines)
 
-
-def now() -> str:
-    return datetime.datetime.now().isoformat(timespec="seconds")

@@ -155,7 +155,7 @@ def ablation(table: pd.DataFrame, label: str, feature_sets: dict[str, Sequence[s
     y = table[label].to_numpy(int)
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0))
-    hits, per_fold = {}, {}
+    hits = {}
     for name, rule in (rules or {}).items():
         hits[name] = (np.asarray(rule, int) == y).astype(float)
     for name, cols in feature_sets.items():
@@ -331,6 +331,17 @@ def workload(results: pd.DataFrame, texts: dict[str, str], models: Sequence[str]
     q["rule_easy"] = rule_easy(q).astype(int)
     per = per.merge(q[["query_id", "input_tokens", *FEATURES]], on="query_id")
     return Workload(q, per, models)
+
+
+def study_workload(study, models: Sequence[str] | None = None, results: pd.DataFrame | None = None) -> Workload:
+    """:func:`workload` of a :class:`ttclib.Study`: its ``results`` (default all of them), the question
+    texts of its grid, ``models`` smallest first (default: the grid's order) and lengths in the largest
+    model's tokenizer."""
+    from .serving import load_tokenizer
+
+    order = list(models or dict.fromkeys(s.model for s in study.plan.specs))
+    return workload(study.results if results is None else results, query_texts(study.plan.specs), order,
+                    tokenizer=load_tokenizer(order[-1]))
 
 
 def length_stats(queries: pd.DataFrame, by: str = "dataset") -> pd.DataFrame:

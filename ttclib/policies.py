@@ -52,6 +52,33 @@ def baseline(results: pd.DataFrame, config=("model", "strategy", "clock"), model
     return dict(zip(config, (model, strategy, clock)))
 
 
+# The routers of section 10: name -> predictor column of :func:`with_predictors`.
+ROUTERS = {"by pattern (oracle)": "pattern", "by Table X rule": "rule", "by classifier": "predicted",
+           "by category": "subset"}
+
+
+def with_predictors(results: pd.DataFrame, workload) -> pd.DataFrame:
+    """``results`` with what each router reads of a query, from a :class:`ttclib.features.Workload`: its
+    scaling pattern (an oracle), Table X's rule and the out-of-fold difficulty classifier (``easy``/``hard``)."""
+    from .features import predicted_easy
+
+    q = workload.queries
+    known = q[["query_id", "pattern"]].assign(rule=q.rule_easy.map({1: "easy", 0: "hard"}), predicted=predicted_easy(q))
+    return results.merge(known, on="query_id")
+
+
+def top_clock(results: pd.DataFrame) -> pd.DataFrame:
+    """The base-strategy results at the highest clock: the runs the scaling patterns are read from."""
+    base = results[results.strategy == "base"]
+    return base[base.clock == max(base.clock.unique(), key=mhz)]
+
+
+def fixed_policies(results: pd.DataFrame, base: dict) -> dict[str, dict]:
+    """Table XVIII's fixed rows: the baseline, and "DVFS only" (its model at the lowest clock) where one is."""
+    lowest = min(results.clock.unique(), key=mhz)
+    return {"baseline": base} | ({"DVFS only": {**base, "clock": lowest}} if lowest != base["clock"] else {})
+
+
 def compare(results: pd.DataFrame, base: dict, routers: dict[str, str], *, fixed: dict[str, dict] | None = None,
             oracles: tuple[str, ...] = ("pattern",), quality: str = "correct", tolerance: float = 0.0,
             seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> pd.DataFrame:

@@ -274,7 +274,7 @@ LEASE_S = 600.0        # a record whose heartbeat is older than this, of a job t
 class RunLock:
     """Who may write a run: an exclusive ``flock`` on ``runs_dir/<run_id>.lock`` (released by the
     kernel when the holder dies, so a kill never leaves it held). The file records the holder's host,
-    pid, start, SLURM job (when in one: :func:`ttclib.cluster.job_context`) and a heartbeat rewritten
+    pid, start, SLURM job (when in one: :func:`ttclib.cluster.job_ids`) and a heartbeat rewritten
     every :data:`HEARTBEAT_S` while held. A record of a dead process on this host is stale, and says so.
 
     A node that fails can leave a lock held on a shared filesystem whose server has not yet noticed. A
@@ -301,10 +301,10 @@ class RunLock:
             fd = self._flock(wait=True)
         if fd is None:
             return False
-        from .cluster import job_context
+        from .cluster import job_ids
 
         self._record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "argv": sys.argv,
-                        "job": job_context()}
+                        "job": job_ids()}
         self._fd, self.depth = fd, 1
         self._write(time.time())
         self._beat = _Heartbeat(self)
