@@ -268,3 +268,20 @@ def test_ner_model_is_explosions_en_core_web_sm_380():
     official = {"ents_f": 0.8433119744, "ents_p": 0.8429743795, "ents_r": 0.8436498397, "dep_las": 0.8991533598,
                 "tag_acc": 0.972937262}
     assert {k: perf[k] for k in official} == pytest.approx(official, abs=1e-12)
+
+
+def test_features_must_beat_the_majority_class_not_only_the_length_rule():
+    """Unbalanced labels independent of the features, every query short: the length rule calls all easy (20 %
+    right), the classifier falls back on 'hard' (80 %). Beating the length rule by 60 points is no evidence
+    that the features predict difficulty: the verdict must not say held (it did before the majority check)."""
+    from ttclib import report
+
+    w = _simulated(n=500, seed=2)
+    rng = np.random.default_rng(5)
+    q = w.queries.assign(easy=(rng.random(len(w.queries)) < 0.2).astype(int), input_tokens=50)
+    abl = ft.difficulty_ablation(q)
+    acc = abl.set_index("features").accuracy
+    assert acc[f"length > {ft.LENGTH_CUT} tokens"] < 0.3 and acc["features only (no length)"] > 0.7
+    text = report.difficulty_features(ft.Workload(q, w.quality, w.models), abl, pd.DataFrame({"hardware": ["sim"]}))
+    sentence = next(s for s in text.split("\n\n") if "classify difficulty better than length" in s)
+    assert " held here" not in sentence and "vs majority class" in sentence, sentence
