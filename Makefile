@@ -18,12 +18,14 @@ SGLANG_VENV := .venv-sglang
 SGLANG   := sglang==0.5.23
 export TTC_SGLANG_PYTHON ?= $(abspath $(SGLANG_VENV))/bin/python
 
-.PHONY: reproduce report browser test bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check gpu-check slurm slurm-up slurm-down
+.PHONY: reproduce report browser test test-fast lint bench bench-sglang bench-reproduce env sglang-env info nbviewer clean-outputs help gpu-wheels nvml-check gpu-check slurm slurm-up slurm-down
 
 help:
 	@echo "make reproduce [PROFILE=default]  execute notebooks/ with params/ -> outputs/notebooks, outputs/html"
 	@echo "make report                       re-execute the notebooks on the published runs (outputs/published), measuring nothing -> outputs/report"
-	@echo "make test                         run the test suite"
+	@echo "make test                         lint, then run the whole test suite (what CI runs)"
+	@echo "make test-fast                    the inner loop (under 2 min): no SGLang, embedded models, SLURM, notebooks or browser"
+	@echo "make lint                         ruff (lint + format check) on ttclib, scripts, tests; mypy on ttclib"
 	@echo "make bench                        print the performance figures (throughput, sampler cost, scoring speed, sandbox containment)"
 	@echo "make bench-sglang                 ttclib's SGLang client vs sglang.benchmark.serving, same server and requests"
 	@echo "make sglang-env                   create .venv-sglang with SGLang (about 11 GB, 3-5 min)"
@@ -91,8 +93,18 @@ slurm-down:
 	@bash scripts/slurm_cluster.sh down /tmp/ttc-slurm
 
 # The suite starts real SGLang servers, a real browser and a real SLURM: a missing one fails it rather than skipping.
-test: env sglang-env browser slurm
+test: env sglang-env browser slurm lint
 	TTC_REQUIRE_SGLANG=1 TTC_REQUIRE_BROWSER=1 TTC_REQUIRE_SLURM=1 $(PY) -m pytest -q tests
+
+# The inner loop: what runs in seconds (see pytest's markers in pyproject.toml); make test stays the full suite.
+test-fast: env
+	$(PY) -m pytest -q -m "not slow and not sglang and not slurm and not heavy" tests
+
+# ruff and mypy are configured in pyproject.toml ([tool.ruff], [tool.mypy]); `ruff format ttclib scripts tests` fixes the format.
+lint: env
+	$(VENV)/bin/ruff check ttclib scripts tests
+	$(VENV)/bin/ruff format --check ttclib scripts tests
+	$(VENV)/bin/mypy
 
 bench: env
 	$(PY) scripts/bench_throughput.py

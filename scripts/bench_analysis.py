@@ -56,6 +56,7 @@
 Figures are upper bounds on a shared machine. The store is synthetic: its numbers are not
 measurements, and every run.json says so (``"synthetic": true``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,43 +79,74 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ttclib import benchmarks, energy, gpu_hours, load_params, rundir  # noqa: E402
+from ttclib import aggregators, benchmarks, energy, gpu_hours, load_params, rundir  # noqa: E402
 from ttclib.runner import _attribute  # noqa: E402 - the runner's own per-query attribution
 from ttclib.spec import SPEC_VERSION, RunSpec  # noqa: E402
 
 PROFILE = "paper"
 TARGET_S, TARGET_GB = 60.0, 4.0
-PAPER_GRID = ("paper.yaml", "default")     # what --queries sizes
-GPU = gpu_hours.GPUS["a100-80gb"]          # the paper's GPU
+PAPER_GRID = ("paper.yaml", "default")  # what --queries sizes
+GPU = gpu_hours.GPUS["a100-80gb"]  # the paper's GPU
 ROOFLINE = gpu_hours.Roofline(GPU)
-INTERVAL_S = 0.1                           # NVML counter update period: the sampler's interval
-IDLE_W = 62.0                              # per A100, idle with a model loaded
+INTERVAL_S = 0.1  # NVML counter update period: the sampler's interval
+IDLE_W = 62.0  # per A100, idle with a model loaded
 CHARS_PER_TOKEN = 4
-MIN_WINDOW_S = 10 * INTERVAL_S             # the runner's shortest checkpoint window
-T0 = 1.75e9                                # unix time of the first synthetic run
+MIN_WINDOW_S = 10 * INTERVAL_S  # the runner's shortest checkpoint window
+T0 = 1.75e9  # unix time of the first synthetic run
 
 # Base accuracy (logit) per benchmark, prompt tokens, and how much reasoning helps per category.
-BENCH_LOGIT = {"aime24": -3.0, "aime25": -3.2, "gpqa_diamond": -0.6, "math500": 0.4, "humaneval": 0.9,
-               "livecodebench": -1.2, "mbpp": 0.7, "codeforces": -2.6, "hellaswag": 1.0, "mmlu": 0.8,
-               "gsm8k": 1.4, "commonsenseqa": 1.1}
-PROMPT_TOKENS = {"aime24": 150, "aime25": 150, "gpqa_diamond": 260, "math500": 120, "humaneval": 180,
-                 "livecodebench": 450, "mbpp": 130, "codeforces": 600, "hellaswag": 150, "mmlu": 130,
-                 "gsm8k": 110, "commonsenseqa": 70}
-STRATEGY_LOGIT = {("rt", "math"): 1.6, ("rt", "code"): 1.2, ("rt", "common_sense"): 0.1,
-                  ("mv", "math"): 0.3, ("mv", "code"): 0.2, ("mv", "common_sense"): 0.1}
+BENCH_LOGIT = {
+    "aime24": -3.0,
+    "aime25": -3.2,
+    "gpqa_diamond": -0.6,
+    "math500": 0.4,
+    "humaneval": 0.9,
+    "livecodebench": -1.2,
+    "mbpp": 0.7,
+    "codeforces": -2.6,
+    "hellaswag": 1.0,
+    "mmlu": 0.8,
+    "gsm8k": 1.4,
+    "commonsenseqa": 1.1,
+}
+PROMPT_TOKENS = {
+    "aime24": 150,
+    "aime25": 150,
+    "gpqa_diamond": 260,
+    "math500": 120,
+    "humaneval": 180,
+    "livecodebench": 450,
+    "mbpp": 130,
+    "codeforces": 600,
+    "hellaswag": 150,
+    "mmlu": 130,
+    "gsm8k": 110,
+    "commonsenseqa": 70,
+}
+STRATEGY_LOGIT = {
+    ("rt", "math"): 1.6,
+    ("rt", "code"): 1.2,
+    ("rt", "common_sense"): 0.1,
+    ("mv", "math"): 0.3,
+    ("mv", "code"): 0.2,
+    ("mv", "common_sense"): 0.1,
+}
 MMLU_SUBSETS = ("STEM", "Humanities", "Social Sciences", "Other")
-WORDS = ("the so we need to compute first then check that value is wait let me verify again answer "
-         "equals therefore step sum over each term gives because if not case which means result").split()
+WORDS = (
+    "the so we need to compute first then check that value is wait let me verify again answer "
+    "equals therefore step sum over each term gives because if not case which means result"
+).split()
 
 
 # --- the grids ---------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Notebook:
-    key: str                 # "00"
+    key: str  # "00"
     path: Path
     params: Path
-    plan: object             # ttclib.params.Plan of the paper profile
+    plan: object  # ttclib.params.Plan of the paper profile
 
 
 def notebooks(keys: list[str] | None = None) -> list[Notebook]:
@@ -152,6 +184,7 @@ def per_level_for(queries: int, plan) -> int:
 
 # --- synthetic content -------------------------------------------------------------------------
 
+
 def _rng(seed: int, *key) -> np.random.Generator:
     digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).digest()
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "big")])
@@ -179,18 +212,27 @@ def problems(benchmark: str, per_level: int, seed: int) -> pd.DataFrame:
         gold = np.array(list("ABCDE" if benchmark == "commonsenseqa" else "ABCD"))[rng.integers(0, 4, n)].tolist()
     elif bench.category == "code":
         text, offs = corpus(seed), rng.integers(0, 900_000, n)
-        gold = [f"def solve(x):\n    return {text[o:o + int(k)]!r}" for o, k in zip(offs, rng.integers(80, 400, n))]
+        gold = [
+            f"def solve(x):\n    return {text[o : o + int(k)]!r}"
+            for o, k in zip(offs, rng.integers(80, 400, n), strict=True)
+        ]
     else:
         gold = [str(v) for v in rng.integers(0, 1000, n)]
-    subset = (np.array(MMLU_SUBSETS)[rng.integers(0, len(MMLU_SUBSETS), n)].tolist() if benchmark == "mmlu"
-              else [None] * n)
+    subset = (
+        np.array(MMLU_SUBSETS)[rng.integers(0, len(MMLU_SUBSETS), n)].tolist() if benchmark == "mmlu" else [None] * n
+    )
     centred = level_idx - (len(levels) - 1) / 2
-    return pd.DataFrame({
-        "query_id": [f"{benchmark}/{i}" for i in range(n)],
-        "difficulty": [levels[i] for i in level_idx], "level": centred, "subset": subset, "gold": gold,
-        "prompt_tokens": np.maximum(8, rng.lognormal(np.log(PROMPT_TOKENS[benchmark]), 0.35, n)).astype(int) + 50,
-        "logit": BENCH_LOGIT[benchmark] - 0.7 * centred + rng.normal(0, 1.0, n),
-    })
+    return pd.DataFrame(
+        {
+            "query_id": [f"{benchmark}/{i}" for i in range(n)],
+            "difficulty": [levels[i] for i in level_idx],
+            "level": centred,
+            "subset": subset,
+            "gold": gold,
+            "prompt_tokens": np.maximum(8, rng.lognormal(np.log(PROMPT_TOKENS[benchmark]), 0.35, n)).astype(int) + 50,
+            "logit": BENCH_LOGIT[benchmark] - 0.7 * centred + rng.normal(0, 1.0, n),
+        }
+    )
 
 
 def parameters(model: str) -> int:
@@ -209,10 +251,14 @@ def outcomes(spec: RunSpec, probs: pd.DataFrame, seed: int) -> pd.DataFrame:
     rep = np.repeat(np.arange(reps), n_q * k)
     q = np.tile(np.repeat(np.arange(n_q), k), reps)
     sample = np.tile(np.arange(k), n_q * reps)
-    logit = (probs.logit.to_numpy()[q] + 0.6 * np.log2(parameters(spec.model) / 1.5e9)
-             + STRATEGY_LOGIT.get((spec.strategy, bench.category), 0.0) - (0.4 if k > 1 else 0.0))
+    logit = (
+        probs.logit.to_numpy()[q]
+        + 0.6 * np.log2(parameters(spec.model) / 1.5e9)
+        + STRATEGY_LOGIT.get((spec.strategy, bench.category), 0.0)
+        - (0.4 if k > 1 else 0.0)
+    )
 
-    def per_sample(draw):         # greedy decoding answers alike in every repetition
+    def per_sample(draw):  # greedy decoding answers alike in every repetition
         return draw(n_q)[q] if st.temperature == 0 else draw(n)
 
     right = per_sample(rng.random) < 1 / (1 + np.exp(-logit))
@@ -221,10 +267,18 @@ def outcomes(spec: RunSpec, probs: pd.DataFrame, seed: int) -> pd.DataFrame:
     scale = np.exp(0.25 * level) * np.where(st.reasoning & ~right, 1.4, 0.85 if st.reasoning else 1.0)
     sigma = 0.7 if st.reasoning else 0.5
     z = per_sample(rng.standard_normal)
-    tokens = np.maximum(1, np.round(mean * scale * np.exp(sigma * z - sigma ** 2 / 2))).astype(np.int64)
-    wrong_class = per_sample(lambda size: rng.choice(3, size, p=[0.5, 0.3, 0.2])) + 1   # wrong answers: 3 kinds
-    return pd.DataFrame({"repetition": rep, "q": q, "sample": sample, "right": right, "tokens": tokens,
-                         "answer_kind": np.where(right, 0, wrong_class)})
+    tokens = np.maximum(1, np.round(mean * scale * np.exp(sigma * z - sigma**2 / 2))).astype(np.int64)
+    wrong_class = per_sample(lambda size: rng.choice(3, size, p=[0.5, 0.3, 0.2])) + 1  # wrong answers: 3 kinds
+    return pd.DataFrame(
+        {
+            "repetition": rep,
+            "q": q,
+            "sample": sample,
+            "right": right,
+            "tokens": tokens,
+            "answer_kind": np.where(right, 0, wrong_class),
+        }
+    )
 
 
 def answer_classes(rep: np.ndarray, q: np.ndarray, kind: pd.array) -> pd.array:
@@ -240,6 +294,7 @@ def answer_classes(rep: np.ndarray, q: np.ndarray, kind: pd.array) -> pd.array:
 
 # --- one run -------------------------------------------------------------------------------------
 
+
 def schedule(durations: np.ndarray, reps: np.ndarray, slots: int, start: float) -> tuple[np.ndarray, np.ndarray]:
     """Start and end of each request: within a repetition, ``slots`` requests run at once, each slot
     taking the next request when its last ends; a repetition starts when the previous one ended."""
@@ -249,10 +304,10 @@ def schedule(durations: np.ndarray, reps: np.ndarray, slots: int, start: float) 
         d = durations[idx]
         rows = math.ceil(len(d) / slots)
         grid = np.zeros(rows * slots)
-        grid[:len(d)] = d
+        grid[: len(d)] = d
         done = np.cumsum(grid.reshape(rows, slots), axis=0) + start
-        begin = np.vstack([np.full((1, slots), start), done[:-1]])   # a slot's next request starts exactly
-        t_start[idx], t_end[idx] = begin.ravel()[:len(d)], done.ravel()[:len(d)]   # when its last one ends
+        begin = np.vstack([np.full((1, slots), start), done[:-1]])  # a slot's next request starts exactly
+        t_start[idx], t_end[idx] = begin.ravel()[: len(d)], done.ravel()[: len(d)]  # when its last one ends
         start = float(t_end[idx].max())
     return t_start, t_end
 
@@ -275,22 +330,41 @@ def segments(t_end: np.ndarray, reps: np.ndarray, batch: int, start: float) -> t
     return seg, windows
 
 
-def power_trace(t_start: np.ndarray, t_end: np.ndarray, devices: int, running: int, model_w: float,
-                start: float, end: float, rng: np.random.Generator) -> pd.DataFrame:
+def power_trace(
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    devices: int,
+    running: int,
+    model_w: float,
+    start: float,
+    end: float,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Every device's samples at the counter's interval: idle plus a draw growing with the share of
     the batch running, noise, and the cumulative energy counter."""
     t = start + INTERVAL_S * np.arange(int((end - start) / INTERVAL_S) + 2)
     active = np.searchsorted(np.sort(t_start), t, "right") - np.searchsorted(np.sort(t_end), t, "right")
     load = np.sqrt(np.clip(active / max(running, 1), 0, 1))
-    frames, ts = [], t + rng.normal(0, 0.002, len(t))     # one sweep reads every device at one time
+    frames, ts = [], t + rng.normal(0, 0.002, len(t))  # one sweep reads every device at one time
     for d in range(devices):
         p = np.clip(IDLE_W + (model_w - IDLE_W) * load + rng.normal(0, 6.0, len(t)), 0.5 * IDLE_W, GPU.tdp_w)
         e = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(ts))])
-        frames.append(pd.DataFrame({
-            "t": ts, "device": f"gpu{d}", "power_w": p, "energy_j": e,
-            "sm_clock_mhz": np.where(active > 0, 1410.0, 210.0), "mem_clock_mhz": 1593.0,
-            "temp_c": np.round(35 + 30 * load + rng.normal(0, 0.5, len(t))),
-            "util_pct": np.round(100 * load), "mem_util_pct": np.round(60 * load), "throttle_reasons": 0}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "t": ts,
+                    "device": f"gpu{d}",
+                    "power_w": p,
+                    "energy_j": e,
+                    "sm_clock_mhz": np.where(active > 0, 1410.0, 210.0),
+                    "mem_clock_mhz": 1593.0,
+                    "temp_c": np.round(35 + 30 * load + rng.normal(0, 0.5, len(t))),
+                    "util_pct": np.round(100 * load),
+                    "mem_util_pct": np.round(60 * load),
+                    "throttle_reasons": 0,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True).sort_values(["t", "device"], ignore_index=True)
 
 
@@ -303,8 +377,15 @@ def window_dicts(trace: pd.DataFrame, bounds: list[tuple], idle_w: float) -> lis
         t, e = g.t.to_numpy(), g.energy_j.to_numpy()
         per_device[dev] = np.interp(ends, t, e) - np.interp(starts, t, e)
     for i, (a, b) in enumerate(bounds):
-        m = energy.Measurement("nvml", "energy_counter", a, b - a, {d: float(v[i]) for d, v in per_device.items()},
-                               idle_w, {d: "energy_counter" for d in per_device})
+        m = energy.Measurement(
+            "nvml",
+            "energy_counter",
+            a,
+            b - a,
+            {d: float(v[i]) for d, v in per_device.items()},
+            idle_w,
+            {d: "energy_counter" for d in per_device},
+        )
         out.append({"segment": i, **m.to_dict()})
     return out
 
@@ -323,91 +404,193 @@ def build_run(spec: RunSpec, probs: pd.DataFrame, seed: int, start: float) -> tu
     gold = p.gold.to_numpy(object)
     kind = pd.array(np.where(cut, -1, o.answer_kind.to_numpy()), dtype="Int64")
     kind[cut] = pd.NA
-    answer = np.where(cut, None, np.where(right, gold, [f"{g}~{k}" for g, k in zip(gold, o.answer_kind)]))
+    answer = np.where(cut, None, np.where(right, gold, [f"{g}~{k}" for g, k in zip(gold, o.answer_kind, strict=True)]))
 
     # time: prefill + tokens x decode step of this model, batch and tensor parallelism on an A100
     arch, tp = gpu_hours.architecture(spec.model), spec.server.tp_size
     prompt = p.prompt_tokens.to_numpy()
     context = prompt.mean() + tokens.mean() / 2
-    slots = max(1, min(spec.batch_size, n // spec.repetitions, gpu_hours.kv_capacity(arch, ROOFLINE, dtype_bytes=2,
-                                                                  context_tokens=context, tp=tp)))
+    slots = max(
+        1,
+        min(
+            spec.batch_size,
+            n // spec.repetitions,
+            gpu_hours.kv_capacity(arch, ROOFLINE, dtype_bytes=2, context_tokens=context, tp=tp),
+        ),
+    )
     step = gpu_hours.decode_step_s(arch, ROOFLINE, dtype_bytes=2, batch=slots, context_tokens=context, tp=tp)
-    dur = (prompt * 2 * arch.parameters / tp / (GPU.peak_tflops * 1e12 * gpu_hours.COMPUTE_EFFICIENCY)
-           + tokens * step * rng.uniform(0.97, 1.03, n) + 0.004)
+    dur = (
+        prompt * 2 * arch.parameters / tp / (GPU.peak_tflops * 1e12 * gpu_hours.COMPUTE_EFFICIENCY)
+        + tokens * step * rng.uniform(0.97, 1.03, n)
+        + 0.004
+    )
     reps = o.repetition.to_numpy()
     t_start, t_end = schedule(dur, reps, slots, start)
     seg, bounds = segments(t_end, reps, spec.batch_size, start)
     model_w = min(GPU.tdp_w * 0.95, 170 + 55 * np.log2(arch.parameters / tp / 1e9))
     trace = power_trace(t_start, t_end, tp, slots, model_w, start, bounds[-1][1], rng)
-    trace["segment"] = np.clip(np.searchsorted([a for a, _ in bounds], trace.t.to_numpy(), "right") - 1,
-                               0, len(bounds) - 1)
+    trace["segment"] = np.clip(
+        np.searchsorted([a for a, _ in bounds], trace.t.to_numpy(), "right") - 1, 0, len(bounds) - 1
+    )
     windows = window_dicts(trace, bounds, IDLE_W * tp)
 
     text = corpus(seed)
     offs = rng.integers(0, len(text) - 1, n)
-    texts = [_text(text, o_, k * CHARS_PER_TOKEN) for o_, k in zip(offs, tokens)]
-    queries = pd.DataFrame({
-        "run_id": spec.run_id, "repetition": reps, "query_id": p.query_id.to_numpy(object),
-        "sample": o["sample"].to_numpy(), "benchmark": spec.benchmark, "category": bench.category,
-        "difficulty": p.difficulty.to_numpy(object), "subset": p.subset.to_numpy(object),
-        "prompt_tokens": prompt.astype(np.int64), "completion_tokens": tokens.astype(np.int64),
-        "reasoning_tokens": (np.where(cut, tokens, np.round(0.9 * tokens)) if st.reasoning
-                             else 0 * tokens).astype(np.int64),
-        "cached_tokens": 0, "finish_reason": np.where(cut, "length", "stop").astype(object), "text": texts,
-        "truncated": cut & st.reasoning, "answer": pd.array(answer, dtype=object),
-        "answer_class": answer_classes(reps, q, kind), "gold": gold,
-        "correct": pd.array(right, dtype="boolean"), "score": pd.array(right.astype(float), dtype="Float64"),
-        "t_start": t_start, "t_end": t_end, "segment": seg, "energy_j": np.nan, "net_energy_j": np.nan,
-        "meter": "nvml"}, columns=rundir.QUERY_COLUMNS)
+    texts = [_text(text, o_, k * CHARS_PER_TOKEN) for o_, k in zip(offs, tokens, strict=True)]
+    queries = pd.DataFrame(
+        {
+            "run_id": spec.run_id,
+            "repetition": reps,
+            "query_id": p.query_id.to_numpy(object),
+            "sample": o["sample"].to_numpy(),
+            "benchmark": spec.benchmark,
+            "category": bench.category,
+            "difficulty": p.difficulty.to_numpy(object),
+            "subset": p.subset.to_numpy(object),
+            "prompt_tokens": prompt.astype(np.int64),
+            "completion_tokens": tokens.astype(np.int64),
+            "reasoning_tokens": (np.where(cut, tokens, np.round(0.9 * tokens)) if st.reasoning else 0 * tokens).astype(
+                np.int64
+            ),
+            "cached_tokens": 0,
+            "finish_reason": np.where(cut, "length", "stop").astype(object),
+            "text": texts,
+            "truncated": cut & st.reasoning,
+            "answer": pd.array(answer, dtype=object),
+            "answer_class": answer_classes(reps, q, kind),
+            "gold": gold,
+            "correct": pd.array(right, dtype="boolean"),
+            "score": pd.array(right.astype(float), dtype="Float64"),
+            "t_start": t_start,
+            "t_end": t_end,
+            "segment": seg,
+            "energy_j": np.nan,
+            "net_energy_j": np.nan,
+            "meter": "nvml",
+        },
+        columns=rundir.QUERY_COLUMNS,
+    )
     queries = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)  # as the runner grades
+    group = queries.groupby(["repetition", "query_id"], sort=False).ngroup().to_numpy()
+    queries["chosen"] = aggregators.majority_rows(queries, group)  # what majority (and first, one sample) choose
     power = trace.drop_duplicates(["t", "device"]).sort_values("t", ignore_index=True)
     queries, attribution = _attribute(queries, power, windows, spec.batch_size)
     return queries, power, _info(spec, queries, windows, attribution, arch.parameters, start, bounds[-1][1])
 
 
 def _text(corpus_text: str, offset: int, chars: int) -> str:
-    reps = corpus_text[offset:offset + chars]
+    reps = corpus_text[offset : offset + chars]
     while len(reps) < chars:
-        reps += " " + corpus_text[:chars - len(reps) - 1]
+        reps += " " + corpus_text[: chars - len(reps) - 1]
     return reps
 
 
-def _info(spec: RunSpec, queries: pd.DataFrame, windows: list[dict], attribution: dict, params: int,
-          start: float, end: float) -> dict:
+def _info(
+    spec: RunSpec, queries: pd.DataFrame, windows: list[dict], attribution: dict, params: int, start: float, end: float
+) -> dict:
     """run.json as the runner writes it (:meth:`ttclib.runner._Execution._finish`) for an SGLang run
     metered by NVML on A100s, marked synthetic."""
     bench, tp = benchmarks.get(spec.benchmark), spec.server.tp_size
-    devices = [{"name": f"gpu{d}", "index": d, "nvml_index": d, "model": "NVIDIA A100-SXM4-80GB",
-                "uuid": f"GPU-synthetic-{d}", "mig_uuid": None, "power_limit_w": GPU.tdp_w,
-                "method": "energy_counter", "power_source": "field_power_instant", "power_averaged": False}
-               for d in range(tp)]
+    devices = [
+        {
+            "name": f"gpu{d}",
+            "index": d,
+            "nvml_index": d,
+            "model": "NVIDIA A100-SXM4-80GB",
+            "uuid": f"GPU-synthetic-{d}",
+            "mig_uuid": None,
+            "power_limit_w": GPU.tdp_w,
+            "method": "energy_counter",
+            "power_source": "field_power_instant",
+            "power_averaged": False,
+        }
+        for d in range(tp)
+    ]
     scope = f"device cuda -> CUDA GPU{'s' * (tp > 1)} {', '.join(map(str, range(tp)))}"
-    meter = {"meter": "nvml", "method": "energy_counter", "devices": devices, "sample_interval_s": INTERVAL_S,
-             "counter_update_period_s": INTERVAL_S, "idle_power_w": IDLE_W * tp,
-             "idle": {"power_w": IDLE_W * tp, "std_w": 0.5, "span_s": spec.idle_s, "settled": True},
-             "read_errors": {"count": 0, "last": []}, "scope": scope, "sample_interval_source": "counter update period"}
+    meter = {
+        "meter": "nvml",
+        "method": "energy_counter",
+        "devices": devices,
+        "sample_interval_s": INTERVAL_S,
+        "counter_update_period_s": INTERVAL_S,
+        "idle_power_w": IDLE_W * tp,
+        "idle": {"power_w": IDLE_W * tp, "std_w": 0.5, "span_s": spec.idle_s, "settled": True},
+        "read_errors": {"count": 0, "last": []},
+        "scope": scope,
+        "sample_interval_source": "counter update period",
+    }
     return {
-        "run_id": spec.run_id, "synthetic": True, "spec": spec.model_dump(), "spec_version": SPEC_VERSION,
+        "run_id": spec.run_id,
+        "synthetic": True,
+        "spec": spec.model_dump(),
+        "spec_version": SPEC_VERSION,
         "strategy": dataclasses.asdict(spec.resolved_strategy),
-        "benchmark": {"name": bench.name, "category": bench.category, "metric": bench.metric,
-                      "description": bench.description, "data": {"kind": "synthetic", "where": Path(__file__).name},
-                      "difficulty": bench.difficulty_note or ("from the data" if bench.levels else None)},
-        "meter": meter, "meter_name": "nvml",
-        "measured_devices": {"meter": "nvml", "scope": scope,
-                             "devices": [{k: d[k] for k in ("name", "index", "nvml_index", "model", "uuid", "mig_uuid",
-                                                              "power_source", "power_averaged")} for d in devices],
-                             "counter_update_period_s": INTERVAL_S},
-        "energy_j": sum(w["total_j"] for w in windows), "net_energy_j": sum(w["net_j"] for w in windows),
-        "measured_s": sum(w["time_s"] for w in windows), **attribution, "windows": windows,
-        "n_queries": int(queries.query_id.nunique()), "n_completions": len(queries),
+        "benchmark": {
+            "name": bench.name,
+            "category": bench.category,
+            "metric": bench.metric,
+            "description": bench.description,
+            "data": {"kind": "synthetic", "where": Path(__file__).name},
+            "difficulty": bench.difficulty_note or ("from the data" if bench.levels else None),
+        },
+        "meter": meter,
+        "meter_name": "nvml",
+        "measured_devices": {
+            "meter": "nvml",
+            "scope": scope,
+            "devices": [
+                {
+                    k: d[k]
+                    for k in (
+                        "name",
+                        "index",
+                        "nvml_index",
+                        "model",
+                        "uuid",
+                        "mig_uuid",
+                        "power_source",
+                        "power_averaged",
+                    )
+                }
+                for d in devices
+            ],
+            "counter_update_period_s": INTERVAL_S,
+        },
+        "energy_j": sum(w["total_j"] for w in windows),
+        "net_energy_j": sum(w["net_j"] for w in windows),
+        "measured_s": sum(w["time_s"] for w in windows),
+        **attribution,
+        "windows": windows,
+        "n_queries": int(queries.query_id.nunique()),
+        "n_completions": len(queries),
         "completion_tokens": int(queries.completion_tokens.sum()),
-        "backend": {"backend": "sglang", "model": spec.model, "model_kind": "hub", "mode": "launch", "device": "cuda",
-                    "dtype": spec.dtype, "batch_size": spec.batch_size, "load_s": 42.0, "parameters": params,
-                    "server": {"tp_size": tp, "max_running_requests": spec.batch_size}},
-        "hardware": {"hostname": "synthetic", "platform": "Linux", "cpu": "AMD EPYC 7763", "cpu_count": 128,
-                     "memory_gib": 1007.0, "gpus": [{"index": d, "name": "NVIDIA A100-SXM4-80GB", "memory_gib": 80.0,
-                                                     "power_limit_w": GPU.tdp_w} for d in range(2)], "python": "3.11"},
-        "software": {"ttc-energy": "synthetic"}, "started": start - spec.idle_s - 42.0, "finished": end,
+        "backend": {
+            "backend": "sglang",
+            "model": spec.model,
+            "model_kind": "hub",
+            "mode": "launch",
+            "device": "cuda",
+            "dtype": spec.dtype,
+            "batch_size": spec.batch_size,
+            "load_s": 42.0,
+            "parameters": params,
+            "server": {"tp_size": tp, "max_running_requests": spec.batch_size},
+        },
+        "hardware": {
+            "hostname": "synthetic",
+            "platform": "Linux",
+            "cpu": "AMD EPYC 7763",
+            "cpu_count": 128,
+            "memory_gib": 1007.0,
+            "gpus": [
+                {"index": d, "name": "NVIDIA A100-SXM4-80GB", "memory_gib": 80.0, "power_limit_w": GPU.tdp_w}
+                for d in range(2)
+            ],
+            "python": "3.11",
+        },
+        "software": {"ttc-energy": "synthetic"},
+        "started": start - spec.idle_s - 42.0,
+        "finished": end,
         "resumed": False,
     }
 
@@ -422,6 +605,7 @@ def seal(spec: RunSpec, store: Path, queries: pd.DataFrame, power: pd.DataFrame,
 
 # --- the store -----------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Store:
     path: Path
@@ -433,8 +617,9 @@ class Store:
     bytes: int
 
 
-def build_store(store: Path, queries: int, seed: int = 0, keys: list[str] | None = None,
-                progress: bool = True) -> Store:
+def build_store(
+    store: Path, queries: int, seed: int = 0, keys: list[str] | None = None, progress: bool = True
+) -> Store:
     """Write every paper-profile run of the notebooks ``keys`` (default all) into ``store``, sized so the
     paper grid holds about ``queries`` records; a run already sealed there is kept (same sizes and
     seed: same content)."""
@@ -446,8 +631,9 @@ def build_store(store: Path, queries: int, seed: int = 0, keys: list[str] | None
     meta = store / "bench_analysis.json"
     want = {"per_level": per_level, "seed": seed}
     if meta.exists() and json.loads(meta.read_text()) != want:
-        raise SystemExit(f"{store} was built with {json.loads(meta.read_text())}, not {want}: delete it or pick "
-                         f"another --store")
+        raise SystemExit(
+            f"{store} was built with {json.loads(meta.read_text())}, not {want}: delete it or pick another --store"
+        )
     store.mkdir(parents=True, exist_ok=True)
     rundir.write_json(meta, want)
     probs = {b: problems(b, per_level, seed) for b in dict.fromkeys(s.benchmark for s in specs)}
@@ -464,9 +650,12 @@ def build_store(store: Path, queries: int, seed: int = 0, keys: list[str] | None
         seal(spec, store, q, p, info)
         n_records, n_power, start = n_records + len(q), n_power + len(p), info["finished"] + 60.0
         if progress:
-            print(f"  store {i + 1}/{len(specs)} {spec.run_id} {spec.model.split('/')[-1]} {spec.strategy} "
-                  f"{spec.benchmark} max {spec.max_new_tokens} batch {spec.batch_size}: {len(q):,} records, "
-                  f"{len(p):,} power samples, {time.time() - t:.1f} s", flush=True)
+            print(
+                f"  store {i + 1}/{len(specs)} {spec.run_id} {spec.model.split('/')[-1]} {spec.strategy} "
+                f"{spec.benchmark} max {spec.max_new_tokens} batch {spec.batch_size}: {len(q):,} records, "
+                f"{len(p):,} power samples, {time.time() - t:.1f} s",
+                flush=True,
+            )
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     return Store(store, per_level, len(specs), n_records, n_power, time.time() - t0, size)
 
@@ -475,27 +664,45 @@ def build_apart(store: Path, queries: int, seed: int, keys: list[str] | None) ->
     """:func:`build_store` in a process of its own: this one stays small while the notebooks run."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "store.json"
-        subprocess.run([sys.executable, __file__, "--build", "--store", str(store), "--queries", str(queries),
-                        "--seed", str(seed), "--out", str(out), *(["--notebooks", *keys] if keys else [])],
-                       check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--build",
+                "--store",
+                str(store),
+                "--queries",
+                str(queries),
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                *(["--notebooks", *keys] if keys else []),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
         built = json.loads(out.read_text())
     return Store(**{**built, "path": Path(built["path"])})
 
 
 # --- executing a notebook ------------------------------------------------------------------------
 
+
 def code_cells(path: Path) -> list[tuple[list[str], str]]:
     nb = json.loads(path.read_text())
-    return [(c.get("metadata", {}).get("tags", []), "".join(c["source"])) for c in nb["cells"]
-            if c["cell_type"] == "code"]
+    return [
+        (c.get("metadata", {}).get("tags", []), "".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "code"
+    ]
 
 
 def child(nb_key: str, store: Path, out: Path) -> None:
     """Run notebook ``nb_key``'s code cells on ``store`` (in this process) and write the timings to ``out``."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["TTC_PROGRESS"] = "0"
-    import ttclib
     from IPython.display import display
+
+    import ttclib
 
     nb = notebooks([nb_key])[0]
     figures = Path(tempfile.mkdtemp(prefix="bench-figures-"))
@@ -505,7 +712,7 @@ def child(nb_key: str, store: Path, out: Path) -> None:
     def timed_run_grid(*args, **kw):
         t = time.perf_counter()
         study = run_grid(*args, **kw)
-        study.plan = dataclasses.replace(study.plan, figures_dir=figures)   # keep outputs/ untouched
+        study.plan = dataclasses.replace(study.plan, figures_dir=figures)  # keep outputs/ untouched
         timing.update(load_s=time.perf_counter() - t, runs=len(study.runs), queries=len(study.queries))
         return study
 
@@ -530,8 +737,7 @@ def peak_rss_gb() -> float | None:
         status = Path("/proc/self/status").read_text()
     except OSError:
         return None
-    return next((int(line.split()[1]) * 1024 / 1e9 for line in status.splitlines() if line.startswith("VmHWM:")),
-                None)
+    return next((int(line.split()[1]) * 1024 / 1e9 for line in status.splitlines() if line.startswith("VmHWM:")), None)
 
 
 def _run_cell(src: str, env: dict) -> None:
@@ -563,19 +769,31 @@ class Row:
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return (f"{self.notebook:<26} {self.runs:>5} {self.queries:>10,} {self.load_s:>7.1f} {self.analysis_s:>10.1f} "
-                f"{self.total_s:>7.1f} {self.peak_gb:>8.2f}  {verdict}" + (f"  ({self.error})" if self.error else ""))
+        return (
+            f"{self.notebook:<26} {self.runs:>5} {self.queries:>10,} {self.load_s:>7.1f} {self.analysis_s:>10.1f} "
+            f"{self.total_s:>7.1f} {self.peak_gb:>8.2f}  {verdict}" + (f"  ({self.error})" if self.error else "")
+        )
 
 
-HEADER = (f"{'notebook':<26} {'runs':>5} {'queries':>10} {'load s':>7} {'analysis s':>10} {'total s':>7} "
-          f"{'peak GB':>8}  vs < {TARGET_S:g} s, < {TARGET_GB:g} GB")
+HEADER = (
+    f"{'notebook':<26} {'runs':>5} {'queries':>10} {'load s':>7} {'analysis s':>10} {'total s':>7} "
+    f"{'peak GB':>8}  vs < {TARGET_S:g} s, < {TARGET_GB:g} GB"
+)
 
 
 def parse_row(line: str) -> dict:
     """A table line back into its fields (for tests and scripts that read the output)."""
     f = line.split()
-    return {"notebook": f[0], "runs": int(f[1]), "queries": int(f[2].replace(",", "")), "load_s": float(f[3]),
-            "analysis_s": float(f[4]), "total_s": float(f[5]), "peak_gb": float(f[6]), "verdict": f[7]}
+    return {
+        "notebook": f[0],
+        "runs": int(f[1]),
+        "queries": int(f[2].replace(",", "")),
+        "load_s": float(f[3]),
+        "analysis_s": float(f[4]),
+        "total_s": float(f[5]),
+        "peak_gb": float(f[6]),
+        "verdict": f[7],
+    }
 
 
 def run_notebook(nb: Notebook, store: Path, log: Path | None = None) -> Row:
@@ -585,12 +803,16 @@ def run_notebook(nb: Notebook, store: Path, log: Path | None = None) -> Row:
         out, log = Path(tmp) / "timing.json", log or Path(tmp) / "output.log"
         with open(log, "w") as sink:
             t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, __file__, "--child", nb.key, "--store", str(store),
-                                     "--out", str(out)], stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--child", nb.key, "--store", str(store), "--out", str(out)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             wall = time.perf_counter() - t0
-        row.peak_gb = usage.ru_maxrss * 1024 / 1e9          # Linux: KiB; an upper bound (see peak_rss_gb)
+        row.peak_gb = usage.ru_maxrss * 1024 / 1e9  # Linux: KiB; an upper bound (see peak_rss_gb)
         if proc.returncode != 0 or not out.exists():
             tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
             row.error, row.total_s = f"exit {proc.returncode}: {tail[0][:500]}", wall
@@ -605,12 +827,21 @@ def run_notebook(nb: Notebook, store: Path, log: Path | None = None) -> Row:
 
 # --- command line --------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--queries", type=int, default=1_000_000,
-                    help="query records (query x sample x repetition) of the paper grid (default 1,000,000)")
-    ap.add_argument("--store", type=Path, help="where to build the store (default: a temporary folder, deleted "
-                                               "after unless --keep); an existing store of the same size is reused")
+    ap.add_argument(
+        "--queries",
+        type=int,
+        default=1_000_000,
+        help="query records (query x sample x repetition) of the paper grid (default 1,000,000)",
+    )
+    ap.add_argument(
+        "--store",
+        type=Path,
+        help="where to build the store (default: a temporary folder, deleted "
+        "after unless --keep); an existing store of the same size is reused",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the store")
     ap.add_argument("--notebooks", nargs="+", metavar="NN", help="notebook numbers to time (default: all)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic store (default 0)")
@@ -631,8 +862,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"building the synthetic store in {store} ({args.queries:,} records in the paper grid)", flush=True)
         s = build_apart(store, args.queries, args.seed, args.notebooks)
-        print(f"store: {s.runs} runs, {s.records:,} query records, per_level {s.per_level}, "
-              f"{s.bytes / 1e9:.2f} GB on disk, built in {s.build_s:.0f} s", flush=True)
+        print(
+            f"store: {s.runs} runs, {s.records:,} query records, per_level {s.per_level}, "
+            f"{s.bytes / 1e9:.2f} GB on disk, built in {s.build_s:.0f} s",
+            flush=True,
+        )
         rows = []
         for nb in notebooks(args.notebooks):
             print(f"  running {nb.path.name} on the store ...", flush=True)

@@ -4,8 +4,8 @@
 Runs each meter's sampler for ``--seconds`` while the main thread sleeps and reports the
 process CPU time consumed as a percentage of one core (target: < 1 % at 10 Hz):
 
-- ``nvml (fake)``: NvmlMeter against ``tests/fake_pynvml.py`` (Hopper profile: instant power field) (a pure-Python stand-in, so
-  the figure approximates the real library's per-call cost, not the driver's);
+- ``nvml (fake)``: NvmlMeter against ``tests/fake_pynvml.py`` (Hopper profile: instant power field)
+  (a pure-Python stand-in, so the figure approximates the real library's per-call cost, not the driver's);
 - ``estimate``: EstimateMeter (walks this process tree through /proc each sample).
 
 Example:
@@ -77,14 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         results["estimate"] = cost(meter, args.seconds)
         results["estimate"]["process_tree_source"] = meter.describe()["process_tree_source"]
 
-    print(f"sampler at {1 / args.interval:g} Hz, {args.seconds:g} s per meter "
-          f"(baseline while sleeping: {results['baseline_sleep_pct_of_one_core']:.3f} % of one core)")
+    print(
+        f"sampler at {1 / args.interval:g} Hz, {args.seconds:g} s per meter "
+        f"(baseline while sleeping: {results['baseline_sleep_pct_of_one_core']:.3f} % of one core)"
+    )
     for name, r in results.items():
         if isinstance(r, dict):
-            print(f"  {name:16s} {r['pct_of_one_core']:6.3f} % of one core (process), "
-                  f"sampler thread {r['sampler_thread_pct_of_one_core']:6.3f} %, "
-                  f"{r['cpu_us_per_sweep'] or 0:7.1f} us CPU per sweep, {r['sweeps_per_s']:.2f} sweeps/s, "
-                  f"{r['sample_errors']} errors")
+            print(
+                f"  {name:16s} {r['pct_of_one_core']:6.3f} % of one core (process), "
+                f"sampler thread {r['sampler_thread_pct_of_one_core']:6.3f} %, "
+                f"{r['cpu_us_per_sweep'] or 0:7.1f} us CPU per sweep, {r['sweeps_per_s']:.2f} sweeps/s, "
+                f"{r['sample_errors']} errors"
+            )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

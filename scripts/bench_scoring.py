@@ -25,6 +25,7 @@ tests/data/labelled_answers_heldout.jsonl, written by someone who never saw the 
     python scripts/bench_scoring.py --generated     # synthetic golds
     python scripts/bench_scoring.py -n 0            # only the agreement table
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,6 +63,7 @@ TEMPLATES = [
 
 # --- equal-but-differently-written rewrites ---------------------------------------------------
 
+
 def _decimal(fr: Fraction) -> str | None:
     d = fr.denominator
     while d % 2 == 0:
@@ -83,8 +85,10 @@ def rewrite(gold: str, rng: random.Random) -> str | None:
     m = re.fullmatch(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}", g) or re.fullmatch(r"(-?)(\d+)/(\d+)", g)
     if m and int(m.group(3)):
         fr = Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
-        options = [f"{fr.numerator}/{fr.denominator}",
-                   f"{'-' if fr < 0 else ''}\\dfrac{{{abs(fr.numerator)}}}{{{fr.denominator}}}"]
+        options = [
+            f"{fr.numerator}/{fr.denominator}",
+            f"{'-' if fr < 0 else ''}\\dfrac{{{abs(fr.numerator)}}}{{{fr.denominator}}}",
+        ]
         if _decimal(fr):
             options.append(_decimal(fr))
         return rng.choice(options)
@@ -105,6 +109,7 @@ def rewrite(gold: str, rng: random.Random) -> str | None:
 
 # --- golds ------------------------------------------------------------------------------------
 
+
 def generated_golds(n: int, rng: random.Random) -> list[str]:
     out = []
     for _ in range(n):
@@ -114,8 +119,7 @@ def generated_golds(n: int, rng: random.Random) -> list[str]:
         elif kind == 1:
             a, b = rng.randrange(1, 50), rng.randrange(2, 50)
             fr = Fraction(a, b)
-            out.append(f"\\frac{{{fr.numerator}}}{{{fr.denominator}}}" if fr.denominator > 1
-                       else str(fr.numerator))
+            out.append(f"\\frac{{{fr.numerator}}}{{{fr.denominator}}}" if fr.denominator > 1 else str(fr.numerator))
         elif kind == 2:
             out.append(f"{rng.randrange(0, 100)}.{rng.randrange(1, 100):02d}".rstrip("0"))
         elif kind == 3:
@@ -141,8 +145,7 @@ def perturbed(gold: str, rng: random.Random) -> str | None:
         return f"{int(m.group(1)) + 1}\\sqrt{{{m.group(2)}}}"
     m = re.fullmatch(r"\((-?\d+),(-?\d+)\)", g)
     if m:
-        return f"({m.group(2)},{m.group(1)})" if m.group(1) != m.group(2) else \
-            f"({m.group(1)},{int(m.group(2)) + 1})"
+        return f"({m.group(2)},{m.group(1)})" if m.group(1) != m.group(2) else f"({m.group(1)},{int(m.group(2)) + 1})"
     return None
 
 
@@ -182,11 +185,13 @@ GSM8K_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 GSM8K_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 # gsm8k.yaml exact_match: regexes_to_ignore [",", "\$", "(?s).*#### ", "\.$"] on prediction and reference
 GSM8K_IGNORE = [re.compile(p) for p in (r",", r"\$", r"(?s).*#### ", r"\.$")]
-# lm_eval/tasks/minerva_math/utils.py get_unnormalized_answer: "Final Answer: The final answer is(.*?). I hope it is correct."
+# lm_eval/tasks/minerva_math/utils.py get_unnormalized_answer:
+#   "Final Answer: The final answer is(.*?). I hope it is correct."
 MINERVA = re.compile(r"Final Answer: The final answer is(.*?)\. I hope it is correct\.", re.DOTALL)
 # lm_eval/tasks/mmlu_pro/_default_template_yaml, filter "custom-extract": 'answer is \(?([ABCDEFGHIJ])\)?', take_first
 MMLU_PRO = re.compile(r"answer is \(?([ABCDEFGHIJ])\)?")
-# lm_eval/tasks/gpqa/cot_zeroshot/_gpqa_cot_zeroshot_yaml, "flexible-extract": MultiChoiceRegexFilter "(\([A-Z]\))", group_select -1
+# lm_eval/tasks/gpqa/cot_zeroshot/_gpqa_cot_zeroshot_yaml, "flexible-extract":
+#   MultiChoiceRegexFilter "(\([A-Z]\))", group_select -1
 GPQA_FLEXIBLE = re.compile(r"(\([A-Z]\))")
 
 
@@ -206,6 +211,7 @@ def _gsm8k_equal(answer: str | None, gold: str) -> bool:
         for p in GSM8K_IGNORE:
             s = p.sub("", s)
         return s.strip()
+
     return answer is not None and clean(answer) == clean(gold)
 
 
@@ -225,7 +231,7 @@ def last_boxed_only_string(text: str) -> str | None:
             if depth == 0:
                 right = i
                 break
-    return None if right is None else text[idx:right + 1]
+    return None if right is None else text[idx : right + 1]
 
 
 def remove_boxed(s: str | None) -> str | None:
@@ -233,7 +239,7 @@ def remove_boxed(s: str | None) -> str | None:
         return None
     for left in ("\\boxed ", "\\boxed{", "\\fbox{"):
         if s.startswith(left):
-            return s[len(left):] if left.endswith(" ") else s[len(left):-1]
+            return s[len(left) :] if left.endswith(" ") else s[len(left) : -1]
     return None
 
 
@@ -252,14 +258,32 @@ def _score_with(answer: str | None, record: dict) -> bool:
 # (scorer, filter name, extract(text, record) → answer, judge(answer, record) → credited)
 LM_EVAL = [
     ("gsm8k", "gsm8k strict-match", lambda t, r: _regex(GSM8K_STRICT, t, 0), lambda a, r: _gsm8k_equal(a, r["gold"])),
-    ("gsm8k", "gsm8k flexible-extract", lambda t, r: _regex(GSM8K_FLEXIBLE, t, -1), lambda a, r: _gsm8k_equal(a, r["gold"])),
+    (
+        "gsm8k",
+        "gsm8k flexible-extract",
+        lambda t, r: _regex(GSM8K_FLEXIBLE, t, -1),
+        lambda a, r: _gsm8k_equal(a, r["gold"]),
+    ),
     ("math", "minerva Final Answer", lambda t, r: _regex(MINERVA, t, 0), lambda a, r: math_equal(a, r["gold"])),
-    ("math", "last_boxed_only_string", lambda t, r: remove_boxed(last_boxed_only_string(t)), lambda a, r: math_equal(a, r["gold"])),
-    ("aime", "last_boxed_only_string", lambda t, r: remove_boxed(last_boxed_only_string(t)),
-     lambda a, r: answers.integer_equal(a, r["gold"])),
+    (
+        "math",
+        "last_boxed_only_string",
+        lambda t, r: remove_boxed(last_boxed_only_string(t)),
+        lambda a, r: math_equal(a, r["gold"]),
+    ),
+    (
+        "aime",
+        "last_boxed_only_string",
+        lambda t, r: remove_boxed(last_boxed_only_string(t)),
+        lambda a, r: answers.integer_equal(a, r["gold"]),
+    ),
     ("choice", "mmlu_pro 'answer is (X)'", lambda t, r: _regex(MMLU_PRO, t, 0), lambda a, r: a == r["gold"]),
-    ("choice", "gpqa flexible '(X)' last", lambda t, r: (_regex(GPQA_FLEXIBLE, t, -1) or "").strip("()") or None,
-     lambda a, r: a == r["gold"]),
+    (
+        "choice",
+        "gpqa flexible '(X)' last",
+        lambda t, r: (_regex(GPQA_FLEXIBLE, t, -1) or "").strip("()") or None,
+        lambda a, r: a == r["gold"],
+    ),
     ("code", "humaneval instruct: first fence", lambda t, r: _first_fenced_block(t), _score_with),
 ]
 
@@ -272,16 +296,21 @@ LM_EVAL = [
 # in-sample, like the original corpus (written by the extractors' designer, 100 %).
 HELDOUT_BEFORE_FIXES = 176 / 195
 
+
 def _is_hedge(record: dict) -> bool:
     """An answer that offers several ("A or B", "Yes and no"): never to be credited."""
     return record["label"] == "wrong" and "hedge" in record["kind"] + " " + record.get("note", "")
 
 
 def _agreement(records: list[dict], verdicts: list[tuple[str | None, bool]]) -> dict:
-    judged = [(r, v) for r, v in zip(records, verdicts) if not r.get("ambiguous")]
+    judged = [(r, v) for r, v in zip(records, verdicts, strict=True) if not r.get("ambiguous")]
     misses = [r["kind"] for r, (_, ok) in judged if ok != (r["label"] == "correct")]
-    return {"n": len(judged), "agree": len(judged) - len(misses), "misses": misses,
-            "hedges": sum(ok for r, (_, ok) in zip(records, verdicts) if _is_hedge(r))}
+    return {
+        "n": len(judged),
+        "agree": len(judged) - len(misses),
+        "misses": misses,
+        "hedges": sum(ok for r, (_, ok) in zip(records, verdicts, strict=True) if _is_hedge(r)),
+    }
 
 
 def _lm_eval_verdict(record: dict, extract, judge) -> tuple[str | None, bool]:
@@ -301,19 +330,26 @@ def agreement(path: Path = CORPUS, title: str = "") -> int:
         print(f"(code records skipped: no isolating sandbox here: {exc})")
         records = [r for r in records if r["scorer"] != "code"]
     scorers = list(dict.fromkeys(r["scorer"] for r in records))
-    print(f"\nagreement with hand labels{title}: {path.relative_to(ROOT)} ({len(records)} answers, "
-          f"{sum(bool(r.get('ambiguous')) for r in records)} marked ambiguous are not counted)")
+    print(
+        f"\nagreement with hand labels{title}: {path.relative_to(ROOT)} ({len(records)} answers, "
+        f"{sum(bool(r.get('ambiguous')) for r in records)} marked ambiguous are not counted)"
+    )
     print(f"{'scorer':<8} {'extraction':<40} {'n':>4} {'agree':>6} {'%':>7} {'hedges credited':>16}")
     missed = 0
     for scorer in scorers:
         rs = [r for r in records if r["scorer"] == scorer]
         rows = [("ttclib", _agreement(rs, [grade_labelled(r) for r in rs]))]
-        rows += [(f"lm-eval {name}", _agreement(rs, [_lm_eval_verdict(r, ex, judge) for r in rs]))
-                 for s, name, ex, judge in LM_EVAL if s == scorer]
+        rows += [
+            (f"lm-eval {name}", _agreement(rs, [_lm_eval_verdict(r, ex, judge) for r in rs]))
+            for s, name, ex, judge in LM_EVAL
+            if s == scorer
+        ]
         for name, a in rows:
             hedges = sum(_is_hedge(r) for r in rs)
-            print(f"{scorer:<8} {name:<40} {a['n']:>4} {a['agree']:>6} {a['agree'] / a['n']:>7.1%} "
-                  f"{a['hedges']:>9} of {hedges:<3}")
+            print(
+                f"{scorer:<8} {name:<40} {a['n']:>4} {a['agree']:>6} {a['agree'] / a['n']:>7.1%} "
+                f"{a['hedges']:>9} of {hedges:<3}"
+            )
         missed += len(rows[0][1]["misses"])
         for kind in sorted(set(rows[0][1]["misses"])):
             print(f"{'':<9}ttclib miss: {kind}")
@@ -322,11 +358,13 @@ def agreement(path: Path = CORPUS, title: str = "") -> int:
 
 def agreements() -> int:
     """The agreement tables of both corpora; the number of unambiguous records ttclib misjudges."""
-    return agreement() + agreement(HELDOUT, " — held-out (written without seeing the extractors; "
-                                            f"before fixes: {HELDOUT_BEFORE_FIXES:.1%})")
+    return agreement() + agreement(
+        HELDOUT, f" — held-out (written without seeing the extractors; before fixes: {HELDOUT_BEFORE_FIXES:.1%})"
+    )
 
 
 # --- timing -----------------------------------------------------------------------------------
+
 
 def score(item: tuple[str, str, bool, str]) -> bool:
     return math_equal(extract_math(item[0]), item[1])
@@ -345,22 +383,26 @@ def run(items, threads: int) -> tuple[float, list[bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help="MATH-500 test.jsonl whose gold answers to use (default: %(default)s)")
-    ap.add_argument("--generated", action="store_true",
-                    help="use generated golds even when the data is present")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="MATH-500 test.jsonl whose gold answers to use (default: %(default)s)",
+    )
+    ap.add_argument("--generated", action="store_true", help="use generated golds even when the data is present")
     ap.add_argument("-n", "--n", type=int, default=10_000, help="answers to score (%(default)s)")
-    ap.add_argument("--threads", type=int, default=2,
-                    help="thread-pool size of the second run; 0 skips it (%(default)s)")
+    ap.add_argument(
+        "--threads", type=int, default=2, help="thread-pool size of the second run; 0 skips it (%(default)s)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
     rng = random.Random(args.seed)
     if not args.generated and args.data.exists():
-        golds = [json.loads(line)["answer"] for line in args.data.read_text().splitlines()
-                 if line.strip()]
+        golds = [json.loads(line)["answer"] for line in args.data.read_text().splitlines() if line.strip()]
         source = f"MATH-500 golds ({args.data})"
     else:
         golds = generated_golds(2000, rng)
@@ -371,8 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     items = build(golds, args.n, rng)
     fast = sum(answers._fast(extract_math(t) or "", g) is not None for t, g, _, _ in items)
 
-    print(f"{len(items)} answers from {source}: "
-          + ", ".join(f"{k} {sum(i[3] == k for i in items)}" for k in KINDS))
+    print(f"{len(items)} answers from {source}: " + ", ".join(f"{k} {sum(i[3] == k for i in items)}" for k in KINDS))
     print(f"fast path (no sympy): {fast / len(items):.1%}")
     for item in build(golds, 200, random.Random(args.seed + 1)):  # warm-up: imports, sympy
         score(item)
@@ -381,11 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((f"{args.threads}-thread pool", args.threads))
     for name, threads in runs:
         secs, got = run(items, threads)
-        right = [g == it[2] for g, it in zip(got, items)]
-        print(f"{name:>15}: {len(items) / secs:8.0f} answers/s, {secs:6.2f} s total, "
-              f"comparator accuracy on the labels {sum(right) / len(right):.2%}")
+        right = [g == it[2] for g, it in zip(got, items, strict=True)]
+        print(
+            f"{name:>15}: {len(items) / secs:8.0f} answers/s, {secs:6.2f} s total, "
+            f"comparator accuracy on the labels {sum(right) / len(right):.2%}"
+        )
         for kind in KINDS:
-            bad = [it for ok, it in zip(right, items) if not ok and it[3] == kind]
+            bad = [it for ok, it in zip(right, items, strict=True) if not ok and it[3] == kind]
             if bad:
                 print(f"{'':>17}{len(bad)} {kind} misjudged, e.g. {bad[0][1]!r} vs {bad[0][0]!r}")
     agreements()

@@ -12,6 +12,7 @@ Prints one line per page, OK or its problems, and exits 1 on any problem.
 
 The browser: $TTC_CHROMIUM, else `chromium` on PATH (Debian's package), else Playwright's own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,10 @@ def expected_verdicts(page: Path) -> dict[str, str | None]:
         notebooks = sorted((page.parent / "notebooks").glob("*.ipynb"))
     else:
         notebooks = [page.parent.parent / "notebooks" / f"{page.stem}.ipynb"]
-    return {nb.stem: site.verdict_text(nbformat.read(nb, as_version=4)) if nb.is_file() else "(no notebook)"
-            for nb in notebooks}
+    return {
+        nb.stem: site.verdict_text(nbformat.read(nb, as_version=4)) if nb.is_file() else "(no notebook)"
+        for nb in notebooks
+    }
 
 
 def _squash(text: str) -> str:
@@ -77,13 +80,16 @@ def dead_references(page: Path, references: list[str]) -> list[str]:
     dead = []
     for ref in references:
         parts = urlsplit(ref)
-        if parts.scheme or parts.netloc or not parts.path:   # absolute, data:, or a fragment of this page
+        if parts.scheme or parts.netloc or not parts.path:  # absolute, data:, or a fragment of this page
             continue
         target = (page.parent / unquote(parts.path)).resolve()
         if not target.exists():
             dead.append(f"dead link {ref}")
-        elif parts.fragment and target.suffix == ".html" and \
-                f'id="{unquote(parts.fragment)}"' not in target.read_text(encoding="utf-8", errors="replace"):
+        elif (
+            parts.fragment
+            and target.suffix == ".html"
+            and f'id="{unquote(parts.fragment)}"' not in target.read_text(encoding="utf-8", errors="replace")
+        ):
             dead.append(f"dead anchor {ref}")
     return dead
 
@@ -141,20 +147,25 @@ def check_page(b, page: Path, verdicts: bool = False, screenshot: Path | None = 
     return problems
 
 
-def check_pages(pages: list[Path], screenshots: Path | None = None, verdicts: bool = False,
-                executable: str | None = None) -> dict[Path, list[str]]:
+def check_pages(
+    pages: list[Path], screenshots: Path | None = None, verdicts: bool = False, executable: str | None = None
+) -> dict[Path, list[str]]:
     """Each page's problems, all pages opened in one browser."""
     with browser(executable) as b:
-        return {p: check_page(b, p, verdicts, screenshots / f"{Path(p).stem}.png" if screenshots else None)
-                for p in pages}
+        return {
+            p: check_page(b, p, verdicts, screenshots / f"{Path(p).stem}.png" if screenshots else None) for p in pages
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pages", nargs="+", type=Path)
     ap.add_argument("--screenshots", type=Path, help="write a 1280x900 screenshot of each page here (<stem>.png)")
-    ap.add_argument("--verdicts", action="store_true",
-                    help="require each page to show its executed notebook's verdict (the index: every section's)")
+    ap.add_argument(
+        "--verdicts",
+        action="store_true",
+        help="require each page to show its executed notebook's verdict (the index: every section's)",
+    )
     args = ap.parse_args(argv)
     results = check_pages(args.pages, args.screenshots, args.verdicts)
     for page, problems in results.items():

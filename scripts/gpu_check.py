@@ -61,7 +61,7 @@ STEPS = {
 #         Qwen2.5-7B once: load_s 1.3 s in run.json, and importing transformers and making the CUDA
 #         context, about 4 s in nvml_check.log (step c): 10 s allowed
 #  collect  not measured there: the tar of outputs/gpu/runs (0.5 MB) takes well under a second here
-#  runs   + the six frequency-sweep runs (paper 002) added since, not yet measured there: 95 s estimated
+#  runs   + the six frequency-sweep runs (Maliakel et al. [002]) added since, not yet measured there: 95 s estimated
 #         from the batch-1 and batch-16 decode rates of the runs above (61 ms and 11 ms per step), slower
 #         at the lowest clock, plus ~5 s per run for the idle baseline, warm-up and sealing
 GPU_SECONDS = {"meter": 50.0, "runs": 196.0 + 10.0 + 95.0, "collect": 2.0}
@@ -133,10 +133,13 @@ def print_plan(a: argparse.Namespace, rows: list[dict]) -> None:
 def step_meter(a: argparse.Namespace, fake_gpus: list | None) -> dict:
     report = nc.check(a.nvml, fake_gpus, nc.plan(a.nvml))
     data = report.data
-    failed = {k: v.get("error", v["status"]) for k, v in data["steps"].items() if v["status"] in ("error", "interrupted")}
+    failed = {
+        k: v.get("error", v["status"]) for k, v in data["steps"].items() if v["status"] in ("error", "interrupted")
+    }
     if "error" in data or failed:
-        raise RuntimeError(data.get("error") or "nvml_check steps failed: "
-                           + "; ".join(f"{k}: {e}" for k, e in failed.items()))
+        raise RuntimeError(
+            data.get("error") or "nvml_check steps failed: " + "; ".join(f"{k}: {e}" for k, e in failed.items())
+        )
     return {"nvml_check": str(report.path), "statuses": data["summary"]["statuses"]}
 
 
@@ -152,44 +155,67 @@ def step_runs(a: argparse.Namespace) -> dict:
     skipped = None
     try:
         dirs = run_plan(plan, progress=False)
-    except ClockError as err:     # refused before any model loaded: the runs at default clocks still go
+    except ClockError as err:  # refused before any model loaded: the runs at default clocks still go
         skipped = {"runs": [s.run_id for s in plan.specs if s.sm_clock_mhz is not None], "error": nc.err_text(err)}
         nc.log(f"  clock locking refused: {len(skipped['runs'])} runs at locked clocks skipped ({skipped['error']})")
         plan.specs = [s for s in plan.specs if s.sm_clock_mhz is None]
         dirs = run_plan(plan, progress=False)
-    return {"params": str(PARAMS.relative_to(ROOT)), "profile": a.profile, "runs_dir": str(plan.runs_dir),
-            "tokenizer": tokenizer, "run_dirs": [str(d) for d in dirs], "cached": cached,
-            "measured": [s.run_id for s in plan.specs if s.run_id not in cached], "clock_runs_skipped": skipped}
+    return {
+        "params": str(PARAMS.relative_to(ROOT)),
+        "profile": a.profile,
+        "runs_dir": str(plan.runs_dir),
+        "tokenizer": tokenizer,
+        "run_dirs": [str(d) for d in dirs],
+        "cached": cached,
+        "measured": [s.run_id for s in plan.specs if s.run_id not in cached],
+        "clock_runs_skipped": skipped,
+    }
 
 
 def run_line(run: Path) -> dict:
     """One reference run in a line: what it ran and what it cost."""
     info = json.loads((run / "run.json").read_text())
     s, spec = nc.summarize_run(run), info["spec"]
-    return {"run_id": info["run_id"], "strategy": spec["strategy"], "samples": info["strategy"].get("samples"),
-            "max_new_tokens": spec["max_new_tokens"], "batch_size": spec["batch_size"],
-            "repetitions": spec["repetitions"], "energy_j": info["energy_j"], "net_energy_j": info.get("net_energy_j"),
-            "j_per_token": info.get("energy_per_output_token_j"),
-            "steady_j_per_token": (info.get("steady_state") or {}).get("j_per_token"),
-            "completion_tokens": info.get("completion_tokens"), "measured_s": info.get("measured_s"),
-            "flags": info.get("flags"), "meter": s["meter"], "methods": sorted({d["method"] for d in s["devices"]}),
-            "power_source": sorted({d["power_source"] for d in s["devices"]}),
-            "queries_sum_over_energy_j": s["queries_sum_over_energy_j"], **clock_and_phases(run, info)}
+    return {
+        "run_id": info["run_id"],
+        "strategy": spec["strategy"],
+        "samples": info["strategy"].get("samples"),
+        "max_new_tokens": spec["max_new_tokens"],
+        "batch_size": spec["batch_size"],
+        "repetitions": spec["repetitions"],
+        "energy_j": info["energy_j"],
+        "net_energy_j": info.get("net_energy_j"),
+        "j_per_token": info.get("energy_per_output_token_j"),
+        "steady_j_per_token": (info.get("steady_state") or {}).get("j_per_token"),
+        "completion_tokens": info.get("completion_tokens"),
+        "measured_s": info.get("measured_s"),
+        "flags": info.get("flags"),
+        "meter": s["meter"],
+        "methods": sorted({d["method"] for d in s["devices"]}),
+        "power_source": sorted({d["power_source"] for d in s["devices"]}),
+        "queries_sum_over_energy_j": s["queries_sum_over_energy_j"],
+        **clock_and_phases(run, info),
+    }
 
 
 def clock_and_phases(run: Path, info: dict) -> dict:
     """The clock a run locked and what NVML read (within 5 %?), the throttle reasons, and its queries'
-    mean prefill and decode time and energy (paper 002's phases)."""
+    mean prefill and decode time and energy (Maliakel et al. [002]'s phases)."""
     from ttclib import metrics, rundir
 
     c = info.get("clocks") or {}
     lock = (c.get("locks") or [{}])[0]
     ph = metrics.phases(rundir.read_queries(run), by=["run_id"]).iloc[0]
-    value = lambda col: float(ph[col]) if ph[col] == ph[col] else None   # noqa: E731  (NaN: no first-token time)
-    return {"sm_clock_requested_mhz": info["spec"].get("sm_clock_mhz"), "sm_clock_set_mhz": lock.get("sm_mhz"),
-            "sm_clock_method": lock.get("method"), "sm_clock_read_mhz": c.get("sm_mhz"),
-            "sm_clock_within_5pct": c.get("within_tolerance"), "throttle_reasons": c.get("throttle_reasons"),
-            **{col: value(col) for col in ("prefill_s", "decode_s", "prefill_energy_j", "decode_energy_j")}}
+    value = lambda col: float(ph[col]) if ph[col] == ph[col] else None  # noqa: E731  (NaN: no first-token time)
+    return {
+        "sm_clock_requested_mhz": info["spec"].get("sm_clock_mhz"),
+        "sm_clock_set_mhz": lock.get("sm_mhz"),
+        "sm_clock_method": lock.get("method"),
+        "sm_clock_read_mhz": c.get("sm_mhz"),
+        "sm_clock_within_5pct": c.get("within_tolerance"),
+        "throttle_reasons": c.get("throttle_reasons"),
+        **{col: value(col) for col in ("prefill_s", "decode_s", "prefill_energy_j", "decode_energy_j")},
+    }
 
 
 def gpu_facts() -> dict:
@@ -202,10 +228,12 @@ def gpu_facts() -> dict:
         return {"nvml_error": nc.err_text(err)}
     try:
         handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(nv.nvmlDeviceGetCount())]
-        return {"gpus": [nc.call(nv.nvmlDeviceGetName, h).get("value") for h in handles],
-                "driver": nc.call(nv.nvmlSystemGetDriverVersion).get("value"),
-                "cuda_driver": nc.call(getattr(nv, "nvmlSystemGetCudaDriverVersion", None)).get("value"),
-                "pynvml": nc.pynvml_version(nv)}
+        return {
+            "gpus": [nc.call(nv.nvmlDeviceGetName, h).get("value") for h in handles],
+            "driver": nc.call(nv.nvmlSystemGetDriverVersion).get("value"),
+            "cuda_driver": nc.call(getattr(nv, "nvmlSystemGetCudaDriverVersion", None)).get("value"),
+            "pynvml": nc.pynvml_version(nv),
+        }
     finally:
         nv.nvmlShutdown()
 
@@ -233,13 +261,18 @@ def step_collect(a: argparse.Namespace, report: nc.Report) -> dict:
     runs_dir = Path(data["steps"]["runs"]["runs_dir"]) if runs else None
     data["runs"] = [run_line(Path(d)) for d in runs or []]
     for r in data["runs"]:
-        nc.log(f"  {r['run_id']} {r['strategy']:4s} max_new_tokens={r['max_new_tokens']:<4} batch={r['batch_size']:<3} "
-               f"{r['energy_j']:9.1f} J  {r['j_per_token'] or float('nan'):.4f} J/token  {r['methods']} {r['flags']}")
+        nc.log(
+            f"  {r['run_id']} {r['strategy']:4s} max_new_tokens={r['max_new_tokens']:<4} batch={r['batch_size']:<3} "
+            f"{r['energy_j']:9.1f} J  {r['j_per_token'] or float('nan'):.4f} J/token  {r['methods']} {r['flags']}"
+        )
     from ttclib.energy import clocks
 
     left = sorted(p.name for p in clocks.lock_dir().glob("gpu*-*.json")) if clocks.lock_dir().is_dir() else []
-    return {"runs": len(data["runs"]), "clock_locks_left": left,
-            "out_files": copy_out(a.out, runs_dir) if os.environ.get("OUT") else []}
+    return {
+        "runs": len(data["runs"]),
+        "clock_locks_left": left,
+        "out_files": copy_out(a.out, runs_dir) if os.environ.get("OUT") else [],
+    }
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -249,15 +282,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = ap.add_argument
     add("--steps", default=",".join(STEPS), help=f"comma-separated steps (default all): {', '.join(STEPS)}")
-    add("--out", type=Path, help="folder of gpu_check.json and nvml_check.json "
-                                 "(default outputs/gpu; outputs/smoke/gpu with --fake)")
+    add(
+        "--out",
+        type=Path,
+        help="folder of gpu_check.json and nvml_check.json (default outputs/gpu; outputs/smoke/gpu with --fake)",
+    )
     add("--profile", help="profile of params/gpu_check.yaml (default: default; smoke with --fake)")
     add("--runs-dir", type=Path, help="where the runs go (default: the profile's runs_dir)")
     add("--fake", action="store_true", help="on the CPU: tests/fake_pynvml.py as pynvml, the smoke profile")
-    add("--fake-clock-error", choices=sorted(nc.FAKE_CLOCK_ERRORS), default="none",
-        help="with --fake: the error clock locking raises (default none)")
-    add("--fake-no-energy-counter", action="store_true",
-        help="with --fake: the GPU has no energy counter (NotSupported): the meter integrates power")
+    add(
+        "--fake-clock-error",
+        choices=sorted(nc.FAKE_CLOCK_ERRORS),
+        default="none",
+        help="with --fake: the error clock locking raises (default none)",
+    )
+    add(
+        "--fake-no-energy-counter",
+        action="store_true",
+        help="with --fake: the GPU has no energy counter (NotSupported): the meter integrates power",
+    )
     add("--dry-run", action="store_true", help="print the plan with estimated seconds and exit")
     a, rest = ap.parse_known_args(argv)
     a.steps = [s.strip() for s in a.steps.split(",") if s.strip()]
@@ -267,15 +310,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.out = a.out or ROOT / ("outputs/smoke/gpu" if a.fake else "outputs/gpu")
     a.profile = a.profile or ("smoke" if a.fake else "default")
     fake = ["--fake", "--fake-clock-error", a.fake_clock_error] if a.fake else []
-    a.nvml = nc.parse_args([*rest, *fake, *(["--fake-no-energy-counter"] if a.fake_no_energy_counter else []),
-                            "--out", str(a.out)])
+    a.nvml = nc.parse_args(
+        [*rest, *fake, *(["--fake-no-energy-counter"] if a.fake_no_energy_counter else []), "--out", str(a.out)]
+    )
     return a
 
 
 def run_steps(a: argparse.Namespace, report: nc.Report) -> None:
     fake_gpus = nc.install_fake(a.nvml) if a.fake else None
-    fns = {"meter": lambda: step_meter(a, fake_gpus), "runs": lambda: step_runs(a),
-           "collect": lambda: step_collect(a, report)}
+    fns = {
+        "meter": lambda: step_meter(a, fake_gpus),
+        "runs": lambda: step_runs(a),
+        "collect": lambda: step_collect(a, report),
+    }
     for name in a.steps:
         with report.step(name) as rec:
             rec.update(fns[name]())
@@ -287,11 +334,20 @@ def main(argv: list[str] | None = None) -> int:
     print_plan(a, rows)
     if a.dry_run:
         return 0
-    report = nc.Report(a.out, {"script": "scripts/gpu_check.py", "argv": sys.argv[1:], "fake": a.fake,
-                               "started": time.time(), "plan": rows, "profile": a.profile,
-                               "machine": {"host": platform.node(), "python": sys.version.split()[0],
-                                           **runtime_facts()}},
-                       name="gpu_check.json", steps=STEPS)
+    report = nc.Report(
+        a.out,
+        {
+            "script": "scripts/gpu_check.py",
+            "argv": sys.argv[1:],
+            "fake": a.fake,
+            "started": time.time(),
+            "plan": rows,
+            "profile": a.profile,
+            "machine": {"host": platform.node(), "python": sys.version.split()[0], **runtime_facts()},
+        },
+        name="gpu_check.json",
+        steps=STEPS,
+    )
     try:
         run_steps(a, report)
     finally:

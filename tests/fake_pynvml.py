@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import itertools
 import math
 import random
 import string
@@ -292,7 +293,7 @@ _PROFILES = {
 }
 _CLOCK_STEP_MHZ = 15  # spacing of the supported graphics clocks
 STATIC_FRACTION = 0.5  # toy DVFS model: the share of power at the maximum clock that no clock lowers
-V_MIN = 0.6            # toy DVFS model: voltage at 0 MHz as a fraction of the voltage at the maximum clock
+V_MIN = 0.6  # toy DVFS model: voltage at 0 MHz as a fraction of the voltage at the maximum clock
 
 
 def dvfs_factor(sm_mhz: float, max_sm_mhz: float) -> float:
@@ -307,6 +308,8 @@ def dvfs_factor(sm_mhz: float, max_sm_mhz: float) -> float:
     """
     r = sm_mhz / max_sm_mhz
     return STATIC_FRACTION + (1 - STATIC_FRACTION) * r * (V_MIN + (1 - V_MIN) * r) ** 2
+
+
 _MAX_MIG_DEVICES = 7  # A100 and H100: at most seven GPU instances
 _POWER_AVERAGE_WINDOW_S = 1.0
 
@@ -374,8 +377,8 @@ class FakeGPU:
     t0: float = 0.0  # set by setup()
     locked_gpu_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)
     locked_mem_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)
-    application_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)   # (memory, graphics)
-    clock_events: list[tuple[float, int]] = field(default_factory=list, init=False)   # (unix s, SM MHz) per change
+    application_clocks_mhz: tuple[int, int] | None = field(default=None, init=False)  # (memory, graphics)
+    clock_events: list[tuple[float, int]] = field(default_factory=list, init=False)  # (unix s, SM MHz) per change
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -424,7 +427,9 @@ class FakeGPU:
         cuts = {a, b} | {self.t0 + start for start, _ in self.steps() if a < self.t0 + start < b}
         cuts |= {when for when, _ in self.clock_events if a < when < b}
         cuts = sorted(cuts)
-        return sum(self.power_at((lo + hi) / 2) * (hi - lo) for lo, hi in zip(cuts, cuts[1:]))   # mid: no rounding at a cut
+        return sum(
+            self.power_at((lo + hi) / 2) * (hi - lo) for lo, hi in itertools.pairwise(cuts)
+        )  # mid: no rounding at a cut
 
     def average_power(self, t: float, window_s: float = _POWER_AVERAGE_WINDOW_S) -> float:
         """Mean watts over the ``window_s`` seconds before unix time ``t``."""
@@ -450,12 +455,12 @@ class FakeGPU:
         """Current SM/graphics or memory clock: the scripted one, held inside a lock if set."""
         if clock_type in (NVML_CLOCK_SM, NVML_CLOCK_GRAPHICS):
             if self.locked_gpu_clocks_mhz is None and self.application_clocks_mhz is not None:
-                return min(self.sm_clock_mhz, self.application_clocks_mhz[1])   # a ceiling, as on real GPUs
-            return _within(self.sm_clock_mhz, self.locked_gpu_clocks_mhz,
-                           (self.min_sm_clock_mhz, self.max_sm_clock_mhz))
+                return min(self.sm_clock_mhz, self.application_clocks_mhz[1])  # a ceiling, as on real GPUs
+            return _within(
+                self.sm_clock_mhz, self.locked_gpu_clocks_mhz, (self.min_sm_clock_mhz, self.max_sm_clock_mhz)
+            )
         if clock_type == NVML_CLOCK_MEM:
-            return _within(self.mem_clock_mhz, self.locked_mem_clocks_mhz,
-                           (self.mem_clock_mhz, self.mem_clock_mhz))
+            return _within(self.mem_clock_mhz, self.locked_mem_clocks_mhz, (self.mem_clock_mhz, self.mem_clock_mhz))
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
 
     def memory_mib(self, mig: int | None) -> tuple[int, int]:
@@ -798,7 +803,7 @@ def nvmlDeviceGetFieldValues(handle: _Handle, fieldIds: list) -> ctypes.Array:  
     gpu = _device(handle, "nvmlDeviceGetFieldValues", mig_ok=True)
     t = _clock()
     values = (c_nvmlFieldValue_t * len(fieldIds))()
-    for v, fid in zip(values, fieldIds):
+    for v, fid in zip(values, fieldIds, strict=True):
         try:
             v.fieldId, v.scopeId = fid
         except TypeError:
@@ -893,8 +898,7 @@ def _lock_clocks(handle: _Handle, fn: str, attr: str, lock: tuple[int, int] | No
 
 
 def nvmlDeviceSetGpuLockedClocks(handle: _Handle, minGpuClockMHz: int, maxGpuClockMHz: int) -> None:  # noqa: N803
-    _lock_clocks(handle, "nvmlDeviceSetGpuLockedClocks", "locked_gpu_clocks_mhz",
-                 (minGpuClockMHz, maxGpuClockMHz))
+    _lock_clocks(handle, "nvmlDeviceSetGpuLockedClocks", "locked_gpu_clocks_mhz", (minGpuClockMHz, maxGpuClockMHz))
 
 
 def nvmlDeviceResetGpuLockedClocks(handle: _Handle) -> None:
@@ -902,8 +906,7 @@ def nvmlDeviceResetGpuLockedClocks(handle: _Handle) -> None:
 
 
 def nvmlDeviceSetMemoryLockedClocks(handle: _Handle, minMemClockMHz: int, maxMemClockMHz: int) -> None:  # noqa: N803
-    _lock_clocks(handle, "nvmlDeviceSetMemoryLockedClocks", "locked_mem_clocks_mhz",
-                 (minMemClockMHz, maxMemClockMHz))
+    _lock_clocks(handle, "nvmlDeviceSetMemoryLockedClocks", "locked_mem_clocks_mhz", (minMemClockMHz, maxMemClockMHz))
 
 
 def nvmlDeviceResetMemoryLockedClocks(handle: _Handle) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,10 +28,10 @@ def test_static_batches_of_15_cut_by_windows_of_16_share_equally():
     was returned in (the old rule gave one completion 25.19 J and many 0 J)."""
     batches = [(k * 1.0, k + 1.0) for k in range(4)]
     intervals = [b for b in batches for _ in range(15)]
-    yields = [end for _, end in intervals]                  # a batch's completions arrive at its end
+    yields = [end for _, end in intervals]  # a batch's completions arrive at its end
     edges = _checkpoints_every(16, yields, 0.0)
-    assert edges == [0.0, 2.0, 3.0, 4.0, 4.0]                  # windows cut through batches 2 and 3
-    windows = [_window(a, b, 25.0 * (b - a)) for a, b in zip(edges, edges[1:])]
+    assert edges == [0.0, 2.0, 3.0, 4.0, 4.0]  # windows cut through batches 2 and 3
+    windows = [_window(a, b, 25.0 * (b - a)) for a, b in itertools.pairwise(edges)]
     shares, overhead = attribute_windows(windows, NO_TRACE, intervals)
     assert overhead == 0.0
     np.testing.assert_allclose(shares, 25.0 / 15, rtol=1e-9)
@@ -50,7 +52,7 @@ def test_continuous_batching_schedule_with_known_power():
 
 def test_long_request_is_charged_for_windows_before_it_finished():
     """A long request finishing in the last window still gets its share of the earlier ones."""
-    intervals = [(0.0, 9.0)] + [(k, k + 1.0) for k in range(9)]        # 1 long, 9 short, 100 W
+    intervals = [(0.0, 9.0)] + [(k, k + 1.0) for k in range(9)]  # 1 long, 9 short, 100 W
     windows = [_window(a, a + 3, 300.0) for a in (0.0, 3.0, 6.0)]
     shares, _ = attribute_windows(windows, NO_TRACE, intervals)
     np.testing.assert_allclose(shares, [450.0] + [50.0] * 9)
@@ -58,7 +60,7 @@ def test_long_request_is_charged_for_windows_before_it_finished():
 
 def test_window_without_requests_is_overhead_spread_by_share():
     intervals = [(0, 1), (0, 1), (2, 3)]
-    windows = [_window(0, 1, 20.0), _window(1, 2, 8.0), _window(2, 3, 10.0)]   # nothing runs in [1, 2]
+    windows = [_window(0, 1, 20.0), _window(1, 2, 8.0), _window(2, 3, 10.0)]  # nothing runs in [1, 2]
     shares, overhead = attribute_windows(windows, NO_TRACE, intervals)
     assert overhead == 8.0
     np.testing.assert_allclose(shares, [10 + 8 * 10 / 30, 10 + 8 * 10 / 30, 10 + 8 * 10 / 30])
@@ -67,7 +69,7 @@ def test_window_without_requests_is_overhead_spread_by_share():
 
 def test_net_energy_split_like_total():
     intervals = [(0, 2), (1, 2)]
-    windows = [_window(0, 2, 300.0, idle_w=50.0)]                 # net = 300 - 50 * 2 = 200
+    windows = [_window(0, 2, 300.0, idle_w=50.0)]  # net = 300 - 50 * 2 = 200
     net, _ = attribute_windows(windows, NO_TRACE, intervals, energy="net_j")
     np.testing.assert_allclose(net, [200 * 1.5 / 2, 200 * 0.5 / 2])
 
@@ -89,7 +91,7 @@ def test_full_spans_and_steady_state_known_answer():
     ss = steady_state(trace, intervals, tokens, batch_size=4)
     assert ss.j_per_token == pytest.approx(2.5)
     assert (ss.energy_j, ss.time_s, ss.tokens) == pytest.approx((300.0, 3.0, 120.0))
-    no_counter = trace.assign(energy_j=np.nan)                   # integrated power gives the same
+    no_counter = trace.assign(energy_j=np.nan)  # integrated power gives the same
     assert steady_state(no_counter, intervals, tokens, 4).j_per_token == pytest.approx(2.5)
     never_full = steady_state(trace, intervals, tokens, batch_size=5)
     assert np.isnan(never_full.j_per_token) and never_full.to_dict()["j_per_token"] is None
@@ -103,7 +105,7 @@ def test_total_and_net_split_in_one_pass_match_separate_splits():
         one, overhead = attribute_windows(windows, NO_TRACE, intervals, energy=name)
         np.testing.assert_allclose(both[:, k], one)
         assert overheads[k] == pytest.approx(overhead)
-    assert overheads.tolist() == [40.0, -10.0]          # the empty window's gross and net (40 - 50 W x 1 s)
+    assert overheads.tolist() == [40.0, -10.0]  # the empty window's gross and net (40 - 50 W x 1 s)
 
 
 def test_phases_of_a_continuous_batch_with_known_power():
@@ -115,8 +117,10 @@ def test_phases_of_a_continuous_batch_with_known_power():
     Window 2 (300 W): 4-5 A, B: 150 each; 5-6 A, B, C: 100 each; 6-7 B, C: 150 each; 7-8 B: 300."""
     from ttclib.energy import attribute_phases
 
-    w = [Measurement("nvml", "energy_counter", 0.0, 4.0, {"gpu0": 400.0}),
-         Measurement("nvml", "energy_counter", 4.0, 4.0, {"gpu0": 1200.0})]
+    w = [
+        Measurement("nvml", "energy_counter", 0.0, 4.0, {"gpu0": 400.0}),
+        Measurement("nvml", "energy_counter", 4.0, 4.0, {"gpu0": 1200.0}),
+    ]
     trace = pd.DataFrame({"t": [0.0, 3.999999, 4.0, 8.0], "power_w": [100.0, 100.0, 300.0, 300.0]})
     split = attribute_phases(w, trace, [(0, 6), (2, 8), (5, 7)], [1.0, 3.0, np.nan])
     pre, dec = split.prefill, split.decode
@@ -125,4 +129,4 @@ def test_phases_of_a_continuous_batch_with_known_power():
     assert np.isnan(pre[2]) and np.isnan(dec[2])
     whole, _ = attribute_windows(w, trace, [(0, 6), (2, 8), (5, 7)])
     assert (pre + dec)[:2] == pytest.approx(whole[:2], rel=1e-12) and whole[2] == pytest.approx(250.0, abs=0.1)
-    assert split.whole == pytest.approx(whole, rel=1e-12)       # the one pass gives the whole shares too
+    assert split.whole == pytest.approx(whole, rel=1e-12)  # the one pass gives the whole shares too

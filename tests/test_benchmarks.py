@@ -1,5 +1,6 @@
 """Benchmarks: loaders on the real public files (when ../shared/data is present), scorers fed the
 answer formats models really produce, code scored through the sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,20 @@ from ttclib import benchmarks
 from ttclib.benchmarks import BenchmarkDataError, Problem
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-TABLE_1 = {"aime24": "math", "aime25": "math", "gpqa_diamond": "math", "math500": "math",
-           "humaneval": "code", "livecodebench": "code", "mbpp": "code", "codeforces": "code",
-           "hellaswag": "common_sense", "mmlu": "common_sense", "gsm8k": "common_sense", "commonsenseqa": "common_sense"}
+TABLE_1 = {
+    "aime24": "math",
+    "aime25": "math",
+    "gpqa_diamond": "math",
+    "math500": "math",
+    "humaneval": "code",
+    "livecodebench": "code",
+    "mbpp": "code",
+    "codeforces": "code",
+    "hellaswag": "common_sense",
+    "mmlu": "common_sense",
+    "gsm8k": "common_sense",
+    "commonsenseqa": "common_sense",
+}
 COMPANIONS = {"mtbench": "chat", "boolq": "common_sense", "truthfulqa": "generation", "narrativeqa": "generation"}
 
 
@@ -30,6 +42,7 @@ def load_all(name: str, rel: str) -> list[Problem]:
 
 
 # --- registry and generated sets ---------------------------------------------------------------
+
 
 def test_every_benchmark_of_the_papers_is_registered():
     for name, category in {**TABLE_1, **COMPANIONS}.items():
@@ -70,9 +83,16 @@ def test_packaged_sets_need_no_data():
     assert benchmarks.get("mtbench").grade("Any answer.", mt[0]) == (None, None)
     mmlu = benchmarks.get("mmlu").load(per_level=None)
     assert len(mmlu) == 14042 and mmlu[0].id == "mmlu/abstract_algebra/0"
-    assert Counter(p.subset for p in mmlu) == {"Humanities": 5588, "Sociology": 2335, "Health": 1640, "Economics": 1461,
-                                              "Natural Sciences": 1397, "Math": 1064, "Computer Science": 412,
-                                              "Engineering": 145}
+    assert Counter(p.subset for p in mmlu) == {
+        "Humanities": 5588,
+        "Sociology": 2335,
+        "Health": 1640,
+        "Economics": 1461,
+        "Natural Sciences": 1397,
+        "Math": 1064,
+        "Computer Science": 412,
+        "Engineering": 145,
+    }
 
 
 def test_packaged_mmlu_is_the_release_csvs_row_for_row():
@@ -88,7 +108,9 @@ def test_unknown_level_subset_benchmark_and_missing_data(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown benchmark 'nope'"):
         benchmarks.get("nope")
     monkeypatch.delenv("TTC_DATA_DIR", raising=False)
-    with pytest.raises(BenchmarkDataError, match=r"no data for benchmark 'math500' there \(expected <dir>/math500/test.jsonl"):
+    with pytest.raises(
+        BenchmarkDataError, match=r"no data for benchmark 'math500' there \(expected <dir>/math500/test.jsonl"
+    ):
         benchmarks.get("math500").load(data=tmp_path)
     bad = tmp_path / "broken.jsonl"
     bad.write_text("{not json\n")
@@ -100,10 +122,11 @@ def test_data_dir_environment_layout(monkeypatch):
     monkeypatch.setenv("TTC_DATA_DIR", str(shared("")))
     loc = benchmarks.get("gsm8k").source.locate("gsm8k")
     assert loc.kind == "file" and loc.where.endswith("gsm8k/test.jsonl") and len(loc.describe()["sha256"]) == 64
-    assert benchmarks.get("humaneval").source.locate("humaneval").kind == "package"   # packaged wins
+    assert benchmarks.get("humaneval").source.locate("humaneval").kind == "package"  # packaged wins
 
 
 # --- loaders on the real files ------------------------------------------------------------------
+
 
 def test_math500_levels_and_answers():
     ps = load_all("math500", "math500/test.jsonl")
@@ -134,7 +157,7 @@ def test_gpqa_diamond_from_the_authors_zip():
     assert Counter(p.subset for p in ps) == {"Chemistry": 93, "Physics": 86, "Biology": 19}
     assert Counter(p.difficulty for p in ps) == {"undergraduate": 121, "graduate": 61, "post-graduate": 12, None: 4}
     letters = Counter(p.answer for p in ps)
-    assert set(letters) == set("ABCD") and min(letters.values()) > 30      # shuffled, not always A
+    assert set(letters) == set("ABCD") and min(letters.values()) > 30  # shuffled, not always A
     p = ps[0]
     assert p.meta["options"][ord(p.answer) - 65] in p.question
     assert load_all("gpqa_diamond", "gpqa_diamond/gpqa_diamond.zip") == ps  # order fixed by record id
@@ -144,8 +167,16 @@ def test_mmlu_release_csvs_and_paper_001_categories():
     ps = load_all("mmlu", "mmlu")
     assert len(ps) == 14042
     cats = Counter(p.subset for p in ps)
-    assert set(cats) == {"Computer Science", "Math", "Natural Sciences", "Economics", "Humanities", "Health",
-                         "Sociology", "Engineering"}
+    assert set(cats) == {
+        "Computer Science",
+        "Math",
+        "Natural Sciences",
+        "Economics",
+        "Humanities",
+        "Health",
+        "Sociology",
+        "Engineering",
+    }
     assert cats["Engineering"] == 145 and Counter(p.answer for p in ps).keys() == set("ABCD")
     b = benchmarks.get("mmlu")
     per_cat = b.load(per_level=5, seed=0, subsets=["Math", "Health"], data=shared("mmlu"))
@@ -154,8 +185,13 @@ def test_mmlu_release_csvs_and_paper_001_categories():
         b.load(subsets=["Astrology"], data=shared("mmlu"))
 
 
-@pytest.mark.parametrize("name, rel, n", [("hellaswag", "hellaswag/hellaswag_val_sample1000.jsonl", 1000),
-                                          ("commonsenseqa", "commonsenseqa/validation.jsonl", 1221)])
+@pytest.mark.parametrize(
+    "name, rel, n",
+    [
+        ("hellaswag", "hellaswag/hellaswag_val_sample1000.jsonl", 1000),
+        ("commonsenseqa", "commonsenseqa/validation.jsonl", 1221),
+    ],
+)
 def test_multiple_choice_sets(name, rel, n):
     ps = load_all(name, rel)
     letters = "ABCD" if name == "hellaswag" else "ABCDE"
@@ -193,20 +229,67 @@ def test_mbpp_test_split_and_livecodebench_levels():
 # --- the Hugging Face hub schemas (no network here: records written as `datasets` yields them) ---
 
 HUB_RECORDS = {
-    "mmlu": ({"question": "2 + 2 =", "subject": "elementary_mathematics", "choices": ["3", "4", "5", "6"], "answer": 1},
-             "B", "Math"),
-    "hellaswag": ({"ind": 4, "activity_label": "Baking", "ctx_a": "A man mixes flour.", "ctx_b": "he",
-                   "ctx": "A man mixes flour. he", "endings": ["sings.", "bakes bread.", "flies.", "sleeps."],
-                   "source_id": "activitynet~v_1", "split": "val", "split_type": "indomain", "label": "1"}, "B", "activitynet"),
-    "commonsenseqa": ({"id": "x1", "question": {"stem": "Where do fish live?", "choices": [
-        {"label": "B", "text": "tree"}, {"label": "A", "text": "water"}, {"label": "C", "text": "sky"},
-        {"label": "D", "text": "desk"}, {"label": "E", "text": "car"}]}, "answerKey": "A"}, "A", None),
-    "truthfulqa": ({"type": "Adversarial", "category": "Misconceptions", "question": "Do ostriches hide their heads?",
-                    "best_answer": "No, ostriches do not bury their heads", "correct_answers": ["No"],
-                    "incorrect_answers": ["Yes, they bury their heads in sand"], "source": "x"},
-                   "No, ostriches do not bury their heads", "Misconceptions"),
-    "narrativeqa": ({"document": {"summary": {"text": "Ann sails to Spain."}}, "question": {"text": "Where does Ann sail?"},
-                     "answers": [{"text": "To Spain"}, {"text": "Spain"}]}, "To Spain", None),
+    "mmlu": (
+        {"question": "2 + 2 =", "subject": "elementary_mathematics", "choices": ["3", "4", "5", "6"], "answer": 1},
+        "B",
+        "Math",
+    ),
+    "hellaswag": (
+        {
+            "ind": 4,
+            "activity_label": "Baking",
+            "ctx_a": "A man mixes flour.",
+            "ctx_b": "he",
+            "ctx": "A man mixes flour. he",
+            "endings": ["sings.", "bakes bread.", "flies.", "sleeps."],
+            "source_id": "activitynet~v_1",
+            "split": "val",
+            "split_type": "indomain",
+            "label": "1",
+        },
+        "B",
+        "activitynet",
+    ),
+    "commonsenseqa": (
+        {
+            "id": "x1",
+            "question": {
+                "stem": "Where do fish live?",
+                "choices": [
+                    {"label": "B", "text": "tree"},
+                    {"label": "A", "text": "water"},
+                    {"label": "C", "text": "sky"},
+                    {"label": "D", "text": "desk"},
+                    {"label": "E", "text": "car"},
+                ],
+            },
+            "answerKey": "A",
+        },
+        "A",
+        None,
+    ),
+    "truthfulqa": (
+        {
+            "type": "Adversarial",
+            "category": "Misconceptions",
+            "question": "Do ostriches hide their heads?",
+            "best_answer": "No, ostriches do not bury their heads",
+            "correct_answers": ["No"],
+            "incorrect_answers": ["Yes, they bury their heads in sand"],
+            "source": "x",
+        },
+        "No, ostriches do not bury their heads",
+        "Misconceptions",
+    ),
+    "narrativeqa": (
+        {
+            "document": {"summary": {"text": "Ann sails to Spain."}},
+            "question": {"text": "Where does Ann sail?"},
+            "answers": [{"text": "To Spain"}, {"text": "Spain"}],
+        },
+        "To Spain",
+        None,
+    ),
     "boolq": ({"question": "is water wet", "answer": True, "passage": "Water is wet."}, "yes", None),
     "aime25": ({"id": "2025-II-12", "problem": "Find x.", "answer": "7"}, "7", "AIME 2025 II"),
 }
@@ -225,6 +308,7 @@ def test_parsers_read_the_hub_schemas(name):
 
 # --- scorers, fed what models really write -------------------------------------------------------
 
+
 def _first(name: str, rel: str, **kw) -> Problem:
     return benchmarks.get(name).load(per_level=None, data=shared(rel), **kw)[0]
 
@@ -232,31 +316,44 @@ def _first(name: str, rel: str, **kw) -> Problem:
 def test_math_scorers_by_equivalence():
     b = benchmarks.get("math500")
     p = next(p for p in load_all("math500", "math500/test.jsonl") if p.answer == "\\frac{14}{3}")
-    for text in ["Thus $f(-2) + f(-1) + f(0) = \\boxed{\\frac{14}{3}}$.",
-                 "The answer is $\\dfrac{14}{3}$.",
-                 "Final Answer: The final answer is $14/3$. I hope it is correct.",
-                 "<think>hmm</think>\n\nSo we get \\boxed{\\frac{28}{6}}"]:
+    for text in [
+        "Thus $f(-2) + f(-1) + f(0) = \\boxed{\\frac{14}{3}}$.",
+        "The answer is $\\dfrac{14}{3}$.",
+        "Final Answer: The final answer is $14/3$. I hope it is correct.",
+        "<think>hmm</think>\n\nSo we get \\boxed{\\frac{28}{6}}",
+    ]:
         assert b.grade(text, p).correct, text
     for text in ["\\boxed{4.67}", "The answer is $\\frac{3}{14}$.", "I could not solve it."]:
         assert not b.grade(text, p).correct, text
 
 
-@pytest.mark.parametrize("name, rel", [("mmlu", "mmlu"), ("gpqa_diamond", "gpqa_diamond/gpqa_diamond.zip"),
-                                       ("hellaswag", "hellaswag/hellaswag_val_sample1000.jsonl"),
-                                       ("commonsenseqa", "commonsenseqa/validation.jsonl")])
+@pytest.mark.parametrize(
+    "name, rel",
+    [
+        ("mmlu", "mmlu"),
+        ("gpqa_diamond", "gpqa_diamond/gpqa_diamond.zip"),
+        ("hellaswag", "hellaswag/hellaswag_val_sample1000.jsonl"),
+        ("commonsenseqa", "commonsenseqa/validation.jsonl"),
+    ],
+)
 def test_multiple_choice_scored_by_letter(name, rel):
     b, p = benchmarks.get(name), _first(name, rel)
     wrong = next(c for c in "ABCD" if c != p.answer)
-    for text in [f"The answer is ({p.answer}).", f"Answer: {p.answer}", f"**{p.answer}**",
-                 f"Let me think. Option {wrong} is tempting, but the answer is {p.answer}.",
-                 f"\\boxed{{{p.answer}}}", f"({p.answer}) because of the passage."]:
+    for text in [
+        f"The answer is ({p.answer}).",
+        f"Answer: {p.answer}",
+        f"**{p.answer}**",
+        f"Let me think. Option {wrong} is tempting, but the answer is {p.answer}.",
+        f"\\boxed{{{p.answer}}}",
+        f"({p.answer}) because of the passage.",
+    ]:
         assert b.grade(text, p).correct, text
     assert not b.grade(f"The answer is ({wrong}).", p).correct
     assert not b.grade("I am not sure.", p).correct
 
 
 def test_gsm8k_and_boolq_scorers():
-    g = _first("gsm8k", "gsm8k/test.jsonl")     # Janet's ducks: 18
+    g = _first("gsm8k", "gsm8k/test.jsonl")  # Janet's ducks: 18
     gsm = benchmarks.get("gsm8k")
     for text in ["She makes 9 * 2 = $18 every day.\nThe answer is 18.", "#### 18", "\\boxed{18}", "$18.00"]:
         assert gsm.grade(text, g).correct, text
@@ -270,7 +367,7 @@ def test_gsm8k_and_boolq_scorers():
 
 def test_rouge_scored_text_benchmarks():
     tq = benchmarks.get("truthfulqa")
-    p = _first("truthfulqa", "truthfulqa/v1/TruthfulQA.csv")   # watermelon seeds
+    p = _first("truthfulqa", "truthfulqa/v1/TruthfulQA.csv")  # watermelon seeds
     good = tq.grade("The watermelon seeds pass through your digestive system.", p)
     bad = tq.grade("You grow watermelons in your stomach.", p)
     assert good.correct and good.value > 0.8 and not bad.correct
@@ -282,12 +379,13 @@ def test_rouge_scored_text_benchmarks():
 
 # --- code, through the sandbox -------------------------------------------------------------------
 
+
 def test_humaneval_completions_in_model_formats():
     b = benchmarks.get("humaneval")
-    p = b.load(per_level=None)[0]            # has_close_elements
+    p = b.load(per_level=None)[0]  # has_close_elements
     full = p.meta["prompt"] + p.answer
     assert b.grade(f"Here is the function:\n```python\n{full}\n```\nIt compares all pairs.", p).correct
-    assert b.grade(p.answer, p).correct                          # a bare body continuing the prompt
+    assert b.grade(p.answer, p).correct  # a bare body continuing the prompt
     broken = full.replace("< threshold", "> threshold")
     assert not b.grade(f"```python\n{broken}\n```", p).correct
     assert not b.grade("", p).correct
@@ -301,6 +399,7 @@ def test_humaneval_exit_zero_before_the_check_is_not_a_pass():
         assert not b.grade(f"```python\n{cheat}\n```", p).correct, leave
 
 
+@pytest.mark.heavy
 def test_humaneval_canonical_solutions_all_pass():
     """The target of issue 4: HumanEval's canonical solutions score 164/164 through the sandbox."""
     from concurrent.futures import ThreadPoolExecutor
@@ -309,7 +408,7 @@ def test_humaneval_canonical_solutions_all_pass():
     problems = b.load(per_level=None)
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda p: b.score(p.answer, p).correct, problems))
-    failed = [p.id for p, ok in zip(problems, results) if not ok]
+    failed = [p.id for p, ok in zip(problems, results, strict=True) if not ok]
     assert sum(results) == 164, failed
 
 
@@ -327,27 +426,45 @@ def test_livecodebench_stdin_and_functional_problems():
     right = "x = int(input())\nprint(sum(i * j for i in range(1, 10) for j in range(1, 10) if i * j != x))\n"
     assert b.grade(f"```python\n{right}```", stdin_p).correct
     assert not b.grade("```python\nprint(2024)\n```", stdin_p).correct
-    zigzag = ("class Solution:\n    def zigzagTraversal(self, grid: List[List[int]]) -> List[int]:\n"
-              "        cells = []\n        for i, row in enumerate(grid):\n"
-              "            cells.extend(row if i % 2 == 0 else row[::-1])\n        return cells[::2]\n")
+    zigzag = (
+        "class Solution:\n    def zigzagTraversal(self, grid: List[List[int]]) -> List[int]:\n"
+        "        cells = []\n        for i, row in enumerate(grid):\n"
+        "            cells.extend(row if i % 2 == 0 else row[::-1])\n        return cells[::2]\n"
+    )
     assert b.grade(f"```python\n{zigzag}```", call_p).correct
     assert not b.grade(f"```python\n{zigzag.replace('[::2]', '[1::2]')}```", call_p).correct
 
 
 def test_codeforces_records_in_the_open_r1_schema(tmp_path):
     records = [
-        {"id": "4A", "title": "Watermelon", "description": "Can w be split into two even positive parts?",
-         "input_format": "One integer w (1 ≤ w ≤ 100).", "output_format": "YES or NO.", "rating": 800,
-         "examples": [{"input": "8\n", "output": "YES\n"}],
-         "official_tests": [{"input": "8\n", "output": "YES\n"}, {"input": "2\n", "output": "NO\n"},
-                            {"input": "7\n", "output": "NO\n"}]},
-        {"id": "1A", "title": "Interactive", "description": "Guess", "interaction_format": "ask queries",
-         "rating": 2100, "examples": [], "official_tests": [{"input": "1", "output": "1"}]},
+        {
+            "id": "4A",
+            "title": "Watermelon",
+            "description": "Can w be split into two even positive parts?",
+            "input_format": "One integer w (1 ≤ w ≤ 100).",
+            "output_format": "YES or NO.",
+            "rating": 800,
+            "examples": [{"input": "8\n", "output": "YES\n"}],
+            "official_tests": [
+                {"input": "8\n", "output": "YES\n"},
+                {"input": "2\n", "output": "NO\n"},
+                {"input": "7\n", "output": "NO\n"},
+            ],
+        },
+        {
+            "id": "1A",
+            "title": "Interactive",
+            "description": "Guess",
+            "interaction_format": "ask queries",
+            "rating": 2100,
+            "examples": [],
+            "official_tests": [{"input": "1", "output": "1"}],
+        },
     ]
     f = tmp_path / "test.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in records))
     b = benchmarks.get("codeforces")
-    (p,) = b.load(per_level=None, data=f)                       # the interactive problem is left out
+    (p,) = b.load(per_level=None, data=f)  # the interactive problem is left out
     assert p.difficulty == "easy" and "Example 1" in p.question
     right = "w = int(input())\nprint('YES' if w % 2 == 0 and w > 2 else 'NO')\n"
     assert b.grade(f"```python\n{right}```", p).correct

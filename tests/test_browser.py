@@ -3,6 +3,7 @@
 `make test` sets TTC_REQUIRE_BROWSER=1: there a missing Chromium or Playwright fails these tests
 instead of skipping them.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,9 +17,12 @@ import pytest
 
 from ttclib import site
 
+pytestmark = pytest.mark.heavy  # make test-fast leaves this module out
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ROOT / "outputs"
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAFElEQVR4nGM8ISfHAANMDEgAhQMAJtoBCkAAOw8AAAAASUVORK5CYII="   # 4x3 red
+# 4x3 red
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAFElEQVR4nGM8ISfHAANMDEgAhQMAJtoBCkAAOw8AAAAASUVORK5CYII="
 
 
 def _load_check():
@@ -37,7 +41,7 @@ def chromium():
     launched = check.browser()
     try:
         b = launched.__enter__()
-    except Exception as e:   # no playwright package, or no browser it can launch
+    except Exception as e:  # no playwright package, or no browser it can launch
         reason = f"no headless Chromium: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
         if os.environ.get("TTC_REQUIRE_BROWSER") == "1":
             pytest.fail(f"TTC_REQUIRE_BROWSER=1 but {reason}")
@@ -86,14 +90,16 @@ def bad_site(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad")
     (out / "notebooks").mkdir()
     (out / "html").mkdir()
-    pages = {"good": "",
-             "broken_image": '<img alt="Figure: gone." src="img/missing.png">',
-             "placeholder_alt": f'<img alt="{site.PLACEHOLDER_ALT}" src="data:image/png;base64,{PNG}">',
-             "throws": '<script>throw new Error("boom in page")</script>',
-             "console_error": '<script>console.error("logged failure")</script>',
-             "dead_link": '<a href="../notebooks/nowhere.ipynb">the notebook</a>',
-             "dead_anchor": '<a href="good.html#cell-id=nope">a figure</a>',
-             "no_verdict": None}
+    pages = {
+        "good": "",
+        "broken_image": '<img alt="Figure: gone." src="img/missing.png">',
+        "placeholder_alt": f'<img alt="{site.PLACEHOLDER_ALT}" src="data:image/png;base64,{PNG}">',
+        "throws": '<script>throw new Error("boom in page")</script>',
+        "console_error": '<script>console.error("logged failure")</script>',
+        "dead_link": '<a href="../notebooks/nowhere.ipynb">the notebook</a>',
+        "dead_anchor": '<a href="good.html#cell-id=nope">a figure</a>',
+        "no_verdict": None,
+    }
     for stem, extra in pages.items():
         cell = new_code_cell("print(v)", outputs=[new_output("stream", name="stdout", text=VERDICT)])
         cell.metadata["tags"] = ["verdict"]
@@ -101,21 +107,33 @@ def bad_site(tmp_path_factory):
         body = f"<pre>{VERDICT}</pre>{extra}" if extra is not None else "<p>Verdict forgotten.</p>"
         (out / "html" / f"{stem}.html").write_text(
             f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{stem}</title></head>'
-            f"<body>{GOOD_IMAGE}{body}</body></html>", encoding="utf-8")
+            f"<body>{GOOD_IMAGE}{body}</body></html>",
+            encoding="utf-8",
+        )
     return out
 
 
-@pytest.mark.parametrize("page, reasons", [
-    ("good", []),
-    ("broken_image", ["image 2 not loaded: img/missing.png", "dead link img/missing.png",
-                      "failed request: file://", "console error: Failed to load resource"]),
-    ("placeholder_alt", ["image 2 with placeholder alt"]),
-    ("throws", ["page error: boom in page"]),
-    ("console_error", ["console error: logged failure"]),
-    ("dead_link", ["dead link ../notebooks/nowhere.ipynb"]),
-    ("dead_anchor", ["dead anchor good.html#cell-id=nope"]),
-    ("no_verdict", ["no_verdict: verdict not shown"]),
-])
+@pytest.mark.parametrize(
+    "page, reasons",
+    [
+        ("good", []),
+        (
+            "broken_image",
+            [
+                "image 2 not loaded: img/missing.png",
+                "dead link img/missing.png",
+                "failed request: file://",
+                "console error: Failed to load resource",
+            ],
+        ),
+        ("placeholder_alt", ["image 2 with placeholder alt"]),
+        ("throws", ["page error: boom in page"]),
+        ("console_error", ["console error: logged failure"]),
+        ("dead_link", ["dead link ../notebooks/nowhere.ipynb"]),
+        ("dead_anchor", ["dead anchor good.html#cell-id=nope"]),
+        ("no_verdict", ["no_verdict: verdict not shown"]),
+    ],
+)
 def test_bad_pages_fail_for_their_reason(chromium, bad_site, page, reasons):
     problems = check.check_page(chromium, bad_site / "html" / f"{page}.html", verdicts=True)
     assert len(problems) == len(reasons), problems
@@ -126,8 +144,7 @@ def test_bad_pages_fail_for_their_reason(chromium, bad_site, page, reasons):
 def test_network_resources_are_refused(chromium, tmp_path):
     """A page that needs the network fails: what nbconvert's plain export does with require.js."""
     page = tmp_path / "remote.html"
-    page.write_text('<html><body><script src="https://cdn.example.org/x.js"></script>'
-                    f"{GOOD_IMAGE}</body></html>")
+    page.write_text(f'<html><body><script src="https://cdn.example.org/x.js"></script>{GOOD_IMAGE}</body></html>')
     problems = check.check_page(chromium, page)
     assert any(p.startswith("failed request: https://cdn.example.org/x.js") for p in problems), problems
 
@@ -142,8 +159,13 @@ def test_screenshot(chromium, bad_site, tmp_path):
 
 def test_command_line_exit_status(chromium, bad_site):
     """The script itself (its own browser): one line per page, exit status 1 when one has a problem."""
-    run = [sys.executable, str(ROOT / "scripts" / "browser_check.py"), "--verdicts",
-           str(bad_site / "html" / "good.html"), str(bad_site / "html" / "throws.html")]
+    run = [
+        sys.executable,
+        str(ROOT / "scripts" / "browser_check.py"),
+        "--verdicts",
+        str(bad_site / "html" / "good.html"),
+        str(bad_site / "html" / "throws.html"),
+    ]
     done = subprocess.run(run, capture_output=True, text=True)
     lines = done.stdout.splitlines()
     assert done.returncode == 1, done.stdout + done.stderr

@@ -1,6 +1,7 @@
 """GPU clocks (issue 19 item 1) on the fake NVML: locking changes the read-back clock, and every way a
 run can end gives the clocks back — normal exit, exception, SIGTERM, SIGINT, and a lock file left by a
 SIGKILLed process, which the next lock (or ``recover``) resets."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,16 @@ import os
 import signal
 import subprocess
 import sys
-
-import pytest
+from pathlib import Path
 
 import fake_pynvml
+import pytest
+import yaml
+
+from ttclib import runner
 from ttclib.energy import clocks
+from ttclib.params import load_params
+from ttclib.spec import RunSpec
 
 
 @pytest.fixture
@@ -20,7 +26,7 @@ def gpu(monkeypatch, tmp_path):
     fake = fake_pynvml.load()
     dev = fake.FakeGPU(profile="hopper", sm_clock_mhz=1980)
     fake.setup([dev])
-    fake.nvmlInit()                   # NVML counts inits: the lock's own init and shutdown nest inside
+    fake.nvmlInit()  # NVML counts inits: the lock's own init and shutdown nest inside
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     return fake, dev, tmp_path
 
@@ -44,7 +50,7 @@ def test_an_exception_resets(gpu):
     with pytest.raises(ZeroDivisionError):
         with clocks.ClockLock(0, 600, directory=d):
             assert _read(fake) < 1980
-            1 / 0
+            _ = 1 / 0
     assert dev.locked_gpu_clocks_mhz is None and _read(fake) == 1980
 
 
@@ -54,24 +60,25 @@ def test_sigterm_and_sigint_reset_then_end_the_run(gpu, sig, raised):
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(raised):
         with clocks.ClockLock(0, 600, directory=d):
-            os.kill(os.getpid(), sig)        # the handler runs at the next bytecode boundary
+            os.kill(os.getpid(), sig)  # the handler runs at the next bytecode boundary
             pytest.fail("the signal must end the block")
     assert dev.locked_gpu_clocks_mhz is None and not list(d.glob("*.json"))
-    assert signal.getsignal(signal.SIGTERM) is before                 # handlers put back
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers put back
 
 
 def test_a_lock_file_of_a_killed_process_is_reset_by_the_next_start(gpu):
     fake, dev, d = gpu
     h = fake.nvmlDeviceGetHandleByIndex(0)
-    fake.nvmlDeviceSetGpuLockedClocks(h, 600, 600)                    # what the killed run left set
+    fake.nvmlDeviceSetGpuLockedClocks(h, 600, 600)  # what the killed run left set
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()                                                        # a pid that no longer runs
-    (d / f"gpu0-{dead.pid}.json").write_text(json.dumps({"pid": dead.pid, "index": 0,
-                                                          "uuid": fake.nvmlDeviceGetUUID(h), "sm_mhz": 600}))
+    dead.wait()  # a pid that no longer runs
+    (d / f"gpu0-{dead.pid}.json").write_text(
+        json.dumps({"pid": dead.pid, "index": 0, "uuid": fake.nvmlDeviceGetUUID(h), "sm_mhz": 600})
+    )
     (d / f"gpu0-{os.getppid()}.json").write_text(json.dumps({"pid": os.getppid(), "index": 0, "sm_mhz": 900}))
     assert [i["pid"] for i in clocks.recover(d)] == [dead.pid]
     assert dev.locked_gpu_clocks_mhz is None and _read(fake) == 1980
-    assert (d / f"gpu0-{os.getppid()}.json").exists()                 # a live process's lock is left alone
+    assert (d / f"gpu0-{os.getppid()}.json").exists()  # a live process's lock is left alone
 
 
 def test_no_permission_is_one_clear_error_and_nothing_stays_set(gpu):
@@ -90,7 +97,7 @@ def test_a_lock_refused_half_way_still_resets_what_was_set(gpu, monkeypatch):
     def refuse(*a):
         raise fake.NVMLError(fake.NVML_ERROR_NO_PERMISSION)
 
-    monkeypatch.setattr(fake, "nvmlDeviceSetMemoryLockedClocks", refuse)   # SM locks, memory is refused
+    monkeypatch.setattr(fake, "nvmlDeviceSetMemoryLockedClocks", refuse)  # SM locks, memory is refused
     with pytest.raises(clocks.ClockPermissionError):
         with clocks.ClockLock(0, 600, mem_mhz=dev.mem_clock_mhz, directory=d):
             pass
@@ -150,8 +157,9 @@ def test_a_sigkilled_run_leaves_its_clocks_locked_and_the_next_start_resets_them
     state, d = tmp_path / "nvml-state.json", tmp_path / "locks"
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(state), str(d)], stdout=subprocess.PIPE, text=True,
-                             env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(state), str(d)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         line = child.stdout.readline()
         assert line.startswith("locked"), line
@@ -164,23 +172,26 @@ def test_a_sigkilled_run_leaves_its_clocks_locked_and_the_next_start_resets_them
     fake.setup([dev], state_file=state)
     fake.nvmlInit()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    assert _read(fake) == int(line.split()[1]) and (d / f"gpu0-{child.pid}.json").exists()   # left locked
+    assert _read(fake) == int(line.split()[1]) and (d / f"gpu0-{child.pid}.json").exists()  # left locked
     assert [i["pid"] for i in clocks.recover(d)] == [child.pid]
     assert _read(fake) == 1980 and json.loads(state.read_text())["0"]["locked_gpu_clocks_mhz"] is None
 
 
 # --- runs at a locked clock (issue 19 items 1, 2, 6) ------------------------------------------
-import json as _json
-from pathlib import Path
-
-import yaml
-
-from ttclib import runner
-from ttclib.params import load_params
-from ttclib.spec import RunSpec
-
-RUN = dict(model="random:tiny-qwen2", strategy="base", benchmark="arithmetic", per_level=2, max_new_tokens=6,
-           batch_size=4, backend="transformers", device="cpu", meter="nvml", idle_s=0.2, warmup=False, seed=5)
+RUN = dict(
+    model="random:tiny-qwen2",
+    strategy="base",
+    benchmark="arithmetic",
+    per_level=2,
+    max_new_tokens=6,
+    batch_size=4,
+    backend="transformers",
+    device="cpu",
+    meter="nvml",
+    idle_s=0.2,
+    warmup=False,
+    seed=5,
+)
 
 
 @pytest.fixture
@@ -198,8 +209,16 @@ def nvml_gpu(monkeypatch, tmp_path):
 
 def test_the_clock_is_part_of_the_run_id_only_when_set():
     assert RunSpec(**RUN).run_id == RunSpec(**RUN, sm_clock_mhz=None).run_id
-    assert len({RunSpec(**RUN).run_id, RunSpec(**RUN, sm_clock_mhz=960).run_id,
-                RunSpec(**RUN, sm_clock_mhz=960, mem_clock_mhz=2619).run_id}) == 3
+    assert (
+        len(
+            {
+                RunSpec(**RUN).run_id,
+                RunSpec(**RUN, sm_clock_mhz=960).run_id,
+                RunSpec(**RUN, sm_clock_mhz=960, mem_clock_mhz=2619).run_id,
+            }
+        )
+        == 3
+    )
 
 
 def test_a_clock_needs_a_measured_gpu_and_memory_goes_with_the_sm_clock():
@@ -209,6 +228,7 @@ def test_a_clock_needs_a_measured_gpu_and_memory_goes_with_the_sm_clock():
         RunSpec(**RUN, mem_clock_mhz=2619)
 
 
+@pytest.mark.heavy
 def test_a_run_at_a_locked_clock_measures_what_the_clock_costs(nvml_gpu, tmp_path, tiny_backend):
     """Known answer: the fake's power at a locked clock is its toy DVFS factor times the power at the
     default clock. The work (CPU) does not slow down, so energy per measured second falls by exactly that
@@ -216,7 +236,7 @@ def test_a_run_at_a_locked_clock_measures_what_the_clock_costs(nvml_gpu, tmp_pat
     fake, dev = nvml_gpu
     base = runner.execute(RunSpec(**RUN), tmp_path / "runs", progress=False, backend=tiny_backend)
     low = runner.execute(RunSpec(**RUN, sm_clock_mhz=1000), tmp_path / "runs", progress=False, backend=tiny_backend)
-    a, b = (_json.loads((d / "run.json").read_text()) for d in (base, low))
+    a, b = (json.loads((d / "run.json").read_text()) for d in (base, low))
     set_mhz = b["clocks"]["locks"][0]["sm_mhz"]
     assert set_mhz in dev.supported_graphics_clocks() and abs(set_mhz - 1000) <= 7
     assert b["clocks"]["locks"][0]["method"] == "locked" and b["clocks"]["within_tolerance"] is True
@@ -225,13 +245,16 @@ def test_a_run_at_a_locked_clock_measures_what_the_clock_costs(nvml_gpu, tmp_pat
     truth = fake.dvfs_factor(set_mhz, 1980)
     assert b["energy_j"] / b["measured_s"] == pytest.approx(truth * 300.0, rel=0.03)
     assert a["energy_j"] / a["measured_s"] == pytest.approx(300.0, rel=0.03)
-    assert dev.locked_gpu_clocks_mhz is None and not list((tmp_path / "clocks").glob("*.json"))   # given back
+    assert dev.locked_gpu_clocks_mhz is None and not list((tmp_path / "clocks").glob("*.json"))  # given back
 
 
 def _plan(tmp_path: Path, **clock):
     path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump({"profiles": {"default": {"runs_dir": "runs", "defaults": {**RUN, **clock},
-                                                              "grid": {"seed": [1, 2]}}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"profiles": {"default": {"runs_dir": "runs", "defaults": {**RUN, **clock}, "grid": {"seed": [1, 2]}}}}
+        )
+    )
     return load_params(path)
 
 
@@ -243,14 +266,16 @@ def test_a_missing_permission_stops_the_plan_before_any_model_loads(nvml_gpu, tm
     with pytest.raises(clocks.ClockPermissionError) as err:
         runner.measure_plan(plan, progress=False)
     msg = str(err.value)
-    assert msg.startswith(f"{plan.path}: profiles.default: run {plan.specs[0].run_id}") or \
-        msg.startswith(f"{plan.path}: profiles.default: run {plan.specs[1].run_id}")
+    assert msg.startswith(f"{plan.path}: profiles.default: run {plan.specs[0].run_id}") or msg.startswith(
+        f"{plan.path}: profiles.default: run {plan.specs[1].run_id}"
+    )
     assert "CAP_SYS_ADMIN" in msg and "nvidia-smi -lgc" in msg and msg.count("\n") == 0
-    with pytest.raises(clocks.ClockPermissionError):          # one run alone: the same, before its model
+    with pytest.raises(clocks.ClockPermissionError):  # one run alone: the same, before its model
         runner.execute(plan.specs[0], plan.runs_dir, progress=False)
     assert not list(Path(plan.runs_dir).glob("*/run.json"))
 
 
+@pytest.mark.heavy
 def test_a_frequency_grid_measured_end_to_end_gives_table_xi(nvml_gpu, tmp_path, tiny_backend):
     """A grid over three clocks is an ordinary grid: each run locks its clock, and Table XI from the
     measured runs finds the toy model's saving (the CPU's time does not depend on the fake clock, so
@@ -273,7 +298,7 @@ def test_a_frequency_grid_measured_end_to_end_gives_table_xi(nvml_gpu, tmp_path,
     assert sorted(data.runs.sm_clock_set_mhz) == [600, 1200, 1980]
     power = (data.runs.energy_j / data.runs.measured_s).groupby(data.runs.sm_clock_set_mhz).first()
     factor = fake.dvfs_factor(600, 1980)
-    assert power[600] / power[1980] == pytest.approx(factor, rel=0.03)        # exact: the power ratio
+    assert power[600] / power[1980] == pytest.approx(factor, rel=0.03)  # exact: the power ratio
     (row,) = dvfs.savings(data, low=600).to_dict("records")
     # every query is paired, so the saving is the runs' energy ratio: the power factor times the ratio of
     # the time each run measured (the CPU's own speed, which the fake clock does not change)

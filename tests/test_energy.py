@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import resource
 import subprocess
@@ -9,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import fake_pynvml
 import numpy as np
 import pytest
 
-import fake_pynvml
 from ttclib import energy
 from ttclib.energy import (
     TRACE_COLUMNS,
@@ -24,7 +25,6 @@ from ttclib.energy import (
     available_meters,
     select_meter,
 )
-
 
 
 @pytest.fixture
@@ -73,11 +73,13 @@ def test_nvml_without_counter_integrates_power(fake_nvml):
 
 
 def test_nvml_two_gpus_summed_and_mixed_methods(fake_nvml):
-    fake_nvml.setup([
-        fake_nvml.FakeGPU(power_w=100.0),
-        fake_nvml.FakeGPU(power_w=300.0, name="NVIDIA H100 80GB HBM3"),
-        fake_nvml.FakeGPU(power_w=50.0, energy_counter=False, name="Tesla P100"),
-    ])
+    fake_nvml.setup(
+        [
+            fake_nvml.FakeGPU(power_w=100.0),
+            fake_nvml.FakeGPU(power_w=300.0, name="NVIDIA H100 80GB HBM3"),
+            fake_nvml.FakeGPU(power_w=50.0, energy_counter=False, name="Tesla P100"),
+        ]
+    )
     with NvmlMeter(gpus=[0, 1], sample_interval_s=0.05, counter_probe_s=0) as meter:
         m = _window(meter, 0.5)
     assert set(m.energy_j) == {"gpu0", "gpu1"}
@@ -117,6 +119,7 @@ def test_nvml_counter_update_period_measured(fake_nvml):
     assert period == pytest.approx(0.05, abs=0.005)
 
 
+@pytest.mark.heavy
 def test_idle_baseline_waits_until_power_settles(fake_nvml):
     """Clocks stay high for a while after warm-up: 300 W for 1.2 s, then 60 W. The baseline is
     taken only once three sub-window means agree, so it is 60 W, not a mix."""
@@ -139,8 +142,9 @@ def test_idle_baseline_waits_until_power_settles(fake_nvml):
     assert plain.net_j == plain.total_j == 5.0
 
 
+@pytest.mark.heavy
 def test_idle_baseline_gives_up_on_unsettled_power(fake_nvml):
-    steps = [(k * 0.05, 100.0 + 5.0 * k) for k in range(200)]      # a ramp of 100 W/s never settles
+    steps = [(k * 0.05, 100.0 + 5.0 * k) for k in range(200)]  # a ramp of 100 W/s never settles
     fake_nvml.setup([fake_nvml.FakeGPU(power_w=steps, update_period_s=0.01)])
     with NvmlMeter(counter_probe_s=0) as meter:
         meter.measure_idle(0.5, settle_timeout_s=1.6)
@@ -148,12 +152,19 @@ def test_idle_baseline_gives_up_on_unsettled_power(fake_nvml):
 
 
 def test_trace_columns_clocks_and_not_supported(fake_nvml):
-    fake_nvml.setup([
-        fake_nvml.FakeGPU(power_w=150.0, sm_clock_mhz=1980, mem_clock_mhz=2619, temp_c=61, noise_w=1.0),
-        fake_nvml.FakeGPU(power_w=80.0, unsupported={"nvmlDeviceGetTemperature",
-                                                   "nvmlDeviceGetUtilizationRates",
-                                                   "nvmlDeviceGetCurrentClocksEventReasons"}),
-    ])
+    fake_nvml.setup(
+        [
+            fake_nvml.FakeGPU(power_w=150.0, sm_clock_mhz=1980, mem_clock_mhz=2619, temp_c=61, noise_w=1.0),
+            fake_nvml.FakeGPU(
+                power_w=80.0,
+                unsupported={
+                    "nvmlDeviceGetTemperature",
+                    "nvmlDeviceGetUtilizationRates",
+                    "nvmlDeviceGetCurrentClocksEventReasons",
+                },
+            ),
+        ]
+    )
     with NvmlMeter(sample_interval_s=0.02, counter_probe_s=0, slow_every=1) as meter:
         meter.start_sampling()
         meter.start_sampling()  # idempotent
@@ -168,7 +179,7 @@ def test_trace_columns_clocks_and_not_supported(fake_nvml):
     assert tuple(df.columns) == TRACE_COLUMNS
     assert str(df["throttle_reasons"].dtype) == "int64"
     g0, g1 = df[df.device == "gpu0"], df[df.device == "gpu1"]
-    assert len(g0) >= 8 and len(g1) == len(g0)            # counters move every sweep: no repeats
+    assert len(g0) >= 8 and len(g1) == len(g0)  # counters move every sweep: no repeats
     assert (g0.sm_clock_mhz == 1980).all() and (g0.mem_clock_mhz == 2619).all()
     assert (g0.temp_c == 61).all() and (g0.util_pct == 87).all() and (g0.mem_util_pct == 41).all()
     assert (abs(g0.power_w - 150.0) < 6).all() and (g0.throttle_reasons == 4).all()
@@ -271,8 +282,7 @@ def test_estimate_busy_loop_and_children():
         meter.begin_window("w")
         _busy(0.3)
         subprocess.run(
-            [sys.executable, "-c",
-             "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass"],
+            [sys.executable, "-c", "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass"],
             check=True,
         )
         m = meter.end_window("w")
@@ -385,8 +395,9 @@ def test_attribute_edge_cases():
 def test_checkpoints_tile_the_outer_window(fake_nvml):
     """Segments closed by checkpoint() sum to one window over the whole run, to within one
     counter quantum per segment, however much time the caller spends between them."""
-    fake_nvml.setup([fake_nvml.FakeGPU(power_w=[(k * 0.07, 100.0 + 37 * (k % 5)) for k in range(40)],
-                                       update_period_s=0.02)])
+    fake_nvml.setup(
+        [fake_nvml.FakeGPU(power_w=[(k * 0.07, 100.0 + 37 * (k % 5)) for k in range(40)], update_period_s=0.02)]
+    )
     with NvmlMeter(counter_probe_s=0) as meter:
         meter.begin_window("run")
         meter.begin_window("segment")
@@ -394,10 +405,10 @@ def test_checkpoints_tile_the_outer_window(fake_nvml):
         for k in range(8):
             time.sleep(0.05 + 0.03 * (k % 3))
             segments.append(meter.checkpoint("segment"))
-            time.sleep(0.04)            # "writing files": still inside the next segment
+            time.sleep(0.04)  # "writing files": still inside the next segment
         segments.append(meter.end_window("segment"))
         run = meter.end_window("run")
-    for a, b in zip(segments, segments[1:]):
+    for a, b in itertools.pairwise(segments):
         assert b.start_s == a.end_s
     assert sum(s.time_s for s in segments) == pytest.approx(run.time_s, abs=0.01)
     quantum_j = 0.02 * 285.0
@@ -423,7 +434,7 @@ def test_persistent_counter_error_integrates_power_and_flags(fake_nvml, caplog):
         meter.start_sampling()
         meter.begin_window("w")
         time.sleep(0.5)
-        fake_nvml.fail_next("nvmlDeviceGetTotalEnergyConsumption", n=100)   # the sampler takes some too
+        fake_nvml.fail_next("nvmlDeviceGetTotalEnergyConsumption", n=100)  # the sampler takes some too
         m = meter.end_window("w")
     assert m.methods == {"gpu0": "power_integration"} and m.flags == ("counter_error",)
     assert m.total_j == pytest.approx(150.0 * m.time_s, rel=0.03)
@@ -458,8 +469,9 @@ def test_hopper_power_is_read_from_the_instant_field(fake_nvml):
 
 
 def test_hopper_without_instant_field_reports_averaged_usage(fake_nvml):
-    hopper = fake_nvml.FakeGPU(profile="hopper", power_w=[(0.0, 100.0), (0.2, 400.0)],
-                               unsupported_fields={fake_nvml.NVML_FI_DEV_POWER_INSTANT})
+    hopper = fake_nvml.FakeGPU(
+        profile="hopper", power_w=[(0.0, 100.0), (0.2, 400.0)], unsupported_fields={fake_nvml.NVML_FI_DEV_POWER_INSTANT}
+    )
     fake_nvml.setup([hopper])
     with NvmlMeter(counter_probe_s=0, sample_interval_s=0.02) as meter:
         meter.start_sampling()
@@ -468,29 +480,40 @@ def test_hopper_without_instant_field_reports_averaged_usage(fake_nvml):
         dev = meter.describe()["devices"][0]
         tr = meter.trace()
     assert dev["power_source"] == "power_usage"
-    assert dev["power_averaged"] is True                   # Hopper: a 1 s average, by architecture
-    assert tr.power_w.iloc[-1] < 300.0                     # the 1 s average lags the step
+    assert dev["power_averaged"] is True  # Hopper: a 1 s average, by architecture
+    assert tr.power_w.iloc[-1] < 300.0  # the 1 s average lags the step
     with pytest.raises(RuntimeError, match="POWER_INSTANT is not available"):
         NvmlMeter(counter_probe_s=0, power_source="instant")
 
 
 def test_meter_scoped_by_uuid_and_mig(fake_nvml, monkeypatch):
-    fake_nvml.setup([fake_nvml.FakeGPU(power_w=100.0), fake_nvml.FakeGPU(power_w=300.0, mig_devices=2),
-                     fake_nvml.FakeGPU(power_w=50.0)])
+    fake_nvml.setup(
+        [
+            fake_nvml.FakeGPU(power_w=100.0),
+            fake_nvml.FakeGPU(power_w=300.0, mig_devices=2),
+            fake_nvml.FakeGPU(power_w=50.0),
+        ]
+    )
     uuid2 = fake_nvml._GPUS[2].uuid
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{uuid2[:14]},0")      # a unique UUID prefix, then an index
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{uuid2[:14]},0")  # a unique UUID prefix, then an index
     with NvmlMeter(gpus=[0], counter_probe_s=0, scope="device cuda:0") as meter:
         d = meter.describe()
         m = _window(meter, 0.2)
     assert d["devices"][0]["nvml_index"] == 2 and d["devices"][0]["uuid"] == uuid2
     assert d["scope"] == "device cuda:0" and m.mean_power_w == pytest.approx(50.0, rel=0.2)
 
-    mig = fake_nvml.nvmlDeviceGetUUID(fake_nvml.nvmlDeviceGetMigDeviceHandleByIndex(
-        fake_nvml.nvmlDeviceGetHandleByIndex(1), 0)) if fake_nvml._initialized else None
+    mig = (
+        fake_nvml.nvmlDeviceGetUUID(
+            fake_nvml.nvmlDeviceGetMigDeviceHandleByIndex(fake_nvml.nvmlDeviceGetHandleByIndex(1), 0)
+        )
+        if fake_nvml._initialized
+        else None
+    )
     if mig is None:
         fake_nvml.nvmlInit()
-        mig = fake_nvml.nvmlDeviceGetUUID(fake_nvml.nvmlDeviceGetMigDeviceHandleByIndex(
-            fake_nvml.nvmlDeviceGetHandleByIndex(1), 0))
+        mig = fake_nvml.nvmlDeviceGetUUID(
+            fake_nvml.nvmlDeviceGetMigDeviceHandleByIndex(fake_nvml.nvmlDeviceGetHandleByIndex(1), 0)
+        )
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", str(mig if isinstance(mig, str) else mig.decode()))
     with NvmlMeter(counter_probe_s=0) as meter:
         dev = meter.describe()["devices"][0]
@@ -504,7 +527,10 @@ def test_meter_scoped_by_uuid_and_mig(fake_nvml, monkeypatch):
 
 
 def test_gpus_for_device():
-    assert energy.gpus_for_device("cuda:1", tp_size=2) == ([1, 2], "device cuda:1, tp_size 2 x dp_size 1 -> CUDA GPUs 1, 2")
+    assert energy.gpus_for_device("cuda:1", tp_size=2) == (
+        [1, 2],
+        "device cuda:1, tp_size 2 x dp_size 1 -> CUDA GPUs 1, 2",
+    )
     assert energy.gpus_for_device("cuda", dp_size=2)[0] == [0, 1]
     with pytest.raises(ValueError, match="expected cpu, cuda or cuda:N"):
         energy.gpus_for_device("tpu:0")
@@ -522,7 +548,7 @@ def test_trace_drops_repeated_readings_but_keeps_edges(fake_nvml):
     assert d["sampler"]["duplicates_dropped"] > 20 and len(tr) <= 4
     assert sorted(set(tr.power_w)) == [100.0, 300.0]
     last100 = tr[tr.power_w == 100.0].t.max()
-    assert last100 > fake_nvml._GPUS[0].t0 + 0.2           # the edge before the step survived
+    assert last100 > fake_nvml._GPUS[0].t0 + 0.2  # the edge before the step survived
 
 
 def test_meter_registry():

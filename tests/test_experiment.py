@@ -1,6 +1,8 @@
 """A run end to end on the tiny random model: files, energy accounting, caching, resume."""
+
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -18,8 +20,19 @@ from ttclib.rundir import run_dir
 from ttclib.runner import execute
 from ttclib.spec import RunSpec
 
-SPEC = dict(model="random:tiny-qwen2", strategy="mv", samples=2, per_level=2, max_new_tokens=6,
-            batch_size=4, idle_s=0.3, sample_interval_s=0.05, ignore_eos=True)
+pytestmark = pytest.mark.heavy  # make test-fast leaves this module out
+
+SPEC = dict(
+    model="random:tiny-qwen2",
+    strategy="mv",
+    samples=2,
+    per_level=2,
+    max_new_tokens=6,
+    batch_size=4,
+    idle_s=0.3,
+    sample_interval_s=0.05,
+    ignore_eos=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +44,13 @@ def finished(tmp_path_factory, tiny_backend):
 
 def test_run_directory_layout(finished):
     spec, d = finished
-    assert d.name == spec.run_id and {p.name for p in d.iterdir()} == {"run.json", "queries.parquet", "power.parquet", "spec.json",
-                                                             "manifest.json"}
+    assert d.name == spec.run_id and {p.name for p in d.iterdir()} == {
+        "run.json",
+        "queries.parquet",
+        "power.parquet",
+        "spec.json",
+        "manifest.json",
+    }
     info = json.loads((d / "run.json").read_text())
     assert info["spec"] == spec.model_dump() and info["meter_name"] == "estimate"
     assert info["meter"]["method"] == "cpu_time_x_tdp" and info["meter"]["idle_power_w"] is not None
@@ -69,8 +87,9 @@ def test_run_records_attribution_and_steady_state(finished):
     assert info["energy_per_output_token_j"] == pytest.approx(info["energy_j"] / info["completion_tokens"])
     assert set(info["steady_state"]) == {"j_per_token", "energy_j", "time_s", "tokens", "batch_size"}
     segments = [w["segment"] for w in info["windows"]]
-    assert segments == sorted(segments) and all(b["start_s"] == a["start_s"] + a["time_s"]
-                                                for a, b in zip(info["windows"], info["windows"][1:]))
+    assert segments == sorted(segments) and all(
+        b["start_s"] == a["start_s"] + a["time_s"] for a, b in itertools.pairwise(info["windows"])
+    )
 
 
 def test_load_runs_tables(finished):
@@ -121,20 +140,22 @@ def test_crashed_run_resumes_without_losing_queries(tmp_path, tiny_backend):
     kept = q.merge(first[["query_id", "sample", "t_start"]], on=["query_id", "sample"], suffixes=("", "_0"))
     assert len(kept) == 6 and (kept.t_start == kept.t_start_0).all() and (kept.energy_j > 0).all()
     info = json.loads((d / "run.json").read_text())
-    assert {0, 1} <= {w["segment"] for w in info["windows"]}        # the first session's windows count
+    assert {0, 1} <= {w["segment"] for w in info["windows"]}  # the first session's windows count
     assert info["resumed"] is True and q.energy_j.sum() == pytest.approx(info["energy_j"])
 
 
 def _slow_run_params(tmp_path):
     """A params file whose single run takes many small batches, and where its checkpoints appear."""
     params = tmp_path / "p.yaml"
-    params.write_text(textwrap.dedent("""
+    params.write_text(
+        textwrap.dedent("""
         profiles:
           default:
             runs_dir: runs
             defaults: {model: "random:tiny-qwen2", strategy: base, per_level: 8, batch_size: 2,
                        max_new_tokens: 48, ignore_eos: true, idle_s: 0, warmup: false}
-    """))
+    """)
+    )
     spec = load_params(params).specs[0]
     return params, spec, tmp_path / "runs" / f"{spec.run_id}.partial" / "segments"
 
@@ -164,8 +185,11 @@ def test_killed_process_resumes(tmp_path):
 
 def test_sigterm_stops_cleanly(tmp_path):
     params, spec, seg_dir = _slow_run_params(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while not _segments(seg_dir) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -180,7 +204,7 @@ def test_budget_fixes_the_cot_prompt_across_lengths(tiny_backend, tmp_path):
     cot = dict(model="random:tiny-qwen2", strategy="cot", per_level=1, max_new_tokens=12)
     assert RunSpec(**cot).run_id == RunSpec(**cot, budget=12).run_id
     assert RunSpec(**cot).run_id != RunSpec(**cot, budget=40).run_id
-    base = {**cot, "strategy": "base"}                    # no budget in Base's prompt: same run
+    base = {**cot, "strategy": "base"}  # no budget in Base's prompt: same run
     assert RunSpec(**base).run_id == RunSpec(**base, budget=40).run_id
     from ttclib.runner import _Execution
 
@@ -199,13 +223,25 @@ def test_full_run_under_nvml_meter(tmp_path, tiny_backend, monkeypatch):
     fake = fake_pynvml.load()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    fake.setup([fake.FakeGPU(profile="hopper", power_w=300.0, update_period_s=0.01, noise_w=2.0,
-                             call_latency_s=0.0002, transient_errors={"nvmlDeviceGetTotalEnergyConsumption": 1})])
+    fake.setup(
+        [
+            fake.FakeGPU(
+                profile="hopper",
+                power_w=300.0,
+                update_period_s=0.01,
+                noise_w=2.0,
+                call_latency_s=0.0002,
+                transient_errors={"nvmlDeviceGetTotalEnergyConsumption": 1},
+            )
+        ]
+    )
     spec = RunSpec(**{**SPEC, "meter": "nvml", "seed": 3, "sample_interval_s": None, "idle_s": 0.5})
     d = execute(spec, tmp_path, progress=False, backend=tiny_backend)
     info = json.loads((d / "run.json").read_text())
     dev = info["measured_devices"]["devices"][0]
-    assert info["meter_name"] == "nvml" and dev["power_source"] == "field_power_instant" and dev["power_averaged"] is False
+    assert (
+        info["meter_name"] == "nvml" and dev["power_source"] == "field_power_instant" and dev["power_averaged"] is False
+    )
     assert dev["uuid"].startswith("GPU-") and "CPU run" in info["measured_devices"]["scope"]
     assert info["measured_devices"]["counter_update_period_s"] == pytest.approx(0.01, abs=0.003)
     assert info["meter"]["idle"]["settled"] and info["meter"]["idle"]["power_w"] == pytest.approx(300.0, rel=0.02)
@@ -214,5 +250,5 @@ def test_full_run_under_nvml_meter(tmp_path, tiny_backend, monkeypatch):
     assert q.energy_j.sum() == pytest.approx(info["energy_j"], rel=1e-9)
     batches = q.groupby(["t_start", "t_end"]).energy_j
     assert sorted(batches.size().tolist()) == [2, 2, 4, 4]
-    assert (batches.max() - batches.min()).max() <= 1e-9 * q.energy_j.max()      # equal within a batch
+    assert (batches.max() - batches.min()).max() <= 1e-9 * q.energy_j.max()  # equal within a batch
     assert info["flags"].get("short_window", 0) >= 0 and "counter_error" not in info["flags"]

@@ -13,9 +13,8 @@ import sys
 import threading
 import time
 
-import pytest
-
 import fake_pynvml
+import pytest
 
 T0 = 1_000_000.0  # unix time of setup() under the manual clock
 
@@ -54,8 +53,10 @@ def _start(nv, gpus, **kwargs):
 def _fields(nv, handle, ids):
     """``[(nvmlReturn, valueType, value), ...]`` with the value read by its type."""
     member = {nv.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal", nv.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal"}
-    return [(v.nvmlReturn, v.valueType, getattr(v.value, member[v.valueType]) if v.nvmlReturn == 0 else None)
-            for v in nv.nvmlDeviceGetFieldValues(handle, ids)]
+    return [
+        (v.nvmlReturn, v.valueType, getattr(v.value, member[v.valueType]) if v.nvmlReturn == 0 else None)
+        for v in nv.nvmlDeviceGetFieldValues(handle, ids)
+    ]
 
 
 # ---- fidelity to the real pynvml -------------------------------------------------------
@@ -78,8 +79,11 @@ def real():
 
 
 def _public_ints(mod):
-    return {k: v for k, v in vars(mod).items()
-            if (k.startswith("NVML_") or k.startswith("nvml")) and isinstance(v, int) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in vars(mod).items()
+        if (k.startswith("NVML_") or k.startswith("nvml")) and isinstance(v, int) and not isinstance(v, bool)
+    }
 
 
 def _layout(ctype):
@@ -101,8 +105,7 @@ def test_constants_signatures_structs_and_errors_match_real(nv, real):
         fake_params = list(inspect.signature(fn).parameters.values())
         assert [(p.name, p.default) for p in fake_params] == [(p.name, p.default) for p in real_params], name
 
-    for struct in ("c_nvmlFieldValue_t", "c_nvmlValue_t", "c_nvmlMemory_t", "c_nvmlMemory_v2_t",
-                   "c_nvmlUtilization_t"):
+    for struct in ("c_nvmlFieldValue_t", "c_nvmlValue_t", "c_nvmlMemory_t", "c_nvmlMemory_v2_t", "c_nvmlUtilization_t"):
         assert _layout(getattr(nv, struct)) == _layout(getattr(real, struct)), struct
 
     codes = [v for k, v in consts.items() if k.startswith("NVML_ERROR_")]
@@ -138,10 +141,20 @@ def test_error_hierarchy_and_uninitialized(nv):
 
 def test_profile_defaults(nv):
     a, h = nv.FakeGPU(), nv.FakeGPU(profile="hopper")
-    assert (a.profile, a.name, a.sm_clock_mhz, a.mem_clock_mhz, a.power_limit_w) == \
-        ("ampere", "NVIDIA A100-SXM4-80GB", 1410, 1593, 400.0)
-    assert (h.name, h.sm_clock_mhz, h.max_sm_clock_mhz, h.mem_clock_mhz, h.power_limit_w) == \
-        ("NVIDIA H100 80GB HBM3", 1980, 1980, 2619, 700.0)
+    assert (a.profile, a.name, a.sm_clock_mhz, a.mem_clock_mhz, a.power_limit_w) == (
+        "ampere",
+        "NVIDIA A100-SXM4-80GB",
+        1410,
+        1593,
+        400.0,
+    )
+    assert (h.name, h.sm_clock_mhz, h.max_sm_clock_mhz, h.mem_clock_mhz, h.power_limit_w) == (
+        "NVIDIA H100 80GB HBM3",
+        1980,
+        1980,
+        2619,
+        700.0,
+    )
     assert nv.FakeGPU(profile="hopper", name="NVIDIA H100 PCIe").name == "NVIDIA H100 PCIe"
     with pytest.raises(ValueError, match="Unknown profile 'volta'"):
         nv.FakeGPU(profile="volta")
@@ -154,8 +167,15 @@ def test_hopper_power_usage_is_the_one_second_trailing_average(nv, clock):
     (h,) = _start(nv, [gpu], clock=clock)
     instant, average = nv.NVML_FI_DEV_POWER_INSTANT, nv.NVML_FI_DEV_POWER_AVERAGE
     # window [t-1, t]: 100 W before the step at 0.5 s, 300 W after it
-    for dt, usage_w, instant_w in [(0.25, 100, 100), (0.5, 100, 300), (0.75, 150, 300),
-                                   (1.0, 200, 300), (1.25, 250, 300), (1.5, 300, 300), (3.0, 300, 300)]:
+    for dt, usage_w, instant_w in [
+        (0.25, 100, 100),
+        (0.5, 100, 300),
+        (0.75, 150, 300),
+        (1.0, 200, 300),
+        (1.25, 250, 300),
+        (1.5, 300, 300),
+        (3.0, 300, 300),
+    ]:
         clock.at(dt)
         assert nv.nvmlDeviceGetPowerUsage(h) == 1000 * usage_w, dt
         assert gpu.average_power(clock()) == pytest.approx(usage_w)
@@ -166,13 +186,22 @@ def test_hopper_power_usage_is_the_one_second_trailing_average(nv, clock):
 
 
 def test_ampere_power_usage_is_instantaneous_and_field_values(nv, clock):
-    gpus = [nv.FakeGPU(power_w=[(0.0, 100.0), (0.5, 300.0)], update_period_s=0.1),
-            nv.FakeGPU(unsupported_fields={nv.NVML_FI_DEV_POWER_INSTANT}, energy_counter=False)]
+    gpus = [
+        nv.FakeGPU(power_w=[(0.0, 100.0), (0.5, 300.0)], update_period_s=0.1),
+        nv.FakeGPU(unsupported_fields={nv.NVML_FI_DEV_POWER_INSTANT}, energy_counter=False),
+    ]
     h0, h1 = _start(nv, gpus, clock=clock)
     clock.at(0.75)
     assert nv.nvmlDeviceGetPowerUsage(h0) == 300_000
-    ids = [nv.NVML_FI_DEV_POWER_INSTANT, nv.NVML_FI_DEV_POWER_AVERAGE, nv.NVML_FI_DEV_ENERGY,
-           nv.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION, (nv.NVML_FI_DEV_POWER_INSTANT, 1), 1, nv.NVML_FI_MAX]
+    ids = [
+        nv.NVML_FI_DEV_POWER_INSTANT,
+        nv.NVML_FI_DEV_POWER_AVERAGE,
+        nv.NVML_FI_DEV_ENERGY,
+        nv.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION,
+        (nv.NVML_FI_DEV_POWER_INSTANT, 1),
+        1,
+        nv.NVML_FI_MAX,
+    ]
     counter = gpus[0].initial_energy_mj + 100 * 500 + 300 * 200  # 0.5 s at 100 W + 0.2 s at 300 W
     ok, uint, ull = nv.NVML_SUCCESS, nv.NVML_VALUE_TYPE_UNSIGNED_INT, nv.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
     unsupported, invalid = nv.NVML_ERROR_NOT_SUPPORTED, nv.NVML_ERROR_INVALID_ARGUMENT
@@ -202,7 +231,7 @@ def test_counter_is_the_exact_integral_quantised_to_the_update_period(nv, clock)
     for dt, ticks in [(0.05, 0), (0.15, 1), (0.199, 1), (0.25, 2), (0.999, 9), (1.05, 10)]:
         clock.at(dt)
         assert nv.nvmlDeviceGetTotalEnergyConsumption(h) == gpu.initial_energy_mj + ticks * 20_000, dt
-    (r, _, value), = _fields(nv, h, [nv.NVML_FI_DEV_ENERGY])
+    ((r, _, value),) = _fields(nv, h, [nv.NVML_FI_DEV_ENERGY])
     assert r == 0 and value == gpu.initial_energy_mj + 10 * 20_000  # the field is the counter too
     nv.setup([nv.FakeGPU(energy_counter=False)])
     nv.nvmlInit()
@@ -227,7 +256,7 @@ def test_noise_is_seeded_gaussian_on_power_readings_only(nv, clock):
     mean = sum(readings) / len(readings)
     sd = (sum((r - mean) ** 2 for r in readings) / len(readings)) ** 0.5
     assert mean == pytest.approx(200.0, abs=0.5) and sd == pytest.approx(5.0, rel=0.08)
-    (r, _, inst), = _fields(nv, h, [nv.NVML_FI_DEV_POWER_INSTANT])
+    ((r, _, inst),) = _fields(nv, h, [nv.NVML_FI_DEV_POWER_INSTANT])
     assert r == 0 and inst != 200_000  # the field is noisy too
     assert min(nv.nvmlDeviceGetPowerUsage(low) for _ in range(200)) == 0  # clipped, never negative
     clock.at(0.5)
@@ -358,8 +387,9 @@ def test_mig_devices(nv, clock):
     for fn in (nv.nvmlDeviceGetTotalEnergyConsumption, nv.nvmlDeviceGetPowerUsage, nv.nvmlDeviceGetMigMode):
         with pytest.raises(nv.NVMLError_NotSupported):
             fn(migs[0])
-    assert [r for r, *_ in _fields(nv, migs[0], [nv.NVML_FI_DEV_POWER_INSTANT, nv.NVML_FI_DEV_ENERGY])] == \
-        [nv.NVML_ERROR_NOT_SUPPORTED] * 2
+    assert [r for r, *_ in _fields(nv, migs[0], [nv.NVML_FI_DEV_POWER_INSTANT, nv.NVML_FI_DEV_ENERGY])] == [
+        nv.NVML_ERROR_NOT_SUPPORTED
+    ] * 2
     with pytest.raises(nv.NVMLError_NotSupported):
         nv.nvmlDeviceGetUtilizationRates(parent)
     clock.at(1.0)
@@ -404,10 +434,12 @@ def test_clocks_and_locks(nv):
     nv.nvmlDeviceResetMemoryLockedClocks(h)
     assert gpus[0].locked_mem_clocks_mhz is None
 
-    for fn, args in [(nv.nvmlDeviceSetGpuLockedClocks, (1005, 1005)),
-                     (nv.nvmlDeviceResetGpuLockedClocks, ()),
-                     (nv.nvmlDeviceSetMemoryLockedClocks, (1593, 1593)),
-                     (nv.nvmlDeviceResetMemoryLockedClocks, ())]:
+    for fn, args in [
+        (nv.nvmlDeviceSetGpuLockedClocks, (1005, 1005)),
+        (nv.nvmlDeviceResetGpuLockedClocks, ()),
+        (nv.nvmlDeviceSetMemoryLockedClocks, (1593, 1593)),
+        (nv.nvmlDeviceResetMemoryLockedClocks, ()),
+    ]:
         with pytest.raises(nv.NVMLError_NoPermission, match="Insufficient Permissions"):
             fn(denied, *args)
     assert gpus[1].locked_gpu_clocks_mhz is None and nv.nvmlDeviceGetClockInfo(denied, nv.NVML_CLOCK_SM) == 1410

@@ -1,6 +1,7 @@
-"""Paper 002's query features and the analyses on them (ttclib.features) with known answers: the pinned
+"""Maliakel et al. [002]'s query features and the analyses on them (ttclib.features) with known answers: the pinned
 spaCy NER model on a fixed sentence, entropy in bits, the Table VI ablation on a separable and on an
 independent label, scaling patterns and the Table X rule on constructed tables."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,12 @@ def test_entropy_in_bits():
 def test_entity_density_with_the_pinned_model():
     """Four entities of the paper's types in twelve tokens (the period is a token), from en_core_web_sm 3.8.0."""
     doc = ft.nlp()("Barack Obama visited Paris and met executives of Google in France.")
-    assert sorted((e.text, e.label_) for e in doc.ents) == [("Barack Obama", "PERSON"), ("France", "GPE"),
-                                                            ("Google", "ORG"), ("Paris", "GPE")]
+    assert sorted((e.text, e.label_) for e in doc.ents) == [
+        ("Barack Obama", "PERSON"),
+        ("France", "GPE"),
+        ("Google", "ORG"),
+        ("Paris", "GPE"),
+    ]
     assert ft.entity_density(doc) == pytest.approx(4 / 12)
     assert ft.nlp().meta["version"] == "3.8.0"
     # a date and a number are entities, but not of the paper's types
@@ -32,8 +37,10 @@ def test_causal_questions_and_markers_as_people_write_them():
     assert ft.causal_question_score("How do vaccines work?") == 1.0
     assert ft.causal_question_score("Who wrote Hamlet? When was it written?") == 0.0
     assert ft.causal_question_score("Passage about rivers.\n\nQuestion: why do rivers meander?") == 1.0
-    assert ft.causal_question_score("is the sky blue") == 0.0        # BoolQ's questions have no '?'
-    assert ft.reasoning_complexity("The bridge closed because of ice, therefore traffic slowed.") == pytest.approx(2 / 9)
+    assert ft.causal_question_score("is the sky blue") == 0.0  # BoolQ's questions have no '?'
+    assert ft.reasoning_complexity("The bridge closed because of ice, therefore traffic slowed.") == pytest.approx(
+        2 / 9
+    )
 
 
 def test_features_table_uses_the_models_tokens(tiny_backend):
@@ -78,10 +85,20 @@ def test_correlation_interval_covers_the_truth():
 
 def test_patterns_and_the_rule_on_constructed_tables():
     correct = pd.DataFrame({"1B": [1, 0, 0, 1, 0, 0], "8B": [1, 0, 1, 0, 0, 1], "32B": [1, 0, 1, 1, 1, 0]})
-    assert ft.scaling_patterns(correct).value_counts().to_dict() == {"Always Easy": 1, "Always Hard": 1,
-                                                                     "Scaling Helps": 2, "Inconsistent": 2}
-    t = pd.DataFrame({"model": ["m"] * 6, "entity_density": [0.1, 0.1, 0.1, 0.3, 0.1, 0.5],
-                      "causal_question_score": [0, 0, 0, 0, 1, 0], "quality": [0.9, 0.8, 0.7, 0.2, 0.3, 0.1]})
+    assert ft.scaling_patterns(correct).value_counts().to_dict() == {
+        "Always Easy": 1,
+        "Always Hard": 1,
+        "Scaling Helps": 2,
+        "Inconsistent": 2,
+    }
+    t = pd.DataFrame(
+        {
+            "model": ["m"] * 6,
+            "entity_density": [0.1, 0.1, 0.1, 0.3, 0.1, 0.5],
+            "causal_question_score": [0, 0, 0, 0, 1, 0],
+            "quality": [0.9, 0.8, 0.7, 0.2, 0.3, 0.1],
+        }
+    )
     assert ft.rule_easy(t).tolist() == [True, True, True, False, False, False]
     (row,) = ft.rule_gap(t, "quality").to_dict("records")
     assert row["easy"] == pytest.approx(0.8) and row["hard"] == pytest.approx(0.2) and row["gap"] == pytest.approx(0.6)
@@ -91,22 +108,24 @@ def test_patterns_and_the_rule_on_constructed_tables():
 def test_the_papers_section_v_checked_against_its_tables():
     text = " ".join(ft.paper_inconsistencies())
     assert "causal_question_score's correlation with quality 'typically' in [-0.25, -0.15]" in text
-    assert "-0.18 to -0.13" in text and "entity_density" not in text        # entity's range matches its table
+    assert "-0.18 to -0.13" in text and "entity_density" not in text  # entity's range matches its table
     assert "token entropy's correlation with quality in Table VIII is +0.11 to +0.33" in text
-    assert "Table X: the average" not in text                                # its averages follow from its rows
+    assert "Table X: the average" not in text  # its averages follow from its rows
     assert "Table I gives BoolQ 100 input tokens on average, Table II 102.9" in text
-    assert "Table I gives TruthfulQA" not in text and "26.8x" not in text    # 13 vs 12.6 and 26.8x: rounding
+    assert "Table I gives TruthfulQA" not in text and "26.8x" not in text  # 13 vs 12.6 and 26.8x: rounding
     assert "800 queries" in text and "median" in text
 
 
 # --- the workload of a study -----------------------------------------------------------------------
 
-TEXTS = {"d/0": "Barack Obama visited Paris and met executives of Google in France.",
-         "d/1": "Why do rivers meander? Explain the process.",
-         "d/2": "Add two and three.",
-         "d/3": "Which number is larger, four or five?",
-         "e/0": "Name a colour.",
-         "e/1": "How does a lever lift a heavy stone?"}
+TEXTS = {
+    "d/0": "Barack Obama visited Paris and met executives of Google in France.",
+    "d/1": "Why do rivers meander? Explain the process.",
+    "d/2": "Add two and three.",
+    "d/3": "Which number is larger, four or five?",
+    "e/0": "Name a colour.",
+    "e/1": "How does a lever lift a heavy stone?",
+}
 
 
 def _results() -> pd.DataFrame:
@@ -116,10 +135,21 @@ def _results() -> pd.DataFrame:
     rouge = {"s": [0.2, 0.4], "m": [0.6, 0.2], "l": [0.8, 0.6]}
     rows = []
     for m in hits:
-        for qid, value in zip(TEXTS, hits[m] + rouge[m]):
-            rows.append({"run_id": m, "repetition": 0, "model": m, "strategy": "base", "query_id": qid,
-                         "benchmark": "mmlu_letter" if qid[0] == "d" else "truthfulqa", "subset": qid[0],
-                         "correct": bool(value >= 0.5), "score": float(value), "energy_j": {"s": 1.0, "m": 2.0, "l": 4.0}[m]})
+        for qid, value in zip(TEXTS, hits[m] + rouge[m], strict=True):
+            rows.append(
+                {
+                    "run_id": m,
+                    "repetition": 0,
+                    "model": m,
+                    "strategy": "base",
+                    "query_id": qid,
+                    "benchmark": "mmlu_letter" if qid[0] == "d" else "truthfulqa",
+                    "subset": qid[0],
+                    "correct": bool(value >= 0.5),
+                    "score": float(value),
+                    "energy_j": {"s": 1.0, "m": 2.0, "l": 4.0}[m],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -128,21 +158,28 @@ def test_workload_label_patterns_and_rule_by_hand():
     above the dataset's median; patterns read the models smallest first; the rule reads the features; a
     query not every model answered is dropped."""
     r = _results()
-    r = pd.concat([r, r.iloc[[0]].assign(query_id="d/9")])       # answered by one model only
+    r = pd.concat([r, r.iloc[[0]].assign(query_id="d/9")])  # answered by one model only
     w = ft.workload(r, TEXTS | {"d/9": "x"}, ["s", "m", "l"])
     q = w.queries.set_index("query_id")
     assert list(q.index) == list(TEXTS) and w.models == ("s", "m", "l")
     assert q.quality.round(3).tolist() == [1.0, 0.0, 0.667, 0.667, 0.556, 0.333]
-    assert q.easy.tolist() == [1, 0, 0, 0, 1, 0]                   # medians: d 2/3 (strictly above), e 4/9
-    assert q.pattern.tolist() == ["Always Easy", "Always Hard", "Scaling Helps", "Inconsistent", "Scaling Helps",
-                                  "Scaling Helps"]
-    assert q.rule_easy.tolist() == [0, 0, 1, 1, 1, 0]              # entities in d/0; why/how in d/1, e/1
+    assert q.easy.tolist() == [1, 0, 0, 0, 1, 0]  # medians: d 2/3 (strictly above), e 4/9
+    assert q.pattern.tolist() == [
+        "Always Easy",
+        "Always Hard",
+        "Scaling Helps",
+        "Inconsistent",
+        "Scaling Helps",
+        "Scaling Helps",
+    ]
+    assert q.rule_easy.tolist() == [0, 0, 1, 1, 1, 0]  # entities in d/0; why/how in d/1, e/1
     per = w.quality.set_index(["query_id", "model"])
     assert per.loc[("e/0", "m"), "quality"] == 0.6 and per.loc[("d/3", "m"), "quality"] == 0.0
     assert ft.quality_by_model(w.quality, w.models).loc["truthfulqa", "l"] == pytest.approx(0.7)
     stats = ft.length_stats(q.reset_index()).set_index("dataset")
     assert stats.loc["truthfulqa", "count"] == 2 and stats.loc["mmlu_letter", "range"] == pytest.approx(
-        stats.loc["mmlu_letter", "max"] / stats.loc["mmlu_letter", "min"])
+        stats.loc["mmlu_letter", "max"] / stats.loc["mmlu_letter", "min"]
+    )
     shares = ft.pattern_table(q.reset_index()).set_index("pattern").share
     assert shares["Scaling Helps"] == pytest.approx(0.5) and shares.sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="no text for"):
@@ -169,6 +206,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.mark.skipif(not (DATA / "boolq").is_dir(), reason="the benchmark files of ../shared/data are absent")
+@pytest.mark.heavy
 def test_table_ii_input_lengths_on_the_papers_datasets(monkeypatch):
     """Table II on the real data with Qwen2.5's tokenizer (the paper's Llama tokenizer is on the hub).
     TruthfulQA's questions give the paper's length (12.6 tokens: 12.9 here); the datasets keep the paper's
@@ -178,8 +216,10 @@ def test_table_ii_input_lengths_on_the_papers_datasets(monkeypatch):
     from ttclib.spec import RunSpec
 
     monkeypatch.setenv("TTC_DATA_DIR", str(DATA))
-    specs = [RunSpec(model="qwen2.5-coder-0.5b-instruct", strategy="base", benchmark=b, per_level=None)
-             for b in ("truthfulqa", "boolq")]
+    specs = [
+        RunSpec(model="qwen2.5-coder-0.5b-instruct", strategy="base", benchmark=b, per_level=None)
+        for b in ("truthfulqa", "boolq")
+    ]
     texts = ft.query_texts(specs)
     tok = serving.load_tokenizer("qwen2.5-coder-0.5b-instruct")
     rows = pd.DataFrame({"query_id": list(texts), "dataset": [k.split("/")[0] for k in texts]})
@@ -195,21 +235,30 @@ def _simulated(n: int = 1500, seed: int = 0) -> ft.Workload:
     """A workload whose truth is known: three models right with probability sigmoid(a_m − 6·entity − 1.5·causal),
     length unrelated to anything. Entity density and the causal score lower quality; length does not."""
     rng = np.random.default_rng(seed)
-    q = pd.DataFrame({"dataset": "d", "query_id": [f"q{i}" for i in range(n)],
-                      "entity_density": rng.uniform(0, 0.5, n), "causal_question_score": (rng.random(n) < 0.3) * 1.0,
-                      "input_tokens": rng.integers(20, 300, n), "token_entropy_bits": rng.uniform(3, 7, n),
-                      "reasoning_complexity": rng.uniform(0, 0.1, n), "complexity_score": rng.uniform(0.3, 0.7, n)})
+    q = pd.DataFrame(
+        {
+            "dataset": "d",
+            "query_id": [f"q{i}" for i in range(n)],
+            "entity_density": rng.uniform(0, 0.5, n),
+            "causal_question_score": (rng.random(n) < 0.3) * 1.0,
+            "input_tokens": rng.integers(20, 300, n),
+            "token_entropy_bits": rng.uniform(3, 7, n),
+            "reasoning_complexity": rng.uniform(0, 0.1, n),
+            "complexity_score": rng.uniform(0.3, 0.7, n),
+        }
+    )
     models = ("s", "m", "l")
     rows = []
-    for a, m in zip((0.0, 1.0, 2.0), models):
+    for a, m in zip((0.0, 1.0, 2.0), models, strict=True):
         p = 1 / (1 + np.exp(-(a - 6 * q.entity_density - 1.5 * q.causal_question_score)))
         hit = (rng.random(n) < p) * 1.0
         rows.append(q.assign(model=m, quality=hit, correct=hit))
     per = pd.concat(rows, ignore_index=True)
     q["quality"] = per.groupby("query_id", sort=False).quality.mean().to_numpy()
     q["easy"] = ft.easy_labels(q.quality, q.dataset)
-    q["pattern"] = q.query_id.map(ft.scaling_patterns(per.pivot(index="query_id", columns="model", values="correct")
-                                                      [list(models)] >= 0.5))
+    q["pattern"] = q.query_id.map(
+        ft.scaling_patterns(per.pivot(index="query_id", columns="model", values="correct")[list(models)] >= 0.5)
+    )
     return ft.Workload(q, per, models)
 
 
@@ -223,9 +272,13 @@ def test_verdicts_decide_a_simulated_truth():
     runs = pd.DataFrame({"hardware": ["sim"]})
     w = _simulated()
     text = report.difficulty_features(w, ft.difficulty_ablation(w.queries), runs)
-    for claim in ("input length does not predict quality", "entity density correlates negatively",
-                  "the causal question score correlates negatively", "classify difficulty better than length",
-                  "score higher than its hard ones"):
+    for claim in (
+        "input length does not predict quality",
+        "entity density correlates negatively",
+        "the causal question score correlates negatively",
+        "classify difficulty better than length",
+        "score higher than its hard ones",
+    ):
         sentence = next(s for s in text.split("\n\n") if claim in s)
         assert "held here" in sentence and "did not hold" not in sentence, sentence
     rng = np.random.default_rng(7)
@@ -265,8 +318,13 @@ def test_ner_model_is_explosions_en_core_web_sm_380():
     perf = meta["performance"]
     assert meta["version"] == "3.8.0" and meta["spacy_git_version"] == "5010fcbd3"
     assert meta["pipeline"] == ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"]
-    official = {"ents_f": 0.8433119744, "ents_p": 0.8429743795, "ents_r": 0.8436498397, "dep_las": 0.8991533598,
-                "tag_acc": 0.972937262}
+    official = {
+        "ents_f": 0.8433119744,
+        "ents_p": 0.8429743795,
+        "ents_r": 0.8436498397,
+        "dep_las": 0.8991533598,
+        "tag_acc": 0.972937262,
+    }
     assert {k: perf[k] for k in official} == pytest.approx(official, abs=1e-12)
 
 

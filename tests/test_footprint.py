@@ -1,4 +1,5 @@
 """Carbon and cost per 1,000 queries (issue 18 item 5): known answers and the inputs that must be refused."""
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,14 @@ def test_one_watt_hour_per_query_gives_the_grid_intensity_in_grams():
 
 
 def test_confidence_interval_columns_map_by_the_same_factor():
-    table = pd.DataFrame({"model": ["a", "b"], "energy_per_query_j": [36.0, 72.0],
-                          "energy_per_query_j_lo": [18.0, 36.0], "energy_per_query_j_hi": [54.0, 144.0]})
+    table = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "energy_per_query_j": [36.0, 72.0],
+            "energy_per_query_j_lo": [18.0, 36.0],
+            "energy_per_query_j_hi": [54.0, 144.0],
+        }
+    )
     t = per_thousand_queries(table, footprint=FP)
     # 1000 queries × J / 3.6e6 J/kWh: 36 J → 0.01 kWh → 4 g → 0.0025 USD
     assert t.gco2e_per_1k_queries.tolist() == pytest.approx([4.0, 8.0])
@@ -51,8 +58,9 @@ def test_no_interval_columns_without_an_interval_and_nan_passes_through():
 def test_the_table_carries_its_caption():
     t = per_thousand_queries(pd.DataFrame({"energy_per_query_j": [1.0]}), footprint=FP)
     assert t.attrs["footprint"] == caption(FP)
-    assert caption(FP) == ("derived, not measured: gCO2e = energy × 400 g/kWh (test figures, 2024); "
-                           "cost = energy × 0.25 USD/kWh")
+    assert caption(FP) == (
+        "derived, not measured: gCO2e = energy × 400 g/kWh (test figures, 2024); cost = energy × 0.25 USD/kWh"
+    )
 
 
 def test_missing_energy_column_is_named():

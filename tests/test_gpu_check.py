@@ -17,6 +17,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from test_nvml_check import FAST  # nvml_check's short timings (about 10 s for steps a-f)
 
+pytestmark = pytest.mark.heavy  # make test-fast leaves this module out
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
 NO_PERMISSION = "NVMLError_NoPermission: Insufficient Permissions"
@@ -32,8 +34,14 @@ def load_script(name: str):
 
 def gpu_check(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
     env = {**os.environ, "OUT": str(tmp_path / "OUT")}
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     summary = tmp_path / "out" / "gpu_check.json"
     return proc, json.loads(summary.read_text()) if summary.is_file() else None
 
@@ -51,15 +59,22 @@ def test_dry_run_prints_every_step_and_a_total(tmp_path):
 
 def test_fake_end_to_end(tmp_path):
     """Clock locking refused and no energy counter: every step ok, the runs measured by integrated power."""
-    proc, s = gpu_check(tmp_path, *FAST, "--fake-clock-error", "no_permission", "--fake-no-energy-counter",
-                        "--runs-dir", str(tmp_path / "runs"))
+    proc, s = gpu_check(
+        tmp_path,
+        *FAST,
+        "--fake-clock-error",
+        "no_permission",
+        "--fake-no-energy-counter",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert {k: v["status"] for k, v in s["steps"].items()} == {"meter": "ok", "runs": "ok", "collect": "ok"}
     assert s["profile"] == "smoke" and s["machine"]["gpus"] == ["NVIDIA H100 80GB HBM3"] and s["machine"]["driver"]
     facts = s["meter_facts"]
     assert facts["clock_lock"] == NO_PERMISSION and facts["energy_counter"] == {"gpu0": False}
     assert set(facts["statuses"].values()) == {"ok"} and facts["counter_update_period_s"] is None
-    assert len(s["runs"]) == 4 == len(s["steps"]["runs"]["measured"])          # the two at locked clocks skipped:
+    assert len(s["runs"]) == 4 == len(s["steps"]["runs"]["measured"])  # the two at locked clocks skipped:
     skipped = s["steps"]["runs"]["clock_runs_skipped"]
     assert len(skipped["runs"]) == 2 and NO_PERMISSION in skipped["error"] and "CAP_SYS_ADMIN" in skipped["error"]
     assert s["steps"]["collect"]["clock_locks_left"] == []
@@ -88,7 +103,7 @@ def test_fake_with_clock_locking(tmp_path):
         assert abs(r["sm_clock_read_mhz"]["median"] - r["sm_clock_set_mhz"]) <= 0.05 * r["sm_clock_set_mhz"]
         assert r["prefill_s"] > 0 and r["decode_s"] > 0 and r["prefill_energy_j"] > 0 and r["decode_energy_j"] > 0
     low, high = sorted(locked, key=lambda r: r["sm_clock_requested_mhz"])
-    assert low["energy_j"] / low["measured_s"] < 0.9 * high["energy_j"] / high["measured_s"]   # the toy DVFS power
+    assert low["energy_j"] / low["measured_s"] < 0.9 * high["energy_j"] / high["measured_s"]  # the toy DVFS power
     assert s["steps"]["collect"]["clock_locks_left"] == []
 
 
@@ -116,8 +131,18 @@ def gw():
 
 # A fake index: name -> version -> Requires-Dist
 INDEX = {
-    "app": {"1.0": ["lib>=2,<2.5", "shared", "typed>=4.1", "tool[cli]", "dev-only; extra == 'dev'",
-                    "old-py; python_version < '3.10'", "gpu-vendor"], "2.0": []},
+    "app": {
+        "1.0": [
+            "lib>=2,<2.5",
+            "shared",
+            "typed>=4.1",
+            "tool[cli]",
+            "dev-only; extra == 'dev'",
+            "old-py; python_version < '3.10'",
+            "gpu-vendor",
+        ],
+        "2.0": [],
+    },
     "lib": {"1.0": [], "2.0": [], "2.5": ["shared"]},
     "tool": {"3.0": ["cli-helper; extra == 'cli'", "lib<2.5"]},
     "shared": {"1.0": []},
@@ -130,6 +155,7 @@ def fake_fetch(gw, pins):
     def fetch(need):
         version = pins.get(need.name) or str(max(Version(v) for v in INDEX[need.name] if v in need.spec))
         return gw.Wheel(need.name, version, need.why, INDEX[need.name][version], size=1000)
+
     return fetch
 
 
@@ -142,16 +168,26 @@ def test_wheel_set(gw, tmp_path):
     (tmp_path / "m.txt").write_text("shared\nlib==1.0\ntyped\n")
     machine = gw.read_machine_list(tmp_path / "m.txt")
     needs = [gw.Need("app", SpecifierSet(), "imported in x.py")]
-    ws = gw.resolve(needs, machine, fake_fetch(gw, {"app": "1.0"}), excluded={"gpu-vendor": "AMD only"},
-                    carry_anyway={})
+    ws = gw.resolve(
+        needs, machine, fake_fetch(gw, {"app": "1.0"}), excluded={"gpu-vendor": "AMD only"}, carry_anyway={}
+    )
     # lib: the machine's 1.0 fails >=2, so carried (tool's lib<2.5 is met); cli-helper through tool[cli]
-    assert {n: w.version for n, w in ws.wheels.items()} == {"app": "1.0", "lib": "2.0", "tool": "3.0",
-                                                            "cli-helper": "0.1"}
+    assert {n: w.version for n, w in ws.wheels.items()} == {
+        "app": "1.0",
+        "lib": "2.0",
+        "tool": "3.0",
+        "cli-helper": "0.1",
+    }
     assert set(ws.on_machine) == {"shared", "typed"} and set(ws.excluded) == {"gpu-vendor"}
     assert ws.wheels["lib"].why == "app 1.0 requires lib<2.5,>=2" and ws.size == 4000
     assert [n.split(":")[0] for n in ws.notices] == ["typed"]  # unknown version, lower bound: said, not carried
-    forced = gw.resolve(needs, machine, fake_fetch(gw, {"app": "1.0"}), excluded={"gpu-vendor": ""},
-                        carry_anyway={"typed": "too old there"})
+    forced = gw.resolve(
+        needs,
+        machine,
+        fake_fetch(gw, {"app": "1.0"}),
+        excluded={"gpu-vendor": ""},
+        carry_anyway={"typed": "too old there"},
+    )
     assert forced.wheels["typed"].version == "4.2" and "typed" not in forced.on_machine
 
 
@@ -162,10 +198,12 @@ def test_wheel_set_conflict(gw):
 
 
 def test_imports_split_module_level_and_lazy(gw, tmp_path):
-    (tmp_path / "m.py").write_text("import numpy as np\nfrom typing import TYPE_CHECKING\ntry:\n    import yaml\n"
-                                   "except ImportError:\n    pass\nif TYPE_CHECKING:\n    import pandas\n"
-                                   "def f():\n    import torch\n    from zeus.monitor import ZeusMonitor\n"
-                                   "from . import local\n")
+    (tmp_path / "m.py").write_text(
+        "import numpy as np\nfrom typing import TYPE_CHECKING\ntry:\n    import yaml\n"
+        "except ImportError:\n    pass\nif TYPE_CHECKING:\n    import pandas\n"
+        "def f():\n    import torch\n    from zeus.monitor import ZeusMonitor\n"
+        "from . import local\n"
+    )
     assert gw.imports(tmp_path / "m.py") == ({"numpy", "typing", "yaml"}, {"torch", "zeus"})
 
 
@@ -174,6 +212,9 @@ def test_roots_of_this_tree(gw):
     machine = gw.read_machine_list(gw.MACHINE_LIST)
     imported = gw.imported_distributions(sorted(p for g in gw.SCANNED for p in ROOT.glob(g)))
     assert gw.undecided(imported, machine) == []
-    carried = {n.name for n in gw.root_needs(imported, gw.project_pins())
-               if n.name not in machine and n.name not in gw.EXCLUDED}
+    carried = {
+        n.name
+        for n in gw.root_needs(imported, gw.project_pins())
+        if n.name not in machine and n.name not in gw.EXCLUDED
+    }
     assert carried == {"pydantic", "pydantic-core", "math-verify", "zeus-ml"}

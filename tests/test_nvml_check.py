@@ -13,17 +13,42 @@ import numpy as np
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.heavy  # make test-fast leaves this module out (its fixture runs the check)
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "nvml_check.py"
 # Short steps: the whole fake run takes about 10 s.
-FAST = ["--fake", "--seconds", "2", "--probe-seconds", "0.3", "--settle-seconds", "0.1", "--step-before", "0.3",
-        "--step-after", "1.6", "--idle-seconds", "1", "--ramp-seconds", "1.1", "--clock-seconds", "0.2"]
+FAST = [
+    "--fake",
+    "--seconds",
+    "2",
+    "--probe-seconds",
+    "0.3",
+    "--settle-seconds",
+    "0.1",
+    "--step-before",
+    "0.3",
+    "--step-after",
+    "1.6",
+    "--idle-seconds",
+    "1",
+    "--ramp-seconds",
+    "1.1",
+    "--clock-seconds",
+    "0.2",
+]
 
 
 def run_script(tmp_path: Path, *args: str) -> dict:
     env = {**os.environ, "OUT": str(tmp_path / "OUT")}
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads((tmp_path / "out" / "nvml_check.json").read_text())
     assert json.loads((tmp_path / "OUT" / "nvml_check.json").read_text()) == data  # copied to $OUT
@@ -47,6 +72,7 @@ def fake_run(tmp_path_factory) -> dict:
     return run_script(tmp_path_factory.mktemp("nc"), *FAST, "--fake-clock-error", "no_permission", "--ttc-run")
 
 
+@pytest.mark.heavy
 def test_every_step_recorded(fake_run):
     steps = fake_run["steps"]
     assert list(steps) == ["support", "periods", "step", "idle", "window", "clocks", "ttc"]
@@ -68,10 +94,10 @@ def test_support_matrix(fake_run):
 
 def test_fake_numbers_recovered(fake_run):
     s = fake_run["steps"]
-    assert s["periods"]["counter_update_period_s"] == pytest.approx(0.02, rel=0.25)   # FakeGPU.update_period_s
+    assert s["periods"]["counter_update_period_s"] == pytest.approx(0.02, rel=0.25)  # FakeGPU.update_period_s
     step = s["step"]
     assert step["power_usage_averaged"] is True and step["instant_averaged"] is False  # hopper: 1 s average
-    assert step["signals"]["usage"]["rise_s"] == pytest.approx(0.8, abs=0.1)          # 10-90 % of a 1 s mean
+    assert step["signals"]["usage"]["rise_s"] == pytest.approx(0.8, abs=0.1)  # 10-90 % of a 1 s mean
     assert step["signals"]["instant"]["after_w"] == pytest.approx(640, abs=5)
     assert s["idle"]["idle_power_w"] == pytest.approx(75.0, abs=1) and s["idle"]["settled"]
     w = s["window"]["per_gpu"]["gpu0"]
@@ -100,8 +126,12 @@ def test_clock_levels_when_allowed(tmp_path):
 
 
 def test_dry_run_prints_plan_only(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--ttc-run", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dry-run", "--ttc-run", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "ttc" in proc.stdout and "total" in proc.stdout
     assert not (tmp_path / "nvml_check.json").exists()
 
@@ -131,9 +161,17 @@ def test_pending_clock_reset(nc):
 
 
 def test_summarize_run(nc, tmp_path):
-    info = {"energy_j": 10.0, "net_energy_j": 4.0, "measured_s": 2.0, "meter_name": "nvml", "n_queries": 2,
-            "n_completions": 2, "completion_tokens": 128, "windows": [{"flags": ["short_window"]}, {"flags": []}],
-            "meter": {"idle_power_w": 3.0, "devices": [{"name": "gpu0", "power_source": "field_power_instant"}]}}
+    info = {
+        "energy_j": 10.0,
+        "net_energy_j": 4.0,
+        "measured_s": 2.0,
+        "meter_name": "nvml",
+        "n_queries": 2,
+        "n_completions": 2,
+        "completion_tokens": 128,
+        "windows": [{"flags": ["short_window"]}, {"flags": []}],
+        "meter": {"idle_power_w": 3.0, "devices": [{"name": "gpu0", "power_source": "field_power_instant"}]},
+    }
     (tmp_path / "run.json").write_text(json.dumps(info))
     pd.DataFrame({"energy_j": [4.0, 6.0]}).to_parquet(tmp_path / "queries.parquet")
     s = nc.summarize_run(tmp_path)

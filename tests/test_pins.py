@@ -1,7 +1,8 @@
 """pyproject.toml and environment.yml pin the same versions."""
-from pathlib import Path
+
 import re
 import tomllib
+from pathlib import Path
 
 import yaml
 

@@ -1,6 +1,7 @@
-"""Serving policies side by side (ttclib.policies, paper 002 §VII): known answers on constructed results —
+"""Serving policies side by side (ttclib.policies, Maliakel et al. [002] §VII): known answers on constructed results —
 a router that sends easy queries to the small model and hard ones to the large, the lowest clock alone and
 both together — the frontier, Table XVII on measurements, and the verdicts they decide."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -19,10 +20,20 @@ def _results(clocks=("2842 MHz", "180 MHz"), n: int = 20) -> pd.DataFrame:
         kind = "easy" if i < n else "hard"
         for (model, clock), e in ENERGY.items():
             if clock in clocks:
-                rows.append({"query_id": f"q{i}", "benchmark": "a" if kind == "easy" else "b", "kind": kind,
-                             "pattern": "Always Easy" if kind == "easy" else "Scaling Helps", "model": model,
-                             "strategy": "base", "sm_clock_mhz": float(clock.split()[0]), "energy_j": e,
-                             "correct": kind == "easy" or model == "l", "subset": kind})
+                rows.append(
+                    {
+                        "query_id": f"q{i}",
+                        "benchmark": "a" if kind == "easy" else "b",
+                        "kind": kind,
+                        "pattern": "Always Easy" if kind == "easy" else "Scaling Helps",
+                        "model": model,
+                        "strategy": "base",
+                        "sm_clock_mhz": float(clock.split()[0]),
+                        "energy_j": e,
+                        "correct": kind == "easy" or model == "l",
+                        "subset": kind,
+                    }
+                )
     return policies.with_clock(pd.DataFrame(rows))
 
 
@@ -42,11 +53,16 @@ def test_router_lowest_clock_and_both_by_hand():
     assert row.loc["always s 180 MHz", "d_quality_hi"] < 0 < row.loc["by kind", "saved_lo"]
     assert t.attrs["n_test"] == 20 and t.attrs["n_train"] == 20
     choice = t.attrs["choices"]["by kind"].set_index("kind")
-    assert tuple(choice.loc["easy"]) == ("s", "base", "180 MHz") and tuple(choice.loc["hard"]) == ("l", "base", "180 MHz")
-    text = report.routing_dvfs(t, pd.DataFrame({"hardware": ["GPU"], "meter": ["nvml"], "meter_method": ["counter"]}),
-                               {"by kind": "kind"})
+    assert tuple(choice.loc["easy"]) == ("s", "base", "180 MHz") and tuple(choice.loc["hard"]) == (
+        "l",
+        "base",
+        "180 MHz",
+    )
+    text = report.routing_dvfs(
+        t, pd.DataFrame({"hardware": ["GPU"], "meter": ["nvml"], "meter_method": ["counter"]}), {"by kind": "kind"}
+    )
     assert "routing by what the text alone predicts saves energy at a quality cost of at most 6.8 points" in text
-    assert "(Table XVIII: 88 %) held here" in text           # 62.5 % against 37.5 % and 40 %, no spread
+    assert "(Table XVIII: 88 %) held here" in text  # 62.5 % against 37.5 % and 40 %, no spread
     assert "not tested" not in text
 
 
@@ -55,8 +71,9 @@ def test_on_a_cpu_the_clock_claims_are_not_tested():
     base = policies.baseline(r)
     t = policies.compare(r, base, {"by pattern": "pattern"}, n_boot=200)
     assert "by pattern at unlocked" not in set(t.policy) and t.set_index("policy").kind["by pattern"] == "oracle"
-    text = report.routing_dvfs(t, pd.DataFrame({"hardware": ["CPU"], "meter": ["estimate"], "meter_method": ["x"]}),
-                               {"by pattern": "pattern"})
+    text = report.routing_dvfs(
+        t, pd.DataFrame({"hardware": ["CPU"], "meter": ["estimate"], "meter_method": ["x"]}), {"by pattern": "pattern"}
+    )
     assert text.count("could not be tested here") == 2 and "scaling pattern (an oracle" in text
     assert "37.5 % saved" in text
 
@@ -83,8 +100,9 @@ def test_pareto_and_the_measured_table_xvii():
     assert policies.pareto(t).tolist() == [True, True, False, False]
     r = _results(clocks=("2842 MHz",))
     q = r.drop_duplicates("query_id")[["query_id", "pattern"]]
-    choice = pd.DataFrame({"pattern": ["Always Easy", "Scaling Helps"], "model": ["s", "l"], "strategy": "base",
-                           "clock": "2842 MHz"})
+    choice = pd.DataFrame(
+        {"pattern": ["Always Easy", "Scaling Helps"], "model": ["s", "l"], "strategy": "base", "clock": "2842 MHz"}
+    )
     mix = policies.pattern_mix(q, choice, r, policies.baseline(r)).set_index("group")
     assert mix.saved_pct["Always Easy"] == pytest.approx(75.0) and mix.saved_pct["Scaling Helps"] == 0.0
     assert mix.attrs["saved_pct"] == pytest.approx(37.5)
@@ -98,7 +116,7 @@ def test_clock_labels():
 
 
 def test_fixed_rows_and_the_pattern_runs():
-    """"DVFS only" exists only where a lower clock was measured; the patterns are read from the base runs at the
+    """ "DVFS only" exists only where a lower clock was measured; the patterns are read from the base runs at the
     highest clock."""
     r = _results()
     base = policies.baseline(r)

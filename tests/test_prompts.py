@@ -1,5 +1,6 @@
 """Prompts of exactly N tokens (run spec ``input_tokens``): exact as the engine counts them, on real
 prompts and a real chat template, including cuts where decode → encode merges tokens."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,9 @@ def tokenizer():
 
 def _render(tokenizer, problem, strategy="base"):
     st, bench = strategies.get(strategy), benchmarks.get(problem.benchmark)
-    return lambda q: serving.render_prompt(tokenizer, st.messages(dataclasses.replace(problem, question=q),
-                                                                  bench.answer_format, 1), True)
+    return lambda q: serving.render_prompt(
+        tokenizer, st.messages(dataclasses.replace(problem, question=q), bench.answer_format, 1), True
+    )
 
 
 @pytest.mark.parametrize("n", [48, 64, 300, 1000])
@@ -35,10 +37,10 @@ def test_every_mtbench_prompt_is_exactly_n_tokens(tokenizer, n):
 def test_short_questions_are_repeated_long_ones_cut(tokenizer):
     p = benchmarks.get("mtbench").load(per_level=None)[0]
     long = prompts.fit_question(p.question, _render(tokenizer, p), tokenizer, 1000)
-    assert long.count(p.question.strip()[:60]) >= 2                  # repeated whole, then cut
+    assert long.count(p.question.strip()[:60]) >= 2  # repeated whole, then cut
     short = prompts.fit_question(p.question, _render(tokenizer, p), tokenizer, 48)
     assert p.question.strip()[:20] in short and p.question.strip() not in short
-    assert short == prompts.fit_question(p.question, _render(tokenizer, p), tokenizer, 48)   # deterministic
+    assert short == prompts.fit_question(p.question, _render(tokenizer, p), tokenizer, 48)  # deterministic
 
 
 def test_a_length_below_the_template_is_refused_with_the_template_size(tokenizer):
@@ -57,9 +59,20 @@ def test_input_tokens_is_part_of_the_run_id_only_when_set():
         RunSpec(**base, input_tokens=0)
 
 
+@pytest.mark.heavy
 def test_a_run_measures_prompts_of_exactly_n_tokens(tmp_path):
-    spec = RunSpec(model=MODEL, strategy="base", benchmark="mtbench", per_level=1, input_tokens=96,
-                   max_new_tokens=1, batch_size=1, backend="transformers", idle_s=0.1, warmup=False)
+    spec = RunSpec(
+        model=MODEL,
+        strategy="base",
+        benchmark="mtbench",
+        per_level=1,
+        input_tokens=96,
+        max_new_tokens=1,
+        batch_size=1,
+        backend="transformers",
+        idle_s=0.1,
+        warmup=False,
+    )
     results = load_runs([runner.execute(spec, tmp_path, progress=False)]).results
     assert len(results) == 8 and (results.prompt_tokens == 96).all()
     assert (results.completion_tokens == 1).all()

@@ -1,5 +1,6 @@
 """Runs that travel: the published reference runs are analysed without measuring, and a run measured
 on other hardware is never taken for this machine's measurement."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _grid(tmp_path: Path, seeds=(1, 2)) -> Path:
     params = tmp_path / "p.yaml"
-    params.write_text(textwrap.dedent(f"""
+    params.write_text(
+        textwrap.dedent(f"""
         profiles:
           default:
             runs_dir: runs
@@ -27,7 +29,8 @@ def _grid(tmp_path: Path, seeds=(1, 2)) -> Path:
             defaults: {{model: "random:tiny-qwen2", strategy: base, per_level: 1, batch_size: 4,
                        max_new_tokens: 4, ignore_eos: true, idle_s: 0, warmup: false}}
             grid: {{seed: {list(seeds)}}}
-    """))
+    """)
+    )
     return params
 
 
@@ -44,13 +47,13 @@ def _elsewhere(monkeypatch, name="Intel Xeon Platinum 8480+, 112 CPUs, 8x NVIDIA
     monkeypatch.setattr(hardware, "this_machine", lambda: name)
 
 
-def test_a_run_from_other_hardware_is_set_aside_and_measured_here(measured, tmp_path, tiny_backend, monkeypatch,
-                                                                  capfd):
+@pytest.mark.heavy
+def test_a_run_from_other_hardware_is_set_aside_and_measured_here(measured, tmp_path, tiny_backend, monkeypatch, capfd):
     plan, dirs = measured
     spec, theirs = plan.specs[0], dirs[0]
     shutil.copytree(theirs, rundir.run_dir(spec, tmp_path))
     assert rundir.status(spec, tmp_path) == "cached"
-    _elsewhere(monkeypatch)                                   # the same files, read on another machine
+    _elsewhere(monkeypatch)  # the same files, read on another machine
     assert rundir.status(spec, tmp_path) == "other hardware"
     capfd.readouterr()
     d = runner.execute(spec, tmp_path, progress=False, backend=tiny_backend)
@@ -58,8 +61,13 @@ def test_a_run_from_other_hardware_is_set_aside_and_measured_here(measured, tmp_
     assert f"run {spec.run_id} in {tmp_path} was measured on {rundir.measured_on(theirs)}, not on this" in err, err
     assert "not on this machine (Intel Xeon Platinum 8480+" in err and "measuring it here" in err
     (aside,) = (tmp_path / rundir.OTHER_HARDWARE).iterdir()
-    assert json.loads((aside / "run.json").read_text())["started"] == json.loads((theirs / "run.json").read_text())["started"]
-    assert json.loads((d / "run.json").read_text())["started"] != json.loads((theirs / "run.json").read_text())["started"]
+    assert (
+        json.loads((aside / "run.json").read_text())["started"]
+        == json.loads((theirs / "run.json").read_text())["started"]
+    )
+    assert (
+        json.loads((d / "run.json").read_text())["started"] != json.loads((theirs / "run.json").read_text())["started"]
+    )
 
 
 def test_identical_hardware_reuses_the_run(measured, tmp_path, monkeypatch):
@@ -78,7 +86,7 @@ def test_published_runs_are_analysed_without_measuring(measured, tmp_path, monke
     assert "2 runs" in readme and " MB." in readme and plan.specs[0].run_id in readme
     for s in plan.specs:
         assert rundir.damage(folder / "runs" / s.run_id) is None
-    _elsewhere(monkeypatch)                 # a reader on another machine: analysing is fine, measuring is not
+    _elsewhere(monkeypatch)  # a reader on another machine: analysing is fine, measuring is not
     monkeypatch.setattr(runner, "open_backend", lambda *a, **k: pytest.fail("run_grid(runs_dir=...) measured"))
     study = ttclib.run_grid(str(plan.path), runs_dir=str(folder / "runs"))
     expected = pd.concat([pd.read_parquet(d / "queries.parquet") for d in dirs])
@@ -90,8 +98,11 @@ def test_a_missing_or_damaged_published_run_is_one_clear_error(measured, tmp_pat
     plan, _ = measured
     folder = reproduce.publish([plan], tmp_path / "published") / "runs"
     shutil.rmtree(folder / plan.specs[1].run_id)
-    with pytest.raises(ParamsError, match=rf"p.yaml: profiles.default: 1 of 2 runs are not in .*{plan.specs[1].run_id} "
-                                          r"\(random:tiny-qwen2, base, arithmetic\)"):
+    with pytest.raises(
+        ParamsError,
+        match=rf"p.yaml: profiles.default: 1 of 2 runs are not in .*{plan.specs[1].run_id} "
+        r"\(random:tiny-qwen2, base, arithmetic\)",
+    ):
         ttclib.run_grid(str(plan.path), runs_dir=str(folder))
     q = folder / plan.specs[0].run_id / "queries.parquet"
     q.write_bytes(q.read_bytes()[:-50])
@@ -134,13 +145,15 @@ def test_fingerprint_ignores_the_hostname_not_the_gpus():
     assert hardware.fingerprint(a) == hardware.fingerprint({**a, "hostname": "b", "memory_gib": 64})
     assert hardware.fingerprint(a) != hardware.fingerprint({**a, "usable_cpus": 16})
     assert hardware.fingerprint({**a, "gpus": [{"name": "NVIDIA H200"}]}) != hardware.fingerprint(
-        {**a, "gpus": [{"name": "NVIDIA H100"}]})
+        {**a, "gpus": [{"name": "NVIDIA H100"}]}
+    )
 
 
 PUBLISHED = ROOT / "outputs" / "published" / "runs"
 
 
 @pytest.mark.skipif(not PUBLISHED.is_dir(), reason="no published runs in this checkout")
+@pytest.mark.heavy
 def test_make_report_re_executes_every_notebook_on_the_published_runs(tmp_path, monkeypatch, capsys):
     """What `make report` does on a fresh clone: all six notebooks on the committed runs, nothing measured
     (no backend may open: the kernel would fail loudly), their verdicts the committed ones, and an index."""
@@ -158,8 +171,9 @@ def test_make_report_re_executes_every_notebook_on_the_published_runs(tmp_path, 
     monkeypatch.setattr(pm, "execute_notebook", execute)
     assert reproduce.main(["--runs", str(PUBLISHED), "--out", str(tmp_path)]) == 0
     assert executed == [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
-    assert not (tmp_path / "published").exists()          # a report publishes nothing
+    assert not (tmp_path / "published").exists()  # a report publishes nothing
     from ttclib import site
+
     for stem in executed:
         ours = site.verdict_text(nbformat.read(tmp_path / "notebooks" / f"{stem}.ipynb", as_version=4))
         committed = site.verdict_text(nbformat.read(ROOT / "outputs" / "notebooks" / f"{stem}.ipynb", as_version=4))

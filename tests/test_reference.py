@@ -2,9 +2,9 @@
 
 Known answers on small constructed run directories (numbers chosen so every table value is exact),
 and on the committed H200 runs of outputs/gpu/runs (params/gpu_check.yaml)."""
+
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ttclib import metrics, reference, rundir  # noqa: E402
+from ttclib import reference, rundir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "outputs" / "gpu" / "runs"
@@ -23,43 +23,91 @@ COMMITTED = ROOT / "outputs" / "gpu" / "runs"
 
 # --- constructed run directories -------------------------------------------------------------
 
-def write_run(root: Path, run_id: str, *, strategy="base", max_new_tokens=8, batch_size=4, queries=4, samples=1,
-              budget=None, rep_s=(1.0, 1.0), energy_per_query=(2.0, 2.0), power_w=100.0, device="cuda",
-              model="random:test-7b", model_kind="random", gpu="NVIDIA TestGPU", meter="nvml",
-              power_source="power_usage") -> Path:
+
+def write_run(
+    root: Path,
+    run_id: str,
+    *,
+    strategy="base",
+    max_new_tokens=8,
+    batch_size=4,
+    queries=4,
+    samples=1,
+    budget=None,
+    rep_s=(1.0, 1.0),
+    energy_per_query=(2.0, 2.0),
+    power_w=100.0,
+    device="cuda",
+    model="random:test-7b",
+    model_kind="random",
+    gpu="NVIDIA TestGPU",
+    meter="nvml",
+    power_source="power_usage",
+) -> Path:
     """One complete run directory: ``len(rep_s)`` repetitions of ``queries`` queries, each repetition
     one energy window of ``rep_s[i]`` seconds in which every query used ``energy_per_query[i]`` J;
     a flat power trace at ``power_w``."""
     d = root / run_id
     d.mkdir(parents=True)
     rows, windows = [], []
-    for rep, (secs, e) in enumerate(zip(rep_s, energy_per_query)):
+    for rep, (secs, e) in enumerate(zip(rep_s, energy_per_query, strict=True)):
         windows.append({"segment": rep, "time_s": secs, "total_j": e * queries})
         for q in range(queries):
             for s in range(samples):
-                rows.append(dict(run_id=run_id, repetition=rep, query_id=f"q{q}", sample=s, benchmark="arithmetic",
-                                 category="math", difficulty="easy", prompt_tokens=10,
-                                 completion_tokens=max_new_tokens, finish_reason="length", answer="1",
-                                 answer_class=0, gold="2", correct=False, segment=rep, energy_j=e / samples,
-                                 net_energy_j=e / samples / 2, meter=meter))
+                rows.append(
+                    dict(
+                        run_id=run_id,
+                        repetition=rep,
+                        query_id=f"q{q}",
+                        sample=s,
+                        benchmark="arithmetic",
+                        category="math",
+                        difficulty="easy",
+                        prompt_tokens=10,
+                        completion_tokens=max_new_tokens,
+                        finish_reason="length",
+                        answer="1",
+                        answer_class=0,
+                        gold="2",
+                        correct=False,
+                        segment=rep,
+                        energy_j=e / samples,
+                        net_energy_j=e / samples / 2,
+                        meter=meter,
+                    )
+                )
     pd.DataFrame(rows).to_parquet(d / rundir.QUERIES_PARQUET)
     n_t = 20
     pd.DataFrame({"t": np.arange(n_t, dtype=float), "device": "gpu0", "power_w": power_w}).to_parquet(
-        d / rundir.POWER_PARQUET)
+        d / rundir.POWER_PARQUET
+    )
     energy = float(sum(energy_per_query) * queries)
-    devices = [{"name": "gpu0", "model": gpu, "power_source": power_source}] if device == "cuda" else \
-        [{"name": "cpu", "model": "Test CPU"}]
+    devices = (
+        [{"name": "gpu0", "model": gpu, "power_source": power_source}]
+        if device == "cuda"
+        else [{"name": "cpu", "model": "Test CPU"}]
+    )
     info = {
         "run_id": run_id,
-        "spec": {"model": model, "strategy": strategy, "benchmark": "arithmetic", "max_new_tokens": max_new_tokens,
-                 "batch_size": batch_size, "backend": "transformers", "device": device, "budget": budget,
-                 "repetitions": len(rep_s)},
+        "spec": {
+            "model": model,
+            "strategy": strategy,
+            "benchmark": "arithmetic",
+            "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size,
+            "backend": "transformers",
+            "device": device,
+            "budget": budget,
+            "repetitions": len(rep_s),
+        },
         "strategy": {"samples": samples},
         "meter_name": meter,
         "meter": {"method": "energy_counter", "idle_power_w": 50.0, "devices": devices},
         "measured_devices": {"devices": devices},
         "windows": windows,
-        "energy_j": energy, "net_energy_j": energy / 2, "measured_s": float(sum(rep_s)),
+        "energy_j": energy,
+        "net_energy_j": energy / 2,
+        "measured_s": float(sum(rep_s)),
         "completion_tokens": max_new_tokens * samples * queries * len(rep_s),
         "backend": {"parameters": 7_000_000_000, "model_kind": model_kind},
         "hardware": {"gpus": [{"name": gpu}]} if device == "cuda" else {"cpu": "Test CPU", "cpu_count": 2},
@@ -83,12 +131,28 @@ def folder(tmp_path):
     # Figure 4: cot at 16 / 32 with budget 64, and cot 64 (budget defaults to 64): E = 0.5 J/token · L + 2
     for n, budget in ((16, 64), (32, 64), (64, None)):
         e = 0.5 * n + 2
-        write_run(root, f"l-{n}", strategy="cot", max_new_tokens=n, budget=budget, power_w=90.0,
-                  energy_per_query=(2 * e, e) if n == 64 else (e, e), rep_s=(3.0, 1.0) if n == 64 else (1.0, 1.0))
+        write_run(
+            root,
+            f"l-{n}",
+            strategy="cot",
+            max_new_tokens=n,
+            budget=budget,
+            power_w=90.0,
+            energy_per_query=(2 * e, e) if n == 64 else (e, e),
+            rep_s=(3.0, 1.0) if n == 64 else (1.0, 1.0),
+        )
     # Figure 7: base 128 tokens at batch 1..16, one full batch per repetition, 10·b/(2 + b) queries/s
     for b in (1, 2, 4, 8, 16):
-        write_run(root, f"b-{b:02d}", strategy="base", max_new_tokens=128, batch_size=b, queries=b,
-                  rep_s=(b / mm(b), b / mm(b)), energy_per_query=(640 / b, 640 / b))
+        write_run(
+            root,
+            f"b-{b:02d}",
+            strategy="base",
+            max_new_tokens=128,
+            batch_size=b,
+            queries=b,
+            rep_s=(b / mm(b), b / mm(b)),
+            energy_per_query=(640 / b, 640 / b),
+        )
     write_run(root, "cpu-run", strategy="base", max_new_tokens=8, device="cpu", meter="estimate")
     return root
 
@@ -105,12 +169,20 @@ def test_sections_select_by_spec(folder):
 
 
 def test_select_rules_on_a_table():
-    runs = pd.DataFrame({"run_id": list("abcdef"), "model": "m", "strategy": ["base"] * 4 + ["cot", "cot"],
-                         "max_new_tokens": [8, 8, 8, 16, 8, 16], "samples": 1, "budget": [None] * 4 + [16, None],
-                         "batch_size": [1, 2, 4, 4, 4, 4]})
+    runs = pd.DataFrame(
+        {
+            "run_id": list("abcdef"),
+            "model": "m",
+            "strategy": ["base"] * 4 + ["cot", "cot"],
+            "max_new_tokens": [8, 8, 8, 16, 8, 16],
+            "samples": 1,
+            "budget": [None] * 4 + [16, None],
+            "batch_size": [1, 2, 4, 4, 4, 4],
+        }
+    )
     assert reference.select(runs, "batch") == ["a", "b", "c"]
-    assert reference.select(runs, "length") == []            # two lengths are not a sweep
-    assert reference.select(runs, "power") == ["d", "f"]     # base 16 and the longer cot at batch 4
+    assert reference.select(runs, "length") == []  # two lengths are not a sweep
+    assert reference.select(runs, "power") == ["d", "f"]  # base 16 and the longer cot at batch 4
     with pytest.raises(ValueError, match="section must be one of"):
         reference.select(runs, "overview")
 
@@ -139,7 +211,8 @@ def test_label_comes_from_the_runs(folder):
     gpu = reference.gpu_reference("power", runs_dir=folder)
     assert reference.label(gpu.runs) == (
         "GPU reference: NVIDIA TestGPU, random-weight test-7b (7.0 B parameters), transformers, NVML (energy counter; "
-        "power usage, a 1 s average on Ampere and newer), hardware only: accuracy not meaningful")
+        "power usage, a 1 s average on Ampere and newer), hardware only: accuracy not meaningful"
+    )
     real = gpu.runs.assign(model_kind="hub", model="org/model")
     assert reference.label(real).endswith("NVML (energy counter; power usage, a 1 s average on Ampere and newer)")
     assert reference.shapes(gpu.runs) == {"base": "base: 8 tokens", "mv": "mv: 3 × 8 tokens", "cot": "cot: 64 tokens"}
@@ -162,11 +235,13 @@ def test_power_panel_known_answers(folder):
 def test_length_panel_known_answers(folder):
     p = reference.panel(reference.gpu_reference("length", runs_dir=folder))
     t = p.table.set_index("max_new_tokens")
-    assert t.energy_per_query_j.tolist() == [10.0, 18.0, 51.0]           # 64 tokens: (68 + 34) / 2
+    assert t.energy_per_query_j.tolist() == [10.0, 18.0, 51.0]  # 64 tokens: (68 + 34) / 2
     assert t.energy_per_query_j_lo.iloc[0] == 10.0 and not any(c.startswith("accuracy") for c in p.table)
     assert p.repetitions.set_index(["max_new_tokens", "repetition"]).energy_per_query_j[(64, 1)] == 34.0
-    assert "energy per query rose 5.1× from 10.0 J at 16 tokens to 51 J at 64 (4× the length; " \
-           "3.4× over the later repetitions alone: 10.0 → 34 J)" in p.sentence
+    assert (
+        "energy per query rose 5.1× from 10.0 J at 16 tokens to 51 J at 64 (4× the length; "
+        "3.4× over the later repetitions alone: 10.0 → 34 J)" in p.sentence
+    )
     fit = p.curves[("random:test-7b", "cot")]
     assert fit.n == 3 and f"{fit.form} fits best by BIC" in p.sentence
 
@@ -177,8 +252,9 @@ def test_batch_panel_known_answers(folder):
     assert np.allclose(t.queries_per_s, [mm(b) for b in (1, 2, 4, 8, 16)])
     assert np.allclose(t.energy_per_token_j, [640 / b / 128 for b in (1, 2, 4, 8, 16)])
     gain = mm(16) / mm(1)
-    assert (f"throughput rose {gain:.0f}× from {mm(1):.2f} queries/s at batch 1 to {mm(16):.1f} at batch 16"
-            in p.sentence)
+    assert (
+        f"throughput rose {gain:.0f}× from {mm(1):.2f} queries/s at batch 1 to {mm(16):.1f} at batch 16" in p.sentence
+    )
     assert "energy per output token fell from 5.00 J to 0.312 J (16× less)" in p.sentence
     fit = p.curves["base"]
     assert fit.form == "michaelis_menten" and abs(fit.params["k"] - 2) < 0.2
@@ -186,9 +262,10 @@ def test_batch_panel_known_answers(folder):
     assert "No run's first repetition" in p.sentence
 
 
+@pytest.mark.heavy
 def test_show_draws_and_saves_each_section(folder, tmp_path, capsys):
     for section, name in reference.SECTIONS.items():
-        if section == "dvfs":    # no run here locks a clock (the dvfs panel: tests/test_clocks.py)
+        if section == "dvfs":  # no run here locks a clock (the dvfs panel: tests/test_clocks.py)
             assert reference.gpu_reference(section, runs_dir=folder) is None
             continue
         p = reference.show(reference.gpu_reference(section, runs_dir=folder), tmp_path)
@@ -216,11 +293,22 @@ def test_committed_runs_are_found_from_params():
 @committed
 def test_committed_sections():
     assert _spec(reference.gpu_reference("power", ROOT / "params" / "02_power.yaml")) == {
-        ("base", 32, 16), ("mv", 32, 16), ("cot", 512, 16)}
+        ("base", 32, 16),
+        ("mv", 32, 16),
+        ("cot", 512, 16),
+    }
     assert _spec(reference.gpu_reference("length", ROOT / "params" / "03_length_sweep.yaml")) == {
-        ("cot", 64, 16), ("cot", 128, 16), ("cot", 256, 16), ("cot", 512, 16)}
+        ("cot", 64, 16),
+        ("cot", 128, 16),
+        ("cot", 256, 16),
+        ("cot", 512, 16),
+    }
     assert _spec(reference.gpu_reference("batch", ROOT / "params" / "05_batch_throughput.yaml")) == {
-        ("base", 128, 1), ("base", 128, 4), ("base", 128, 16), ("base", 128, 64)}
+        ("base", 128, 1),
+        ("base", 128, 4),
+        ("base", 128, 16),
+        ("base", 128, 64),
+    }
 
 
 @committed
@@ -230,8 +318,10 @@ def test_committed_label_says_h200_nvml_instant():
     info = rundir.read_info(COMMITTED / gpu.runs.run_id.iloc[0])
     assert info["hardware"]["gpus"][0]["name"] == "NVIDIA H200"
     assert info["meter"]["devices"][0]["power_source"] == "field_power_instant"
-    assert text.startswith("GPU reference: NVIDIA H200, random-weight qwen2.5-7b (7.6 B parameters), transformers, "
-                           "NVML (energy counter; instant power field)")
+    assert text.startswith(
+        "GPU reference: NVIDIA H200, random-weight qwen2.5-7b (7.6 B parameters), transformers, "
+        "NVML (energy counter; instant power field)"
+    )
     assert text.endswith("hardware only: accuracy not meaningful")
 
 
@@ -247,10 +337,11 @@ def test_committed_sentences_match_the_runs():
             if s["batch_size"] in (1, 64):
                 qps[f"jpt{s['batch_size']}"] = info["energy_j"] / info["completion_tokens"]
     p = reference.panel(reference.gpu_reference("batch"))
-    assert (f"throughput rose {qps[64] / qps[1]:.0f}× from {qps[1]:.2f} queries/s at batch 1 to {qps[64]:.1f}"
-            in p.sentence)
+    assert (
+        f"throughput rose {qps[64] / qps[1]:.0f}× from {qps[1]:.2f} queries/s at batch 1 to {qps[64]:.1f}" in p.sentence
+    )
     assert f"fell from {qps['jpt1']:.2f} J to {qps['jpt64']:.3f} J" in p.sentence
-    assert "rose 64× from 0.17 queries/s at batch 1 to 11.0 at batch 64" in p.sentence   # as committed
+    assert "rose 64× from 0.17 queries/s at batch 1 to 11.0 at batch 64" in p.sentence  # as committed
 
     power = reference.panel(reference.gpu_reference("power"))
     t = power.table.set_index("strategy")

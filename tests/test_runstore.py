@@ -1,6 +1,7 @@
 """The run store under attack: kills inside a checkpoint, torn and deleted files, concurrent writers,
 Ctrl-C and a full disk. Every resumed run must equal the uninterrupted one (same completions, same
 sampled texts) and keep per-query energy summing to the run's energy."""
+
 from __future__ import annotations
 
 import errno
@@ -23,10 +24,24 @@ from ttclib.rundir import KILL_POINTS, DamagedRun, run_dir
 from ttclib.runner import RunHeld, execute, run_plan
 from ttclib.spec import RunSpec
 
+pytestmark = pytest.mark.heavy  # make test-fast leaves this module out
+
 # Majority voting samples at temperature > 0, so a completion's text depends on its seed: a resume
 # that drew other seeds (or formed other batches) would change texts.
-MV = dict(model="random:tiny-qwen2", strategy="mv", samples=2, per_level=2, max_new_tokens=6, batch_size=4,
-          repetitions=2, idle_s=0, warmup=False, sample_interval_s=0.05, ignore_eos=True, seed=11)
+MV = dict(
+    model="random:tiny-qwen2",
+    strategy="mv",
+    samples=2,
+    per_level=2,
+    max_new_tokens=6,
+    batch_size=4,
+    repetitions=2,
+    idle_s=0,
+    warmup=False,
+    sample_interval_s=0.05,
+    ignore_eos=True,
+    seed=11,
+)
 KEY = ["repetition", "query_id", "sample"]
 
 # One `execute` in a fresh process, with the same random weights as the tests' `tiny_backend`.
@@ -48,7 +63,7 @@ def uninterrupted(tmp_path_factory, tiny_backend):
 
 
 def _texts(q: pd.DataFrame) -> dict:
-    return {tuple(k): t for k, t in zip(q[KEY].itertuples(index=False), q.text)}
+    return {tuple(k): t for k, t in zip(q[KEY].itertuples(index=False), q.text, strict=True)}
 
 
 def assert_same_run(d: Path, reference: pd.DataFrame) -> pd.DataFrame:
@@ -68,9 +83,9 @@ def assert_same_run(d: Path, reference: pd.DataFrame) -> pd.DataFrame:
 def test_sampling_is_random_so_same_texts_mean_same_seeds(uninterrupted):
     _, _, q = uninterrupted
     per_query = q.groupby(["repetition", "query_id"]).text.nunique()
-    assert (per_query == 2).mean() > 0.5            # two samples of a query differ ...
+    assert (per_query == 2).mean() > 0.5  # two samples of a query differ ...
     by_rep = q.pivot_table(index=["query_id", "sample"], columns="repetition", values="text", aggfunc="first")
-    assert (by_rep[0] != by_rep[1]).mean() > 0.5    # ... and so do repetitions
+    assert (by_rep[0] != by_rep[1]).mean() > 0.5  # ... and so do repetitions
 
 
 @pytest.fixture(scope="module")
@@ -79,20 +94,28 @@ def killed(tmp_path_factory) -> dict:
     each in its own runs dir: point -> (runs dir, exit status, stderr)."""
     procs = {}
     for point in KILL_POINTS:
-        nth = "2" if point.startswith("segment") else "1"   # a segment kill with one segment already kept
+        nth = "2" if point.startswith("segment") else "1"  # a segment kill with one segment already kept
         runs = tmp_path_factory.mktemp(point)
-        procs[point] = runs, subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(MV), str(runs)], text=True,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                              env={**os.environ, "TTC_KILL_AT": f"{point}:{nth}"})
+        procs[point] = (
+            runs,
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD, json.dumps(MV), str(runs)],
+                text=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "TTC_KILL_AT": f"{point}:{nth}"},
+            ),
+        )
     return {point: (runs, p.wait(timeout=600), p.stderr.read()) for point, (runs, p) in procs.items()}
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_kill_at_every_point_of_a_checkpoint_resumes_to_the_uninterrupted_run(point, killed, uninterrupted,
-                                                                             tiny_backend):
+def test_kill_at_every_point_of_a_checkpoint_resumes_to_the_uninterrupted_run(
+    point, killed, uninterrupted, tiny_backend
+):
     spec, _, reference = uninterrupted
     runs, code, err = killed[point]
-    assert code == 137, err[-2000:]                                  # killed where asked
+    assert code == 137, err[-2000:]  # killed where asked
     final, partial = run_dir(spec, runs), rundir.partial_dir(spec, runs)
     assert final.exists() == (point == "seal-renamed") and partial.exists() == (point != "seal-renamed")
     if point.startswith("segment"):
@@ -116,7 +139,7 @@ def test_resumed_majority_vote_equals_uninterrupted(after, tmp_path, uninterrupt
     d = execute(spec, tmp_path, progress=False, backend=tiny_backend)
     q = assert_same_run(d, reference)
     assert json.loads((d / "run.json").read_text())["resumed"] is (after > 0)
-    assert (q.groupby("segment").size() % 2 == 0).all()   # whole seed groups (4 and 2 queries) per segment
+    assert (q.groupby("segment").size() % 2 == 0).all()  # whole seed groups (4 and 2 queries) per segment
 
 
 def _crash_with_segments(tmp_path, tiny_backend) -> tuple[RunSpec, Path]:
@@ -141,14 +164,14 @@ def test_torn_deleted_and_unfinished_segments_are_measured_again(tmp_path, tiny_
     kept = sorted(segs.iterdir())
     assert len(kept) >= 5
     data = (kept[0] / "queries.parquet").read_bytes()
-    (kept[0] / "queries.parquet").write_bytes(data[: len(data) // 2])      # torn
-    (kept[1] / "power.parquet").write_bytes(b"")                             # zero bytes
+    (kept[0] / "queries.parquet").write_bytes(data[: len(data) // 2])  # torn
+    (kept[1] / "power.parquet").write_bytes(b"")  # zero bytes
     window = (kept[2] / "window.json").read_text()
-    at = window.index('"total_j": ') + len('"total_j": ')                  # one digit changed: parses, same
-    digit = "1" if window[at] != "1" else "2"                               # size, not the energy written
-    (kept[2] / "window.json").write_text(window[:at] + digit + window[at + 1:])
-    shutil.rmtree(kept[3])                                                  # a deleted middle segment
-    shutil.copytree(kept[4], segs / "9999999.tmp")                          # an unfinished write
+    at = window.index('"total_j": ') + len('"total_j": ')  # one digit changed: parses, same
+    digit = "1" if window[at] != "1" else "2"  # size, not the energy written
+    (kept[2] / "window.json").write_text(window[:at] + digit + window[at + 1 :])
+    shutil.rmtree(kept[3])  # a deleted middle segment
+    shutil.copytree(kept[4], segs / "9999999.tmp")  # an unfinished write
     whole = execute(spec, tmp_path / "whole", progress=False, backend=tiny_backend)
     capfd.readouterr()
 
@@ -216,8 +239,9 @@ HOLD = textwrap.dedent("""
 
 
 def _hold(runs_dir, run_id, seconds) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(runs_dir), run_id, str(seconds)], stdout=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(runs_dir), run_id, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout.readline().strip() == "held"
     return p
 
@@ -233,26 +257,28 @@ def test_a_held_run_is_not_measured_and_a_killed_holder_frees_it(tmp_path, tiny_
     finally:
         holder.kill()
         holder.wait()
-    assert rundir.status(spec, tmp_path) == "to run"         # the kernel dropped the dead holder's lock
-    assert "that process is dead" in rundir.run_lock(tmp_path, spec.run_id).holder()   # its record is stale
+    assert rundir.status(spec, tmp_path) == "to run"  # the kernel dropped the dead holder's lock
+    assert "that process is dead" in rundir.run_lock(tmp_path, spec.run_id).holder()  # its record is stale
     lock = rundir.run_lock(tmp_path, spec.run_id)
-    assert lock.acquire() and lock.acquire()                 # re-entrant within a process
+    assert lock.acquire() and lock.acquire()  # re-entrant within a process
     lock.release()
     assert not rundir.run_lock(tmp_path, spec.run_id).held_elsewhere()
     lock.release()
-    assert (tmp_path / f"{spec.run_id}.lock").read_bytes() == b""     # released cleanly: no holder recorded
+    assert (tmp_path / f"{spec.run_id}.lock").read_bytes() == b""  # released cleanly: no holder recorded
 
 
 def _grid(tmp_path, runs: int = 3, per_level: int = 2) -> Path:
     params = tmp_path / "p.yaml"
-    params.write_text(textwrap.dedent(f"""
+    params.write_text(
+        textwrap.dedent(f"""
         profiles:
           default:
             runs_dir: runs
             defaults: {{model: "random:tiny-qwen2", strategy: base, per_level: {per_level}, batch_size: 2,
                        max_new_tokens: 24, ignore_eos: true, idle_s: 0, warmup: false}}
             grid: {{seed: {list(range(1, runs + 1))}}}
-    """))
+    """)
+    )
     return params
 
 
@@ -263,7 +289,9 @@ def test_run_grid_waits_for_a_held_run_then_measures_it_if_the_holder_died(tmp_p
     t0 = time.time()
     (d,) = run_plan(plan, progress=False)
     holder.wait()
-    assert time.time() - t0 >= 2 and f"run {spec.run_id} is being measured by pid {holder.pid}" in capsys.readouterr().out
+    assert (
+        time.time() - t0 >= 2 and f"run {spec.run_id} is being measured by pid {holder.pid}" in capsys.readouterr().out
+    )
     assert rundir.is_complete(spec, plan.runs_dir) and d == run_dir(spec, plan.runs_dir)
 
 
@@ -272,16 +300,19 @@ def test_two_concurrent_ttc_run_never_measure_one_run_twice(tmp_path):
     plan = load_params(params)
     cmd = [sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120                # the second starts once the first holds a run
-    while time.time() < deadline and first.poll() is None and not any(
-            rundir.run_lock(plan.runs_dir, s.run_id).held_elsewhere() for s in plan.specs):
+    deadline = time.time() + 120  # the second starts once the first holds a run
+    while (
+        time.time() < deadline
+        and first.poll() is None
+        and not any(rundir.run_lock(plan.runs_dir, s.run_id).held_elsewhere() for s in plan.specs)
+    ):
         time.sleep(0.05)
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outs = [p.communicate(timeout=600) for p in (first, second)]
     codes = [first.returncode, second.returncode]
     assert set(codes) <= {0, cli.EXIT_HELD} and 0 in codes, outs
     measured = [line.split()[1] for out, _ in outs for line in out.splitlines() if line.startswith("measured ")]
-    assert sorted(measured) == sorted(s.run_id for s in plan.specs)           # each run measured once
+    assert sorted(measured) == sorted(s.run_id for s in plan.specs)  # each run measured once
     assert any(line.startswith("skipped ") for out, _ in outs for line in out.splitlines())
     assert all("Traceback" not in err for _, err in outs)
     for s in plan.specs:
@@ -294,6 +325,7 @@ def test_two_concurrent_ttc_run_never_measure_one_run_twice(tmp_path):
 
 # --- exits ---------------------------------------------------------------------------------
 
+
 def test_ctrl_c_exits_130_with_one_line(tmp_path):
     params = _grid(tmp_path, runs=1, per_level=8)
     spec = load_params(params).specs[0]
@@ -301,16 +333,22 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
     cmd = [sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"]
     # SIGINT as a terminal delivers it, even when this suite runs in the background (`cmd &` ignores
     # SIGINT in its children, and Python then installs no KeyboardInterrupt handler)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (segs.is_dir() and any(segs.iterdir())):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, err
-    assert err.strip().splitlines() == ["interrupted: every checkpointed query is kept; run the same command "
-                                        "again to resume"]
+    assert err.strip().splitlines() == [
+        "interrupted: every checkpointed query is kept; run the same command again to resume"
+    ]
     assert any(segs.iterdir())
 
 
@@ -321,7 +359,7 @@ def test_full_disk_says_data_is_kept_and_a_rerun_resumes(tmp_path, monkeypatch, 
 
     def full_after_two_segments(path, data):
         calls.append("segments" in str(path))
-        if sum(calls) > 8:       # 4 files a segment
+        if sum(calls) > 8:  # 4 files a segment
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 

@@ -1,8 +1,9 @@
 """ttclib.sandbox: containment first on harmless probes, then the hostile set, then scoring.
 
-The hostile programs (ttclib/sandbox_probes.py) only run after a bounded preflight showed that
+The hostile programs (tests/sandbox_probes.py) only run after a bounded preflight showed that
 processes and network are limited, so a broken sandbox cannot take the machine down.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,10 @@ import time
 import uuid
 
 import pytest
+import sandbox_probes  # tests/sandbox_probes.py: pytest puts tests/ on sys.path
 
-from ttclib import sandbox, sandbox_probes
-from ttclib.sandbox import Execution, Limits
+from ttclib import sandbox
+from ttclib.sandbox import Execution, Limits, isolation, launcher, programs
 
 FAST = Limits(wall_s=5.0, cpu_s=3.0, memory_mb=512, processes=16, output_kb=64)
 ROOT = os.geteuid() == 0
@@ -48,6 +50,7 @@ def sandbox_uid(result: Execution) -> int | None:
 
 
 # --- harmless probes: is the containment in place? -----------------------------------------------
+
 
 def test_runs_and_reports_isolation():
     result = run("print(input()[::-1])", stdin="abc\n")
@@ -82,10 +85,18 @@ print(json.dumps({"uid": os.getuid(), "euid": os.geteuid(), "groups": os.getgrou
     assert seen["fsize"] == FAST.file_mb * 2**20 and seen["cpu"] == 3
     if ROOT:
         assert seen["uid"] >= sandbox.UID_BASE and seen["groups"] == []
-    assert seen["cwd"] == sandbox.WORKDIR and seen["pid"] == 2       # pid 1 is the namespace's init
-    assert set(seen["env"]) <= {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
-                                "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                "MALLOC_ARENA_MAX"}
+    assert seen["cwd"] == sandbox.WORKDIR and seen["pid"] == 2  # pid 1 is the namespace's init
+    assert set(seen["env"]) <= {
+        "PATH",
+        "LANG",
+        "HOME",
+        "TMPDIR",
+        "PYTHONDONTWRITEBYTECODE",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "MALLOC_ARENA_MAX",
+    }
 
 
 def test_forking_children_that_exit_is_fine():
@@ -118,7 +129,7 @@ if os.getpid() == me:
     assert not result.timed_out
     assert int(result.stdout.split()[1]) > 0
     if ROOT:
-        assert not sandbox._uid_processes(sandbox_uid(result))
+        assert not isolation.uid_processes(sandbox_uid(result))
 
 
 def test_no_network_to_a_local_listener():
@@ -142,7 +153,8 @@ except OSError as exc:
 
 def test_writes_land_in_private_tmpfs_only(tmp_path):
     name = f"ttc-probe-{uuid.uuid4().hex}"
-    seen = inside("""
+    seen = inside(
+        """
 import json, os
 for d in ("/tmp", "/var/tmp", "/dev/shm", os.environ["HOME"]):
     with open(os.path.join(d, "NAME"), "w") as f:
@@ -158,12 +170,12 @@ while True:
     covered |= more
 print(json.dumps([[m[4], m[m.index("-") + 1]] for m in mounts
                   if m[0] not in covered and "rw" in m[5].split(",")]))
-""".replace("NAME", name))
+""".replace("NAME", name)
+    )
     for directory in ("/tmp", "/var/tmp", "/dev/shm", str(tmp_path)):
         assert not os.path.exists(os.path.join(directory, name))
     # nothing is writable but the fresh tmpfs mounts and the namespace's own /proc
-    assert sorted(seen) == [["/dev/shm", "tmpfs"], ["/proc", "proc"], ["/tmp", "tmpfs"],
-                            ["/var/tmp", "tmpfs"]]
+    assert sorted(seen) == [["/dev/shm", "tmpfs"], ["/proc", "proc"], ["/tmp", "tmpfs"], ["/var/tmp", "tmpfs"]]
 
 
 def test_host_processes_invisible_and_secret_absent(monkeypatch):
@@ -198,12 +210,12 @@ print("ok")
 
 
 def test_numpy_imports_within_default_limits():
-    result = sandbox.run("import numpy as np; print(int(np.arange(5).sum()))",
-                         limits=Limits(wall_s=20))
+    result = sandbox.run("import numpy as np; print(int(np.arange(5).sum()))", limits=Limits(wall_s=20))
     assert result.ok and result.stdout == "10\n", result
 
 
 # --- kernel-side confinement: seccomp, Landlock, keyrings, memory cgroup, Unix sockets ----------
+
 
 def _has_cgroup(result: Execution) -> bool:
     return any(t.startswith("cgroup:") for t in result.isolation)
@@ -243,8 +255,14 @@ thread.join()
 out["subprocess"] = subprocess.run(["true"]).returncode
 print(json.dumps(out))
 """)
-    assert seen == {"pool": [0, 1, 4, 9], "executor": [0, 1, 4], "manager": {"k": 1},
-                    "socketpair": "x", "thread": True, "subprocess": 0}
+    assert seen == {
+        "pool": [0, 1, 4, 9],
+        "executor": [0, 1, 4],
+        "manager": {"k": 1},
+        "socketpair": "x",
+        "thread": True,
+        "subprocess": 0,
+    }
 
 
 def test_caller_keys_out_of_sight():
@@ -253,19 +271,21 @@ def test_caller_keys_out_of_sight():
     if key is None:
         pytest.skip("no keyrings here")
     try:
-        seen = inside("""
+        seen = inside(
+            """
 import ctypes, json, os
 libc = ctypes.CDLL(None, use_errno=True)
 keyctl = {"x86_64": 250, "aarch64": 219}[os.uname().machine]
 found = libc.syscall(keyctl, 10, ctypes.c_long(-3), b"user", b"NAME", 0)   # KEYCTL_SEARCH
 print(json.dumps([open("/proc/keys").read(), found, ctypes.get_errno()]))
-""".replace("NAME", name))
+""".replace("NAME", name)
+        )
         assert sandbox_probes._Keyring.intact(key, "payload")
     finally:
         sandbox_probes._Keyring.remove(key)
     keys, found, errno = seen
-    assert name not in keys                   # a session keyring of its own: nothing possessed
-    assert found == -1 and errno == 1         # and keyctl itself refused (EPERM)
+    assert name not in keys  # a session keyring of its own: nothing possessed
+    assert found == -1 and errno == 1  # and keyctl itself refused (EPERM)
 
 
 def test_oom_preference_cannot_be_lowered():
@@ -296,15 +316,15 @@ print("held", MIB)
 def test_memory_cgroup_bounds_what_rlimits_do_not_count():
     if not _has_cgroup(run("pass")):
         pytest.skip("no memory cgroup here (the isolation list says why)")
-    cap = FAST.memory_mb + 3 * FAST.disk_mb                   # MiB for the whole execution
-    under = run(MEMFD_HOLD.replace("MIB", str(cap - 160)))    # RLIMIT_AS 512 MiB: no bound
+    cap = FAST.memory_mb + 3 * FAST.disk_mb  # MiB for the whole execution
+    under = run(MEMFD_HOLD.replace("MIB", str(cap - 160)))  # RLIMIT_AS 512 MiB: no bound
     assert under.ok and under.stdout == f"held {cap - 160}\n", under
     over = run(MEMFD_HOLD.replace("MIB", str(cap + 32)))
     assert not over.ok and over.returncode == -signal.SIGKILL and over.stdout == ""
 
 
 def test_runs_without_a_memory_cgroup_and_says_so(monkeypatch):
-    monkeypatch.setattr(sandbox, "_cgroup_mounts", lambda: {})
+    monkeypatch.setattr(isolation, "cgroup_mounts", lambda: {})
     result = run("print(1)")
     assert result.ok and result.stdout == "1\n"
     assert "no-cgroup:no memory controller mounted" in result.isolation
@@ -313,14 +333,12 @@ def test_runs_without_a_memory_cgroup_and_says_so(monkeypatch):
 def test_execution_cgroups_are_removed():
     run_many = sandbox.run_many([("print(1)", "")] * 4, limits=FAST, workers=2)
     assert all(r.ok for r in run_many)
-    mounts, own = sandbox._cgroup_mounts(), sandbox._own_cgroups()
+    mounts, own = isolation.cgroup_mounts(), isolation.own_cgroups()
     tops = [mounts[c] / own[c].lstrip("/") for c in ("memory",) if c in mounts and c in own]
     if "cgroup2" in mounts:
-        tops += [mounts["cgroup2"] / own.get("", "/").lstrip("/"),
-                 mounts["cgroup2"] / "ttc-sandbox"]
+        tops += [mounts["cgroup2"] / own.get("", "/").lstrip("/"), mounts["cgroup2"] / "ttc-sandbox"]
     prefix = f"ttc-sandbox-{os.getpid()}-"
-    assert not [p for top in tops if top.is_dir() for p in top.iterdir()
-                if p.name.startswith(prefix)]
+    assert not [p for top in tops if top.is_dir() for p in top.iterdir() if p.name.startswith(prefix)]
 
 
 def test_unix_socket_of_the_caller_unreachable():
@@ -363,8 +381,7 @@ def preflight():
 
 def _needs_missing_cgroup(outcome: sandbox_probes.Outcome) -> bool:
     execution = outcome.execution
-    return (outcome.name == "memfd_hoard" and execution is not None
-            and not _has_cgroup(execution))
+    return outcome.name == "memfd_hoard" and execution is not None and not _has_cgroup(execution)
 
 
 def _outcome(name, canary_dir) -> sandbox_probes.Outcome:
@@ -374,6 +391,7 @@ def _outcome(name, canary_dir) -> sandbox_probes.Outcome:
 
 
 @pytest.mark.parametrize("name", list(sandbox_probes.HOSTILE_PROGRAMS))
+@pytest.mark.heavy
 def test_hostile_program_is_contained(name, preflight, tmp_path):
     outcome = _outcome(name, tmp_path)
     if _needs_missing_cgroup(outcome):
@@ -382,7 +400,7 @@ def test_hostile_program_is_contained(name, preflight, tmp_path):
     execution = outcome.execution
     assert not execution.ok
     if name in ("fork_bomb", "infinite_loop", "stdout_flood"):
-        assert execution.timed_out or execution.returncode < 0      # wall or CPU limit
+        assert execution.timed_out or execution.returncode < 0  # wall or CPU limit
         assert execution.wall_s < sandbox_probes.PROBE_LIMITS.wall_s + 2
     if name == "stdout_flood":
         assert "more bytes discarded" in execution.stdout
@@ -390,25 +408,24 @@ def test_hostile_program_is_contained(name, preflight, tmp_path):
         assert execution.returncode == 0 and execution.stray_processes >= 2
 
 
+@pytest.mark.heavy
 def test_hostile_summary(preflight, tmp_path):
     for name in sandbox_probes.HOSTILE_PROGRAMS:
         _outcome(name, tmp_path)
-    lines = [f"{o.name:15s} {'contained' if o.contained else 'ESCAPED'} {o.wall_s:6.2f}s"
-             for o in _outcomes.values()]
-    assert all(o.contained or _needs_missing_cgroup(o) for o in _outcomes.values()), \
-        "\n".join(lines)
+    lines = [f"{o.name:15s} {'contained' if o.contained else 'ESCAPED'} {o.wall_s:6.2f}s" for o in _outcomes.values()]
+    assert all(o.contained or _needs_missing_cgroup(o) for o in _outcomes.values()), "\n".join(lines)
     assert len(_outcomes) == len(sandbox_probes.HOSTILE_PROGRAMS) >= 14
     if ROOT:
         for slot in range(sandbox.UID_SLOTS):
-            assert not sandbox._uid_processes(sandbox.UID_BASE + slot)
+            assert not isolation.uid_processes(sandbox.UID_BASE + slot)
     assert not [p for p in os.listdir("/tmp") if p.startswith("ttc-escape-")]
 
 
 def test_probe_checker_flags_escapes(monkeypatch, tmp_path):
     """The checker itself: the same probes run *outside* the sandbox must be reported."""
+
     def unsandboxed(program, **kw):
-        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                              timeout=30)
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30)
         return Execution(done.returncode, False, done.stdout, done.stderr, 0.0, ())
 
     monkeypatch.setattr(sandbox, "run", unsandboxed)
@@ -420,6 +437,7 @@ def test_probe_checker_flags_escapes(monkeypatch, tmp_path):
 
 
 # --- limits and cleanup -----------------------------------------------------------------------
+
 
 def test_wall_clock_timeout():
     start = time.monotonic()
@@ -456,27 +474,25 @@ def test_interrupt_leaves_nothing_behind():
     signal.setitimer(signal.ITIMER_REAL, 0.5)
     try:
         with pytest.raises(KeyboardInterrupt):
-            sandbox.run("import os, time\nfor _ in range(4): os.fork()\ntime.sleep(60)",
-                        limits=Limits(wall_s=30))
+            sandbox.run("import os, time\nfor _ in range(4): os.fork()\ntime.sleep(60)", limits=Limits(wall_s=30))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     if ROOT:
         for slot in range(sandbox.UID_SLOTS):
-            assert not sandbox._uid_processes(sandbox.UID_BASE + slot)
-    assert not sandbox._slots_in_use
+            assert not isolation.uid_processes(sandbox.UID_BASE + slot)
+    assert not isolation.slots_in_use
 
 
 def test_refuses_without_network_isolation(monkeypatch):
-    monkeypatch.setitem(sandbox._state, "namespaces", False)
-    monkeypatch.setitem(sandbox._state, "reason", "unshare: Operation not permitted")
+    monkeypatch.setattr(launcher.NAMESPACES, "usable", False)
+    monkeypatch.setattr(launcher.NAMESPACES, "reason", "unshare: Operation not permitted")
     with pytest.raises(sandbox.SandboxError, match="allow_network=True"):
         sandbox.run("print(1)")
 
 
 def test_run_many_keeps_order_and_uses_distinct_uids():
-    jobs = [(f"import time; time.sleep({0.3 if i % 2 == 0 else 0}); print(input() * 2)", str(i))
-            for i in range(6)]
+    jobs = [(f"import time; time.sleep({0.3 if i % 2 == 0 else 0}); print(input() * 2)", str(i)) for i in range(6)]
     results = sandbox.run_many(jobs, limits=FAST, workers=2)
     assert [r.stdout for r in results] == [f"{i}{i}\n" for i in range(6)]
     if ROOT:
@@ -485,6 +501,7 @@ def test_run_many_keeps_order_and_uses_distinct_uids():
 
 # --- scoring helpers --------------------------------------------------------------------------
 
+
 def test_passes_asserts():
     good = "def add(a, b):\n    return a + b\n"
     tests = "assert add(1, 2) == 3\nassert add('a', 'b') == 'ab'\n"
@@ -492,8 +509,9 @@ def test_passes_asserts():
     assert not sandbox.passes_asserts(good.replace("a + b", "a - b"), tests, limits=FAST).ok
     early = "import sys\ndef add(a, b):\n    return a - b\nsys.exit(0)\n"
     assert not sandbox.passes_asserts(early, tests, limits=FAST).ok
-    assert not sandbox.passes_asserts("def add(a, b):\n    while True: pass\n", tests,
-                                      limits=Limits(wall_s=1, cpu_s=1)).ok
+    assert not sandbox.passes_asserts(
+        "def add(a, b):\n    while True: pass\n", tests, limits=Limits(wall_s=1, cpu_s=1)
+    ).ok
     # a solution that does not load fails even when the tests call nothing
     assert not sandbox.passes_asserts("def add(a, b) return a", "pass", limits=FAST).ok
     assert not sandbox.passes_asserts("raise ValueError('at import')", "pass", limits=FAST).ok
@@ -501,33 +519,41 @@ def test_passes_asserts():
 
 HONEST = {
     # prints to stdout while it works (the output is the solution's; it decides nothing)
-    "prints": ("def add(a, b):\n    print('adding', a, b)\n    return a + b\n",
-               "assert add(2, 3) == 5\n"),
+    "prints": ("def add(a, b):\n    print('adding', a, b)\n    return a + b\n", "assert add(2, 3) == 5\n"),
     # floats compared approximately, as HumanEval and MBPP tests do
-    "floats": ("def mean(xs):\n    return sum(xs) / len(xs)\n",
-               "import math\nassert abs(mean([0.1, 0.2, 0.3]) - 0.2) < 1e-9\n"
-               "assert math.isclose(mean([1e-3, 2e-3]), 1.5e-3, rel_tol=1e-6)\n"),
+    "floats": (
+        "def mean(xs):\n    return sum(xs) / len(xs)\n",
+        "import math\nassert abs(mean([0.1, 0.2, 0.3]) - 0.2) < 1e-9\n"
+        "assert math.isclose(mean([1e-3, 2e-3]), 1.5e-3, rel_tol=1e-6)\n",
+    ),
     # the exception the tests expect, by its builtin type
-    "raises": ("def parse(s):\n    return int(s)\n",
-               "try:\n    parse('x')\n    raise AssertionError('no error')\nexcept ValueError:\n    pass\n"),
+    "raises": (
+        "def parse(s):\n    return int(s)\n",
+        "try:\n    parse('x')\n    raise AssertionError('no error')\nexcept ValueError:\n    pass\n",
+    ),
     # numpy scalars, IntEnum, namedtuple, Counter and defaultdict become builtins
-    "builtin_like": ("import numpy as np, collections, enum\nclass C(enum.IntEnum):\n    A = 3\n"
-                     "P = collections.namedtuple('P', 'x y')\n"
-                     "def f():\n    return [np.int64(2), np.float64(0.5), np.bool_(True), C.A, P(1, 2),\n"
-                     "            collections.Counter('aab'), collections.defaultdict(int, k=1)]\n",
-                     "assert f() == [2, 0.5, True, 3, (1, 2), {'a': 2, 'b': 1}, {'k': 1}]\n"
-                     "assert type(f()[4]) is tuple and type(f()[0]) is int\n"),
+    "builtin_like": (
+        "import numpy as np, collections, enum\nclass C(enum.IntEnum):\n    A = 3\n"
+        "P = collections.namedtuple('P', 'x y')\n"
+        "def f():\n    return [np.int64(2), np.float64(0.5), np.bool_(True), C.A, P(1, 2),\n"
+        "            collections.Counter('aab'), collections.defaultdict(int, k=1)]\n",
+        "assert f() == [2, 0.5, True, 3, (1, 2), {'a': 2, 'b': 1}, {'k': 1}]\n"
+        "assert type(f()[4]) is tuple and type(f()[0]) is int\n",
+    ),
     # iterators and views, wrapped by the tests as MBPP's are (set(...), sorted(...), list(...))
-    "iterators": ("def common(a, b):\n    return filter(set(b).__contains__, a)\n"
-                  "def keys(d):\n    return d.keys()\n"
-                  "def squares(n):\n    return (i * i for i in range(n))\n",
-                  "assert set(common([1, 2, 3], [3, 2])) == {2, 3}\n"
-                  "assert sorted(keys({'b': 1, 'a': 2})) == ['a', 'b'] and keys({1: 0}) == {1}\n"
-                  "assert list(squares(3)) == [0, 1, 4] and squares(3) != [0, 1, 4]\n"),
+    "iterators": (
+        "def common(a, b):\n    return filter(set(b).__contains__, a)\n"
+        "def keys(d):\n    return d.keys()\n"
+        "def squares(n):\n    return (i * i for i in range(n))\n",
+        "assert set(common([1, 2, 3], [3, 2])) == {2, 3}\n"
+        "assert sorted(keys({'b': 1, 'a': 2})) == ['a', 'b'] and keys({1: 0}) == {1}\n"
+        "assert list(squares(3)) == [0, 1, 4] and squares(3) != [0, 1, 4]\n",
+    ),
     # state kept between calls, in a function that shadows a builtin (MBPP 126 defines sum)
-    "state_and_builtin_name": ("calls = []\ndef sum(a, b):\n    calls.append(1)\n"
-                               "    return len(calls) + a + b\n",
-                               "assert sum(1, 1) == 3\nassert sum(1, 1) == 4\n"),
+    "state_and_builtin_name": (
+        "calls = []\ndef sum(a, b):\n    calls.append(1)\n    return len(calls) + a + b\n",
+        "assert sum(1, 1) == 3\nassert sum(1, 1) == 4\n",
+    ),
 }
 
 
@@ -544,25 +570,31 @@ def test_honest_solutions_pass(name):
 def test_tests_keep_their_own_helpers_and_data():
     """HumanEval's prompt defines helpers the tests use (``poly``); they stay the tests' own
     even when the solution redefines them, and ``TEST_DATA`` reaches only the tests."""
-    context = ("def poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n\n"
-               "def find_zero(xs):\n    pass\n")
-    solver = ("def find_zero(xs):\n    import scipy.optimize\n"
-              "    return scipy.optimize.brentq(lambda x: poly(xs, x), -100, 100)\n")
-    tests = ("def check(candidate):\n    for xs in TEST_DATA:\n"
-             "        assert abs(poly(xs, candidate(xs))) < 1e-6\n\ncheck(find_zero)\n")
+    context = "def poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n\ndef find_zero(xs):\n    pass\n"
+    solver = (
+        "def find_zero(xs):\n    import scipy.optimize\n"
+        "    return scipy.optimize.brentq(lambda x: poly(xs, x), -100, 100)\n"
+    )
+    tests = (
+        "def check(candidate):\n    for xs in TEST_DATA:\n"
+        "        assert abs(poly(xs, candidate(xs))) < 1e-6\n\ncheck(find_zero)\n"
+    )
     cases = [[1, 2], [-6, 11, -6, 1]]
     limits = Limits(wall_s=20)
-    assert sandbox.passes_asserts(context + solver, tests, context=context,
-                                  candidates=["find_zero"], data=cases, limits=limits).ok
+    assert sandbox.passes_asserts(
+        context + solver, tests, context=context, candidates=["find_zero"], data=cases, limits=limits
+    ).ok
     # a solution whose own poly is wrong (a root of 2 + 2x, not 1 + 2x) fails the tests' poly
     skewed = context.replace("return sum", "return 1 + sum") + solver
-    assert not sandbox.passes_asserts(skewed, tests, context=context, candidates=["find_zero"],
-                                      data=cases, limits=limits).ok
+    assert not sandbox.passes_asserts(
+        skewed, tests, context=context, candidates=["find_zero"], data=cases, limits=limits
+    ).ok
 
 
 def _codec() -> dict:
-    namespace: dict = {"os": os}
-    exec(sandbox._VALUE_CODEC, namespace)
+    """The codec as the tests' and the solution's processes run it: its text, executed."""
+    namespace: dict = {}
+    exec(programs.source("codec"), namespace)
     return namespace
 
 
@@ -571,9 +603,27 @@ def test_values_cross_exactly_and_only_as_builtins():
     from fractions import Fraction
 
     codec = _codec()
-    values = [None, True, 0, -7, 2**200, -(3**5000), 0.1, -0.0, float("inf"), 1e308, "é\ud800",
-              b"\x00\xff", bytearray(b"ab"), 1 + 2j, Fraction(1, 3), Decimal("1.10"),
-              [1, [2, (3, frozenset({4}))]], (), {(1, 2): {"a": {1, 2}}, 5: None}]
+    values = [
+        None,
+        True,
+        0,
+        -7,
+        2**200,
+        -(3**5000),
+        0.1,
+        -0.0,
+        float("inf"),
+        1e308,
+        "é\ud800",
+        b"\x00\xff",
+        bytearray(b"ab"),
+        1 + 2j,
+        Fraction(1, 3),
+        Decimal("1.10"),
+        [1, [2, (3, frozenset({4}))]],
+        (),
+        {(1, 2): {"a": {1, 2}}, 5: None},
+    ]
     for value in values:
         back = codec["decode"](json.loads(json.dumps(codec["encode"](value))))
         assert back == value and type(back) is type(value), value
@@ -583,23 +633,40 @@ def test_values_cross_exactly_and_only_as_builtins():
     import collections
 
     d = {"a": 1, "b": 2}
-    for make in (d.keys, d.values, d.items, lambda: range(2, 10, 3),
-                 lambda: collections.deque([1, 2]), lambda: map(str, [1, 2]),
-                 lambda: (x * x for x in range(3)), lambda: zip("ab", [1, 2])):
+    for make in (
+        d.keys,
+        d.values,
+        d.items,
+        lambda: range(2, 10, 3),
+        lambda: collections.deque([1, 2]),
+        lambda: map(str, [1, 2]),
+        lambda: (x * x for x in range(3)),
+        lambda: zip("ab", [1, 2], strict=True),
+    ):
         value = make()
         back = codec["decode"](json.loads(json.dumps(codec["encode"](value))))
-        if iter(value) is value:                             # an iterator: one over the values
+        if iter(value) is value:  # an iterator: one over the values
             assert iter(back) is back and list(back) == list(make())
         else:
             assert type(back) is type(value) and list(back) == list(value)
-    assert codec["decode"](codec["encode"](d.keys())) == {"a", "b"}           # as in Python
-    for hostile in ({"t": [1], "extra": 1}, {"x": []}, {"d": [[1]]}, {"i": 5}, {"c": ["1", 2]},
-                    {"S": [[1]]}, {"Q": [1.5, 2]}, {"t": "ab"}, {"d": [[[1], 2]]}):
+    assert codec["decode"](codec["encode"](d.keys())) == {"a", "b"}  # as in Python
+    for hostile in (
+        {"t": [1], "extra": 1},
+        {"x": []},
+        {"d": [[1]]},
+        {"i": 5},
+        {"c": ["1", 2]},
+        {"S": [[1]]},
+        {"Q": [1.5, 2]},
+        {"t": "ab"},
+        {"d": [[[1], 2]]},
+    ):
         with pytest.raises((ValueError, TypeError)):
             codec["decode"](hostile)
 
     class Anything:
-        __eq__ = lambda self, other: True
+        def __eq__(self, other):
+            return True
 
     with pytest.raises(TypeError):
         codec["encode"](Anything())
@@ -612,12 +679,12 @@ def test_values_cross_exactly_and_only_as_builtins():
 
 # --- forged verdicts ----------------------------------------------------------------------------
 
+
 def _single_process_passes(solution: str, tests: str, limits: Limits) -> bool:
     """The design the attack report was about: solution, tests and a completion token that the
     program prints after its last test, all in one program."""
     token = uuid.uuid4().hex
-    program = (f"{solution}\n\n{tests}\nimport os as _o, sys as _s\n_s.stdout.flush()\n"
-               f"_o.write(1, b'\\n{token}\\n')\n")
+    program = f"{solution}\n\n{tests}\nimport os as _o, sys as _s\n_s.stdout.flush()\n_o.write(1, b'\\n{token}\\n')\n"
     result = sandbox.run(program, limits=limits)
     return result.returncode == 0 and not result.timed_out and token in result.stdout
 
@@ -626,8 +693,7 @@ def _single_process_passes(solution: str, tests: str, limits: Limits) -> bool:
 def test_forgeries_are_real_attacks(name):
     """Each classic forgery does pass a single-process harness: the probes test something."""
     tests = sandbox_probes.FORGERY_TESTS.replace("@SECRET@", sandbox_probes.forgery_secret())
-    assert _single_process_passes(sandbox_probes.FORGERIES[name], tests,
-                                  sandbox_probes.FORGERY_LIMITS)
+    assert _single_process_passes(sandbox_probes.FORGERIES[name], tests, sandbox_probes.FORGERY_LIMITS)
 
 
 @pytest.mark.parametrize("harness", ["asserts", "call"])
@@ -659,12 +725,13 @@ def report():
     result = sandbox.passes_asserts(probe, "print(report())\nassert False\n", limits=FAST)
     assert not result.ok
     seen, fds, cmdline = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(seen.values()) <= {1, 13}, seen             # EPERM / EACCES: nothing read
-    assert len(fds) == 6, fds                               # stdio, the two pipes, listdir's own
+    assert set(seen.values()) <= {1, 13}, seen  # EPERM / EACCES: nothing read
+    assert len(fds) == 6, fds  # stdio, the two pipes, listdir's own
     assert "ttcsecret" not in result.stdout and "-S\x00-c" in cmdline
 
 
 # --- stdout compared while it arrives -------------------------------------------------------------
+
 
 def test_output_comparison_follows_normalize_output():
     import random
@@ -683,16 +750,16 @@ def test_output_comparison_follows_normalize_output():
         assert comparison.finish() == same, (expected, actual)
 
 
+@pytest.mark.heavy
 def test_big_output_compared_streaming():
-    lines = 1_000_000                                       # 8 MiB, 32 times the 256 KiB cap
+    lines = 1_000_000  # 8 MiB, 32 times the 256 KiB cap
     expected = "".join(f"{i:7d}\n" for i in range(lines))
-    program = ("import sys\nn = int(input())\n"
-               "sys.stdout.write(''.join(f'{i:7d}\\n' for i in range(n)))\n")
+    program = "import sys\nn = int(input())\nsys.stdout.write(''.join(f'{i:7d}\\n' for i in range(n)))\n"
     limits = Limits(wall_s=30, memory_mb=1024)
     assert sandbox.passes_io(program, [(f"{lines}\n", expected)], limits)
     result = sandbox.run(program, stdin=f"{lines}\n", limits=limits, expected_stdout=expected)
     assert result.ok and result.stdout_matches
-    assert len(result.stdout) < limits.output_kb * 1024 + 100    # only the head is kept
+    assert len(result.stdout) < limits.output_kb * 1024 + 100  # only the head is kept
     # trailing spaces on every line still compare equal (and fit in the cap)
     spaced = program.replace("\\n' for", " \\n' for")
     assert sandbox.passes_io(spaced, [(f"{lines}\n", expected)], limits)
@@ -710,7 +777,7 @@ def test_wrong_output_is_stopped_at_its_first_difference():
     assert result.stdout_matches is False and not result.timed_out
     assert time.monotonic() - start < 5
     assert "line 1: expected 'right', got 'wrong'" in result.stderr
-    flood = "while True:\n    print('1')\n"                    # never stops: capped, not held
+    flood = "while True:\n    print('1')\n"  # never stops: capped, not held
     result = sandbox.run(flood, expected_stdout="1\n" * 1000, limits=Limits(wall_s=10))
     assert result.stdout_matches is False and not result.timed_out
 
@@ -743,9 +810,9 @@ class Solution:
     function = "def square(x):\n    return x * x\n"
     assert sandbox.passes_call(function, "square", [([3], 9), ([-2], 4)], FAST)
     assert not sandbox.passes_call(function, "cube", [([3], 27)], FAST)
-    assert not sandbox.passes_call("def square(x):\n    raise ValueError\n", "square",
-                                   [([3], 9)], FAST)
+    assert not sandbox.passes_call("def square(x):\n    raise ValueError\n", "square", [([3], 9)], FAST)
     assert not sandbox.passes_call("import sys\nsys.exit(0)\n", "square", [([3], 9)], FAST)
     assert not sandbox.passes_call("import os\nos._exit(0)\n", "square", [([3], 9)], FAST)
-    assert not sandbox.passes_call("def square(x):\n    while True: pass\n", "square",
-                                   [([3], 9)], Limits(wall_s=1, cpu_s=1))
+    assert not sandbox.passes_call(
+        "def square(x):\n    while True: pass\n", "square", [([3], 9)], Limits(wall_s=1, cpu_s=1)
+    )

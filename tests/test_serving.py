@@ -1,4 +1,5 @@
 """TransformersBackend on a random-weight Qwen2 architecture (real code path, tiny size)."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,7 @@ def test_token_counts_match_the_tokenizer(tiny_backend):
     reqs = [Request(f"r{i}", p, SamplingParams(max_new_tokens=6, ignore_eos=True)) for i, p in enumerate(PROMPTS)]
     out = tiny_backend.generate(reqs)
     assert [c.request_id for c in out] == ["r0", "r1", "r2"]
-    for c, p in zip(out, PROMPTS):
+    for c, p in zip(out, PROMPTS, strict=True):
         assert c.prompt_tokens == len(tiny_backend.tokenizer(p).input_ids)
         assert c.completion_tokens == 6 and c.finish_reason == "length"
         assert c.t_end >= c.t_start > 0
@@ -70,8 +71,9 @@ def test_model_resolution_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, chat", [("smollm2-135m-instruct", True), ("gemma3-270m", False),
-                                        ("qwen2.5-coder-0.5b-instruct", True)])
+@pytest.mark.parametrize(
+    "name, chat", [("smollm2-135m-instruct", True), ("gemma3-270m", False), ("qwen2.5-coder-0.5b-instruct", True)]
+)
 def test_embedded_models_answer_arithmetic(name, chat):
     """The embedded GGUF models convert, load, and answer 1-digit additions through the real path."""
     from ttclib import benchmarks, strategies
@@ -81,37 +83,53 @@ def test_embedded_models_answer_arithmetic(name, chat):
     assert b.chat is chat
     bench, strat = benchmarks.get("arithmetic"), strategies.get("base")
     problems = bench.load(levels=["easy"], per_level=8, seed=0)
-    prompts = [render_prompt(b.tokenizer, strat.messages(p, bench.answer_format), True) if chat
-               else strat.base_prompt(p, bench.answer_format) for p in problems]
+    prompts = [
+        render_prompt(b.tokenizer, strat.messages(p, bench.answer_format), True)
+        if chat
+        else strat.base_prompt(p, bench.answer_format)
+        for p in problems
+    ]
     stop = () if chat else strat.base_stop
-    out = b.generate([Request(p.id, pr, SamplingParams(max_new_tokens=24, stop=stop)) for p, pr in zip(problems, prompts)])
-    correct = sum(bench.grade(c.text, p).correct for c, p in zip(out, problems))
+    out = b.generate(
+        [
+            Request(p.id, pr, SamplingParams(max_new_tokens=24, stop=stop))
+            for p, pr in zip(problems, prompts, strict=True)
+        ]
+    )
+    correct = sum(bench.grade(c.text, p).correct for c, p in zip(out, problems, strict=True))
     assert correct >= 2, [c.text for c in out]
     assert (models.hf_directory(name) / "config.json").exists()
-    d = b.describe()                    # what run.json records of the weights
+    d = b.describe()  # what run.json records of the weights
     if models.EMBEDDED[name].parts:
         assert d["gguf_name"] == "Qwen2.5 Coder 0.5B Instruct AWQ" and d["gguf_sha256"].startswith("1d961463")
-        assert d["dtype"] == ("bfloat16" if hardware.bf16_support("cpu") else "float32") and d["dtype_requested"] == "auto"
+        assert (
+            d["dtype"] == ("bfloat16" if hardware.bf16_support("cpu") else "float32") and d["dtype_requested"] == "auto"
+        )
 
 
 def test_static_batch_end_times_follow_each_sequences_last_token(tiny_backend):
     """generate() pads a finished sequence until the batch ends; its end time is its last token's
-    (here without step times: equal steps, the fallback), so attribution charges the padded steps to the sequences still running."""
+    (here without step times: equal steps, the fallback), so attribution charges the padded steps to the
+    sequences still running."""
     from ttclib.serving import Request, SamplingParams
 
     eos = next(iter(tiny_backend._eos))
     r, p = Request("q", "x"), SamplingParams(max_new_tokens=10)
-    ids = [5, 6, 7, 8, eos] + [tiny_backend.tokenizer.pad_token_id] * 5          # 5 tokens of 10 steps
+    ids = [5, 6, 7, 8, eos] + [tiny_backend.tokenizer.pad_token_id] * 5  # 5 tokens of 10 steps
     short = tiny_backend._completion(r, 0, ids, 3, p, t_start=100.0, t_end=110.0)
     full = tiny_backend._completion(r, 1, [5] * 10, 3, p, t_start=100.0, t_end=110.0)
     assert (short.completion_tokens, short.t_start, short.t_end) == (5, 100.0, 105.0)
     assert (full.completion_tokens, full.finish_reason, full.t_end) == (10, "length", 110.0)
-    from ttclib.energy import Measurement, attribute_windows
     import pandas as pd
-    shares, _ = attribute_windows([Measurement("nvml", "energy_counter", 100.0, 10.0, {"gpu0": 150.0})],
-                                  pd.DataFrame({"t": [], "power_w": []}),
-                                  [(short.t_start, short.t_end), (full.t_start, full.t_end)])
-    assert shares.tolist() == [37.5, 112.5]        # 5 s shared by two, then 5 s by the long one alone
+
+    from ttclib.energy import Measurement, attribute_windows
+
+    shares, _ = attribute_windows(
+        [Measurement("nvml", "energy_counter", 100.0, 10.0, {"gpu0": 150.0})],
+        pd.DataFrame({"t": [], "power_w": []}),
+        [(short.t_start, short.t_end), (full.t_start, full.t_end)],
+    )
+    assert shares.tolist() == [37.5, 112.5]  # 5 s shared by two, then 5 s by the long one alone
 
 
 def test_a_slow_prefill_stays_with_the_rows_first_token():
@@ -126,12 +144,18 @@ def test_a_slow_prefill_stays_with_the_rows_first_token():
     steps = [9.0 + 0.1 * k for k in range(10)]
     ends = [token_time(1, 10, 0.0, 9.9, steps), token_time(10, 10, 0.0, 9.9, steps)]
     assert ends == [9.0, steps[-1]]
-    shares, _ = attribute_windows([Measurement("nvml", "energy_counter", 0.0, 9.9, {"gpu0": 990.0})],
-                                  pd.DataFrame({"t": [], "power_w": []}), [(0.0, e) for e in ends])
+    shares, _ = attribute_windows(
+        [Measurement("nvml", "energy_counter", 0.0, 9.9, {"gpu0": 990.0})],
+        pd.DataFrame({"t": [], "power_w": []}),
+        [(0.0, e) for e in ends],
+    )
     assert shares.round(6).tolist() == [450.0, 540.0]
-    equal_steps = [token_time(1, 10, 0.0, 9.9), token_time(10, 10, 0.0, 9.9)]   # the fallback: A ends at 0.99 s
-    shares, _ = attribute_windows([Measurement("nvml", "energy_counter", 0.0, 9.9, {"gpu0": 990.0})],
-                                  pd.DataFrame({"t": [], "power_w": []}), [(0.0, e) for e in equal_steps])
+    equal_steps = [token_time(1, 10, 0.0, 9.9), token_time(10, 10, 0.0, 9.9)]  # the fallback: A ends at 0.99 s
+    shares, _ = attribute_windows(
+        [Measurement("nvml", "energy_counter", 0.0, 9.9, {"gpu0": 990.0})],
+        pd.DataFrame({"t": [], "power_w": []}),
+        [(0.0, e) for e in equal_steps],
+    )
     assert shares[0] < 50
 
 
@@ -179,14 +203,14 @@ def test_dtype_auto_and_threads_are_chosen_and_recorded(monkeypatch):
         d = TransformersBackend(TINY, dtype="auto").describe()
         assert (d["dtype"], d["dtype_requested"], d["bf16_native"]) == ("bfloat16", "auto", "avx512_bf16")
         assert (d["threads"], d["threads_source"]) == (hardware.usable_cpus(), "usable CPUs")
-        monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2"})      # emulated bf16 is slower than fp32
+        monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2"})  # emulated bf16 is slower than fp32
         d = TransformersBackend(TINY, dtype="auto", threads=1).describe()
         assert (d["dtype"], d["bf16_native"], d["threads"], d["threads_source"]) == ("float32", None, 1, "params")
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     spec = RunSpec(model=TINY, strategy="base")
-    assert spec.model_copy(update={"threads": None}).run_id == spec.run_id       # the default keeps earlier ids
+    assert spec.model_copy(update={"threads": None}).run_id == spec.run_id  # the default keeps earlier ids
     assert RunSpec(model=TINY, strategy="base", threads=1).run_id != spec.run_id
     assert RunSpec(model=TINY, strategy="base", dtype="auto").run_id != spec.run_id
 
@@ -203,7 +227,7 @@ def test_the_stop_string_criterion_is_built_once(tiny_backend, monkeypatch):
         init(self, *args, **kwargs)
 
     monkeypatch.setattr(sc.StopStringCriteria, "__init__", counting)
-    stop = ("\n\nOnce-only stop:",)          # a stop set no other test uses
+    stop = ("\n\nOnce-only stop:",)  # a stop set no other test uses
     for i in range(3):
         tiny_backend.generate([Request(f"s{i}", "Question: 2 + 2?", SamplingParams(max_new_tokens=3, stop=stop))])
     assert len(built) == 1

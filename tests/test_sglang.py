@@ -1,4 +1,5 @@
 """The SGLang backend against a real SGLang server on this CPU (tiny model; SmolLM2 when slow)."""
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,10 @@ def test_idle_server_leaves_the_cpu_alone(sglang_tiny):
 
 def test_token_counts_agree_with_the_tokenizer(sglang_tiny):
     tok = sglang_tiny.tokenizer
-    fixed = sglang_tiny.generate([Request(f"f{i}", p, SamplingParams(max_new_tokens=7, ignore_eos=True))
-                                  for i, p in enumerate(PROMPTS)])
-    for c, p in zip(fixed, PROMPTS):
+    fixed = sglang_tiny.generate(
+        [Request(f"f{i}", p, SamplingParams(max_new_tokens=7, ignore_eos=True)) for i, p in enumerate(PROMPTS)]
+    )
+    for c, p in zip(fixed, PROMPTS, strict=True):
         assert c.prompt_tokens == len(tok(p).input_ids)
         assert c.completion_tokens == 7 and c.finish_reason == "length"
         assert c.t_start <= c.t_end and c.cached_tokens == 0
@@ -70,7 +72,7 @@ def test_first_token_times_split_each_request(sglang_tiny):
     reqs = [Request(f"f{i}", p, SamplingParams(max_new_tokens=16, ignore_eos=True)) for i, p in enumerate(PROMPTS)]
     for c in sglang_tiny.generate(reqs):
         assert c.t_first_token is not None and c.t_start <= c.t_first_token <= c.t_end, c
-        assert c.t_end - c.t_first_token > 0          # fifteen decode steps after the first token
+        assert c.t_end - c.t_first_token > 0  # fifteen decode steps after the first token
 
 
 def test_loglikelihood_equals_transformers(sglang_tiny, tiny_model_dir):
@@ -80,7 +82,7 @@ def test_loglikelihood_equals_transformers(sglang_tiny, tiny_model_dir):
     pairs = [(p, x) for p in PROMPTS[:3] for x in (" 3", " 12", " twelve and more")]
     reqs = [Request(f"l{i}", c, SamplingParams(max_new_tokens=1), continuation=x) for i, (c, x) in enumerate(pairs)]
     ours, ref = sglang_tiny.generate(reqs), TransformersBackend(tiny_model_dir, batch_size=4).generate(reqs)
-    for a, b in zip(ours, ref):
+    for a, b in zip(ours, ref, strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=2e-3, rel=1e-3), (a, b)
         assert a.completion_tokens == 0 and a.finish_reason == "loglikelihood" and a.prompt_tokens == b.prompt_tokens
 
@@ -116,8 +118,16 @@ def test_attach_mode_leaves_the_server_running(sglang_tiny, tiny_model_dir):
 
 
 def test_estimate_meter_refuses_an_attached_server(sglang_tiny, tiny_model_dir, tmp_path):
-    spec = RunSpec(model=tiny_model_dir, strategy="base", backend="sglang", meter="estimate", per_level=1,
-                   server=ServerOptions(url=sglang_tiny.server.url), idle_s=0, warmup=False)
+    spec = RunSpec(
+        model=tiny_model_dir,
+        strategy="base",
+        backend="sglang",
+        meter="estimate",
+        per_level=1,
+        server=ServerOptions(url=sglang_tiny.server.url),
+        idle_s=0,
+        warmup=False,
+    )
     with pytest.raises(ValueError, match="attached server at http://127.0.0.1:[0-9]+ is neither"):
         execute(spec, tmp_path, progress=False)
     sglang_tiny.server.check_alive()  # and left it running
@@ -127,8 +137,14 @@ def test_bad_model_path_fails_with_the_server_log(sglang_python, tmp_path):
     (tmp_path / "bogus").mkdir()
     (tmp_path / "bogus" / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
     with pytest.raises(SGLangServerError) as e:
-        SGLangServer.launch(str(tmp_path / "bogus"), device="cpu", dtype="float32", max_running_requests=2,
-                            options=ServerOptions(startup_timeout_s=240), log_path=tmp_path / "server.log")
+        SGLangServer.launch(
+            str(tmp_path / "bogus"),
+            device="cpu",
+            dtype="float32",
+            max_running_requests=2,
+            options=ServerOptions(startup_timeout_s=240),
+            log_path=tmp_path / "server.log",
+        )
     msg = str(e.value)
     assert "exited with code" in msg and "last lines of" in msg and str(tmp_path / "server.log") in msg
 
@@ -138,13 +154,29 @@ def test_missing_sglang_is_a_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setattr(server, "sglang_python", lambda options=None: None)
     with pytest.raises(SGLangServerError, match="SGLang is not installed"):
-        SGLangServer.launch("x", device="cpu", dtype="float32", max_running_requests=1,
-                            options=ServerOptions(), log_path=tmp_path / "log")
+        SGLangServer.launch(
+            "x",
+            device="cpu",
+            dtype="float32",
+            max_running_requests=1,
+            options=ServerOptions(),
+            log_path=tmp_path / "log",
+        )
 
 
 def test_killed_server_gives_a_clear_error_and_a_resumable_run(sglang_python, tiny_model_dir, tmp_path, monkeypatch):
-    spec = RunSpec(model=tiny_model_dir, strategy="base", backend="sglang", device="cpu", per_level=6,
-                   batch_size=4, max_new_tokens=24, ignore_eos=True, idle_s=0, warmup=False)
+    spec = RunSpec(
+        model=tiny_model_dir,
+        strategy="base",
+        backend="sglang",
+        device="cpu",
+        per_level=6,
+        batch_size=4,
+        max_new_tokens=24,
+        ignore_eos=True,
+        idle_s=0,
+        warmup=False,
+    )
     original = _Execution._checkpoint
     servers = []
 
@@ -206,11 +238,34 @@ def test_stopping_ttc_run_stops_its_server(sglang_python, tiny_model_dir, tmp_pa
     model = tmp_path / "model"  # a path of its own, to find this run's server among the session's
     model.symlink_to(tiny_model_dir)
     params = tmp_path / "p.yaml"
-    params.write_text(json.dumps({"profiles": {"default": {"runs_dir": "runs", "defaults": dict(
-        model=str(model), backend="sglang", device="cpu", strategy="base", per_level=40, batch_size=2,
-        max_new_tokens=64, ignore_eos=True, idle_s=0, warmup=False)}}}))
-    proc = subprocess.Popen([sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    params.write_text(
+        json.dumps(
+            {
+                "profiles": {
+                    "default": {
+                        "runs_dir": "runs",
+                        "defaults": dict(
+                            model=str(model),
+                            backend="sglang",
+                            device="cpu",
+                            strategy="base",
+                            per_level=40,
+                            batch_size=2,
+                            max_new_tokens=64,
+                            ignore_eos=True,
+                            idle_s=0,
+                            warmup=False,
+                        ),
+                    }
+                }
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ttclib.cli", "run", str(params), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     pgid = _server_group(str(model))
     assert pgid is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no server"
     deadline = time.time() + 180
@@ -293,9 +348,13 @@ def test_sigkilled_ttc_leaves_no_process_of_its_server(sglang_python, tiny_model
 
     model = tmp_path / "model"  # a path of its own, to find this server among the session's
     model.symlink_to(tiny_model_dir)
-    ttc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(model), str(tmp_path / "server.log")],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env={**os.environ, "TTC_SGLANG_PYTHON": sglang_python})
+    ttc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(model), str(tmp_path / "server.log")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TTC_SGLANG_PYTHON": sglang_python},
+    )
     seen, deadline = {}, time.time() + 600
     while time.time() < deadline and ttc.poll() is None:
         seen.update(_server_processes(ttc, str(model)))
@@ -327,8 +386,10 @@ def test_smollm2_greedy_identical_to_transformers(sglang_python, tmp_path):
     model = "smollm2-135m-instruct"
     ref = TransformersBackend(model, batch_size=8)
     bench, strat = benchmarks.get("arithmetic"), strategies.get("base")
-    prompts = [render_prompt(ref.tokenizer, strat.messages(p, bench.answer_format), True)
-               for p in bench.load(per_level=3, seed=3)]
+    prompts = [
+        render_prompt(ref.tokenizer, strat.messages(p, bench.answer_format), True)
+        for p in bench.load(per_level=3, seed=3)
+    ]
     reqs = [Request(str(i), p, SamplingParams(max_new_tokens=24)) for i, p in enumerate(prompts)]
     expected = ref.generate(reqs)
     backend = SGLangBackend(model, device="cpu", dtype="float32", batch_size=8, log_path=tmp_path / "server.log")

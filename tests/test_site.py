@@ -1,4 +1,5 @@
 """ttclib.site without a browser: offline HTML of a notebook, alt texts, and the report index."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,10 @@ from ttclib import site
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "outputs" / "notebooks"
-VERDICT = ("Models that ran here: tiny (random weights).\n\n"
-           "On Test CPU (meter: estimate (cpu_time_x_tdp)): The claim that X held here: 3.0× (95 % CI 2.1–4.2).\n")
+VERDICT = (
+    "Models that ran here: tiny (random weights).\n\n"
+    "On Test CPU (meter: estimate (cpu_time_x_tdp)): The claim that X held here: 3.0× (95 % CI 2.1–4.2).\n"
+)
 
 
 def _png(width: int = 6, height: int = 4) -> str:
@@ -32,16 +35,22 @@ def _png(width: int = 6, height: int = 4) -> str:
 def _notebook(path: Path, verdict: str | None = VERDICT, tagged: bool = True) -> Path:
     """A small executed notebook: heading and claim, two figures under their captions, a verdict cell."""
     figure = new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})
-    cells = [new_markdown_cell("# Power — mean power per *strategy*\n\n**Claim** (*Paper*, §4): power changes "
-                               "only `marginally`.\n\nMore text, with $E_o = \\sum_i n_i\\, e_{m_i}$."),
-             new_code_cell("x = 1"),
-             new_markdown_cell("Mean power ± std per **model**. The verdict is an equivalence test."),
-             new_code_cell("fig", outputs=[figure]),
-             new_markdown_cell("Figure 5: output tokens of correct and\nincorrect answers."),
-             new_code_cell("fig2", outputs=[figure, figure])]
+    cells = [
+        new_markdown_cell(
+            "# Power — mean power per *strategy*\n\n**Claim** (*Paper*, §4): power changes "
+            "only `marginally`.\n\nMore text, with $E_o = \\sum_i n_i\\, e_{m_i}$."
+        ),
+        new_code_cell("x = 1"),
+        new_markdown_cell("Mean power ± std per **model**. The verdict is an equivalence test."),
+        new_code_cell("fig", outputs=[figure]),
+        new_markdown_cell("Figure 5: output tokens of correct and\nincorrect answers."),
+        new_code_cell("fig2", outputs=[figure, figure]),
+    ]
     if verdict is not None:
-        cell = new_code_cell("print(report.models_ran(study.runs))" if not tagged else "print(verdict)",
-                             outputs=[new_output("stream", name="stdout", text=verdict)])
+        cell = new_code_cell(
+            "print(report.models_ran(study.runs))" if not tagged else "print(verdict)",
+            outputs=[new_output("stream", name="stdout", text=verdict)],
+        )
         if tagged:
             cell.metadata["tags"] = ["verdict"]
         cells += [new_markdown_cell("## Did the claim hold here?"), cell]
@@ -61,9 +70,11 @@ def out(tmp_path):
 def test_alt_text_is_the_first_sentence_of_the_markdown_above(tmp_path):
     page = BeautifulSoup(site.render_html(_notebook(tmp_path / "n.ipynb")), "html.parser")
     alts = [img["alt"] for img in page.select(".jp-RenderedImage img")]
-    assert alts == ["Figure: Mean power ± std per model.",
-                    "Figure 5: output tokens of correct and incorrect answers.",
-                    "Figure 5: output tokens of correct and incorrect answers."]
+    assert alts == [
+        "Figure: Mean power ± std per model.",
+        "Figure 5: output tokens of correct and incorrect answers.",
+        "Figure 5: output tokens of correct and incorrect answers.",
+    ]
     assert all(img["src"].startswith("data:image/png;base64,") for img in page.select(".jp-RenderedImage img"))
     assert page.title.string == "Power — mean power per strategy"
 
@@ -81,8 +92,11 @@ def _remote_resources(markup: str) -> list[str]:
     page = BeautifulSoup(markup, "html.parser")
     found = [e.get("src") for e in page.find_all(src=True) if not e["src"].startswith("data:")]
     found += [e["href"] for e in page.find_all("link", href=True)]
-    found += [s for style in page.find_all("style") for s in re.findall(
-        r"(?:@import\s+(?:url\()?|url\()\s*['\"]?(https?:[^'\")\s]+)", style.get_text())]
+    found += [
+        s
+        for style in page.find_all("style")
+        for s in re.findall(r"(?:@import\s+(?:url\()?|url\()\s*['\"]?(https?:[^'\")\s]+)", style.get_text())
+    ]
     return [f for f in found if f and f.startswith(("http:", "https:", "//"))]
 
 
@@ -96,7 +110,7 @@ def test_committed_notebooks_render_without_remote_resources(stem):
     assert not page.find_all("script", src=True) and "mathjax" not in markup.lower()
     images = page.select(".jp-RenderedImage img")
     assert images and all(i["alt"].startswith("Figure") and i["alt"] != site.PLACEHOLDER_ALT for i in images)
-    if stem == "04_difficulty":   # its claim has formulas: drawn here, not left to MathJax
+    if stem == "04_difficulty":  # its claim has formulas: drawn here, not left to MathJax
         assert len(page.select("img.ttc-math")) >= 3
 
 
@@ -124,8 +138,11 @@ def test_index_lists_every_section_with_verdict_figures_and_links(out):
     assert all((out / t["src"]).read_bytes() == base64.b64decode(_png()) for t in thumbs)
     assert thumbs[0]["alt"] == "Figure: Mean power ± std per model."
     links = [a["href"] for a in first.select(".links a")]
-    assert links == ["html/00_first.html", "notebooks/00_first.ipynb",
-                     "https://nbviewer.org/github/me/ttc-energy/blob/main/outputs/notebooks/00_first.ipynb"]
+    assert links == [
+        "html/00_first.html",
+        "notebooks/00_first.ipynb",
+        "https://nbviewer.org/github/me/ttc-energy/blob/main/outputs/notebooks/00_first.ipynb",
+    ]
     assert "Runs measured on: Test CPU (meter: estimate (cpu_time_x_tdp))." in page.header.get_text()
 
 
@@ -163,8 +180,9 @@ def test_verdict_cell_tag_first_then_the_old_source(tmp_path):
     untagged = nbformat.read(_notebook(tmp_path / "a.ipynb", tagged=False), as_version=4)
     assert site.verdict_text(untagged) == VERDICT.strip()
     both = nbformat.read(_notebook(tmp_path / "b.ipynb", verdict="tagged one"), as_version=4)
-    both.cells.insert(1, new_code_cell("print(report.models_ran(x))",
-                                       outputs=[new_output("stream", name="stdout", text="old one")]))
+    both.cells.insert(
+        1, new_code_cell("print(report.models_ran(x))", outputs=[new_output("stream", name="stdout", text="old one")])
+    )
     assert site.verdict_text(both) == "tagged one"
     assert site.verdict_text(nbformat.read(_notebook(tmp_path / "c.ipynb", verdict=None), as_version=4)) is None
 
@@ -181,9 +199,14 @@ def test_committed_index_lists_every_committed_section(tmp_path):
         assert verdict and " ".join(verdict.split()) in " ".join(s.select_one(".verdict").get_text().split())
 
 
-@pytest.mark.parametrize("url, repo", [("git@github.com:me/ttc-energy.git", "me/ttc-energy"),
-                                       ("https://github.com/me/ttc-energy", "me/ttc-energy"),
-                                       ("https://gitlab.com/me/ttc-energy.git", None)])
+@pytest.mark.parametrize(
+    "url, repo",
+    [
+        ("git@github.com:me/ttc-energy.git", "me/ttc-energy"),
+        ("https://github.com/me/ttc-energy", "me/ttc-energy"),
+        ("https://gitlab.com/me/ttc-energy.git", None),
+    ],
+)
 def test_origin_repo_from_the_git_remote(tmp_path, url, repo):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert site.origin_repo(tmp_path) is None

@@ -1,7 +1,9 @@
 """Strategies (Base / MV / RT / CoT), voting over equivalent answers, pass@k / maj@k, and grading of
 a whole run: reasoning split off, truncated reasoning incorrect, vote classes stored."""
+
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -11,7 +13,7 @@ from math import comb
 import pandas as pd
 import pytest
 
-from ttclib import answers, benchmarks, metrics, strategies
+from ttclib import aggregators, answers, benchmarks, metrics, strategies
 from ttclib.runner import execute
 from ttclib.serving import Completion
 from ttclib.spec import RunSpec
@@ -33,12 +35,22 @@ def test_strategy_prompts():
 
 
 def test_vote_over_equivalent_answers_and_tie_break():
-    assert strategies.vote(["1", "2", "2"]) == "2"
-    assert strategies.vote(["3", "1", "1", "3"]) == "3"            # tie: the class seen first wins
-    assert strategies.vote([None, None, "4"]) == "4" and strategies.vote([None]) is None
+    vote = aggregators.vote
+    assert vote(["1", "2", "2"]) == "2"
+    assert vote(["3", "1", "1", "3"]) == "3"  # tie: the class seen first wins
+    assert vote([None, None, "4"]) == "4" and vote([None]) is None
     same = answers.math_equivalent
-    assert strategies.answer_classes(["\\frac{1}{2}", "3", "0.5", None, "1/2"], same) == [0, 1, 0, None, 0]
-    assert strategies.vote(["3", "0.5", "\\frac12", "3", "1/2"], same) == "0.5"   # 3 equivalent beat 2 equal
+    assert aggregators.answer_classes(["\\frac{1}{2}", "3", "0.5", None, "1/2"], same) == [0, 1, 0, None, 0]
+    assert vote(["3", "0.5", "\\frac12", "3", "1/2"], same) == "0.5"  # 3 equivalent beat 2 equal
+
+
+def test_strategies_name_registered_aggregators():
+    assert {s.aggregator for s in strategies.STRATEGIES.values()} <= set(aggregators.AGGREGATORS)
+    assert strategies.get("mv").aggregator == "majority" and strategies.get("base").aggregator == "first"
+    first = aggregators.get("first")
+    assert first(aggregators.Samples.of(["2", "3", "3"])).index == 0  # not the majority
+    with pytest.raises(ValueError, match="unknown aggregator 'best-of-n'"):
+        strategies.Strategy("x", "", aggregator="best-of-n")
 
 
 def _brute_maj(classes, right, k):
@@ -96,8 +108,17 @@ class ScriptedBackend:
 
 
 def _run(tmp_path, strategy: str, replies_for, **spec):
-    spec = RunSpec(model="random:tiny-qwen2", strategy=strategy, benchmark="arithmetic", levels=["easy"],
-                   per_level=3, idle_s=0, warmup=False, meter="estimate", **spec)
+    spec = RunSpec(
+        model="random:tiny-qwen2",
+        strategy=strategy,
+        benchmark="arithmetic",
+        levels=["easy"],
+        per_level=3,
+        idle_s=0,
+        warmup=False,
+        meter="estimate",
+        **spec,
+    )
     problems = benchmarks.get("arithmetic").load(levels=["easy"], per_level=3, seed=0)
     backend = ScriptedBackend({p.id: replies_for(p) for p in problems})
     d = execute(spec, tmp_path, progress=False, backend=backend)
@@ -106,7 +127,7 @@ def _run(tmp_path, strategy: str, replies_for, **spec):
 
 def test_rt_run_splits_reasoning_counts_it_and_fails_truncated(tmp_path):
     def replies(p):
-        if p.id.endswith("/0"):   # reasoning never closed: cut off before the answer
+        if p.id.endswith("/0"):  # reasoning never closed: cut off before the answer
             return [f"Let me add. {p.question} is {p.answer}, so the answer is {p.answer}"]
         return [f"Add the digits one by one.\n</think>\n\nThe answer is \\boxed{{{p.answer}}}."]
 
@@ -132,10 +153,52 @@ def test_mv_run_votes_over_equivalent_answers(tmp_path):
     q, _, _ = _run(tmp_path, "mv", replies)
     assert q.groupby("query_id").size().eq(5).all()
     first = q[q.query_id == "arithmetic/easy/0"].sort_values("sample")
-    assert first.answer_class.tolist() == [0, 1, 1, 0, 1]          # "7" and "7.0" are one class
+    assert first.answer_class.tolist() == [0, 1, 1, 0, 1]  # "7" and "7.0" are one class
     res = metrics.query_results(q)
     assert res.correct.all() and (res.samples == 5).all()
     k = metrics.sample_metrics(q, 5)
     assert (k["pass@5"] == 1.0).all() and (k["maj@5"] == 1.0).all() and (k.c == 3).all()
     k1 = metrics.sample_metrics(q, 1)
     assert k1["maj@1"].tolist() == pytest.approx([0.6] * 3) and k1["pass@1"].tolist() == pytest.approx([0.6] * 3)
+
+
+@pytest.fixture
+def last_answer(monkeypatch):
+    """A toy aggregator registered the way the README says: one function, one registry entry; and a
+    strategy that names it."""
+    monkeypatch.setattr(aggregators, "AGGREGATORS", dict(aggregators.AGGREGATORS))
+    monkeypatch.setattr(strategies, "STRATEGIES", dict(strategies.STRATEGIES))
+
+    @aggregators.register("last", "the last sample that answered")
+    def last(s: aggregators.Samples) -> aggregators.Choice:
+        answered = [i for i, a in enumerate(s.answers) if a is not None]
+        return aggregators.Choice(
+            aggregators.answer_classes(s.answers, s.equivalent), answered[-1] if answered else None
+        )
+
+    strategies.STRATEGIES["mv-last"] = dataclasses.replace(strategies.get("mv"), name="mv-last", aggregator="last")
+
+
+def test_a_new_aggregator_decides_the_answer_of_a_run(tmp_path, last_answer):
+    def replies(p):  # the majority is right; the last sample that answers is wrong
+        a = int(p.answer)
+        return [f"\\boxed{{{a}}}", f"\\boxed{{{a}}}", f"\\boxed{{{a}}}", f"\\boxed{{{a + 1}}}", "no idea"]
+
+    q, info, _ = _run(tmp_path / "last", "mv-last", replies)
+    assert info["strategy"]["aggregator"] == "last"
+    assert q[q.chosen]["sample"].tolist() == [3, 3, 3]  # sample 4 gave no answer
+    res = metrics.query_results(q)
+    assert not res.correct.any() and (res.sample_accuracy == 0.6).all()
+    voted = metrics.query_results(q.drop(columns="chosen"))  # a run graded before `chosen`: majority
+    assert voted.correct.all()
+    mv, _, _ = _run(tmp_path / "mv", "mv", replies)
+    assert mv[mv.chosen]["sample"].tolist() == [0, 0, 0] and metrics.query_results(mv).correct.all()
+
+
+def test_an_aggregator_that_costs_energy_is_refused_not_left_unmeasured(tmp_path, monkeypatch):
+    monkeypatch.setattr(aggregators, "AGGREGATORS", dict(aggregators.AGGREGATORS))
+    monkeypatch.setattr(strategies, "STRATEGIES", dict(strategies.STRATEGIES))
+    aggregators.register("reward-model", costs_energy=True)(aggregators.majority)
+    strategies.STRATEGIES["bon"] = dataclasses.replace(strategies.get("mv"), name="bon", aggregator="reward-model")
+    with pytest.raises(NotImplementedError, match="inside the run's energy window"):
+        _run(tmp_path, "bon", lambda p: ["\\boxed{1}"])

@@ -7,6 +7,7 @@ the runs that are not cached yet, and returns the loaded tables.
 >>> study = ttclib.run_grid("params/00_overview.yaml")        # doctest: +SKIP
 >>> study.runs[["model", "strategy", "accuracy", "energy_per_query_j", "meter"]]  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import os
@@ -29,6 +30,7 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -57,8 +59,9 @@ class Study:
         return self.data.power
 
 
-def run_grid(params_file: str, profile: str = "default", *, runs_dir: str | None = None,
-             progress: bool | None = None) -> Study:
+def run_grid(
+    params_file: str, profile: str = "default", *, runs_dir: str | None = None, progress: bool | None = None
+) -> Study:
     """Validate ``params_file``, run (or load from cache) every run of ``profile``, load them.
 
     With ``runs_dir``, nothing is measured: the runs are loaded from that folder of finished runs
@@ -88,14 +91,31 @@ def _complete_only(plan: Plan):
     done = [s for s in plan.specs if is_complete(s, plan.runs_dir)]
     missing = [s for s in plan.specs if s not in done]
     if not done:
-        raise ParamsError(f"{plan.path}: profiles.{plan.profile}: none of its {len(plan.specs)} runs is complete in "
-                          f"{plan.runs_dir} yet (TTC_MEASURE=0 measures nothing; `ttc status` says where they are)")
+        raise ParamsError(
+            f"{plan.path}: profiles.{plan.profile}: none of its {len(plan.specs)} runs is complete in "
+            f"{plan.runs_dir} yet (TTC_MEASURE=0 measures nothing; `ttc status` says where they are)"
+        )
     if missing:
-        print(f"TTC_MEASURE=0: analysing {len(done)} of {len(plan.specs)} runs; not measured yet: "
-              + "; ".join(f"{s.run_id} ({s.model}, {s.strategy}, {s.benchmark})" for s in missing[:8])
-              + (" ..." if len(missing) > 8 else "") + " — the figures and verdicts below lack them", flush=True)
+        print(
+            f"TTC_MEASURE=0: analysing {len(done)} of {len(plan.specs)} runs; not measured yet: "
+            + "; ".join(f"{s.run_id} ({s.model}, {s.strategy}, {s.benchmark})" for s in missing[:8])
+            + (" ..." if len(missing) > 8 else "")
+            + " — the figures and verdicts below lack them",
+            flush=True,
+        )
     return dataclasses.replace(plan, specs=done), [run_dir(s, plan.runs_dir) for s in done]
 
 
-__all__ = ["ParamsError", "Plan", "RunSpec", "RunSet", "Study", "execute", "load_params", "load_runs",
-           "run_grid", "run_plan", "__version__"]
+__all__ = [
+    "ParamsError",
+    "Plan",
+    "RunSpec",
+    "RunSet",
+    "Study",
+    "execute",
+    "load_params",
+    "load_runs",
+    "run_grid",
+    "run_plan",
+    "__version__",
+]

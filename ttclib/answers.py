@@ -27,6 +27,7 @@ that are known to hang sympy (power towers, huge exponents or factorials, very l
 are never handed to it; they are compared as normalised strings only. No exception escapes a
 comparison: anything that goes wrong is ``False``.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -34,9 +35,9 @@ import functools
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Sequence
 
 __all__ = [
     "Reasoned",
@@ -92,7 +93,7 @@ def split_reasoning(text: str, expect_think: bool = False) -> Reasoned:
 
 def _drop_open(s: str) -> str:
     s = s.lstrip()
-    return (s[len(_OPEN):] if s.startswith(_OPEN) else s).strip()
+    return (s[len(_OPEN) :] if s.startswith(_OPEN) else s).strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,8 +119,11 @@ def _own_answer(text: str) -> str:
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
 # "The answer is", "Answer:", "the answer would be", GSM8K's "#### 18"
-_ANSWER_IS = re.compile(r"answer\s*(?:is\b|:|would\s+be\b|will\s+be\b|should\s+be\b|must\s+be\b|=)\s*:?"
-                        r"|^#{4}(?!#)", re.IGNORECASE | re.MULTILINE)
+_ANSWER_IS = re.compile(
+    r"answer\s*(?:is\b|:|would\s+be\b|will\s+be\b|should\s+be\b|must\s+be\b|=)\s*:?"
+    r"|^#{4}(?!#)",
+    re.IGNORECASE | re.MULTILINE,
+)
 # a number: thousands-separated or plain, optional decimals or a simple fraction; a minus sign
 # only where it cannot be a binary minus ("16-3" gives 3, not -3)
 _NUM = re.compile(r"(?<![\w)\]}.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+|/\d+)?(?!\d)")
@@ -129,27 +133,35 @@ _CONCLUSION = re.compile(
     r"(?:^|(?<=[.!?;:,—]))[ \t]*(?:[-*#>]+\s*)?(?:and\s+)?"
     r"(?:so(?!\s+(?:that|far|on|much|many|long|if)\b)|therefore|thus|hence|in\s+total|altogether|overall|"
     r"in\s+all|finally|in\s+conclusion|consequently|the\s+(?:total|final|overall|combined)\b)\b[,:]?",
-    re.IGNORECASE | re.MULTILINE)
-_VERB = re.compile(r"\b(?:is|are|was|were|be|equals?|has|have|had|gets?|got|makes?|made|earns?|earned|"
-                   r"pays?|paid|spends?|spent|needs?|costs?|sells?|sold|totals?|comes\s+to|remains?|"
-                   r"receives?|saves?|saved|owes?|buys?|bought|uses?|used|takes?|took|covers?|weighs?)\b",
-                   re.IGNORECASE)
+    re.IGNORECASE | re.MULTILINE,
+)
+_VERB = re.compile(
+    r"\b(?:is|are|was|were|be|equals?|has|have|had|gets?|got|makes?|made|earns?|earned|"
+    r"pays?|paid|spends?|spent|needs?|costs?|sells?|sold|totals?|comes\s+to|remains?|"
+    r"receives?|saves?|saved|owes?|buys?|bought|uses?|used|takes?|took|covers?|weighs?)\b",
+    re.IGNORECASE,
+)
 # a self-correction: what follows it overrides an earlier answer
 _CORRECTION = re.compile(
     r"\b(?:wait|actually|oops|correction|hold\s+on|on\s+second\s+thought|scratch\s+that|my\s+(?:mistake|bad)|"
     r"I\s+(?:made\s+(?:a|an)\s+(?:mistake|error)|forgot|miscalculated|was\s+wrong|dropped|missed)|"
     r"let\s+me\s+(?:redo|recalculate|correct|fix)|"
     r"that(?:'s|\s+is|\s+was)\s+(?:wrong|incorrect|not\s+right))\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # "either 16 or 18", "\boxed{33} or \boxed{34}": two values offered for one answer
 _HEDGE_BEFORE = re.compile(r"[\d}]\s*\$?\s*,?\s+or\s+(?:\\\$|\$)?\s*$")
 # what follows a verb that states the result: "is 18", "earns $90", "is $\\frac{5}{12}$", "has about 30"
-_VALUE_NEXT = re.compile(r"\s*(?:\*\*|\\?\$|\\\(|about\s+|only\s+|exactly\s+|a\s+total\s+of\s+|"
-                         r"left\s+(?:with\s+)?)*-?(?:\d|\\[a-z])")
+_VALUE_NEXT = re.compile(
+    r"\s*(?:\*\*|\\?\$|\\\(|about\s+|only\s+|exactly\s+|a\s+total\s+of\s+|"
+    r"left\s+(?:with\s+)?)*-?(?:\d|\\[a-z])"
+)
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bapprox)\.(?=\s|$)|[!?\n]")
 # a bare number opening the answer: "95\n\n…", "$95. He spent…" (not a numbered list "1. First…")
-_OPENING = re.compile(r"\s*(?:\*\*)?(\\?\$)?(-?\d[\d,]*(?:\.\d+)?)(?:\*\*)?"
-                      r"(?:[ \t]*(?:\n|$)|\.[ \t]*(?:\n|$)|(\.\s))")
+_OPENING = re.compile(
+    r"\s*(?:\*\*)?(\\?\$)?(-?\d[\d,]*(?:\.\d+)?)(?:\*\*)?"
+    r"(?:[ \t]*(?:\n|$)|\.[ \t]*(?:\n|$)|(\.\s))"
+)
 # a formula alone on the first line: "$\\frac{3}{5}$\\n\\nExplanation: …"
 _OPENING_FORMULA = re.compile(r"\s*(\$\$?[^$\n]+\$\$?|\\\(.+?\\\)|\\\[.+?\\\])[ \t.]*(?:\n|$)")
 # "= 360 minutes, or 6 hours", "= 0.25, i.e. 25%": the result restated in the asked unit
@@ -157,8 +169,10 @@ _RESTATED = re.compile(r"^[^,;=]*?,?\s+(?:or|i\.e\.|that\s+is|which\s+is)\s+(?=(
 # the same result in other units closing a sentence: "…, or 3 hours and 20 minutes"
 _ALTERNATIVE = re.compile(r",\s+(?:or|i\.e\.|that\s+is)\s+(?=(?:about\s+)?\\?\$?-?\d)")
 # in an answer statement only after a comma: "The answer is 1.5 dozen, i.e. 18 eggs" (not "5 or 6")
-_RESTATED_AFTER_COMMA = re.compile(r"^[^,;=]*?,\s+(?:or|i\.e\.|that\s+is|which\s+is)\s+"
-                                   r"(?=(?:about\s+)?\\?\$?-?\d)")
+_RESTATED_AFTER_COMMA = re.compile(
+    r"^[^,;=]*?,\s+(?:or|i\.e\.|that\s+is|which\s+is)\s+"
+    r"(?=(?:about\s+)?\\?\$?-?\d)"
+)
 # a number closing its sentence, at most a few unit words after it ("is 35 centimetres.")
 _CLOSING_NUMBER = re.compile(r"^(?:\s*(?:%|\\%|[A-Za-z]+\.?|per|of|each|in\s+total)){0,3}\W*$")
 _CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: "<<4+5=9>>9"
@@ -166,22 +180,29 @@ _CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: "<<4+5=9>>9"
 _VERIFICATION = re.compile(
     r"(?:^|(?<=[.!?:])[ \t]+)[ \t]*(?:[-*>#]+\s*)?(?:\*\*)?(?:(?:let(?:'s|\s+us|\s+me)\s+)?(?:double[- ]?)?"
     r"(?:check|checking|verify|verifying|verification)|sanity\s+check|(?:plugging|substituting)\s+(?:back|in)|"
-    r"(?=[^\n]*[\u2713\u2714\u2705]))\b", re.IGNORECASE | re.MULTILINE)
+    r"(?=[^\n]*[\u2713\u2714\u2705]))\b",
+    re.IGNORECASE | re.MULTILINE,
+)
 # an aside in parentheses with words in it: "(12 cups sold at $1.50 each)" explains, it does not answer
 _ASIDE = re.compile(r"(?<![\\a-zA-Z])\(([^()\n]*)\)")
 # "Answer: 7\n\nExplanation: … 3 left over": what the explanation mentions does not replace the answer
-_EXPLANATION = re.compile(r"^[ \t]*(?:[-*>#]+\s*)?(?:\*\*)?(?:explanation|reasoning|rationale|justification|"
-                          r"here(?:'s|\s+is)\s+(?:why|how))\b[^\n:]{0,20}:", re.IGNORECASE | re.MULTILINE)
+_EXPLANATION = re.compile(
+    r"^[ \t]*(?:[-*>#]+\s*)?(?:\*\*)?(?:explanation|reasoning|rationale|justification|"
+    r"here(?:'s|\s+is)\s+(?:why|how))\b[^\n:]{0,20}:",
+    re.IGNORECASE | re.MULTILINE,
+)
 # a choice label in an AMC-style box: "\boxed{\textbf{(B) } 6}" answers 6
-_CHOICE_LABEL = re.compile(r"^(?:\\(?:textbf|text|mathrm|mathbf)\s*\{\s*\(?[A-E]\)?\s*\}|\([A-E]\))"
-                           r"(?:\s|~|\\[ ,;:!])*(?=\S)")
+_CHOICE_LABEL = re.compile(
+    r"^(?:\\(?:textbf|text|mathrm|mathbf)\s*\{\s*\(?[A-E]\)?\s*\}|\([A-E]\))"
+    r"(?:\s|~|\\[ ,;:!])*(?=\S)"
+)
 
 
 @dataclass(frozen=True)
 class _Candidate:
-    pos: int    # where the answer starts in the text
-    rank: int   # 3 boxed, 2 answer statement, 1 concluding clause or the last sentence's result
-    kind: str   # "box" | "statement" | "conclusion" | "final"
+    pos: int  # where the answer starts in the text
+    rank: int  # 3 boxed, 2 answer statement, 1 concluding clause or the last sentence's result
+    kind: str  # "box" | "statement" | "conclusion" | "final"
     value: str
 
 
@@ -203,7 +224,7 @@ def _boxes(text: str) -> list[tuple[int, str]]:
                         break
                 j += 1
             if depth == 0:
-                out.append((m.start(), text[i + 1:j].strip()))
+                out.append((m.start(), text[i + 1 : j].strip()))
         elif i > m.end():  # "\boxed 5": one token up to whitespace or a math delimiter
             tok = re.match(r"[^\s$]+", text[i:])
             if tok:
@@ -226,8 +247,8 @@ def _clean_tail(s: str) -> str:
     for opener, closer in _DELIMS:
         if s.startswith(opener):
             end = re.compile(r"(?<!\\)" + re.escape(closer)).search(s, len(opener))
-            if end and not (opener == "$" and _PROSE.search(s[1:end.start()])):  # "$2 in change, since $50"
-                return s[len(opener):end.start()].strip().rstrip(".").strip()
+            if end and not (opener == "$" and _PROSE.search(s[1 : end.start()])):  # "$2 in change, since $50"
+                return s[len(opener) : end.start()].strip().rstrip(".").strip()
             break
     s = re.split(r"\.(?:\s|$)|\n", s, maxsplit=1)[0]  # the sentence, without cutting "3.5"
     s = s.strip().strip("$").strip().rstrip(".").strip()
@@ -250,12 +271,12 @@ def _restated(tail: str) -> str:
     """The value a result is restated as ("= 360 minutes, or 6 hours" → "6 hours"); not a compound
     one ("200 minutes, or 3 hours and 20 minutes" keeps 200)."""
     m = _RESTATED.match(tail)
-    return tail[m.end():] if m and not _compound(tail[m.end():]) else tail
+    return tail[m.end() :] if m and not _compound(tail[m.end() :]) else tail
 
 
 def _compound(restatement: str) -> bool:
     """Whether a restatement holds several quantities ("3 hours and 20 minutes")."""
-    return len(_NUM.findall(restatement[:_sentence_end(restatement, 0)])) > 1
+    return len(_NUM.findall(restatement[: _sentence_end(restatement, 0)])) > 1
 
 
 def _masked(text: str, spans) -> str:
@@ -284,12 +305,12 @@ def _statements(text: str, boxes: list[tuple[int, str]]) -> list[_Candidate]:
         end = _sentence_end(text, m.end())
         if any(m.end() <= p < end for p, _ in boxes):  # "the answer is $\boxed{5}$": the box speaks
             continue
-        clause = text[m.end():end]
+        clause = text[m.end() : end]
         restated = _RESTATED_AFTER_COMMA.match(clause)
-        if restated and not _compound(clause[restated.end():]):
-            found.append(_Candidate(m.end() + restated.end(), 2, "statement", _clean_tail(clause[restated.end():])))
+        if restated and not _compound(clause[restated.end() :]):
+            found.append(_Candidate(m.end() + restated.end(), 2, "statement", _clean_tail(clause[restated.end() :])))
             continue
-        value = _clean_tail(text[m.end():])
+        value = _clean_tail(text[m.end() :])
         nums = _NUM.findall(value)
         if _PROSE.search(value) and len(nums) == 1:  # "Carla's download took **160 minutes**"
             value = nums[0].replace(",", "")
@@ -307,13 +328,18 @@ def _statements(text: str, boxes: list[tuple[int, str]]) -> list[_Candidate]:
 def _conclusions(text: str) -> list[_Candidate]:
     found = []
     for m in _CONCLUSION.finditer(text):
-        clause = text[m.end():_sentence_end(text, m.end())]
+        clause = text[m.end() : _sentence_end(text, m.end())]
         if _ANSWER_IS.search(clause):  # "So the final answer is $x = 5$": the statement speaks
             continue
         eq = clause.rfind("=")
-        tail = _restated(clause[eq + 1:]) if eq >= 0 else next(
-            (clause[v.end():] for v in _VERB.finditer(clause) if _VALUE_NEXT.match(clause, v.end())),
-            clause if _VALUE_NEXT.match(clause) else "")
+        tail = (
+            _restated(clause[eq + 1 :])
+            if eq >= 0
+            else next(
+                (clause[v.end() :] for v in _VERB.finditer(clause) if _VALUE_NEXT.match(clause, v.end())),
+                clause if _VALUE_NEXT.match(clause) else "",
+            )
+        )
         value = _numeric(tail) if tail else None
         if value:
             found.append(_Candidate(m.end() + len(clause) - len(tail), 1, "conclusion", value))
@@ -325,24 +351,25 @@ def _final_sentence(text: str, after: int) -> _Candidate | None:
     it closes the sentence ("…, leaving him with 10."; not "Note that 5 of the cans were dented.");
     None when that sentence holds a concluding connective (position >= ``after``)."""
     starts = [0] + [m.end() for m in _SENTENCE_END.finditer(text)]
-    for a, b in reversed(list(zip(starts, starts[1:] + [len(text)]))):
+    for a, b in reversed(list(zip(starts, starts[1:] + [len(text)], strict=True))):
         sentence = text[a:b]
         if not re.search(r"\d", sentence):
             continue
         if after >= a:
             return None
         alternative = list(_ALTERNATIVE.finditer(sentence))[-1:]
-        if alternative and _compound(sentence[alternative[0].end():]):  # "200 minutes, or 3 hours and 20…"
-            sentence = sentence[:alternative[0].start()]
+        if alternative and _compound(sentence[alternative[0].end() :]):  # "200 minutes, or 3 hours and 20…"
+            sentence = sentence[: alternative[0].start()]
         eq = sentence.rfind("=")
         if eq >= 0:
-            eq = len(sentence) - len(_restated(sentence[eq + 1:])) - 1
+            eq = len(sentence) - len(_restated(sentence[eq + 1 :])) - 1
         nums = list(_NUM.finditer(sentence, eq + 1 if eq >= 0 else 0))
         if not nums:
             return None
         num = nums[0] if eq >= 0 else nums[-1]
-        if eq < 0 and (not _CLOSING_NUMBER.match(sentence[num.end():])
-                       or _list_marker(text, a + num.start(), a + num.end())):
+        if eq < 0 and (
+            not _CLOSING_NUMBER.match(sentence[num.end() :]) or _list_marker(text, a + num.start(), a + num.end())
+        ):
             return None
         return _Candidate(a + num.start(), 1, "final", num.group().replace(",", ""))
     return None
@@ -371,7 +398,7 @@ def _overrides(later: _Candidate, current: _Candidate, text: str) -> bool:
 
 
 def _hedged(text: str, pos: int) -> bool:
-    return bool(_HEDGE_BEFORE.search(text[max(0, pos - 40):pos]))
+    return bool(_HEDGE_BEFORE.search(text[max(0, pos - 40) : pos]))
 
 
 def extract_math(text: str) -> str | None:
@@ -451,10 +478,10 @@ def _list_marker(text: str, start: int, end: int) -> bool:
     m = _LIST_MARKER.match(text, line)
     if not m or m.start(1) != start or m.end(1) != end:
         return False
-    if text[m.end():].strip():
-        return True                      # text follows on the step's line
+    if text[m.end() :].strip():
+        return True  # text follows on the step's line
     prev = _LIST_MARKER.match(text[:line].rstrip().rsplit("\n", 1)[-1])
-    return bool(prev) and int(prev.group(1)) == int(m.group(1)) - 1
+    return prev is not None and int(prev.group(1)) == int(m.group(1)) - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,8 +564,7 @@ def _verify(gold: str, answer: str) -> bool:
     if not g or not a:
         return False
     try:
-        return bool(verify(list(g), list(a), timeout_seconds=5 if timeout else None,
-                           raise_on_error=False))
+        return bool(verify(list(g), list(a), timeout_seconds=5 if timeout else None, raise_on_error=False))
     except BaseException as e:
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
@@ -623,32 +649,45 @@ def integer_equal(answer: str | None, gold: str) -> bool:
 
 # a letter wrapped in LaTeX, brackets, quotes, backticks or emphasis → "(X)"
 _WRAPPED_LETTER = (
-    re.compile(r"\\\(\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{\s*\(?\s*([A-Za-z])\s*\)?\s*\}"
-               r"|\(?\s*([A-Z])\s*\)?)\s*\\\)"),
-    re.compile(r"(?<!\$)\$\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{\s*\(?\s*([A-Za-z])\s*\)?\s*\}"
-               r"|\(?\s*([A-Z])\s*\)?)\s*\$(?!\$)"),
+    re.compile(
+        r"\\\(\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{\s*\(?\s*([A-Za-z])\s*\)?\s*\}"
+        r"|\(?\s*([A-Z])\s*\)?)\s*\\\)"
+    ),
+    re.compile(
+        r"(?<!\$)\$\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{\s*\(?\s*([A-Za-z])\s*\)?\s*\}"
+        r"|\(?\s*([A-Z])\s*\)?)\s*\$(?!\$)"
+    ),
     re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{\s*\(?\s*([A-Za-z])\s*\)?\s*\}"),
     re.compile(r"\[\s*([A-Za-z])\s*\](?!\()"),
     re.compile(r"(?<![A-Za-z])['\"`‘“]\s*([A-Za-z])\s*['\"`’”](?![A-Za-z])"),
     re.compile(r"(?<!\*)\*([A-Za-z])\*(?!\*)"),
 )
 _NOUN = r"(?:answer|choice|option|fit|ending|completion|continuation|response)"
-_LIKELY = (r"(?:likely|plausible|logical|appropriate|reasonable|sensible|natural|accurate|suitable|fitting|"
-           r"coherent|consistent|probable|correct)")
+_LIKELY = (
+    r"(?:likely|plausible|logical|appropriate|reasonable|sensible|natural|accurate|suitable|fitting|"
+    r"coherent|consistent|probable|correct)"
+)
 # what is said of the chosen letter: "B is correct", "Ending C makes the most sense", "D best fits"
-_POSITIVE = (rf"(?:is|seems|appears|looks|would\s+be|must\s+be)\s+(?:to\s+be\s+)?(?:the\s+|a\s+)?"
-             rf"(?:correct|right|true|accurate|answer|(?:most|more|best)\s+(?:{_LIKELY}|{_NOUN})"
-             rf"|(?:best|right|correct|{_LIKELY})\s+(?:{_NOUN}|one))\b"
-             rf"|makes\s+(?:the\s+most\s+|more\s+|the\s+best\s+|perfect\s+|complete\s+)?sense"
-             rf"|stands\s+out\s+as\s+(?:the\s+|a\s+)?(?:only\s+|most\s+)?(?:right|best|true|{_LIKELY})\b"
-             rf"|(?:best\s+)?(?:fits|completes|answers|describes|matches|continues)\b")
+_POSITIVE = (
+    rf"(?:is|seems|appears|looks|would\s+be|must\s+be)\s+(?:to\s+be\s+)?(?:the\s+|a\s+)?"
+    rf"(?:correct|right|true|accurate|answer|(?:most|more|best)\s+(?:{_LIKELY}|{_NOUN})"
+    rf"|(?:best|right|correct|{_LIKELY})\s+(?:{_NOUN}|one))\b"
+    rf"|makes\s+(?:the\s+most\s+|more\s+|the\s+best\s+|perfect\s+|complete\s+)?sense"
+    rf"|stands\s+out\s+as\s+(?:the\s+|a\s+)?(?:only\s+|most\s+)?(?:right|best|true|{_LIKELY})\b"
+    rf"|(?:best\s+)?(?:fits|completes|answers|describes|matches|continues)\b"
+)
 # a statement in a clause that negates or conditions it: "If we choose A", "not A", "why B is wrong"
-_NEGATION = re.compile(r"\b(?:not|n't|never|if|unless|whether|why|than|instead\s+of|rather\s+than)\b"
-                       r"[^.,;:!?\n]*$", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"\b(?:not|n't|never|if|unless|whether|why|than|instead\s+of|rather\s+than)\b"
+    r"[^.,;:!?\n]*$",
+    re.IGNORECASE,
+)
 # the article "A good…" and the pronoun "I think…" are not letters; "A is correct", "I because…" are
-_NOT_A_LETTER_AFTER = (r"(?!(?<=[AI])(?:\s*['’]|\s+(?!(?:is|because|since|as|and|or|makes|seems|fits|"
-                       r"best|would|was|describes|completes|matches|answers|continues|appears|looks|must|"
-                       r"should)\b)[a-z]))")
+_NOT_A_LETTER_AFTER = (
+    r"(?!(?<=[AI])(?:\s*['’]|\s+(?!(?:is|because|since|as|and|or|makes|seems|fits|"
+    r"best|would|was|describes|completes|matches|answers|continues|appears|looks|must|"
+    r"should)\b)[a-z]))"
+)
 
 
 def _bare(up: str, name: str = "") -> str:
@@ -670,26 +709,36 @@ def _choice_patterns(letters: str) -> tuple[re.Pattern, ...]:
     low_end = rf"(?<![A-Za-z0-9'’])(?P<l0>[{lo}])(?=\s*(?:[.,;:!)]|$))"
     label = r"(?:(?:option|choice|answer|ending|letter)\s*)?"
     pre = r"\s*[:\-–—=]?\s*"
-    statement = (r"(?:(?:(?:final|correct|right|best|most\s+\w+|my)\s+)?(?:answer|choice|option|ending|"
-                 r"completion|continuation|response|pick)s?|(?:correct|right|best)\s+one)\s*"
-                 r"(?:(?:is|are(?!\s*:)|would\s+be|will\s+be|should\s+be|must\s+be)\s*|(?<!s):\s*)"  # not "choices:"
-                 rf"{pre}{label}")
-    verb = (r"(?:choose|pick|select|go\s+with|opt\s+for|say|guess|choosing|picking|selecting|going\s+with|"
-            r"corresponds?\s+to|corresponding\s+to)\s+" + label)
-    conclusion = (r"(?:therefore|thus|so|hence|overall|in\s+conclusion|in\s+summary)[,:]?\s+(?:the\s+)?"
-                  + label)
+    statement = (
+        r"(?:(?:(?:final|correct|right|best|most\s+\w+|my)\s+)?(?:answer|choice|option|ending|"
+        r"completion|continuation|response|pick)s?|(?:correct|right|best)\s+one)\s*"
+        r"(?:(?:is|are(?!\s*:)|would\s+be|will\s+be|should\s+be|must\s+be)\s*|(?<!s):\s*)"  # not "choices:"
+        rf"{pre}{label}"
+    )
+    verb = (
+        r"(?:choose|pick|select|go\s+with|opt\s+for|say|guess|choosing|picking|selecting|going\s+with|"
+        r"corresponds?\s+to|corresponding\s+to)\s+" + label
+    )
+    conclusion = r"(?:therefore|thus|so|hence|overall|in\s+conclusion|in\s+summary)[,:]?\s+(?:the\s+)?" + label
     explicit = re.compile(
         rf"(?i:{statement}|{verb})(?:{tok(1)}|{low_end})"
         rf"|(?i:{conclusion}){tok(2)}(?=\s*(?:[.!,;)]|$))"
-        rf"|(?<![A-Za-z])(?i:{label}){tok(3)}\s*(?:[-–—:,]\s*[^.\n]{{0,60}}?\s)?(?i:{_POSITIVE})")
-    start = re.compile(rf"^\s*(?i:{label})(?:{tok(1)}|(?P<l1>[{lo}])\))"
-                       rf"(?:(?<=\))\s|(?=\s*(?:[.):\-–—,]\s|[.:)]?\s*(?:\n|$))))")
+        rf"|(?<![A-Za-z])(?i:{label}){tok(3)}\s*(?:[-–—:,]\s*[^.\n]{{0,60}}?\s)?(?i:{_POSITIVE})"
+    )
+    start = re.compile(
+        rf"^\s*(?i:{label})(?:{tok(1)}|(?P<l1>[{lo}])\))"
+        rf"(?:(?<=\))\s|(?=\s*(?:[.):\-–—,]\s|[.:)]?\s*(?:\n|$))))"
+    )
     end = re.compile(rf"(?:^|\s){tok(1)}[.!]?\s*$")
     bold = re.compile(rf"\*\*\s*(?:\((?P<w1>[{up}])\)|(?P<b1>[{up}])(?:[.:)]|\s*\*\*))")
-    hedge_after = re.compile(rf"^\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or|and/or)\s+|\s*[/&]\s*)"
-                             rf"(?i:{label}){solo}(?!\s+(?:is|was|seems)\b)")
-    hedge_before = re.compile(rf"(?:\b(?i:either|both|between)\s+(?i:{label})"
-                              rf"|{solo}\s*(?:,|\s+and|\s+or|/|&)\s*(?i:{label}))$")
+    hedge_after = re.compile(
+        rf"^\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or|and/or)\s+|\s*[/&]\s*)"
+        rf"(?i:{label}){solo}(?!\s+(?:is|was|seems)\b)"
+    )
+    hedge_before = re.compile(
+        rf"(?:\b(?i:either|both|between)\s+(?i:{label})"
+        rf"|{solo}\s*(?:,|\s+and|\s+or|/|&)\s*(?i:{label}))$"
+    )
     return explicit, start, bold, end, hedge_after, hedge_before
 
 
@@ -697,17 +746,22 @@ def _letter_group(m: re.Match) -> str:
     return next(k for k, v in m.groupdict().items() if v)
 
 
+def _wrapped_letter(m: re.Match) -> str:
+    assert m.lastindex is not None  # every alternative of _WRAPPED_LETTER captures the letter
+    return f"({m.group(m.lastindex)})"
+
+
 def _unwrap_letters(text: str) -> str:
     text = re.sub(r"\*\*\s*\(?([A-Za-z])\)?\s*\*\*(?=\s*(?:$|[.\n]))", r"(\1)", text)  # "**B**" ending a line
     for pat in _WRAPPED_LETTER:
-        text = pat.sub(lambda m: f"({m.group(m.lastindex)})", text)
+        text = pat.sub(_wrapped_letter, text)
     return text.replace("**", "").replace("__", "")
 
 
 def extract_choice(text: str, letters: str = "ABCD") -> str | None:
     """The chosen letter of a multiple-choice answer, or None (no choice, or a hedge).
 
-    Letters may be wrapped: ``(B)``, ``[B]``, ``**B**``, ``'B'``, `` `B` ``, ``\\(\\text{B}\\)``,
+    Letters may be wrapped: ``(B)``, ``[B]``, ``**B**``, ``'B'``, `` ``B`` ``, ``\\(\\text{B}\\)``,
     ``$B$``, ``\\boxed{B}``. In order: the last ``\\boxed{…}`` holding one letter; the last explicit
     choice ("The answer is (B)", "Answer: B", "I would choose B", "so B is the right choice",
     "B is correct", "Ending C makes the most sense"; not "(A) is incorrect"); a letter opening the
@@ -774,8 +828,10 @@ _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", 
 _ORDINAL_OPTION = re.compile(rf"\bthe\s+({'|'.join(_ORDINALS)})\s+(?:one|option|choice|answer)\b", re.IGNORECASE)
 # roman-numeral statements ("Statements I and III", "I, II and IV only") are not letters
 _ROMAN = r"(?:IV|IX|V?I{1,3}|V|X)"
-_ROMAN_STATEMENTS = re.compile(rf"(?:(?<=\b[Ss]tatement\s)|(?<=\b[Ss]tatements\s)){_ROMAN}\b"
-                               rf"|\b{_ROMAN}(?:\s*(?:,|and|or|&)\s*{_ROMAN}\b)+")
+_ROMAN_STATEMENTS = re.compile(
+    rf"(?:(?<=\b[Ss]tatement\s)|(?<=\b[Ss]tatements\s)){_ROMAN}\b"
+    rf"|\b{_ROMAN}(?:\s*(?:,|and|or|&)\s*{_ROMAN}\b)+"
+)
 
 
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Za-z])\)?[.):]\s+(\S.{0,60})$")
@@ -792,10 +848,12 @@ def _closing_option(text: str, letters: str) -> str | None:
 
 
 def _ordinals_as_letters(text: str, letters: str) -> str:
-    """"the third one/option" → "(C)" (when there is a third letter)."""
+    """ "the third one/option" → "(C)" (when there is a third letter)."""
+
     def letter(m: re.Match) -> str:
         i = _ORDINALS.index(m.group(1).lower())
         return f"({letters[i].upper()})" if i < len(letters) else m.group()
+
     return _ORDINAL_OPTION.sub(letter, text)
 
 
@@ -806,21 +864,21 @@ def _roman_statements_masked(text: str) -> str:
 def _before_explanation(text: str) -> tuple[str, str | None]:
     """The text before an "Explanation:" heading and the explanation (None without one)."""
     m = _EXPLANATION.search(text)
-    return (text[:m.start()], text[m.start():]) if m and m.start() > 0 else (text, None)
+    return (text[: m.start()], text[m.start() :]) if m and m.start() > 0 else (text, None)
 
 
 def _clause_before(text: str, pos: int) -> str:
-    return re.split(r"[.,;:!?\n]", text[max(0, pos - 80):pos])[-1]
+    return re.split(r"[.,;:!?\n]", text[max(0, pos - 80) : pos])[-1]
 
 
 def _unless_hedged(text: str, m: re.Match, after: re.Pattern, before: re.Pattern) -> str | None:
     """The matched letter, or None when another letter is offered with it ("A or B", "either B or C")."""
     start, end = m.span(_letter_group(m))
-    if text[end:end + 1] == ")":
+    if text[end : end + 1] == ")":
         end += 1
     if start and text[start - 1] == "(":
         start -= 1
-    if after.search(text[end:end + 40]) or before.search(text[max(0, start - 40):start]):
+    if after.search(text[end : end + 40]) or before.search(text[max(0, start - 40) : start]):
         return None
     return m.group(_letter_group(m)).upper()
 
@@ -829,11 +887,16 @@ _YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no", "untrue": "no
 _YN = r"(?:yes|no|true|false)"
 # "the answer is no", "Answer: **Yes**", "…, so yes." (not "so no one…")
 # "…, but actually no —": a correction of the opening word
-_YN_STATEMENT = re.compile(rf"answer\s*(?:is|:)\s*:?[\s*\"'“”‘’]*({_YN})\b"
-                           rf"|\b(?:so|therefore|thus|hence|in\s+short|in\s+conclusion|overall|ultimately|"
-                           rf"actually)[,:]?\s+[*\"'“”‘’]*({_YN})\b(?![ \t]+[a-z])", re.IGNORECASE)
-_AFTER_VERDICT = (r"(?=\s*(?:[,.!;:?)\]*—–-]|$)"
-                  r"|\s+(?:it|it's|its|the|this|that|he|she|they|there|you|we|i|not)\b)")
+_YN_STATEMENT = re.compile(
+    rf"answer\s*(?:is|:)\s*:?[\s*\"'“”‘’]*({_YN})\b"
+    rf"|\b(?:so|therefore|thus|hence|in\s+short|in\s+conclusion|overall|ultimately|"
+    rf"actually)[,:]?\s+[*\"'“”‘’]*({_YN})\b(?![ \t]+[a-z])",
+    re.IGNORECASE,
+)
+_AFTER_VERDICT = (
+    r"(?=\s*(?:[,.!;:?)\]*—–-]|$)"
+    r"|\s+(?:it|it's|its|the|this|that|he|she|they|there|you|we|i|not)\b)"
+)
 # verdict words: "Yes", "Nope", "Absolutely not", "No," (not the determiner in "no mention", "No doubt")
 _YN_VERDICT = re.compile(
     rf"\b(?P<no>nope|nah|(?:absolutely|definitely|certainly|of\s+course|surely)\s+not|"
@@ -844,14 +907,19 @@ _YN_VERDICT = re.compile(
     rf"that(?:['’]s|\s+is)\s+(?:correct|right|true|accurate))"
     rf"|(?P<no2>false|incorrect|wrong|that(?:['’]s|\s+is)\s+(?:incorrect|wrong|false|not\s+(?:true|correct|right))))"
     rf"{_AFTER_VERDICT}",
-    re.IGNORECASE)
-_TRUE_FALSE = re.compile(r"\b(?P<neg>(?:not|n't|never)\s+(?:\w+\s+)?)?(?P<word>true|false|untrue|incorrect)\b",
-                         re.IGNORECASE)
+    re.IGNORECASE,
+)
+_TRUE_FALSE = re.compile(
+    r"\b(?P<neg>(?:not|n't|never)\s+(?:\w+\s+)?)?(?P<word>true|false|untrue|incorrect)\b", re.IGNORECASE
+)
 # "Yes and no", "There's no definitive answer; some sources say yes and others say no", "It depends"
-_YN_HEDGE = re.compile(r"\b(?:yes\s*(?:and|or|/)\s*no|no\s*(?:and|or|/)\s*yes)\b"
-                       r"|\bno\s+(?:definitive|definite|clear(?:-cut)?|simple|single|straightforward)\s+"
-                       r"(?:yes[- ]or[- ]no\s+)?answer\b|^\W*it\s+depends\b"
-                       r"|\bsay\s+(?:yes|no)\b[^.;!?\n]{0,30}\bothers?\s+(?:say\s+)?(?:yes|no)\b", re.IGNORECASE)
+_YN_HEDGE = re.compile(
+    r"\b(?:yes\s*(?:and|or|/)\s*no|no\s*(?:and|or|/)\s*yes)\b"
+    r"|\bno\s+(?:definitive|definite|clear(?:-cut)?|simple|single|straightforward)\s+"
+    r"(?:yes[- ]or[- ]no\s+)?answer\b|^\W*it\s+depends\b"
+    r"|\bsay\s+(?:yes|no)\b[^.;!?\n]{0,30}\bothers?\s+(?:say\s+)?(?:yes|no)\b",
+    re.IGNORECASE,
+)
 
 
 def extract_yes_no(text: str) -> str | None:
@@ -918,7 +986,7 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]]:
         if not m:
             break
         close = text.find("```", m.end())
-        body = text[m.end():] if close < 0 else text[m.end():close]
+        body = text[m.end() :] if close < 0 else text[m.end() : close]
         indent = len(m.group(1).expandtabs())
         if indent:
             body = re.sub(rf"(?m)^[ \t]{{0,{indent}}}", "", body)
@@ -932,8 +1000,12 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _defines(body: str, name: str) -> bool:
-    return re.search(rf"^[ \t]*(?:async\s+)?def\s+{re.escape(name)}\s*\(|^[ \t]*class\s+{re.escape(name)}\b",
-                     body, re.MULTILINE) is not None
+    return (
+        re.search(
+            rf"^[ \t]*(?:async\s+)?def\s+{re.escape(name)}\s*\(|^[ \t]*class\s+{re.escape(name)}\b", body, re.MULTILINE
+        )
+        is not None
+    )
 
 
 def _with_helpers(body: str, others: list[str]) -> str:
@@ -994,8 +1066,9 @@ def _unfenced_code(text: str) -> str:
     if _parses(text) or not text.strip() or text.lstrip("\n")[:1] in (" ", "\t"):
         return text
     lines = text.splitlines(keepends=True)
-    first = next((i for i, line in enumerate(lines) if _DEFINES.match(line) or re.match(r"(?:import|from)\s", line)),
-                 None)
+    first = next(
+        (i for i, line in enumerate(lines) if _DEFINES.match(line) or re.match(r"(?:import|from)\s", line)), None
+    )
     if first is None:
         return text
     last = first + 1

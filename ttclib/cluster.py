@@ -2,7 +2,8 @@
 group of runs that can share a loaded model (:func:`ttclib.runner.backend_key`: same model, backend, device,
 dtype, ... — the model or SGLang server loads once per job, as ``ttc run`` does locally, instead of once per
 run: a 32B model takes minutes to load), cut where the projected GPU-hours would pass the job's time limit,
-as job arrays (one per shape of resources) with a concurrency limit. Every job writes into the profile's ``runs_dir`` on the shared filesystem.
+as job arrays (one per shape of resources) with a concurrency limit. Every job writes into the profile's
+``runs_dir`` on the shared filesystem.
 
 A run is measured by one process at a time: the job takes the run's lock (:class:`ttclib.rundir.RunLock`,
 which records the SLURM job id and node, and a heartbeat), skips a run another job holds, and resumes a run
@@ -27,6 +28,7 @@ The ``cluster:`` section of a profile (every key optional; the command line over
 ``jobs_dir`` (default ``<runs_dir>/.slurm``) holds submitit's scripts, logs and results, and
 ``jobs.jsonl``: which job was given which runs — what ``ttc status`` reads.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,7 +56,9 @@ class Cluster(BaseModel):
     account: str | None = Field(None, description="account to charge (sbatch --account)")
     qos: str | None = Field(None, description="quality of service (sbatch --qos)")
     time_min: int = Field(240, ge=1, description="wall-time limit of each job, minutes")
-    gpus_per_run: int | None = Field(None, ge=0, description="GPUs per job; None: tp_size x dp_size on CUDA, 0 on a CPU")
+    gpus_per_run: int | None = Field(
+        None, ge=0, description="GPUs per job; None: tp_size x dp_size on CUDA, 0 on a CPU"
+    )
     cpus_per_run: int | None = Field(None, ge=1, description="CPUs per job; None: the runs' threads, else 4")
     mem_gb: float | None = Field(None, gt=0, description="memory per job, GB (None: the partition's default)")
     exclusive: bool = Field(False, description="the node to one job alone (co-located jobs share power)")
@@ -98,7 +102,8 @@ def jobs(plan, cluster: Cluster, gpu_hours: dict[str, float | None] | None = Non
         specs = list(group)
         gpus = cluster.gpus_per_run if cluster.gpus_per_run is not None else max(_gpus(s) for s in specs)
         cpus = cluster.cpus_per_run or max((s.threads or 4) for s in specs)
-        piece, used = [], 0.0
+        piece: list = []  # RunSpecs of the job being filled
+        used = 0.0
         for s in specs:
             h = (gpu_hours or {}).get(s.run_id) or 0.0
             h /= max(gpus, 1)
@@ -135,12 +140,21 @@ def jobs_dir(plan, cluster: Cluster | None) -> Path:
 def sbatch_options(job: Job, cluster: Cluster) -> dict[str, Any]:
     """submitit's SLURM parameters of one job (every job of an array has the same: :func:`submit` makes one
     array per shape of resources)."""
-    opts: dict[str, Any] = {"slurm_time": cluster.time_min, "slurm_cpus_per_task": job.cpus, "slurm_ntasks_per_node": 1,
-                            "slurm_array_parallelism": cluster.array_parallelism, "slurm_job_name": "ttc-energy"}
+    opts: dict[str, Any] = {
+        "slurm_time": cluster.time_min,
+        "slurm_cpus_per_task": job.cpus,
+        "slurm_ntasks_per_node": 1,
+        "slurm_array_parallelism": cluster.array_parallelism,
+        "slurm_job_name": "ttc-energy",
+    }
     if job.gpus:
         opts["slurm_gpus_per_node"] = job.gpus
-    for key, value in (("slurm_partition", cluster.partition), ("slurm_account", cluster.account),
-                       ("slurm_qos", cluster.qos), ("slurm_mem_gb", cluster.mem_gb)):
+    for key, value in (
+        ("slurm_partition", cluster.partition),
+        ("slurm_account", cluster.account),
+        ("slurm_qos", cluster.qos),
+        ("slurm_mem_gb", cluster.mem_gb),
+    ):
         if value is not None:
             opts[key] = value
     if cluster.exclusive:
@@ -159,10 +173,11 @@ def sbatch_options(job: Job, cluster: Cluster) -> dict[str, Any]:
 def job_hours(jobs_: list[Job], gpu_hours: dict[str, float | None]) -> list[float | None]:
     """Each job's wall-clock hours from its runs' projected GPU-hours (:mod:`ttclib.gpu_hours`) spread over
     its GPUs; None where a run has no projection."""
-    out = []
+    out: list[float | None] = []
     for j in jobs_:
         hours = [gpu_hours.get(r) for r in j.run_ids]
-        out.append(None if any(h is None for h in hours) else sum(hours) / max(j.gpus, 1))
+        known = [h for h in hours if h is not None]
+        out.append(None if len(known) < len(hours) else sum(known) / max(j.gpus, 1))
     return out
 
 
@@ -187,14 +202,21 @@ def describe(jobs_: list[Job], cluster: Cluster, hours: list[float | None] | Non
     they pass the job's time limit (``ttc run --executor slurm --dry-run``)."""
     lines = []
     hours = hours or [None] * len(jobs_)
-    for i, (j, h) in enumerate(zip(jobs_, hours)):
+    for i, (j, h) in enumerate(zip(jobs_, hours, strict=True)):
         opts = sbatch_options(j, cluster)
         res = [f"gpus={j.gpus}", f"cpus={j.cpus}", f"time={cluster.time_min}min"]
-        res += [f"{k.removeprefix('slurm_')}={opts[k]}" for k in ("slurm_partition", "slurm_account", "slurm_qos",
-                                                                     "slurm_mem_gb") if k in opts]
+        res += [
+            f"{k.removeprefix('slurm_')}={opts[k]}"
+            for k in ("slurm_partition", "slurm_account", "slurm_qos", "slurm_mem_gb")
+            if k in opts
+        ]
         res += ["--exclusive"] * bool(opts.get("slurm_exclusive"))
-        res += [f"--{k}" + ("" if v is True else f"={v}") for k, v in opts.get("slurm_additional_parameters", {}).items()]
-        est = "" if h is None else f" | est. {h:.2f} h" + (" — over its time limit" if h * 60 > cluster.time_min else "")
+        res += [
+            f"--{k}" + ("" if v is True else f"={v}") for k, v in opts.get("slurm_additional_parameters", {}).items()
+        ]
+        est = (
+            "" if h is None else f" | est. {h:.2f} h" + (" — over its time limit" if h * 60 > cluster.time_min else "")
+        )
         lines.append(f"  job {i}: {j.model}: {len(j.specs)} run(s) {' '.join(j.run_ids)} | {' '.join(res)}{est}")
     return lines
 
@@ -210,22 +232,31 @@ def submit(plan, cluster: Cluster, *, executor: str = "slurm") -> list[dict]:
     folder = jobs_dir(plan, cluster)
     folder.mkdir(parents=True, exist_ok=True)
     ex = submitit.AutoExecutor(folder=folder / "%j", cluster=None if executor == "slurm" else executor)
-    handles: dict[int, Any] = {}
+    by_index: dict[int, Any] = {}  # submitit job of todo[i]
     shapes = {(j.gpus, j.cpus) for j in todo}
-    for shape in sorted(shapes):                  # one array per shape of resources: a 1.5B job asks 1 GPU, a 32B 2
+    for shape in sorted(shapes):  # one array per shape of resources: a 1.5B job asks 1 GPU, a 32B 2
         mine = [i for i, j in enumerate(todo) if (j.gpus, j.cpus) == shape]
         opts = sbatch_options(todo[mine[0]], cluster) if executor == "slurm" else {"timeout_min": cluster.time_min}
         ex.update_parameters(**opts)
         with ex.batch():
             batch = [ex.submit(measure_job, str(plan.path), plan.profile, todo[i].run_ids) for i in mine]
-        handles.update(zip(mine, batch))
-    handles = [handles[i] for i in range(len(todo))]
+        by_index.update(zip(mine, batch, strict=True))
+    handles = [by_index[i] for i in range(len(todo))]
     records = []
     with open(folder / JOBS_FILE, "a") as f:
-        for j, h in zip(todo, handles):
-            rec = {"job_id": str(h.job_id), "run_ids": j.run_ids, "model": j.model, "params": str(plan.path),
-                   "profile": plan.profile, "submitted": time.time(), "folder": str(h.paths.folder),
-                   "stdout": str(h.paths.stdout), "stderr": str(h.paths.stderr), "result": str(h.paths.result_pickle)}
+        for j, h in zip(todo, handles, strict=True):
+            rec = {
+                "job_id": str(h.job_id),
+                "run_ids": j.run_ids,
+                "model": j.model,
+                "params": str(plan.path),
+                "profile": plan.profile,
+                "submitted": time.time(),
+                "folder": str(h.paths.folder),
+                "stdout": str(h.paths.stdout),
+                "stderr": str(h.paths.stderr),
+                "result": str(h.paths.result_pickle),
+            }
             f.write(json.dumps(rec) + "\n")
             records.append({**rec, "handle": h})
     return records
@@ -241,13 +272,16 @@ def measure_job(params_path: str, profile: str, run_ids: list[str]) -> dict:
     mine = [s for s in plan.specs if s.run_id in set(run_ids)]
     missing = set(run_ids) - {s.run_id for s in mine}
     if missing:
-        raise ValueError(f"{params_path} [{profile}] no longer has run(s) {sorted(missing)}: the params file changed "
-                         "since the job was submitted")
+        raise ValueError(
+            f"{params_path} [{profile}] no longer has run(s) {sorted(missing)}: the params file changed "
+            "since the job was submitted"
+        )
     out = measure_plan(dataclasses.replace(plan, specs=mine), progress=False, wait=False)
     return {"measured": out.measured, "held": out.held, "node": socket.gethostname(), "job": job_ids()}
 
 
 # --- what a run records of its job ----------------------------------------------------------------
+
 
 def job_context() -> dict | None:
     """The SLURM job this process runs in, for run.json and the lock record: job id (array job and task),
@@ -260,9 +294,14 @@ def job_context() -> dict | None:
     job = ids["job_id"]
     info = _scontrol_job(job)
     others = _squeue(["-w", socket.gethostname(), "-h", "-o", "%i"])
-    return {"scheduler": "slurm", **ids, "oversubscribe": info.get("OverSubscribe"), "exclusive": info.get("OverSubscribe") == "NO",
-            "other_jobs_on_node": sorted(set(others or []) - {job, _array_id()}) if others is not None else None,
-            "busy_gpus_outside_job": _busy_gpus_outside(os.environ.get("CUDA_VISIBLE_DEVICES"))}
+    return {
+        "scheduler": "slurm",
+        **ids,
+        "oversubscribe": info.get("OverSubscribe"),
+        "exclusive": info.get("OverSubscribe") == "NO",
+        "other_jobs_on_node": sorted(set(others or []) - {job, _array_id()}) if others is not None else None,
+        "busy_gpus_outside_job": _busy_gpus_outside(os.environ.get("CUDA_VISIBLE_DEVICES")),
+    }
 
 
 def job_ids() -> dict | None:
@@ -271,8 +310,12 @@ def job_ids() -> dict | None:
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         return None
-    return {"job_id": job, "array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
-            "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"), "node": socket.gethostname()}
+    return {
+        "job_id": job,
+        "array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
+        "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "node": socket.gethostname(),
+    }
 
 
 def _array_id() -> str | None:
@@ -306,6 +349,7 @@ def _busy_gpus_outside(visible: str | None) -> list[int] | None:
     """NVML indices of GPUs not given to this job that run compute processes (None without NVML)."""
     try:
         import pynvml
+
         pynvml.nvmlInit()
     except Exception:
         return None
@@ -325,6 +369,7 @@ def _busy_gpus_outside(visible: str | None) -> list[int] | None:
 
 
 # --- ttc status --------------------------------------------------------------------------------
+
 
 def active_jobs() -> dict[str, str] | None:
     """Job id -> state (PENDING, RUNNING, ...) of every job SLURM still lists; array tasks as
@@ -351,13 +396,22 @@ def status(plan, cluster: Cluster | None = None) -> list[dict]:
 
     queued = active_jobs() or {}
     last: dict[str, dict] = {}
-    for rec in records(plan, cluster):
-        for run_id in rec["run_ids"]:
-            last[run_id] = rec
+    for job_rec in records(plan, cluster):
+        for run_id in job_rec["run_ids"]:
+            last[run_id] = job_rec
     rows = []
     for s in plan.specs:
-        row = {"run_id": s.run_id, "model": s.model, "strategy": s.strategy, "benchmark": s.benchmark,
-               "state": "to run", "job_id": None, "node": None, "reason": None, "log": None}
+        row = {
+            "run_id": s.run_id,
+            "model": s.model,
+            "strategy": s.strategy,
+            "benchmark": s.benchmark,
+            "state": "to run",
+            "job_id": None,
+            "node": None,
+            "reason": None,
+            "log": None,
+        }
         rec = last.get(s.run_id)
         if rec:
             row.update(job_id=rec["job_id"], log=rec["stderr"])
@@ -366,9 +420,13 @@ def status(plan, cluster: Cluster | None = None) -> list[dict]:
             row["state"] = "done"
         elif lock.held_elsewhere():
             holder = lock.record()
-            job = (holder.get("job") or {})
-            row.update(state="running", job_id=job.get("job_id") or row["job_id"], node=holder.get("host"),
-                       reason=f"pid {holder.get('pid')}")
+            job = holder.get("job") or {}
+            row.update(
+                state="running",
+                job_id=job.get("job_id") or row["job_id"],
+                node=holder.get("host"),
+                reason=f"pid {holder.get('pid')}",
+            )
         elif rec and rec["job_id"] in queued:
             row.update(state=queued[rec["job_id"]].lower())
         elif rec:
@@ -405,11 +463,13 @@ def format_status(rows: list[dict]) -> str:
     counts = {s: sum(r["state"] == s for r in rows) for s in dict.fromkeys(r["state"] for r in rows)}
     lines = [", ".join(f"{n} {s}" for s, n in counts.items())]
     for r in rows:
-        where = " ".join(p for p in (f"job {r['job_id']}" if r["job_id"] else "", f"on {r['node']}" if r["node"] else "")
-                         if p)
+        where = " ".join(
+            p for p in (f"job {r['job_id']}" if r["job_id"] else "", f"on {r['node']}" if r["node"] else "") if p
+        )
         extra = f" — {r['reason']}" if r["reason"] else ""
         log = f" (log: {r['log']})" if r["state"] == "failed" and r["log"] else ""
-        lines.append(f"  {r['run_id']}  {r['state']:8s} {r['model']:24s} {r['strategy']:5s} {r['benchmark']:12s} "
-                     f"{where}{extra}{log}")
+        lines.append(
+            f"  {r['run_id']}  {r['state']:8s} {r['model']:24s} {r['strategy']:5s} {r['benchmark']:12s} "
+            f"{where}{extra}{log}"
+        )
     return "\n".join(lines)
-

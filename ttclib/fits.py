@@ -33,9 +33,10 @@ replicate whose winner has no ceiling counting as +inf. A ceiling is *shown*
 batch measured: there a Michaelis–Menten curve already stands at ≥ 82 % of its ceiling, so the
 bend is in the data, and the non-saturating alternative (log_linear keeps rising) is among the
 forms the replicates re-choose. Requiring the upper end within the largest batch itself would
-demand the plateau be measured at 90 %, which a hyperbola reaches only at 9k. Known-answer simulations (tests/test_fits.py): true 90 % point at
-batch 72, measured to 24 → a ceiling shown in 0–1 % of data sets (12–19 % with the delta method);
-measured to 256 → shown in ~90 %, the interval covering 72 in ~95 %; linear truth → never.
+demand the plateau be measured at 90 %, which a hyperbola reaches only at 9k. Known-answer
+simulations (tests/test_fits.py): true 90 % point at batch 72, measured to 24 → a ceiling shown
+in 0–1 % of data sets (12–19 % with the delta method); measured to 256 → shown in ~90 %, the
+interval covering 72 in ~95 %; linear truth → never.
 
 Ratios of means (:func:`ratio_ci`) take a t interval on the log ratio for independent samples
 (repetition means: 96 % at n = 3) and a paired studentized bootstrap for items measured
@@ -49,11 +50,13 @@ under both conditions (the same queries).
 >>> fit.summary()
 'demo: linear wins by BIC (ΔBIC 2.0 to quadratic); R² = 0.999, n = 20.'
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,11 +67,12 @@ ENERGY_FORMS = ("linear", "quadratic", "power")
 THROUGHPUT_FORMS = ("michaelis_menten", "exp_saturation", "linear", "log_linear")
 PER_TOKEN_FORMS = ("inverse", "power", "log_linear")
 FREQUENCY_FORMS = ("dvfs", "linear", "quadratic")
-N_BOOT = 200    # bootstrap refits behind a saturation batch's interval
-BEYOND = 10.0   # a refit's saturation batch past BEYOND × the largest batch measured is no ceiling (+inf)
+N_BOOT = 200  # bootstrap refits behind a saturation batch's interval
+BEYOND = 10.0  # a refit's saturation batch past BEYOND × the largest batch measured is no ceiling (+inf)
 
 
 # --- model forms -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Form:
@@ -78,11 +82,11 @@ class Form:
     params: tuple[str, ...]
     f: Callable[..., np.ndarray]
     jac: Callable[..., np.ndarray]
-    text: Callable[..., str]                       # fitted numbers → "y = …"
-    linear: bool                                   # linear in p: jac(x) is the design matrix
-    positive_x: bool = False                       # needs x > 0 (logs, 1/x, x^b)
+    text: Callable[..., str]  # fitted numbers → "y = …"
+    linear: bool  # linear in p: jac(x) is the design matrix
+    positive_x: bool = False  # needs x > 0 (logs, 1/x, x^b)
     p0: Callable[[np.ndarray, np.ndarray], list[float]] | None = None
-    x_at: Callable[..., tuple[float, np.ndarray]] | None = None   # (q, *p) → x where y = q·ymax, ∂x/∂p
+    x_at: Callable[..., tuple[float, np.ndarray]] | None = None  # (q, *p) → x where y = q·ymax, ∂x/∂p
     # Nonlinear forms y = p[0]·shape(x, p[1]): p[0] is profiled out in closed form and p[1] scanned
     # over scan(x) → (grid of t, t → p[1]), which refits many bootstrap replicates at once.
     shape: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
@@ -100,7 +104,7 @@ def _g(v: float) -> str:
 def _terms(coefs, suffixes) -> str:
     """'y = 1.2 + 0.034·x - 1e-06·x²' from coefficients and their term suffixes."""
     out = _g(coefs[0]) + suffixes[0]
-    for c, s in zip(coefs[1:], suffixes[1:]):
+    for c, s in zip(coefs[1:], suffixes[1:], strict=True):
         out += (" - " if c < 0 else " + ") + _g(abs(c)) + s
     return "y = " + out
 
@@ -109,8 +113,15 @@ def _linear_form(name, params, columns, suffixes, positive_x=False) -> Form:
     def design(x, *_):
         return np.column_stack([c(np.asarray(x, float)) for c in columns])
 
-    return Form(name, params, f=lambda x, *p: design(x) @ np.asarray(p), jac=design,
-                text=lambda *p: _terms(p, suffixes), linear=True, positive_x=positive_x)
+    return Form(
+        name,
+        params,
+        f=lambda x, *p: design(x) @ np.asarray(p),
+        jac=design,
+        text=lambda *p: _terms(p, suffixes),
+        linear=True,
+        positive_x=positive_x,
+    )
 
 
 def _power_p0(x, y):
@@ -159,25 +170,54 @@ def _scale_scan(x):
     return np.linspace(lo, hi, int(25 * (hi - lo) / np.log(10)) + 1), np.exp
 
 
-FORMS: dict[str, Form] = {f.name: f for f in [
-    _linear_form("linear", ("a", "b"), [np.ones_like, lambda x: x], ["", "·x"]),
-    _linear_form("quadratic", ("a", "b", "c"), [np.ones_like, lambda x: x, np.square], ["", "·x", "·x²"]),
-    _linear_form("log_linear", ("a", "b"), [np.ones_like, np.log], ["", "·ln x"], positive_x=True),
-    _linear_form("inverse", ("a", "b"), [np.ones_like, lambda x: 1 / x], ["", "/x"], positive_x=True),
-    _linear_form("dvfs", ("a", "b", "c"), [np.ones_like, lambda x: 1 / x, np.square], ["", "/x", "·x²"],
-                 positive_x=True),
-    Form("power", ("a", "b"), f=lambda x, a, b: a * np.power(x, b), jac=_power_jac,
-         text=lambda a, b: f"y = {_g(a)}·x^{_g(b)}", linear=False, positive_x=True, p0=_power_p0,
-         shape=np.power, scan=lambda x: (np.linspace(-5, 5, 401), lambda t: t)),
-    Form("michaelis_menten", ("ymax", "k"), f=lambda x, ymax, k: ymax * x / (k + x), jac=_mm_jac,
-         text=lambda ymax, k: f"y = {_g(ymax)}·x / ({_g(k)} + x)", linear=False, p0=_mm_p0,
-         x_at=lambda q, ymax, k: (k * q / (1 - q), np.array([0.0, q / (1 - q)])),
-         shape=lambda x, k: x / (k + x), scan=_scale_scan),
-    Form("exp_saturation", ("ymax", "k"), f=lambda x, ymax, k: ymax * (1 - np.exp(-x / k)), jac=_exp_jac,
-         text=lambda ymax, k: f"y = {_g(ymax)}·(1 - exp(-x / {_g(k)}))", linear=False, p0=_exp_p0,
-         x_at=lambda q, ymax, k: (-k * np.log1p(-q), np.array([0.0, -np.log1p(-q)])),
-         shape=lambda x, k: -np.expm1(-x / k), scan=_scale_scan),
-]}
+FORMS: dict[str, Form] = {
+    f.name: f
+    for f in [
+        _linear_form("linear", ("a", "b"), [np.ones_like, lambda x: x], ["", "·x"]),
+        _linear_form("quadratic", ("a", "b", "c"), [np.ones_like, lambda x: x, np.square], ["", "·x", "·x²"]),
+        _linear_form("log_linear", ("a", "b"), [np.ones_like, np.log], ["", "·ln x"], positive_x=True),
+        _linear_form("inverse", ("a", "b"), [np.ones_like, lambda x: 1 / x], ["", "/x"], positive_x=True),
+        _linear_form(
+            "dvfs", ("a", "b", "c"), [np.ones_like, lambda x: 1 / x, np.square], ["", "/x", "·x²"], positive_x=True
+        ),
+        Form(
+            "power",
+            ("a", "b"),
+            f=lambda x, a, b: a * np.power(x, b),
+            jac=_power_jac,
+            text=lambda a, b: f"y = {_g(a)}·x^{_g(b)}",
+            linear=False,
+            positive_x=True,
+            p0=_power_p0,
+            shape=np.power,
+            scan=lambda x: (np.linspace(-5, 5, 401), lambda t: t),
+        ),
+        Form(
+            "michaelis_menten",
+            ("ymax", "k"),
+            f=lambda x, ymax, k: ymax * x / (k + x),
+            jac=_mm_jac,
+            text=lambda ymax, k: f"y = {_g(ymax)}·x / ({_g(k)} + x)",
+            linear=False,
+            p0=_mm_p0,
+            x_at=lambda q, ymax, k: (k * q / (1 - q), np.array([0.0, q / (1 - q)])),
+            shape=lambda x, k: x / (k + x),
+            scan=_scale_scan,
+        ),
+        Form(
+            "exp_saturation",
+            ("ymax", "k"),
+            f=lambda x, ymax, k: ymax * (1 - np.exp(-x / k)),
+            jac=_exp_jac,
+            text=lambda ymax, k: f"y = {_g(ymax)}·(1 - exp(-x / {_g(k)}))",
+            linear=False,
+            p0=_exp_p0,
+            x_at=lambda q, ymax, k: (-k * np.log1p(-q), np.array([0.0, -np.log1p(-q)])),
+            shape=lambda x, k: -np.expm1(-x / k),
+            scan=_scale_scan,
+        ),
+    ]
+}
 """Every supported form by name: linear a + b·x, quadratic a + b·x + c·x², log_linear a + b·ln x,
 inverse a + b/x (a fixed cost amortised over x), power a·x^b, michaelis_menten ymax·x/(k + x),
 exp_saturation ymax·(1 − exp(−x/k)), and dvfs a + b/f + c·f² — energy at clock f: a part no clock
@@ -187,26 +227,27 @@ dynamic energy per unit of work ∝ V², with V rising about linearly with f ove
 
 # --- the result --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False)
 class Fit:
     """The winning form of one curve, with every candidate's criteria in ``candidates``."""
 
-    curve: str                              # "y_name ~ x_name"
-    form: str                               # winning form (a key of FORMS)
-    formula: str                            # the winner with fitted numbers, "y = 1.2 + 0.034·x"
-    params: dict[str, float]                # point estimates, in the units of y and x
-    ci: dict[str, tuple[float, float]]      # per parameter, at ``level``
-    level: float                            # confidence level of ``ci`` (0.95)
-    r2: float                               # 1 − SSR/SST (weighted when weights are given)
-    aic: float                              # -2 llf + 2k, k = mean parameters (statsmodels)
-    bic: float                              # -2 llf + k ln n
-    n: int                                  # points used
-    n_dropped: int                          # rows dropped for NaN/inf in x, y or weights
-    criterion: str                          # "aic" or "bic": what chose the winner
-    candidates: pd.DataFrame                # per form: k, aic, bic, r2, delta_aic, delta_bic, converged, status
-    cov: np.ndarray = field(repr=False)     # parameter covariance, in ``params`` order
-    df_resid: int = field(repr=False)       # n − k, degrees of freedom of the t intervals
-    model: Form = field(repr=False)         # the winning form's functions
+    curve: str  # "y_name ~ x_name"
+    form: str  # winning form (a key of FORMS)
+    formula: str  # the winner with fitted numbers, "y = 1.2 + 0.034·x"
+    params: dict[str, float]  # point estimates, in the units of y and x
+    ci: dict[str, tuple[float, float]]  # per parameter, at ``level``
+    level: float  # confidence level of ``ci`` (0.95)
+    r2: float  # 1 − SSR/SST (weighted when weights are given)
+    aic: float  # -2 llf + 2k, k = mean parameters (statsmodels)
+    bic: float  # -2 llf + k ln n
+    n: int  # points used
+    n_dropped: int  # rows dropped for NaN/inf in x, y or weights
+    criterion: str  # "aic" or "bic": what chose the winner
+    candidates: pd.DataFrame  # per form: k, aic, bic, r2, delta_aic, delta_bic, converged, status
+    cov: np.ndarray = field(repr=False)  # parameter covariance, in ``params`` order
+    df_resid: int = field(repr=False)  # n − k, degrees of freedom of the t intervals
+    model: Form = field(repr=False)  # the winning form's functions
 
     def predict(self, x) -> np.ndarray:
         """Fitted mean of y at ``x``."""
@@ -253,14 +294,17 @@ class SaturationFit(Fit):
     select-then-fit procedure (:func:`saturation_bootstrap`). A replicate whose winning form has no
     ceiling, or puts it past ``BEYOND`` × the largest batch, counts as +inf."""
 
-    saturation: float = 0.9                 # share of ymax that defines saturation
-    saturation_batch: float = np.nan        # x where the winner reaches saturation·ymax; NaN if it has no ceiling
-    saturation_ci: tuple[float, float] = (np.nan, np.nan)   # at ``level``, form re-selected per replicate; hi may be inf
-    saturation_ci_form: tuple[float, float] = (np.nan, np.nan)  # delta method, given the winning form (ignores selection)
-    ceiling_share: float = np.nan           # share of bootstrap replicates whose winner has a ceiling within BEYOND × x_max
-    n_boot: int = 0                         # bootstrap replicates behind saturation_ci
-    x_max: float = np.nan                   # the largest batch size measured
-    ceiling_within: float = 2.0             # a ceiling is shown when saturation_ci's upper end ≤ this × x_max
+    saturation: float = 0.9  # share of ymax that defines saturation
+    saturation_batch: float = np.nan  # x where the winner reaches saturation·ymax; NaN if it has no ceiling
+    saturation_ci: tuple[float, float] = (np.nan, np.nan)  # at ``level``, form re-selected per replicate; hi may be inf
+    saturation_ci_form: tuple[float, float] = (
+        np.nan,
+        np.nan,
+    )  # delta method, given the winning form (ignores selection)
+    ceiling_share: float = np.nan  # share of bootstrap replicates whose winner has a ceiling within BEYOND × x_max
+    n_boot: int = 0  # bootstrap replicates behind saturation_ci
+    x_max: float = np.nan  # the largest batch size measured
+    ceiling_within: float = 2.0  # a ceiling is shown when saturation_ci's upper end ≤ this × x_max
 
     @property
     def ceiling(self) -> float:
@@ -275,12 +319,17 @@ class SaturationFit(Fit):
         lo, hi = self.saturation_ci
         refits = f"{self.level:.0%} CI {lo:.3g}–{hi:.3g}, form re-selected in {self.n_boot} refits"
         if np.isnan(self.saturation_batch):
-            return (head + f"; the {self.form} form has no ceiling, so no saturation batch "
-                    f"({self.ceiling_share:.0%} of {self.n_boot} refits put one within {BEYOND:g}× the largest batch).")
+            return (
+                head + f"; the {self.form} form has no ceiling, so no saturation batch "
+                f"({self.ceiling_share:.0%} of {self.n_boot} refits put one within {BEYOND:g}× the largest batch)."
+            )
         if self.ceiling == self.ceiling:
             return head + f"; {self.saturation:.0%} of ymax is reached at batch {self.saturation_batch:.3g} ({refits})."
-        return (head + f"; {self.saturation:.0%} of ymax at batch {self.saturation_batch:.3g} ({refits}) reaches "
-                f"past {self.ceiling_within:g}× the largest batch measured ({self.x_max:g}): no ceiling in the measured range.")
+        return (
+            head + f"; {self.saturation:.0%} of ymax at batch {self.saturation_batch:.3g} ({refits}) reaches "
+            f"past {self.ceiling_within:g}× the largest batch measured ({self.x_max:g}): "
+            "no ceiling in the measured range."
+        )
 
 
 class NoFit(ValueError):
@@ -312,6 +361,7 @@ class Unfitted:
 
 
 # --- fitting -----------------------------------------------------------------------------------
+
 
 def _t(level: float, df: int) -> float:
     return float(stats.t.ppf(0.5 + level / 2, df))
@@ -346,12 +396,14 @@ def _fit_form(form: Form, x, y, w) -> tuple[np.ndarray, np.ndarray]:
             raise RuntimeError("design matrix rank-deficient")
         res = sm.WLS(y, X, weights=w).fit()
         return np.asarray(res.params), np.asarray(res.cov_params())
+    assert form.p0 is not None  # every nonlinear form has a starting point
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # curve_fit only warns when the covariance cannot be estimated; such a fit must not win.
         warnings.simplefilter("error", optimize.OptimizeWarning)
         try:
-            p, cov = optimize.curve_fit(form.f, x, y, p0=form.p0(x, y), sigma=1 / np.sqrt(w),
-                                        absolute_sigma=False, jac=form.jac, maxfev=5000)
+            p, cov = optimize.curve_fit(
+                form.f, x, y, p0=form.p0(x, y), sigma=1 / np.sqrt(w), absolute_sigma=False, jac=form.jac, maxfev=5000
+            )
         except (optimize.OptimizeWarning, ValueError, np.linalg.LinAlgError) as e:
             raise RuntimeError(str(e).splitlines()[0]) from e
     if not (np.all(np.isfinite(p)) and np.all(np.isfinite(np.diag(cov)))):
@@ -373,13 +425,16 @@ def _clean(x, y, weights, curve: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def _too_few(form: Form, x: np.ndarray) -> str | None:
     """Why ``x`` cannot fit ``form`` (k parameters need k + 1 points with k distinct x), or None."""
     if x.size < form.k + 1 or np.unique(x).size < form.k:
-        return (f"skipped: {x.size} points ({np.unique(x).size} distinct x) are too few for {form.k} parameters "
-                f"(needs {form.k + 1} points, {form.k} distinct x)")
+        return (
+            f"skipped: {x.size} points ({np.unique(x).size} distinct x) are too few for {form.k} parameters "
+            f"(needs {form.k + 1} points, {form.k} distinct x)"
+        )
     return None
 
 
-def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, name: str = "",
-              level: float = 0.95) -> Fit:
+def fit_curve(
+    x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, name: str = "", level: float = 0.95
+) -> Fit:
     """Fit every form in ``forms`` to (x, y) and return the one with the lowest ``criterion``.
 
     NaN/inf rows are dropped and counted. A form that needs x > 0 is skipped when some x ≤ 0,
@@ -423,8 +478,11 @@ def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, na
         rows.append(row)
     cand = pd.DataFrame(rows)
     if not fitted:
-        raise NoFit(curve, f"no form could be fitted ({dropped} NaN rows dropped): "
-                    + "; ".join(f"{r['form']} {r['status']}" for r in rows))
+        raise NoFit(
+            curve,
+            f"no form could be fitted ({dropped} NaN rows dropped): "
+            + "; ".join(f"{r['form']} {r['status']}" for r in rows),
+        )
     for c in ("aic", "bic"):
         cand[f"delta_{c}"] = cand[c] - cand[c].min()
     cand = cand[["form", "k", "aic", "bic", "r2", "delta_aic", "delta_bic", "converged", "status"]]
@@ -434,11 +492,24 @@ def fit_curve(x, y, forms=ENERGY_FORMS, criterion: str = "bic", weights=None, na
     p, cov = fitted[best.form]
     df = x.size - form.k
     half = _t(level, df) * np.sqrt(np.diag(cov))
-    return Fit(curve=curve, form=best.form, formula=form.text(*p),
-               params={k: float(v) for k, v in zip(form.params, p)},
-               ci={k: (float(v - h), float(v + h)) for k, v, h in zip(form.params, p, half)},
-               level=level, r2=float(best.r2), aic=float(best.aic), bic=float(best.bic), n=int(x.size),
-               n_dropped=dropped, criterion=criterion, candidates=cand, cov=cov, df_resid=df, model=form)
+    return Fit(
+        curve=curve,
+        form=best.form,
+        formula=form.text(*p),
+        params={k: float(v) for k, v in zip(form.params, p, strict=True)},
+        ci={k: (float(v - h), float(v + h)) for k, v, h in zip(form.params, p, half, strict=True)},
+        level=level,
+        r2=float(best.r2),
+        aic=float(best.aic),
+        bic=float(best.bic),
+        n=int(x.size),
+        n_dropped=dropped,
+        criterion=criterion,
+        candidates=cand,
+        cov=cov,
+        df_resid=df,
+        model=form,
+    )
 
 
 def _criteria(form: Form, p, x, y, w) -> dict[str, float]:
@@ -446,11 +517,15 @@ def _criteria(form: Form, p, x, y, w) -> dict[str, float]:
         resid = y - form.f(x, *p)
     llf, n = gaussian_llf(resid, w), x.size
     ybar = np.sum(w * y) / np.sum(w)
-    return dict(aic=_ic(llf, form.k, n, "aic"), bic=_ic(llf, form.k, n, "bic"),
-                r2=1 - np.sum(w * resid**2) / np.sum(w * (y - ybar) ** 2))
+    return dict(
+        aic=_ic(llf, form.k, n, "aic"),
+        bic=_ic(llf, form.k, n, "bic"),
+        r2=1 - np.sum(w * resid**2) / np.sum(w * (y - ybar) ** 2),
+    )
 
 
 # --- the paper's curves ------------------------------------------------------------------------
+
 
 def _columns(df: pd.DataFrame, x: str, y: str, kw: dict):
     missing = [c for c in (x, y) if c not in df.columns]
@@ -479,23 +554,29 @@ def fit_energy_vs_length(df: pd.DataFrame, x: str = "max_new_tokens", y: str = "
 
 def fit_energy_vs_input(df: pd.DataFrame, x: str = "prompt_tokens", y: str = "energy_j", **kw) -> Fit:
     """Energy per query (J) vs its input tokens, one row per query of runs that generate one token
-    (paper 001, Figure 2): prefill cost as a function of prompt length. Forms as
+    (Wilhelm et al. [001], Figure 2): prefill cost as a function of prompt length. Forms as
     :func:`fit_energy_vs_tokens`; the quadratic term is attention's cost growing with context."""
     x_, y_, kw = _columns(df, x, y, kw)
     return fit_curve(x_, y_, **{"forms": ENERGY_FORMS, **kw})
 
 
-def fit_energy_per_token_vs_batch(df: pd.DataFrame, x: str = "batch_size", y: str = "energy_per_token_j",
-                                  **kw) -> Fit:
+def fit_energy_per_token_vs_batch(df: pd.DataFrame, x: str = "batch_size", y: str = "energy_per_token_j", **kw) -> Fit:
     """Energy per output token (J/token) vs batch size: inverse a + b/x (a fixed cost per step
     shared by the batch), power, log_linear."""
     x_, y_, kw = _columns(df, x, y, kw)
     return fit_curve(x_, y_, **{"forms": PER_TOKEN_FORMS, **kw})
 
 
-def fit_throughput_vs_batch(df: pd.DataFrame, x: str = "batch_size", y: str = "queries_per_s",
-                            saturation: float = 0.9, n_boot: int = N_BOOT, seed: int = 0,
-                            ceiling_within: float = 2.0, **kw) -> SaturationFit:
+def fit_throughput_vs_batch(
+    df: pd.DataFrame,
+    x: str = "batch_size",
+    y: str = "queries_per_s",
+    saturation: float = 0.9,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    ceiling_within: float = 2.0,
+    **kw,
+) -> SaturationFit:
     """Throughput (queries/s) vs batch size: michaelis_menten ymax·x/(k + x) and exp_saturation
     ymax·(1 − exp(−x/k)), with linear and log_linear as baselines; adds the batch size at which
     the winner reaches ``saturation``·ymax (9·k for Michaelis–Menten at 0.9), its CI with the
@@ -517,8 +598,9 @@ def fit_throughput_vs_batch(df: pd.DataFrame, x: str = "batch_size", y: str = "q
     >>> fit = fit_throughput_vs_batch(pd.DataFrame({"batch_size": b[:5], "queries_per_s": qps[:5]}))
     >>> fit.form, round(fit.saturation_batch, 1), fit.ceiling
     ('michaelis_menten', 67.2, nan)
-    >>> fit.summary().split("; ")[-1]
-    '90% of ymax at batch 67.2 (95% CI 13.9–71.8, form re-selected in 200 refits) reaches past 2× the largest batch measured (16): no ceiling in the measured range.'
+    >>> fit.summary().split("; ")[-1]  # doctest: +NORMALIZE_WHITESPACE
+    '90% of ymax at batch 67.2 (95% CI 13.9–71.8, form re-selected in 200 refits) reaches past 2× the largest
+    batch measured (16): no ceiling in the measured range.'
     """
     if not 0 < saturation < 1:
         raise ValueError(f"saturation must be in (0, 1), not {saturation}")
@@ -527,25 +609,33 @@ def fit_throughput_vs_batch(df: pd.DataFrame, x: str = "batch_size", y: str = "q
     x_, y_, kw = _columns(df, x, y, kw)
     fit = fit_curve(x_, y_, **{"forms": THROUGHPUT_FORMS, **kw})
     xs, ys, ws, _ = _clean(x_, y_, kw.get("weights"), fit.curve)
-    base = {f.name: getattr(fit, f.name) for f in fields(Fit)} | {"x_max": float(np.max(xs)),
-                                                                 "ceiling_within": ceiling_within}
+    base: dict[str, Any] = {f.name: getattr(fit, f.name) for f in fields(Fit)} | {
+        "x_max": float(np.max(xs)),
+        "ceiling_within": ceiling_within,
+    }
     sats = saturation_bootstrap(fit, xs, ys, ws, saturation, n_boot, seed)
     q = np.quantile(sats, [0.5 - fit.level / 2, 0.5 + fit.level / 2], method="inverted_cdf")
-    boot = dict(saturation=saturation, saturation_ci=(float(q[0]), float(q[1])),
-                ceiling_share=float(np.isfinite(sats).mean()), n_boot=n_boot)
+    boot: dict[str, Any] = dict(
+        saturation=saturation,
+        saturation_ci=(float(q[0]), float(q[1])),
+        ceiling_share=float(np.isfinite(sats).mean()),
+        n_boot=n_boot,
+    )
     if fit.model.x_at is None:
         return SaturationFit(**base, **boot)
     xsat, grad = fit.model.x_at(saturation, *fit.params.values())
     half = _t(fit.level, fit.df_resid) * float(np.sqrt(grad @ fit.cov @ grad))
-    return SaturationFit(**base, **boot, saturation_batch=float(xsat),
-                         saturation_ci_form=(float(xsat - half), float(xsat + half)))
+    return SaturationFit(
+        **base, **boot, saturation_batch=float(xsat), saturation_ci_form=(float(xsat - half), float(xsat + half))
+    )
 
 
 # --- saturation with the choice of form re-made (parametric bootstrap) ------------------------
 
 
-def saturation_bootstrap(fit: Fit, x, y, weights=None, saturation: float = 0.9, n_boot: int = N_BOOT,
-                         seed: int = 0) -> np.ndarray:
+def saturation_bootstrap(
+    fit: Fit, x, y, weights=None, saturation: float = 0.9, n_boot: int = N_BOOT, seed: int = 0
+) -> np.ndarray:
     """Saturation batch of each of ``n_boot`` parametric bootstrap replicates of ``fit`` (fitted to
     x, y, weights), with the form chosen anew among ``fit``'s converged candidates by its criterion
     in every replicate; +inf where the chosen form has no ceiling or puts it past ``BEYOND`` × max x.
@@ -562,7 +652,7 @@ def saturation_bootstrap(fit: Fit, x, y, weights=None, saturation: float = 0.9, 
     w = np.ones_like(x) if weights is None else np.asarray(weights, float)
     rng = np.random.default_rng(seed)
     mu = fit.predict(x)
-    sd = np.sqrt(np.sum(w * (y - mu) ** 2) / rng.chisquare(fit.df_resid, n_boot))   # σ̂²·df/χ²_df, σ̂² = SSR_w/df
+    sd = np.sqrt(np.sum(w * (y - mu) ** 2) / rng.chisquare(fit.df_resid, n_boot))  # σ̂²·df/χ²_df, σ̂² = SSR_w/df
     Y = mu + sd[:, None] * rng.standard_normal((n_boot, x.size)) / np.sqrt(w)
     names = fit.candidates.form[fit.candidates.converged].tolist()
     crit, sats = np.empty((len(names), n_boot)), np.full((len(names), n_boot), np.inf)
@@ -588,6 +678,7 @@ def _refit_many(form: Form, x, Y, w) -> tuple[np.ndarray, np.ndarray | None]:
         xtw = X.T * w
         beta = np.linalg.solve(xtw @ X, xtw @ Y.T)
         return np.sum(w * (Y - (X @ beta).T) ** 2, axis=1), None
+    assert form.scan is not None  # every nonlinear form has a scan grid
     grid, to_theta = form.scan(x)
     t, step, rows = np.broadcast_to(grid, (len(Y), grid.size)), grid[1] - grid[0], np.arange(len(Y))
     for _ in range(5):
@@ -601,8 +692,9 @@ def _refit_many(form: Form, x, Y, w) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _profiled_ssr(form: Form, x, Y, w, theta, direct: bool = False) -> np.ndarray:
     """Weighted SSR (rows × θ) of y = a·shape(x, θ) with a at its least-squares value for each θ."""
+    assert form.shape is not None  # only nonlinear forms (which all have a shape) are profiled
     with np.errstate(all="ignore"):
-        g = form.shape(x, theta[..., None])                       # rows × θ × points
+        g = form.shape(x, theta[..., None])  # rows × θ × points
         gw = g * w
         num, den = np.einsum("rkn,rn->rk", gw, Y), np.sum(gw * g, axis=-1)
         if direct:
@@ -613,6 +705,7 @@ def _profiled_ssr(form: Form, x, Y, w, theta, direct: bool = False) -> np.ndarra
 
 
 # --- intervals across repetitions --------------------------------------------------------------
+
 
 def _sample(values) -> np.ndarray:
     v = np.asarray(values, float).ravel()
@@ -656,8 +749,9 @@ def proportion_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return (float(v.mean()), float(lo), float(hi))
 
 
-def ratio_ci(num, den, level: float = 0.95, paired: bool = False, n_boot: int = 2000,
-             seed: int = 0) -> tuple[float, float, float]:
+def ratio_ci(
+    num, den, level: float = 0.95, paired: bool = False, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """(ratio, lower, upper) of mean(num)/mean(den), for positive quantities (energy, power, throughput).
 
     Independent samples (``paired=False``; e.g. the energy per query of each repetition of two
@@ -726,13 +820,13 @@ def _paired_ratio_ci(num, den, level: float, n_boot: int, seed: int) -> tuple[fl
         return (r, r, r)
     rng = np.random.default_rng(seed)
     t = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // a.size)   # bounds the index arrays' memory
+    chunk = max(1, 2_000_000 // a.size)  # bounds the index arrays' memory
     with np.errstate(all="ignore"):
         for s in range(0, n_boot, chunk):
             idx = rng.integers(0, a.size, (min(chunk, n_boot - s), a.size))
             log_rb, se_b = _log_ratio(a[idx], b[idx])
-            t[s:s + len(idx)] = np.abs(log_rb - log_r) / se_b   # 0/0 (a resample of one item) → NaN
-    t = np.where(np.isnan(t), np.inf, t)                        # a degenerate resample widens, never narrows
+            t[s : s + len(idx)] = np.abs(log_rb - log_r) / se_b  # 0/0 (a resample of one item) → NaN
+    t = np.where(np.isnan(t), np.inf, t)  # a degenerate resample widens, never narrows
     half = float(np.quantile(t, level, method="inverted_cdf")) * se
     return (r, float(r * np.exp(-half)), float(r * np.exp(half)))
 
@@ -803,17 +897,25 @@ def fit_by(df: pd.DataFrame, by, fit=None, label: str = "", **kw) -> dict:
     return out
 
 
-def throughput_curves(runs: pd.DataFrame, by: str = "strategy", y: str = "queries_per_s",
-                      saturation: float = 0.9, label: str | None = None, **kw) -> dict:
+def throughput_curves(
+    runs: pd.DataFrame,
+    by: str = "strategy",
+    y: str = "queries_per_s",
+    saturation: float = 0.9,
+    label: str | None = None,
+    **kw,
+) -> dict:
     """One :func:`fit_throughput_vs_batch` per value of ``by`` (e.g. per strategy), weighted by
     1/y²: run-to-run noise in throughput grows with throughput (multiplicative). ``label`` names the
     curves (default ``"<y> ~ batch_size"``); ``kw`` (n_boot, seed, ceiling_within) go to the fit."""
     runs = runs.assign(_w=1 / runs[y].to_numpy(float) ** 2)
-    return fit_by(runs, by, fit_throughput_vs_batch, label or f"{y} ~ batch_size", y=y, saturation=saturation,
-                  weights="_w", **kw)
+    return fit_by(
+        runs, by, fit_throughput_vs_batch, label or f"{y} ~ batch_size", y=y, saturation=saturation, weights="_w", **kw
+    )
 
 
-# --- operating curves as an energy estimator (paper 001, §4 and §5) ---------------------------
+# --- operating curves as an energy estimator (Wilhelm et al. [001], §4 and §5) ---------------------------
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -841,9 +943,11 @@ class OperatingCurve:
 
     >>> x = np.repeat([16.0, 64, 256, 1024], 5)
     >>> rng = np.random.default_rng(0)
-    >>> e_in = fit_energy_vs_input(pd.DataFrame({"prompt_tokens": x, "energy_j": 2 + 0.01 * x + rng.normal(0, .05, x.size)}))
+    >>> e_in = fit_energy_vs_input(
+    ...     pd.DataFrame({"prompt_tokens": x, "energy_j": 2 + 0.01 * x + rng.normal(0, .05, x.size)}))
     >>> o = np.repeat([1.0, 16, 64, 128], 5)
-    >>> e_out = fit_energy_vs_tokens(pd.DataFrame({"completion_tokens": o, "energy_j": 2.6 + 0.2 * o + rng.normal(0, .05, o.size)}))
+    >>> e_out = fit_energy_vs_tokens(
+    ...     pd.DataFrame({"completion_tokens": o, "energy_j": 2.6 + 0.2 * o + rng.normal(0, .05, o.size)}))
     >>> curve = OperatingCurve("m", e_in, e_out, input_at=64)
     >>> round(float(curve.predict(512, 101).energy_j[0]), 1)        # 2 + 5.12 + 0.2 * 100
     27.1
@@ -863,8 +967,9 @@ class OperatingCurve:
         mean = self.input.predict(x_in) + self.output.predict(x_out) - self.output.predict(one)
         j_in = self.input.jacobian(x_in)
         j_out = self.output.jacobian(x_out) - self.output.jacobian(one)
-        var = (np.einsum("ij,jk,ik->i", j_in, self.input.cov, j_in)
-               + np.einsum("ij,jk,ik->i", j_out, self.output.cov, j_out))
+        var = np.einsum("ij,jk,ik->i", j_in, self.input.cov, j_in) + np.einsum(
+            "ij,jk,ik->i", j_out, self.output.cov, j_out
+        )
         half = _t(level, min(self.input.df_resid, self.output.df_resid)) * np.sqrt(var)
         return Estimate(mean, mean - half, mean + half, level)
 
@@ -872,7 +977,7 @@ class OperatingCurve:
         """The largest number of output tokens whose predicted energy per query stays within
         ``energy_j`` after a prompt of ``input_tokens`` (a token budget from the curves); 0 when
         even one token costs more, ``most`` when the budget is never reached below it."""
-        cost = lambda out: float(self.predict(input_tokens, out).energy_j[0])   # noqa: E731
+        cost = lambda out: float(self.predict(input_tokens, out).energy_j[0])  # noqa: E731
         if cost(1) > energy_j:
             return 0
         lo, hi = 1, 2
@@ -887,7 +992,7 @@ class OperatingCurve:
 
 
 class EnergyEstimator:
-    """Energy per query of any model from its :class:`OperatingCurve` (paper 001's energy estimator):
+    """Energy per query of any model from its :class:`OperatingCurve` (Wilhelm et al. [001]'s energy estimator):
     ``predict(model, input_tokens, output_tokens)`` with an interval, and token budgets.
 
     Built from per-query results (:attr:`RunSet.results`) by :meth:`from_results`: the input sweep is
@@ -900,11 +1005,13 @@ class EnergyEstimator:
         self.curves = curves
 
     @classmethod
-    def from_results(cls, results: pd.DataFrame, criterion: str = "bic", level: float = 0.95) -> "EnergyEstimator":
+    def from_results(cls, results: pd.DataFrame, criterion: str = "bic", level: float = 0.95) -> EnergyEstimator:
         batched = results[results.batch_size > 1]
         if len(batched):
-            raise ValueError(f"operating curves need batch size 1 (a query's own energy); runs "
-                             f"{sorted(batched.run_id.unique())} have batch sizes {sorted(map(int, batched.batch_size.unique()))}")
+            raise ValueError(
+                f"operating curves need batch size 1 (a query's own energy); runs "
+                f"{sorted(batched.run_id.unique())} have batch sizes {sorted(map(int, batched.batch_size.unique()))}"
+            )
         curves = {}
         for model, g in results.groupby("model", sort=False):
             inputs, outputs = g[g.max_new_tokens == 1], g[g.ignore_eos.astype(bool) & (g.max_new_tokens > 1)]
@@ -912,11 +1019,18 @@ class EnergyEstimator:
                 continue
             at = outputs.prompt_tokens.median()
             curves[model] = OperatingCurve(
-                model, fit_energy_vs_input(inputs, criterion=criterion, level=level,
-                                           name=f"energy/query ~ input tokens [{model}]"),
-                fit_energy_vs_tokens(pd.concat([outputs, inputs[inputs.prompt_tokens == at]]), criterion=criterion,
-                                     level=level, name=f"energy/query ~ output tokens [{model}]"),
-                input_at=float(at))
+                model,
+                fit_energy_vs_input(
+                    inputs, criterion=criterion, level=level, name=f"energy/query ~ input tokens [{model}]"
+                ),
+                fit_energy_vs_tokens(
+                    pd.concat([outputs, inputs[inputs.prompt_tokens == at]]),
+                    criterion=criterion,
+                    level=level,
+                    name=f"energy/query ~ output tokens [{model}]",
+                ),
+                input_at=float(at),
+            )
         if not curves:
             raise ValueError("no model has both an input sweep (max_new_tokens 1) and an output sweep (ignore_eos)")
         return cls(curves)
@@ -933,6 +1047,14 @@ class EnergyEstimator:
         for model in self.curves:
             for n_in, n_out in shapes:
                 e = self.predict(model, n_in, n_out, level)
-                rows.append({"model": model, "input_tokens": n_in, "output_tokens": n_out, "energy_j": e.energy_j[0],
-                             "energy_j_lo": e.lo[0], "energy_j_hi": e.hi[0]})
+                rows.append(
+                    {
+                        "model": model,
+                        "input_tokens": n_in,
+                        "output_tokens": n_out,
+                        "energy_j": e.energy_j[0],
+                        "energy_j_lo": e.lo[0],
+                        "energy_j_hi": e.hi[0],
+                    }
+                )
         return pd.DataFrame(rows)

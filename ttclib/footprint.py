@@ -20,6 +20,7 @@ shows them. One watt-hour per query is 1 kWh per 1,000 queries, so exactly ``g``
 >>> caption(fp)
 'derived, not measured: gCO2e = energy × 400 g/kWh (example); cost = energy × 0.25 EUR/kWh'
 """
+
 from __future__ import annotations
 
 import math
@@ -39,16 +40,15 @@ CI_SUFFIXES = ("", "_lo", "_hi")
 class Footprint:
     """The two conversion factors from energy to emissions and money, and where they come from."""
 
-    grid_g_per_kwh: float     # grid carbon intensity, gCO2e per kWh
-    price_per_kwh: float      # electricity price, currency units per kWh
-    currency: str             # e.g. "USD"
-    source: str               # one line: where the figures come from, with their year
+    grid_g_per_kwh: float  # grid carbon intensity, gCO2e per kWh
+    price_per_kwh: float  # electricity price, currency units per kWh
+    currency: str  # e.g. "USD"
+    source: str  # one line: where the figures come from, with their year
 
     def __post_init__(self):
         for name in ("grid_g_per_kwh", "price_per_kwh"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-                    or value < 0:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
             object.__setattr__(self, name, float(value))
         for name in ("currency", "source"):
@@ -68,8 +68,7 @@ class Footprint:
             if key not in known:
                 raise ValueError(f"unknown footprint parameter {key!r}; expected some of {sorted(known)}")
         if "currency" in params and "price_per_kwh" not in params:
-            raise ValueError("currency given without price_per_kwh: the default price is in "
-                             f"{DEFAULT.currency}")
+            raise ValueError(f"currency given without price_per_kwh: the default price is in {DEFAULT.currency}")
         changed = sorted(k for k in params if k != "source" and params[k] != getattr(DEFAULT, k))
         if changed and "source" not in params:
             params["source"] = f"{', '.join(changed)} set in the notebook's parameters; otherwise {DEFAULT.source}"
@@ -81,20 +80,26 @@ class Footprint:
 # The US price was not checked against EIA's text (consistent with NREL's "4.8 % per year from 2019
 # to 2023"); a notebook that knows its grid and tariff should pass its own.
 DEFAULT = Footprint(
-    grid_g_per_kwh=480.0, price_per_kwh=0.127, currency="USD",
+    grid_g_per_kwh=480.0,
+    price_per_kwh=0.127,
+    currency="USD",
     source="world average grid intensity in 2023, 480 gCO2e/kWh (Ember, Global Electricity Review 2024); "
-           "US average retail price in 2023, all sectors, about 12.7 US cents/kWh (US EIA; figure not checked "
-           "against the source text)")
+    "US average retail price in 2023, all sectors, about 12.7 US cents/kWh (US EIA; figure not checked "
+    "against the source text)",
+)
 
 
 def caption(footprint: Footprint = DEFAULT) -> str:
     """The sentence that labels derived carbon and cost figures, with the factors and their source."""
-    return (f"derived, not measured: gCO2e = energy × {footprint.grid_g_per_kwh:g} g/kWh ({footprint.source}); "
-            f"cost = energy × {footprint.price_per_kwh:g} {footprint.currency}/kWh")
+    return (
+        f"derived, not measured: gCO2e = energy × {footprint.grid_g_per_kwh:g} g/kWh ({footprint.source}); "
+        f"cost = energy × {footprint.price_per_kwh:g} {footprint.currency}/kWh"
+    )
 
 
-def per_thousand_queries(table: pd.DataFrame, energy_col: str = "energy_per_query_j",
-                         footprint: Footprint = DEFAULT) -> pd.DataFrame:
+def per_thousand_queries(
+    table: pd.DataFrame, energy_col: str = "energy_per_query_j", footprint: Footprint = DEFAULT
+) -> pd.DataFrame:
     """A copy of ``table`` with energy (kWh), gCO2e and cost per 1,000 queries from ``energy_col`` (J/query).
 
     ``energy_col + "_lo"``/``"_hi"`` (a confidence interval), when present, get matching

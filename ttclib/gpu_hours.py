@@ -33,6 +33,7 @@ are counted as full attention.
 >>> round(decode_step_s(arch, Roofline(gpu), dtype_bytes=2, batch=16, context_tokens=1000), 6)
 0.002974
 """
+
 from __future__ import annotations
 
 import functools
@@ -52,11 +53,16 @@ if TYPE_CHECKING:
     from .params import Plan
     from .spec import RunSpec
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2,
-               "auto": 2}   # auto is bfloat16 on every GPU the estimate knows (A100, H100, H200)
+DTYPE_BYTES = {
+    "float32": 4,
+    "bfloat16": 2,
+    "float16": 2,
+    "auto": 2,
+}  # auto is bfloat16 on every GPU the estimate knows (A100, H100, H200)
 
 
 # --- hardware ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GPU:
@@ -80,9 +86,9 @@ DEFAULT_GPU = "a100-80gb"
 
 
 # How much of the datasheet peaks a serving engine reaches (assumptions, not measurements).
-BANDWIDTH_EFFICIENCY = 0.7     # of peak memory bandwidth, decode
-COMPUTE_EFFICIENCY = 0.5       # of peak FLOPs, prefill and compute-bound decode
-MEMORY_FRACTION = 0.9          # of GPU memory for weights + KV cache (SGLang's mem_fraction_static)
+BANDWIDTH_EFFICIENCY = 0.7  # of peak memory bandwidth, decode
+COMPUTE_EFFICIENCY = 0.5  # of peak FLOPs, prefill and compute-bound decode
+MEMORY_FRACTION = 0.9  # of GPU memory for weights + KV cache (SGLang's mem_fraction_static)
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,15 @@ class Roofline:
 
     def describe(self) -> str:
         g = self.gpu
-        return (f"{g.name}: decode at {self.bandwidth_efficiency:.0%} of {g.memory_bandwidth_gb_s:g} GB/s "
-                f"(weights + KV cache per step), prefill at {self.compute_efficiency:.0%} of {g.peak_tflops:g} "
-                f"TFLOPS, KV cache in {self.memory_fraction:.0%} of {g.memory_gb:g} GB per GPU")
+        return (
+            f"{g.name}: decode at {self.bandwidth_efficiency:.0%} of {g.memory_bandwidth_gb_s:g} GB/s "
+            f"(weights + KV cache per step), prefill at {self.compute_efficiency:.0%} of {g.peak_tflops:g} "
+            f"TFLOPS, KV cache in {self.memory_fraction:.0%} of {g.memory_gb:g} GB per GPU"
+        )
 
 
 # --- model architecture --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -112,7 +121,7 @@ class Architecture:
     source: str = ""
 
     @classmethod
-    def from_config(cls, config: dict, source: str = "") -> "Architecture":
+    def from_config(cls, config: dict, source: str = "") -> Architecture:
         """From a Hugging Face ``config.json`` of a Llama/Qwen2-style decoder."""
         return cls(parameter_count(config), config["num_hidden_layers"], _kv_heads(config), _head_dim(config), source)
 
@@ -141,7 +150,7 @@ def parameter_count(config: dict) -> int:
     hidden, heads, head = config["hidden_size"], config["num_attention_heads"], _head_dim(config)
     kv = _kv_heads(config) * head
     embeddings = config["vocab_size"] * hidden * (1 if config.get("tie_word_embeddings", True) else 2)
-    attention = hidden * heads * head * 2 + hidden * kv * 2          # q, o; k, v
+    attention = hidden * heads * head * 2 + hidden * kv * 2  # q, o; k, v
     if config.get("attention_bias", config.get("model_type") == "qwen2"):  # Qwen2 has q/k/v biases
         attention += heads * head + 2 * kv
     mlp = 3 * hidden * config["intermediate_size"]
@@ -170,8 +179,10 @@ def model_parameters(model: str) -> int | None:
 
 # --- time on the GPU -----------------------------------------------------------------------
 
-def decode_step_s(arch: Architecture, roofline: Roofline, *, dtype_bytes: int, batch: int,
-                  context_tokens: float, tp: int = 1) -> float:
+
+def decode_step_s(
+    arch: Architecture, roofline: Roofline, *, dtype_bytes: int, batch: int, context_tokens: float, tp: int = 1
+) -> float:
     """One decode step of ``batch`` sequences with ``context_tokens`` each, the model over ``tp`` GPUs."""
     g = roofline.gpu
     moved = arch.weight_bytes(dtype_bytes) + batch * context_tokens * arch.kv_bytes_per_token(dtype_bytes)
@@ -190,33 +201,47 @@ def kv_capacity(arch: Architecture, roofline: Roofline, *, dtype_bytes: int, con
     return max(0, math.floor(free / (arch.kv_bytes_per_token(dtype_bytes) * max(context_tokens, 1))))
 
 
-def generation_s(arch: Architecture, roofline: Roofline, *, dtype_bytes: int, tp: int, batch: int, queries: int,
-                 prompt_tokens: float, output_tokens: float) -> tuple[float, int]:
+def generation_s(
+    arch: Architecture,
+    roofline: Roofline,
+    *,
+    dtype_bytes: int,
+    tp: int,
+    batch: int,
+    queries: int,
+    prompt_tokens: float,
+    output_tokens: float,
+) -> tuple[float, int]:
     """Wall seconds to prefill and decode ``queries`` completions, and how many run at once."""
     context = prompt_tokens + output_tokens / 2
     running = min(batch, queries, kv_capacity(arch, roofline, dtype_bytes=dtype_bytes, context_tokens=context, tp=tp))
     if running < 1:
-        raise ValueError(f"{arch.parameters / 1e9:.1f}B parameters and one sequence's KV cache do not fit "
-                         f"on {tp} × {roofline.gpu.name}")
+        raise ValueError(
+            f"{arch.parameters / 1e9:.1f}B parameters and one sequence's KV cache do not fit "
+            f"on {tp} × {roofline.gpu.name}"
+        )
     steps = queries * output_tokens / running
-    decode = steps * decode_step_s(arch, roofline, dtype_bytes=dtype_bytes, batch=running, context_tokens=context, tp=tp)
+    decode = steps * decode_step_s(
+        arch, roofline, dtype_bytes=dtype_bytes, batch=running, context_tokens=context, tp=tp
+    )
     return queries * prefill_s(arch, roofline, prompt_tokens=prompt_tokens, tp=tp) + decode, running
 
 
 # --- what a run generates -------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Tokens:
     per_query: float
-    source: str            # said next to the number
-    kind: str              # "measured" | "paper" | "max_new_tokens" | "data" | "assumed" | "spec"
+    source: str  # said next to the number
+    kind: str  # "measured" | "paper" | "max_new_tokens" | "data" | "assumed" | "spec"
 
 
 @dataclass(frozen=True)
 class Problems:
     count: int | None
     source: str
-    question_chars: float | None = None     # mean, when the problems were read here
+    question_chars: float | None = None  # mean, when the problems were read here
 
 
 PAPER_TOKENS: dict[str, Tokens] = {
@@ -228,14 +253,13 @@ PAPER_MULTIPLE_CHOICE = Tokens(1, "paper §4.1: multiple choice answers in 1 tok
 PAPER_RT_LIVECODEBENCH = Tokens(6588, "paper §4.2: RT averages 6588 tokens on LiveCodeBench", "paper")
 # The paper gives no RT length on common sense, only that RT cost 1.08× Base's energy there (§4.1):
 # Base-like lengths, not the 7845 tokens of the reasoning benchmarks.
-PAPER_RT_COMMON_SENSE = Tokens(200, "paper §4.1: RT cost 1.08× Base energy on common sense (Base-like length)",
-                               "paper")
+PAPER_RT_COMMON_SENSE = Tokens(200, "paper §4.1: RT cost 1.08× Base energy on common sense (Base-like length)", "paper")
 
 ASSUMED_PROMPT = Tokens(256, "assumed: 256 (no data or runs here)", "assumed")
-COUNT_BYTES = 64 << 20     # data larger than this (uncompressed) is not read to count problems: documented size
-GENERATED_SAMPLE = 16      # problems per level generated to measure a generated benchmark's question lengths
+COUNT_BYTES = 64 << 20  # data larger than this (uncompressed) is not read to count problems: documented size
+GENERATED_SAMPLE = 16  # problems per level generated to measure a generated benchmark's question lengths
 CHARS_PER_TOKEN = 4
-TEMPLATE_TOKENS = 50       # chat template, answer format and the strategy's instruction around a question
+TEMPLATE_TOKENS = 50  # chat template, answer format and the strategy's instruction around a question
 
 
 def paper_tokens(spec: RunSpec) -> Tokens | None:
@@ -286,8 +310,9 @@ def _like(spec: RunSpec, measured: dict) -> list[MeasuredRun]:
     """Measured runs of the same model, strategy and benchmark: those with the same max_new_tokens, else
     those with a larger one (a smaller cap cut the answers short: no evidence of their length here)."""
     runs = measured.get((spec.model, spec.strategy, spec.benchmark), [])
-    return ([r for r in runs if r.max_new_tokens == spec.max_new_tokens]
-            or [r for r in runs if r.max_new_tokens > spec.max_new_tokens])
+    return [r for r in runs if r.max_new_tokens == spec.max_new_tokens] or [
+        r for r in runs if r.max_new_tokens > spec.max_new_tokens
+    ]
 
 
 def output_tokens(spec: RunSpec, measured: dict) -> Tokens:
@@ -296,6 +321,7 @@ def output_tokens(spec: RunSpec, measured: dict) -> Tokens:
     if spec.ignore_eos:
         return Tokens(cap, "ignore_eos: = max_new_tokens", "max_new_tokens")
     runs = _like(spec, measured)
+    found: Tokens | None
     if runs:
         mean = sum(r.completion_tokens for r in runs) / sum(r.completions for r in runs)
         found = Tokens(mean, f"measured: mean of {len(runs)} completed run(s)", "measured")
@@ -315,25 +341,43 @@ def prompt_tokens(spec: RunSpec, probs: Problems, measured: dict) -> Tokens:
         return Tokens(float(spec.input_tokens), "input_tokens of the run spec", "spec")
     runs = [r for r in _like(spec, measured) if r.prompt_tokens is not None]
     if runs:
-        mean = sum(r.prompt_tokens for r in runs) / sum(r.completions for r in runs)
+        # every run has prompt_tokens (filtered above); the condition says so to the type checker
+        mean = sum(r.prompt_tokens for r in runs if r.prompt_tokens is not None) / sum(r.completions for r in runs)
         return Tokens(mean, f"measured: mean of {len(runs)} completed run(s)", "measured")
     if probs.question_chars is not None:
-        return Tokens(probs.question_chars / CHARS_PER_TOKEN + TEMPLATE_TOKENS,
-                      f"question characters / {CHARS_PER_TOKEN} + {TEMPLATE_TOKENS} template tokens", "data")
+        return Tokens(
+            probs.question_chars / CHARS_PER_TOKEN + TEMPLATE_TOKENS,
+            f"question characters / {CHARS_PER_TOKEN} + {TEMPLATE_TOKENS} template tokens",
+            "data",
+        )
     return ASSUMED_PROMPT
 
 
 def problems(spec: RunSpec) -> Problems:
     """How many problems a run asks for: counted in local data, else from the documented size."""
     env = os.environ.get(DATA_DIR_ENV)
-    local = _count_local(spec.benchmark, spec.data_path, tuple(spec.levels or ()), tuple(spec.subsets or ()),
-                         spec.per_level, spec.seed, env)
+    local = _count_local(
+        spec.benchmark,
+        spec.data_path,
+        tuple(spec.levels or ()),
+        tuple(spec.subsets or ()),
+        spec.per_level,
+        spec.seed,
+        env,
+    )
     return local or _count_without_data(spec)
 
 
-@functools.lru_cache(maxsize=None)
-def _count_local(benchmark: str, data: Path | None, levels: tuple, subsets: tuple, per_level: int | None,
-                 seed: int, data_dir: str | None) -> Problems | None:
+@functools.cache
+def _count_local(
+    benchmark: str,
+    data: Path | None,
+    levels: tuple,
+    subsets: tuple,
+    per_level: int | None,
+    seed: int,
+    data_dir: str | None,
+) -> Problems | None:
     """Problems read from data on this machine (a file, a package, a generator); None for the hub."""
     bench = benchmarks.get(benchmark)
     try:
@@ -342,8 +386,9 @@ def _count_local(benchmark: str, data: Path | None, levels: tuple, subsets: tupl
             return _count_generated(bench, levels or bench.levels, per_level, seed)
         if where.kind == "hub" or (where.kind == "file" and _data_bytes(Path(where.where)) > COUNT_BYTES):
             return None
-        found = bench.load(levels=list(levels) or None, per_level=per_level, seed=seed,
-                           subsets=list(subsets) or None, data=data)
+        found = bench.load(
+            levels=list(levels) or None, per_level=per_level, seed=seed, subsets=list(subsets) or None, data=data
+        )
     except (benchmarks.BenchmarkDataError, ValueError, ImportError, OSError, zipfile.BadZipFile):
         return None
     chars = sum(len(p.question) for p in found) / len(found) if found else None
@@ -354,7 +399,7 @@ def _data_bytes(path: Path) -> int:
     """A data file's size as read: decompressed, and only as far as needed to tell it is over COUNT_BYTES
     (a small .gz or .zip may hold gigabytes)."""
     if not path.is_file():
-        return 0                       # a folder a benchmark's reader globs (MMLU's CSVs)
+        return 0  # a folder a benchmark's reader globs (MMLU's CSVs)
     if path.suffix.lower() == ".zip":
         with zipfile.ZipFile(path) as z:
             return sum(info.file_size for info in z.infolist())
@@ -377,8 +422,9 @@ def _count_generated(bench: benchmarks.Benchmark, levels: tuple, per_level: int 
         return None
     sample = bench.load(levels=list(levels), per_level=min(per_level, GENERATED_SAMPLE), seed=seed)
     chars = sum(len(p.question) for p in sample) / len(sample) if sample else None
-    return Problems(per_level * len(levels), f"counted in the generated data here (per_level × {len(levels)} "
-                                             f"levels)", chars)
+    return Problems(
+        per_level * len(levels), f"counted in the generated data here (per_level × {len(levels)} levels)", chars
+    )
 
 
 def _count_without_data(spec: RunSpec) -> Problems:
@@ -390,7 +436,7 @@ def _count_without_data(spec: RunSpec) -> Problems:
         if bench.size is not None and bench.size < n:
             return Problems(bench.size, f"documented split size (< per_level × {groups} {per})")
         return Problems(n, f"≤ per_level × {groups} {per} (no data here)")
-    if spec.per_level is not None:   # drawn per subset, and how many subsets there are only the data says
+    if spec.per_level is not None:  # drawn per subset, and how many subsets there are only the data says
         n = min(spec.per_level, bench.size or spec.per_level)
         return Problems(n, "≤ per_level (no data here: per subset where the data has subsets)")
     if bench.size is not None:
@@ -400,17 +446,18 @@ def _count_without_data(spec: RunSpec) -> Problems:
 
 # --- runs and plans -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RunEstimate:
     spec: RunSpec
     problems: Problems
-    queries: int | None           # problems × repetitions × samples
+    queries: int | None  # problems × repetitions × samples
     output_tokens: Tokens
     prompt_tokens: Tokens
-    gpus: int                     # tensor-parallel GPUs
-    running: int | None = None    # sequences decoded at once
+    gpus: int  # tensor-parallel GPUs
+    running: int | None = None  # sequences decoded at once
     gpu_seconds: float | None = None
-    missing: str = ""             # why there is no projection
+    missing: str = ""  # why there is no projection
 
     @property
     def gpu_hours(self) -> float | None:
@@ -424,6 +471,7 @@ def options_per_problem(spec: RunSpec) -> int:
     try:
         if bench.source.locate(spec.benchmark, spec.data_path).kind != "hub":
             first = bench.load(per_level=1, seed=spec.seed, subsets=spec.subsets, data=spec.data_path)[0]
+            assert bench.choices is not None  # a log-likelihood run's benchmark has options (RunSpec checks it)
             return len(bench.choices(first).continuations)
     except (benchmarks.BenchmarkDataError, ValueError, ImportError, OSError, IndexError):
         pass
@@ -437,7 +485,7 @@ def estimate_run(spec: RunSpec, roofline: Roofline, measured: dict | None = None
     out, prompt = output_tokens(spec, measured), prompt_tokens(spec, probs, measured)
     tp = spec.server.tp_size
     per_query = spec.resolved_strategy.samples
-    if spec.scoring == "loglikelihood":      # one prefill per option, nothing generated
+    if spec.scoring == "loglikelihood":  # one prefill per option, nothing generated
         per_query, out = options_per_problem(spec), Tokens(0.0, "log-likelihood scoring: nothing generated", "scoring")
     queries = None if probs.count is None else probs.count * spec.repetitions * per_query
     est = RunEstimate(spec, probs, queries, out, prompt, tp)
@@ -446,9 +494,16 @@ def estimate_run(spec: RunSpec, roofline: Roofline, measured: dict | None = None
         why = f"no architecture config for {spec.model}" if queries else f"{probs.source}: no problems"
         return replace(est, missing=why)
     try:
-        wall_s, running = generation_s(arch, roofline, dtype_bytes=DTYPE_BYTES[spec.dtype], tp=tp,
-                                       batch=spec.batch_size, queries=queries, prompt_tokens=prompt.per_query,
-                                       output_tokens=out.per_query)
+        wall_s, running = generation_s(
+            arch,
+            roofline,
+            dtype_bytes=DTYPE_BYTES[spec.dtype],
+            tp=tp,
+            batch=spec.batch_size,
+            queries=queries,
+            prompt_tokens=prompt.per_query,
+            output_tokens=out.per_query,
+        )
     except ValueError as e:
         return replace(est, missing=str(e))
     return replace(est, running=running, gpu_seconds=tp * wall_s)
@@ -471,19 +526,27 @@ class PlanEstimate:
 
     def token_sources(self, which: str = "output_tokens") -> str:
         kinds = [getattr(r, which).kind for r in self.runs]
-        labels = {"measured": "measured in completed runs", "paper": "paper figures", "max_new_tokens": "max_new_tokens",
-                  "data": "question lengths in the local data", "assumed": f"{ASSUMED_PROMPT.source}",
-                  "spec": "input_tokens of the run spec", "scoring": "none for log-likelihood scoring"}
+        labels = {
+            "measured": "measured in completed runs",
+            "paper": "paper figures",
+            "max_new_tokens": "max_new_tokens",
+            "data": "question lengths in the local data",
+            "assumed": f"{ASSUMED_PROMPT.source}",
+            "spec": "input_tokens of the run spec",
+            "scoring": "none for log-likelihood scoring",
+        }
         return ", ".join(f"{labels[k]} for {kinds.count(k)} run(s)" for k in labels if k in kinds)
 
     def assumptions(self) -> str:
         """One line: GPU, efficiencies, where tokens and problem counts come from."""
         counted = sum(r.problems.source.startswith("counted") for r in self.runs)
-        return (f"estimate assumes {self.roofline.describe()}; output tokens per query: "
-                f"{self.token_sources()} (capped at max_new_tokens); prompt tokens: "
-                f"{self.token_sources('prompt_tokens')}; problem counts: {counted} counted in local data, "
-                f"{len(self.runs) - counted} from documented sizes or per_level; excludes model loading, "
-                f"warm-up, idle baseline and grading")
+        return (
+            f"estimate assumes {self.roofline.describe()}; output tokens per query: "
+            f"{self.token_sources()} (capped at max_new_tokens); prompt tokens: "
+            f"{self.token_sources('prompt_tokens')}; problem counts: {counted} counted in local data, "
+            f"{len(self.runs) - counted} from documented sizes or per_level; excludes model loading, "
+            f"warm-up, idle baseline and grading"
+        )
 
 
 def estimate_plan(plan: Plan, roofline: Roofline | None = None) -> PlanEstimate:

@@ -1,4 +1,5 @@
 """What machine a run measured: CPU, memory, GPUs, library versions — recorded in run.json."""
+
 from __future__ import annotations
 
 import functools
@@ -9,13 +10,25 @@ import sys
 
 from .energy import cpu_model
 
-LIBRARIES = ("ttc-energy", "torch", "transformers", "sglang", "nvidia-ml-py", "numpy", "pandas",
-             "pyarrow", "statsmodels", "papermill", "pydantic")
+LIBRARIES = (
+    "ttc-energy",
+    "torch",
+    "transformers",
+    "sglang",
+    "nvidia-ml-py",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "statsmodels",
+    "papermill",
+    "pydantic",
+)
 
 
 def memory_gib() -> float | None:
     try:
         import psutil
+
         return round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:
         return None
@@ -25,6 +38,7 @@ def gpus() -> list[dict]:
     """GPUs NVML sees (empty when there is no NVIDIA driver)."""
     try:
         import pynvml
+
         pynvml.nvmlInit()
     except Exception:
         return []
@@ -33,9 +47,14 @@ def gpus() -> list[dict]:
         for i in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
             name = pynvml.nvmlDeviceGetName(h)
-            out.append({"index": i, "name": name.decode() if isinstance(name, bytes) else name,
-                        "memory_gib": round(pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**30, 1),
-                        "power_limit_w": pynvml.nvmlDeviceGetPowerManagementLimit(h) / 1000})
+            out.append(
+                {
+                    "index": i,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "memory_gib": round(pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**30, 1),
+                    "power_limit_w": pynvml.nvmlDeviceGetPowerManagementLimit(h) / 1000,
+                }
+            )
         return out
     finally:
         pynvml.nvmlShutdown()
@@ -62,6 +81,7 @@ def bf16_support(device: str) -> str | None:
     """What would run bf16 natively on ``device``: a CPU flag of :data:`BF16_FLAGS`, ``cuda``, or None."""
     if device.startswith("cuda"):
         import torch
+
         return "cuda" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
     flags = cpu_flags()
     return next((f for f in BF16_FLAGS if f in flags), None)
@@ -87,10 +107,17 @@ def usable_cpus() -> int:
 
 
 def describe() -> dict:
-    return {"hostname": platform.node(), "platform": platform.platform(), "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
-            "cpu_bf16": bf16_support("cpu"), "memory_gib": memory_gib(), "gpus": gpus(),
-            "python": sys.version.split()[0]}
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+        "cpu_bf16": bf16_support("cpu"),
+        "memory_gib": memory_gib(),
+        "gpus": gpus(),
+        "python": sys.version.split()[0],
+    }
 
 
 def fingerprint(info: dict) -> str:
@@ -116,7 +143,7 @@ def this_machine() -> str:
 
 
 def software_versions() -> dict:
-    versions = {}
+    versions: dict[str, str | None] = {}  # None: not installed
     for name in LIBRARIES:
         try:
             versions[name] = importlib.metadata.version(name)

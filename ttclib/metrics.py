@@ -4,24 +4,42 @@
 >>> metrics.pareto_mask([1, 2, 3], [0.5, 0.4, 0.9]).tolist()
 [True, False, True]
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from math import comb
 from functools import cached_property
+from math import comb
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from . import rundir, strategies
+from . import aggregators, rundir
 
 J_PER_WH = 3600.0
-SPEC_COLUMNS = ["model", "strategy", "benchmark", "max_new_tokens", "batch_size", "backend", "device", "input_tokens",
-                "ignore_eos", "sm_clock_mhz", "mem_clock_mhz", "scoring"]
-LATER_FIELDS = {"input_tokens": None, "ignore_eos": False,  # spec fields some stored runs lack: their value there
-                "sm_clock_mhz": None, "mem_clock_mhz": None, "scoring": "generate"}
+SPEC_COLUMNS = [
+    "model",
+    "strategy",
+    "benchmark",
+    "max_new_tokens",
+    "batch_size",
+    "backend",
+    "device",
+    "input_tokens",
+    "ignore_eos",
+    "sm_clock_mhz",
+    "mem_clock_mhz",
+    "scoring",
+]
+LATER_FIELDS = {
+    "input_tokens": None,
+    "ignore_eos": False,  # spec fields some stored runs lack: their value there
+    "sm_clock_mhz": None,
+    "mem_clock_mhz": None,
+    "scoring": "generate",
+}
 
 
 @dataclass
@@ -49,7 +67,7 @@ class StoredRuns(RunSet):
     :func:`ttclib.plots.power_by_strategy` given the RunSet itself read one trace at a time."""
 
     def __init__(self, runs: pd.DataFrame, queries: pd.DataFrame, dirs: list[tuple[Path, dict]]):
-        self.runs, self.queries, self._dirs = runs, queries, dirs      # dirs: (run directory, its labels)
+        self.runs, self.queries, self._dirs = runs, queries, dirs  # dirs: (run directory, its labels)
 
     @cached_property
     def power(self) -> pd.DataFrame:
@@ -86,12 +104,16 @@ def load_runs(dirs: Iterable[str | Path], text: bool = False) -> RunSet:
         traces.append((d, {"run_id": info["run_id"], "model": spec["model"], "strategy": spec["strategy"]}))
     queries = pd.concat(queries, ignore_index=True) if queries else pd.DataFrame()
     data = StoredRuns(pd.DataFrame(), queries, traces)
-    results = data.results          # voted once for all runs; each run's row takes its own rows
+    results = data.results  # voted once for all runs; each run's row takes its own rows
     per_run = dict(iter(results.groupby("run_id", sort=False))) if len(results) else {}
-    cut_off = ((queries.finish_reason == "length").groupby(queries.run_id, sort=False).mean()
-               if len(queries) and "finish_reason" in queries else pd.Series(dtype=float))
-    data.runs = pd.DataFrame([_run_row(i, per_run.get(i["run_id"], results.iloc[:0]),
-                                       cut_off.get(i["run_id"], np.nan)) for i in infos])
+    cut_off = (
+        (queries.finish_reason == "length").groupby(queries.run_id, sort=False).mean()
+        if len(queries) and "finish_reason" in queries
+        else pd.Series(dtype=float)
+    )
+    data.runs = pd.DataFrame(
+        [_run_row(i, per_run.get(i["run_id"], results.iloc[:0]), cut_off.get(i["run_id"], np.nan)) for i in infos]
+    )
     return data
 
 
@@ -116,20 +138,27 @@ def _run_row(info: dict, res: pd.DataFrame, cut_off: float) -> dict:
     spec = info["spec"]
     n_queries = len(res)
     return {
-        "run_id": info["run_id"], **_spec_columns(spec),
+        "run_id": info["run_id"],
+        **_spec_columns(spec),
         "parameters": info["backend"].get("parameters"),
-        "meter": info["meter_name"], "meter_method": info["meter"].get("method"),
-        "repetitions": spec["repetitions"], "samples": info["strategy"]["samples"],
+        "meter": info["meter_name"],
+        "meter_method": info["meter"].get("method"),
+        "repetitions": spec["repetitions"],
+        "samples": info["strategy"]["samples"],
         "n_queries": n_queries,
         "accuracy": _mean(res.correct),
-        "energy_j": info["energy_j"], "net_energy_j": info["net_energy_j"],
+        "energy_j": info["energy_j"],
+        "net_energy_j": info["net_energy_j"],
         "energy_per_query_j": info["energy_j"] / n_queries if n_queries else np.nan,
         "net_energy_per_query_j": info["net_energy_j"] / n_queries if n_queries else np.nan,
         "completion_tokens_per_query": res.completion_tokens.mean() if n_queries else np.nan,
         "cut_off": cut_off,
         "energy_per_token_j": info["energy_j"] / max(info["completion_tokens"], 1),
         "energy_per_processed_token_j": energy_per_processed_token(
-            info["energy_j"], res.prompt_tokens.sum(), res.completion_tokens.sum()) if n_queries else np.nan,
+            info["energy_j"], res.prompt_tokens.sum(), res.completion_tokens.sum()
+        )
+        if n_queries
+        else np.nan,
         "measured_s": info["measured_s"],
         "mean_power_w": info["energy_j"] / info["measured_s"] if info["measured_s"] else np.nan,
         "idle_power_w": info["meter"].get("idle_power_w"),
@@ -155,9 +184,11 @@ def _clock_columns(clocks: dict | None) -> dict:
     locks = clocks.get("locks") or []
     sm = clocks.get("sm_mhz") or {}
     reasons = {k: v for k, v in (clocks.get("throttle_reasons") or {}).items() if v >= 0.1 and k != "GpuIdle"}
-    return {"sm_clock_set_mhz": locks[0].get("sm_mhz") if locks else None,
-            "sm_clock_median_mhz": sm.get("median"),
-            "throttle": ", ".join(f"{k} {v:.0%}" for k, v in sorted(reasons.items())) or None}
+    return {
+        "sm_clock_set_mhz": locks[0].get("sm_mhz") if locks else None,
+        "sm_clock_median_mhz": sm.get("median"),
+        "throttle": ", ".join(f"{k} {v:.0%}" for k, v in sorted(reasons.items())) or None,
+    }
 
 
 def _measured_devices(info: dict) -> str | None:
@@ -184,7 +215,7 @@ def _mean(values: pd.Series) -> float:
 def group_key(by, key) -> dict:
     """The ``by`` columns' values of one ``groupby(by)`` group, as a dict (a 1-column key may be a scalar)."""
     by = [by] if isinstance(by, str) else list(by)
-    return dict(zip(by, key if isinstance(key, tuple) else (key,)))
+    return dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
 
 
 def model_sizes(runs: pd.DataFrame) -> pd.Series:
@@ -225,13 +256,15 @@ def hardware_label(runs: pd.DataFrame) -> str:
 
 def meter_label(runs: pd.DataFrame) -> str:
     """e.g. 'meter: estimate (cpu_time_x_tdp)' — shown with every energy figure and number."""
-    pairs = sorted({f"{m} ({meth})" for m, meth in zip(runs.meter, runs.meter_method)})
+    pairs = sorted({f"{m} ({meth})" for m, meth in zip(runs.meter, runs.meter_method, strict=True)})
     return "meter: " + ", ".join(pairs)
 
 
 # NVML's power readings (run.json meter.devices[].power_source), in words
-POWER_SOURCES = {"field_power_instant": "instant power field",
-                 "power_usage": "power usage, a 1 s average on Ampere and newer"}
+POWER_SOURCES = {
+    "field_power_instant": "instant power field",
+    "power_usage": "power usage, a 1 s average on Ampere and newer",
+}
 
 
 def power_source_label(runs: pd.DataFrame) -> str | None:
@@ -254,12 +287,16 @@ def _hardware_label(hw: dict) -> str:
 
 
 def query_results(queries: pd.DataFrame) -> pd.DataFrame:
-    """Aggregate samples of each query: majority-voted answer, summed tokens and energy."""
+    """Each query's samples as one row: the answer the strategy's aggregator chose (graded with the run),
+    summed tokens and energy."""
     if queries.empty:
-        return pd.DataFrame(columns=["run_id", "repetition", "query_id", "answer", "correct",
-                                     "completion_tokens", "energy_j"])
+        return pd.DataFrame(
+            columns=["run_id", "repetition", "query_id", "answer", "correct", "completion_tokens", "energy_j"]
+        )
     keys = ["run_id", "repetition", "query_id"]
-    extra = [c for c in SPEC_COLUMNS + ["benchmark", "category", "difficulty", "subset", "gold"] if c in queries.columns]
+    extra = [
+        c for c in SPEC_COLUMNS + ["benchmark", "category", "difficulty", "subset", "gold"] if c in queries.columns
+    ]
     extra = list(dict.fromkeys(extra))
     q = queries.sort_values(keys + ["sample"])
     if "truncated" not in q.columns:
@@ -268,23 +305,28 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
         q = q.assign(reasoning_tokens=0)
     groups = q.assign(length_stopped=q.finish_reason == "length").groupby(keys, sort=False)
     agg = groups.agg(
-        completion_tokens=("completion_tokens", "sum"), prompt_tokens=("prompt_tokens", "sum"),
+        completion_tokens=("completion_tokens", "sum"),
+        prompt_tokens=("prompt_tokens", "sum"),
         reasoning_tokens=("reasoning_tokens", "sum"),
-        energy_j=("energy_j", "sum"), net_energy_j=("net_energy_j", "sum"),
-        samples=("sample", "size"), length_stopped=("length_stopped", "mean"),
-        truncated=("truncated", "mean"), sample_accuracy=("correct", "mean"),
-        **({"score": ("score", "mean")} if "score" in q.columns else {}),   # samples' mean (ROUGE-L, 0/1)
+        energy_j=("energy_j", "sum"),
+        net_energy_j=("net_energy_j", "sum"),
+        samples=("sample", "size"),
+        length_stopped=("length_stopped", "mean"),
+        truncated=("truncated", "mean"),
+        sample_accuracy=("correct", "mean"),
+        **({"score": ("score", "mean")} if "score" in q.columns else {}),  # samples' mean (ROUGE-L, 0/1)
         **{c: (c, "first") for c in extra},
     ).reset_index()
-    agg["answer"], agg["correct"] = _votes(q, groups.ngroup().to_numpy(), groups.ngroups)
-    agg["energy_per_processed_token_j"] = energy_per_processed_token(agg.energy_j, agg.prompt_tokens,
-                                                                     agg.completion_tokens)
+    agg["answer"], agg["correct"] = _chosen_answers(q, groups.ngroup().to_numpy(), groups.ngroups)
+    agg["energy_per_processed_token_j"] = energy_per_processed_token(
+        agg.energy_j, agg.prompt_tokens, agg.completion_tokens
+    )
     agg["energy_per_output_token_j"] = (agg.energy_j / agg.completion_tokens).where(agg.completion_tokens > 0)
     return agg
 
 
 def energy_per_processed_token(energy_j, input_tokens, output_tokens):
-    """Energy per processed token (paper 001, eq. 1): E / (input + output tokens), the prompt counted
+    """Energy per processed token (Wilhelm et al. [001], eq. 1): E / (input + output tokens), the prompt counted
     once per sample that prefilled it. NaN where no token was processed.
 
     >>> energy_per_processed_token(100.0, 40, 10)      # 100 J over 40 input + 10 output tokens
@@ -298,47 +340,37 @@ def energy_per_processed_token(energy_j, input_tokens, output_tokens):
     return (energy_j / processed).where(processed > 0)
 
 
-def _votes(q: pd.DataFrame, group: np.ndarray, n: int) -> tuple[list, pd.arrays.BooleanArray]:
-    """Every query's majority answer and whether it is correct, for all ``n`` groups at once (``group``:
-    each row's group, rows in sample order within a group), as :func:`strategies.vote` decides: the most
-    frequent class (:func:`_class_keys`), a tie to the smaller class; the answer and correctness are its
-    first sample's. No class at all: no answer, incorrect (NA where nothing is scored, MT-Bench)."""
-    cls = _class_keys(q, group)
-    has = ~np.isnan(cls)
-    counts = pd.DataFrame({"g": group[has], "c": cls[has]}).groupby(["g", "c"]).size().reset_index(name="k")
-    top = counts[counts.k == counts.groupby("g").k.transform("max")].drop_duplicates("g")  # sorted: smaller class
-    win = np.full(n, np.nan)
-    win[top.g.to_numpy()] = top.c.to_numpy()
-    rows = np.flatnonzero(has & (cls == win[group]))
+def _chosen_answers(q: pd.DataFrame, group: np.ndarray, n: int) -> tuple[list, pd.arrays.BooleanArray]:
+    """Every query's answer and whether it is correct, for all ``n`` groups at once (``group``: each row's
+    group): the sample the strategy's aggregator chose (``chosen``, set when the run was graded). Runs graded
+    before that column existed all voted, so theirs is :func:`aggregators.majority_rows`. No chosen sample:
+    no answer, incorrect (NA where nothing is scored, MT-Bench)."""
+    given = q["chosen"] if "chosen" in q.columns else pd.Series(pd.NA, index=q.index)
+    graded = given.notna().to_numpy()
+    chosen = given.fillna(False).to_numpy(bool)
+    if not graded.all():
+        chosen = np.where(graded, chosen, aggregators.majority_rows(q, group))
+    rows = np.flatnonzero(chosen)
     won, at = np.unique(group[rows], return_index=True)
     first = rows[at]
     answers = np.full(n, None, dtype=object)
     answers[won] = [a if isinstance(a, str) else None for a in q.answer.to_numpy(object)[first]]
-    correct = np.where(q.correct.isna().groupby(group).all().to_numpy(), None, False).astype(object)
+    unscored = q.correct.isna().groupby(group).all().to_numpy(bool)
+    correct = np.full(n, False, dtype=object)
+    correct[unscored] = None
     correct[won] = [None if pd.isna(c) else bool(c) for c in q.correct.to_numpy(object)[first]]
     return list(answers), pd.array(list(correct), dtype="boolean")
-
-
-def _class_keys(q: pd.DataFrame, group: np.ndarray) -> np.ndarray:
-    """Each row's vote class (NaN: no answer) as graded; for runs graded before classes existed, exact
-    strings, keyed by the row of their first appearance in the group (the order :func:`_classes` numbers)."""
-    if "answer_class" in q.columns:
-        return np.trunc(pd.to_numeric(q.answer_class).astype("Float64").to_numpy(float, na_value=np.nan))
-    given = np.array([isinstance(a, str) for a in q.answer.to_numpy(object)], dtype=bool)
-    seen = pd.DataFrame({"g": group[given], "a": q.answer.to_numpy(object)[given], "row": np.flatnonzero(given)})
-    keys = np.full(len(q), np.nan)
-    keys[given] = seen.groupby(["g", "a"], sort=False).row.transform("min").to_numpy(float)
-    return keys
 
 
 def _classes(g: pd.DataFrame) -> list[int | None]:
     """One query's vote classes: as graded, or exact strings for runs graded before classes existed."""
     if "answer_class" in g.columns:
         return [None if pd.isna(c) else int(c) for c in g.answer_class]
-    return strategies.answer_classes([a if isinstance(a, str) else None for a in g.answer])
+    return aggregators.answer_classes([a if isinstance(a, str) else None for a in g.answer])
 
 
 # --- unbiased estimators from n >= k samples ------------------------------------------------
+
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Probability that at least one of k samples drawn from n (c correct) is correct (Chen et al. 2021).
@@ -402,11 +434,19 @@ def sample_metrics(queries: pd.DataFrame, k: int) -> pd.DataFrame:
     for key, g in queries.sort_values(keys + ["sample"]).groupby(keys, sort=False):
         correct = g.correct.fillna(False).astype(bool).tolist()
         classes = _classes(g)
-        right = {c for c, ok in zip(classes, correct) if ok and c is not None}
+        right = {c for c, ok in zip(classes, correct, strict=True) if ok and c is not None}
         n = len(g)
-        rows.append(dict(zip(keys, key), n=n, c=sum(correct),
-                         **{f"pass@{k}": pass_at_k(n, sum(correct), k) if n >= k else np.nan,
-                            f"maj@{k}": maj_at_k(classes, right, k) if n >= k else np.nan}))
+        rows.append(
+            dict(
+                zip(keys, key, strict=True),
+                n=n,
+                c=sum(correct),
+                **{
+                    f"pass@{k}": pass_at_k(n, sum(correct), k) if n >= k else np.nan,
+                    f"maj@{k}": maj_at_k(classes, right, k) if n >= k else np.nan,
+                },
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -430,9 +470,14 @@ def gain_per_wh(runs: pd.DataFrame, frm: dict, to: dict) -> dict:
     a, b = _one(runs, frm), _one(runs, to)
     d_acc = 100 * (b.accuracy - a.accuracy)
     d_wh = (b.energy_per_query_j - a.energy_per_query_j) / J_PER_WH
-    return {"from": frm, "to": to, "accuracy_gain_pct": d_acc, "energy_delta_wh": d_wh,
-            "energy_ratio": b.energy_per_query_j / a.energy_per_query_j,
-            "gain_per_wh": d_acc / d_wh if d_wh > 0 else np.nan}
+    return {
+        "from": frm,
+        "to": to,
+        "accuracy_gain_pct": d_acc,
+        "energy_delta_wh": d_wh,
+        "energy_ratio": b.energy_per_query_j / a.energy_per_query_j,
+        "gain_per_wh": d_acc / d_wh if d_wh > 0 else np.nan,
+    }
 
 
 def _one(runs: pd.DataFrame, sel: dict) -> pd.Series:
@@ -445,7 +490,8 @@ def _one(runs: pd.DataFrame, sel: dict) -> pd.Series:
     return hits.iloc[0]
 
 
-# --- length-wise early exit (paper 000, section 5) -------------------------------------------
+# --- length-wise early exit (Jin et al. [000], section 5) -------------------------------------------
+
 
 def length_cut(correct_tokens, whisker: float = 1.5) -> float:
     """Output length that keeps the correct answers, outliers excluded: the upper whisker
@@ -470,9 +516,12 @@ def answer_lengths(results: pd.DataFrame, by=("model", "strategy")) -> pd.DataFr
     """
     keys = [*by, "query_id", "correct"]
     df = results.dropna(subset=["correct"]).astype({"correct": bool})
-    return (df.groupby(keys).agg(completion_tokens=("completion_tokens", "mean"),
-                                  answers=("completion_tokens", "size"))
-              .reset_index().astype({"completion_tokens": float}))
+    return (
+        df.groupby(keys)
+        .agg(completion_tokens=("completion_tokens", "mean"), answers=("completion_tokens", "size"))
+        .reset_index()
+        .astype({"completion_tokens": float})
+    )
 
 
 def early_exit(queries: pd.DataFrame, cut: float | None = None, whisker: float = 1.5) -> dict:
@@ -497,14 +546,21 @@ def early_exit(queries: pd.DataFrame, cut: float | None = None, whisker: float =
     cut = length_cut(tokens[correct], whisker) if cut is None else float(cut)
     beyond = tokens > cut
     saved = float((energy[beyond] * (1 - cut / tokens[beyond])).sum())
-    return {"cut_tokens": cut, "answers_cut": int(beyond.sum()), "answers": len(tokens),
-            "energy_saved_j": saved, "energy_saved_share": saved / float(energy.sum()) if energy.sum() else np.nan,
-            "accuracy_before": float(correct.mean()), "accuracy_after": float((correct & ~beyond).mean()),
-            "accuracy_lost": float((correct & beyond).mean())}
+    return {
+        "cut_tokens": cut,
+        "answers_cut": int(beyond.sum()),
+        "answers": len(tokens),
+        "energy_saved_j": saved,
+        "energy_saved_share": saved / float(energy.sum()) if energy.sum() else np.nan,
+        "accuracy_before": float(correct.mean()),
+        "accuracy_after": float((correct & ~beyond).mean()),
+        "accuracy_lost": float((correct & beyond).mean()),
+    }
 
 
-def early_exit_at_sweep(results: pd.DataFrame, whisker: float = 1.5, by=("model", "strategy"),
-                        level: float = 0.95) -> pd.DataFrame:
+def early_exit_at_sweep(
+    results: pd.DataFrame, whisker: float = 1.5, by=("model", "strategy"), level: float = 0.95
+) -> pd.DataFrame:
     """Early exit as the paper does it (§5), per configuration of a measured length sweep: the cut is
     the smallest swept ``max_new_tokens`` at or above the upper whisker (:func:`length_cut`) of the
     correct answers' output tokens at the longest maximum length, and that sweep point's *measured*
@@ -541,14 +597,35 @@ def early_exit_at_sweep(results: pd.DataFrame, whisker: float = 1.5, by=("model"
         cut = next((x for x in lengths if x >= edge), lengths[-1])
         at = g[g.max_new_tokens == cut]
         r, lo, hi, over = _energy_ratio(at, longest, level)
-        acc = pd.concat([longest.groupby("query_id").correct.mean(), at.groupby("query_id").correct.mean()],
-                        axis=1, keys=["full", "cut"]).dropna().astype(float)
+        acc = (
+            pd.concat(
+                [longest.groupby("query_id").correct.mean(), at.groupby("query_id").correct.mean()],
+                axis=1,
+                keys=["full", "cut"],
+            )
+            .dropna()
+            .astype(float)
+        )
         d, d_lo, d_hi = paired_difference_ci(acc.full, acc.cut, level)
-        rows.append({**row, "whisker_tokens": edge, "cut_tokens": float(cut),
-                     "energy_per_query_j": longest.energy_j.mean(), "cut_energy_per_query_j": at.energy_j.mean(),
-                     "energy_ratio": r, "energy_ratio_lo": lo, "energy_ratio_hi": hi,
-                     "energy_saved_share": 1 - r, "accuracy": acc.full.mean(), "cut_accuracy": acc.cut.mean(),
-                     "accuracy_change": d, "accuracy_change_lo": d_lo, "accuracy_change_hi": d_hi, "ci_over": over})
+        rows.append(
+            {
+                **row,
+                "whisker_tokens": edge,
+                "cut_tokens": float(cut),
+                "energy_per_query_j": longest.energy_j.mean(),
+                "cut_energy_per_query_j": at.energy_j.mean(),
+                "energy_ratio": r,
+                "energy_ratio_lo": lo,
+                "energy_ratio_hi": hi,
+                "energy_saved_share": 1 - r,
+                "accuracy": acc.full.mean(),
+                "cut_accuracy": acc.cut.mean(),
+                "accuracy_change": d,
+                "accuracy_change_lo": d_lo,
+                "accuracy_change_hi": d_hi,
+                "ci_over": over,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -558,14 +635,18 @@ def _energy_ratio(num: pd.DataFrame, den: pd.DataFrame, level: float) -> tuple[f
     from .fits import ratio_ci
 
     if min(num.repetition.nunique(), den.repetition.nunique()) > 1:
-        return (*ratio_ci(num.groupby("repetition").energy_j.mean(), den.groupby("repetition").energy_j.mean(),
-                          level), "repetitions")
-    both = pd.concat([num.groupby("query_id").energy_j.mean(), den.groupby("query_id").energy_j.mean()],
-                     axis=1, keys=["n", "d"]).dropna()
+        return (
+            *ratio_ci(num.groupby("repetition").energy_j.mean(), den.groupby("repetition").energy_j.mean(), level),
+            "repetitions",
+        )
+    both = pd.concat(
+        [num.groupby("query_id").energy_j.mean(), den.groupby("query_id").energy_j.mean()], axis=1, keys=["n", "d"]
+    ).dropna()
     return (*ratio_ci(both.n, both.d, level, paired=True), "queries (paired)")
 
 
-# --- power and throughput (paper 000, Figures 3 and 7) ---------------------------------------
+# --- power and throughput (Jin et al. [000], Figures 3 and 7) ---------------------------------------
+
 
 def power_summary(power: pd.DataFrame | RunSet, by=("run_id",)) -> pd.DataFrame:
     """Mean ± standard deviation of the sampled power per run (summed over a run's devices at
@@ -579,19 +660,22 @@ def power_summary(power: pd.DataFrame | RunSet, by=("run_id",)) -> pd.DataFrame:
     """
     by = list(by)
     if isinstance(power, StoredRuns) and "run_id" in by and "power" not in power.__dict__:
-        parts = [power_summary(trace, by) for trace in power.traces()]   # runs partition the groups
+        parts = [power_summary(trace, by) for trace in power.traces()]  # runs partition the groups
         if parts:
             return pd.concat(parts, ignore_index=True)
     if isinstance(power, RunSet):
         power = power.power
     total = power.groupby(by + ["t"], sort=False, as_index=False).power_w.sum()
-    return (total.groupby(by, sort=False)
-                 .agg(mean_power_w=("power_w", "mean"), std_power_w=("power_w", "std"), samples=("power_w", "size"))
-                 .reset_index().astype({"samples": float}))
+    return (
+        total.groupby(by, sort=False)
+        .agg(mean_power_w=("power_w", "mean"), std_power_w=("power_w", "std"), samples=("power_w", "size"))
+        .reset_index()
+        .astype({"samples": float})
+    )
 
 
 def utilisation(data: RunSet) -> pd.DataFrame:
-    """Mean ± standard deviation of the sampled utilisation per run (paper 001, Figure 4) while it
+    """Mean ± standard deviation of the sampled utilisation per run (Wilhelm et al. [001], Figure 4) while it
     generated (from its first query's start to its last query's end: no idle baseline, no loading),
     averaged over a run's devices at each sample time. What is utilised depends on the meter: NVML's
     GPU utilisation rate (share of time a kernel ran), or for the CPU ``estimate`` meter the share of
@@ -599,7 +683,8 @@ def utilisation(data: RunSet) -> pd.DataFrame:
 
     >>> q = pd.DataFrame({"run_id": "r", "t_start": [1.0, 2.0], "t_end": [2.0, 3.0]})
     >>> p = pd.DataFrame({"run_id": "r", "t": [0.5, 1, 2, 3, 3.5], "device": "gpu0", "util_pct": [0, 80, 90, 100, 0.0]})
-    >>> utilisation(RunSet(pd.DataFrame({"run_id": ["r"], "model": "m", "meter": "nvml"}), q, p)).round(1).values.tolist()
+    >>> runs = pd.DataFrame({"run_id": ["r"], "model": "m", "meter": "nvml"})
+    >>> utilisation(RunSet(runs, q, p)).round(1).values.tolist()
     [['r', 'm', 'nvml', 90.0, 10.0, 3]]
     """
     spans = data.queries.groupby("run_id", sort=False).agg(t0=("t_start", "min"), t1=("t_end", "max"))
@@ -610,14 +695,22 @@ def utilisation(data: RunSet) -> pd.DataFrame:
             continue
         t0, t1 = spans.loc[run.run_id]
         at = trace[(trace.t >= t0) & (trace.t <= t1)].groupby("t").util_pct.mean().dropna()
-        rows.append({"run_id": run.run_id, "model": run.model, "meter": run.meter, "mean_util_pct": at.mean(),
-                     "std_util_pct": at.std(), "samples": len(at)})
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "model": run.model,
+                "meter": run.meter,
+                "mean_util_pct": at.mean(),
+                "std_util_pct": at.std(),
+                "samples": len(at),
+            }
+        )
     return pd.DataFrame(rows, columns=["run_id", "model", "meter", "mean_util_pct", "std_util_pct", "samples"])
 
 
 def mean_by(results: pd.DataFrame, column: str, by=("model",), level: float = 0.95) -> pd.DataFrame:
     """Mean of ``column`` per group with its t interval over the rows (queries): e.g. energy per
-    processed token per model over the MT-Bench prompts (paper 001, Figure 1).
+    processed token per model over the MT-Bench prompts (Wilhelm et al. [001], Figure 1).
 
     >>> r = pd.DataFrame({"model": ["a", "a", "a", "b", "b"], "x": [1.0, 2, 3, 5, 5]})
     >>> mean_by(r, "x").round(2).values.tolist()
@@ -625,9 +718,11 @@ def mean_by(results: pd.DataFrame, column: str, by=("model",), level: float = 0.
     """
     from .fits import mean_ci
 
-    rows = [{**group_key(list(by), key), column: m, f"{column}_lo": lo, f"{column}_hi": hi, "n": len(g)}
-            for key, g in results.groupby(list(by), sort=False)
-            for m, lo, hi in [mean_ci(g[column], level)]]
+    rows = [
+        {**group_key(list(by), key), column: m, f"{column}_lo": lo, f"{column}_hi": hi, "n": len(g)}
+        for key, g in results.groupby(list(by), sort=False)
+        for m, lo, hi in [mean_ci(g[column], level)]
+    ]
     return pd.DataFrame(rows)
 
 
@@ -655,15 +750,17 @@ def power_by_repetition(queries: pd.DataFrame) -> pd.DataFrame:
     over the measured time of its windows — one observation per repetition, for intervals across them.
 
     >>> q = pd.DataFrame({"run_id": "r", "repetition": [0, 0, 1, 1], "query_id": list("abab"),
-    ...                   "segment": [0, 0, 1, 1], "window_s": [2.0, 2.0, 4.0, 4.0], "energy_j": [100.0, 100, 150, 150]})
+    ...                   "segment": [0, 0, 1, 1], "window_s": [2.0, 2.0, 4.0, 4.0],
+    ...                   "energy_j": [100.0, 100, 150, 150]})
     >>> power_by_repetition(q)[["repetition", "mean_power_w"]].values.tolist()
     [[0.0, 100.0], [1.0, 75.0]]
     """
     reps = throughput_by_repetition(queries)
     energy = queries.groupby(["run_id", "repetition"]).energy_j.sum().rename("energy_j").reset_index()
     out = reps.merge(energy, on=["run_id", "repetition"])
-    return out.assign(mean_power_w=out.energy_j / out.repetition_s)[["run_id", "repetition", "energy_j",
-                                                                     "repetition_s", "mean_power_w"]]
+    return out.assign(mean_power_w=out.energy_j / out.repetition_s)[
+        ["run_id", "repetition", "energy_j", "repetition_s", "mean_power_w"]
+    ]
 
 
 _PER_REPETITION = ["repetition", "queries", "repetition_s", "queries_per_s"]
@@ -696,10 +793,15 @@ def energy_by_repetition(results: pd.DataFrame, by=("model", "strategy", "max_ne
     [[0.0, 5.0], [1.0, 2.0]]
     """
     keys = [*by, "repetition"]
-    return (results.groupby(keys, sort=False)
-                   .agg(energy_per_query_j=("energy_j", "mean"),
-                        completion_tokens_per_query=("completion_tokens", "mean"), queries=("energy_j", "size"))
-                   .reset_index())
+    return (
+        results.groupby(keys, sort=False)
+        .agg(
+            energy_per_query_j=("energy_j", "mean"),
+            completion_tokens_per_query=("completion_tokens", "mean"),
+            queries=("energy_j", "size"),
+        )
+        .reset_index()
+    )
 
 
 def throughput_points(repetitions: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -711,12 +813,20 @@ def throughput_points(repetitions: pd.DataFrame, level: float = 0.95) -> pd.Data
     rows = []
     for _, g in repetitions.groupby("run_id", sort=False):
         m, lo, hi = mean_ci(g.queries_per_s, level)
-        rows.append({**g.iloc[0].drop(_PER_REPETITION).to_dict(), "queries_per_s": m, "queries_per_s_lo": lo,
-                     "queries_per_s_hi": hi, "ci_over": f"{len(g)} repetition{'s' * (len(g) > 1)}"})
+        rows.append(
+            {
+                **g.iloc[0].drop(_PER_REPETITION).to_dict(),
+                "queries_per_s": m,
+                "queries_per_s_lo": lo,
+                "queries_per_s_hi": hi,
+                "ci_over": f"{len(g)} repetition{'s' * (len(g) > 1)}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # --- operating points with confidence intervals (every figure's error bars) -------------------
+
 
 def operating_points(results: pd.DataFrame, by=("model", "strategy"), level: float = 0.95) -> pd.DataFrame:
     """One row per configuration: accuracy, energy per query and output tokens per query, each with
@@ -746,19 +856,26 @@ def operating_points(results: pd.DataFrame, by=("model", "strategy"), level: flo
     for key, g in df.groupby(by, sort=False):
         reps = g.repetition.nunique()
         per = g.groupby("repetition") if reps > 1 else g.groupby("query_id")
-        row = dict(group_key(by, key), queries=g.query_id.nunique(),
-                   repetitions=reps, ci_over=f"{reps} repetitions" if reps > 1 else f"{g.query_id.nunique()} queries")
-        for name, col, over, ci in (("accuracy", "correct", g.groupby("query_id"), proportion_ci),
-                                    ("energy_per_query_j", "energy_j", per, mean_ci),
-                                    ("completion_tokens_per_query", "completion_tokens", per, mean_ci)):
+        row = dict(
+            group_key(by, key),
+            queries=g.query_id.nunique(),
+            repetitions=reps,
+            ci_over=f"{reps} repetitions" if reps > 1 else f"{g.query_id.nunique()} queries",
+        )
+        for name, col, over, ci in (
+            ("accuracy", "correct", g.groupby("query_id"), proportion_ci),
+            ("energy_per_query_j", "energy_j", per, mean_ci),
+            ("completion_tokens_per_query", "completion_tokens", per, mean_ci),
+        ):
             m, lo, hi = ci(over[col].mean(), level)
             row.update({name: m, f"{name}_lo": lo, f"{name}_hi": hi})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def normalized_energy(results: pd.DataFrame, baseline: str = "base", by=("benchmark",),
-                      level: float = 0.95, pairs: dict | None = None) -> pd.DataFrame:
+def normalized_energy(
+    results: pd.DataFrame, baseline: str = "base", by=("benchmark",), level: float = 0.95, pairs: dict | None = None
+) -> pd.DataFrame:
     """Energy per query of every strategy relative to ``baseline`` on its paired baseline model (paper
     000, Figure 2), per ``by`` group and pair, with a ``level`` CI of the ratio and the output- and
     input-token multipliers behind it.
@@ -789,23 +906,39 @@ def normalized_energy(results: pd.DataFrame, baseline: str = "base", by=("benchm
             continue
         for (model, strategy), s in g[g.strategy != baseline].groupby(["model", "strategy"], sort=False):
             r, lo, hi, over = _energy_ratio(s, base, level)
-            rows.append({**group_key(by + ["base_model"], key), "model": model,
-                         "category": g.category.iloc[0] if "category" in g else None, "strategy": strategy,
-                         "energy_ratio": r, "energy_ratio_lo": lo, "energy_ratio_hi": hi, "ci_over": over,
-                         "base_output_tokens": base.completion_tokens.mean(),
-                         "output_token_ratio": s.completion_tokens.mean() / base.completion_tokens.mean(),
-                         "input_token_ratio": (s.prompt_tokens.mean() / base.prompt_tokens.mean()
-                                               if "prompt_tokens" in s else np.nan)})
+            rows.append(
+                {
+                    **group_key(by + ["base_model"], key),
+                    "model": model,
+                    "category": g.category.iloc[0] if "category" in g else None,
+                    "strategy": strategy,
+                    "energy_ratio": r,
+                    "energy_ratio_lo": lo,
+                    "energy_ratio_hi": hi,
+                    "ci_over": over,
+                    "base_output_tokens": base.completion_tokens.mean(),
+                    "output_token_ratio": s.completion_tokens.mean() / base.completion_tokens.mean(),
+                    "input_token_ratio": (
+                        s.prompt_tokens.mean() / base.prompt_tokens.mean() if "prompt_tokens" in s else np.nan
+                    ),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def category_averages(normalized: pd.DataFrame) -> pd.DataFrame:
     """The paper's per-category averages of :func:`normalized_energy` (over benchmarks and models)."""
-    return (normalized.groupby(["category", "strategy"], sort=False)
-            .agg(energy_ratio=("energy_ratio", "mean"), output_token_ratio=("output_token_ratio", "mean"),
-                 input_token_ratio=("input_token_ratio", "mean"), benchmarks=("benchmark", "nunique"),
-                 points=("energy_ratio", "size"))
-            .reset_index())
+    return (
+        normalized.groupby(["category", "strategy"], sort=False)
+        .agg(
+            energy_ratio=("energy_ratio", "mean"),
+            output_token_ratio=("output_token_ratio", "mean"),
+            input_token_ratio=("input_token_ratio", "mean"),
+            benchmarks=("benchmark", "nunique"),
+            points=("energy_ratio", "size"),
+        )
+        .reset_index()
+    )
 
 
 def at_longest(df: pd.DataFrame, by=("model", "strategy")) -> pd.DataFrame:
@@ -854,8 +987,9 @@ def difficulty_levels(results: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys([lv for lv in order if lv in present] + sorted(present - set(order))))
 
 
-def by_level(points: pd.DataFrame, levels: list[str],
-             values=("accuracy", "energy_per_query_j", "completion_tokens_per_query")) -> pd.DataFrame:
+def by_level(
+    points: pd.DataFrame, levels: list[str], values=("accuracy", "energy_per_query_j", "completion_tokens_per_query")
+) -> pd.DataFrame:
     """``points`` per (model, strategy) with one column per value and level, levels easiest first."""
     wide = points.pivot_table(index=["model", "strategy"], columns="difficulty", values=list(values), sort=False)
     return wide[[(v, lv) for v in values for lv in levels if (v, lv) in wide]]
@@ -868,8 +1002,12 @@ def timed(queries: pd.DataFrame) -> pd.DataFrame:
     """``queries`` with each one's ``latency_s``, ``prefill_s`` (start to first token) and ``decode_s``
     (NaN phases where a query has no first-token time, as runs stored before it was recorded)."""
     first = queries["t_first_token"] if "t_first_token" in queries else pd.Series(np.nan, index=queries.index)
-    return queries.assign(t_first_token=first, latency_s=queries.t_end - queries.t_start,
-                          prefill_s=first - queries.t_start, decode_s=queries.t_end - first)
+    return queries.assign(
+        t_first_token=first,
+        latency_s=queries.t_end - queries.t_start,
+        prefill_s=first - queries.t_start,
+        decode_s=queries.t_end - first,
+    )
 
 
 def phases(queries: pd.DataFrame, by=("run_id", "repetition")) -> pd.DataFrame:

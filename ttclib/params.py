@@ -14,7 +14,7 @@ A profile may instead reuse another file's profile, runs and figures folders inc
 sections sharing a study measure it once::
 
     profiles:
-      default: {use: 00_overview.yaml}                      # its `default` profile
+      default: {use: 00_overview.yaml}                      # its ``default`` profile
       paper: {use: paper.yaml, profile: length_sweep}       # path relative to this file
 
 Each grid point is a :class:`~ttclib.spec.RunSpec`; its run lives in ``runs_dir/<run_id>/``
@@ -40,6 +40,7 @@ files over :data:`MAX_BYTES`, not UTF-8, with duplicate keys, nested deeper than
 ...         print(str(e).replace(folder, "params"))
 params/x.yaml: profiles.default.defaults.idle_s: Input should be a finite number
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,12 +58,12 @@ from . import benchmarks
 from .cluster import Cluster
 from .spec import PathStr, RunSpec
 
-MAX_BYTES = 1 << 20        # the shipped files are under 5 KB
-MAX_NODES = 50_000         # YAML nodes as written (parsing costs ~10 µs each)
-MAX_VALUES = 100_000       # values once aliases are expanded (a "billion laughs" file stops here)
-MAX_DEPTH = 32             # nesting; the shipped files nest 7 deep
-MAX_RUNS = 10_000          # runs of one load: every profile of the file and of the files it uses
-MAX_ERRORS = 5             # validation errors shown, one line each
+MAX_BYTES = 1 << 20  # the shipped files are under 5 KB
+MAX_NODES = 50_000  # YAML nodes as written (parsing costs ~10 µs each)
+MAX_VALUES = 100_000  # values once aliases are expanded (a "billion laughs" file stops here)
+MAX_DEPTH = 32  # nesting; the shipped files nest 7 deep
+MAX_RUNS = 10_000  # runs of one load: every profile of the file and of the files it uses
+MAX_ERRORS = 5  # validation errors shown, one line each
 
 # `defaults` are checked alone, as a partial spec: these stand in for the required keys they may leave to the grid.
 PARTIAL = {"model": "random:tiny-qwen2", "strategy": "base"}
@@ -85,20 +86,25 @@ class Profile(BaseModel):
     defaults: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     notebook: dict[str, str | int | float | bool | None] = Field(
-        {}, description="parameters this profile sets in the section's notebook (make reproduce passes them to "
-                        "papermill), e.g. the models the overview compares")
-    cluster: Cluster | None = Field(None, description="SLURM resources of each job for `ttc run --executor slurm` "
-                                                      "(ttclib.cluster)")
+        {},
+        description="parameters this profile sets in the section's notebook (make reproduce passes them to "
+        "papermill), e.g. the models the overview compares",
+    )
+    cluster: Cluster | None = Field(
+        None, description="SLURM resources of each job for `ttc run --executor slurm` (ttclib.cluster)"
+    )
 
     OWN: ClassVar[tuple[str, ...]] = ("runs_dir", "figures_dir", "defaults", "grid")
 
     @model_validator(mode="after")
-    def _use_or_own_grid(self) -> "Profile":
+    def _use_or_own_grid(self) -> Profile:
         own = [k for k in self.OWN if k in self.model_fields_set]
         if self.use is not None and own:
-            raise ValueError(f"`use` takes the runs, runs_dir and figures_dir of another file's profile; it cannot "
-                             f"be combined with {', '.join(own)}: keep either `use` (+ `profile`) or this "
-                             f"profile's own runs_dir/figures_dir/defaults/grid")
+            raise ValueError(
+                f"`use` takes the runs, runs_dir and figures_dir of another file's profile; it cannot "
+                f"be combined with {', '.join(own)}: keep either `use` (+ `profile`) or this "
+                f"profile's own runs_dir/figures_dir/defaults/grid"
+            )
         if self.use is None and self.profile is not None:
             raise ValueError("`profile` names a profile of the file given by `use`, and there is no `use`")
         return self
@@ -120,9 +126,9 @@ class Plan:
     runs_dir: Path
     figures_dir: Path
     title: str = ""
-    uses: tuple[Path, str] | None = None   # (file, profile) that defines the grid, when `profile` says `use:`
-    notebook: dict = dataclasses.field(default_factory=dict)   # the profile's notebook parameters (`notebook:`)
-    cluster: Cluster | None = None   # the profile's `cluster:` section (ttc run --executor slurm)
+    uses: tuple[Path, str] | None = None  # (file, profile) that defines the grid, when `profile` says `use:`
+    notebook: dict = dataclasses.field(default_factory=dict)  # the profile's notebook parameters (`notebook:`)
+    cluster: Cluster | None = None  # the profile's `cluster:` section (ttc run --executor slurm)
 
 
 def load_params(path: str | os.PathLike, profile: str = "default") -> Plan:
@@ -159,6 +165,7 @@ def sibling(params_file: str | os.PathLike, name: str) -> Path:
 
 # --- reading: bounded, before anything is built ----------------------------------------------
 
+
 def read_yaml(path: Path) -> Any:
     """The YAML of a params file as Python values, every limit of the module docstring checked first."""
     text = _text(path)
@@ -170,7 +177,7 @@ def read_yaml(path: Path) -> Any:
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = "; ".join(filter(None, [e.context, e.problem]))
         raise ParamsError(f"{path}: not valid YAML: {at}{what}") from None
-    except yaml.reader.ReaderError as e:       # a control character: said with its line, not its offset
+    except yaml.reader.ReaderError as e:  # a control character: said with its line, not its offset
         line = text.count("\n", 0, e.position) + 1 if isinstance(e.position, int) else "?"
         char = chr(e.character) if isinstance(e.character, int) and 0 <= e.character < 0x110000 else e.character
         raise ParamsError(f"{path}: not valid YAML: line {line}: character {char!r}: {e.reason}") from None
@@ -184,7 +191,7 @@ def read_yaml(path: Path) -> Any:
         return constructor.construct_document(root)
     except ParamsError:
         raise
-    except (yaml.YAMLError, ValueError, OverflowError) as e:     # a collection's tag: !!python/object, ...
+    except (yaml.YAMLError, ValueError, OverflowError) as e:  # a collection's tag: !!python/object, ...
         mark = getattr(e, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = e.problem if isinstance(e, yaml.MarkedYAMLError) else str(e)
@@ -237,12 +244,15 @@ def _check_events(path: Path, text: str) -> None:
     for event in yaml.parse(text, Loader=_LOADER):
         values += isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent))
         if values > MAX_NODES:
-            raise ParamsError(f"{path}: {_where(stack)}: more than {MAX_NODES:,} YAML nodes "
-                              f"(line {event.start_mark.line + 1}): too large for a params file")
+            raise ParamsError(
+                f"{path}: {_where(stack)}: more than {MAX_NODES:,} YAML nodes "
+                f"(line {event.start_mark.line + 1}): too large for a params file"
+            )
         if isinstance(event, yaml.CollectionStartEvent):
             if len(stack) >= MAX_DEPTH:
-                raise ParamsError(f"{path}: {_where(stack)}: nested deeper than {MAX_DEPTH} levels "
-                                  f"(line {event.start_mark.line + 1})")
+                raise ParamsError(
+                    f"{path}: {_where(stack)}: nested deeper than {MAX_DEPTH} levels (line {event.start_mark.line + 1})"
+                )
             stack.append(_Open(isinstance(event, yaml.MappingStartEvent)))
         elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionEndEvent)):
             if isinstance(event, yaml.CollectionEndEvent):
@@ -259,7 +269,7 @@ def _check_tree(path: Path, root: yaml.Node, constructor: yaml.constructor.SafeC
     """Duplicate keys (YAML says a key is unique; PyYAML keeps the last), alias cycles, the size
     and depth of the tree once aliases are expanded (counted without expanding them), and scalars
     that do not construct (an int of 5000 digits, 2024-13-45), each with its key."""
-    done: dict[int, tuple[int, int]] = {}      # id(node) -> (values, height), expanded
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height), expanded
     active: set[int] = set()
 
     def walk(node: yaml.Node, where: str, depth: int) -> tuple[int, int]:
@@ -278,13 +288,15 @@ def _check_tree(path: Path, root: yaml.Node, constructor: yaml.constructor.SafeC
                 s, h = walk(child, at, depth + 1)
                 size, height = size + s, max(height, h + 1)
                 if size > MAX_VALUES:
-                    raise ParamsError(f"{path}: {where or '(top level)'}: aliases expand to more than "
-                                      f"{MAX_VALUES:,} values")
+                    raise ParamsError(
+                        f"{path}: {where or '(top level)'}: aliases expand to more than {MAX_VALUES:,} values"
+                    )
             active.discard(id(node))
             done[id(node)] = size, height
         if depth + height > MAX_DEPTH:
-            raise ParamsError(f"{path}: {where or '(top level)'}: nested deeper than {MAX_DEPTH} levels "
-                              f"(through aliases)")
+            raise ParamsError(
+                f"{path}: {where or '(top level)'}: nested deeper than {MAX_DEPTH} levels (through aliases)"
+            )
         return size, height
 
     walk(root, "", 0)
@@ -297,8 +309,9 @@ def _construct(path: Path, node: yaml.ScalarNode, where: str, constructor) -> No
         constructor.construct_object(node)
     except (yaml.YAMLError, ValueError, OverflowError) as e:
         what = e.problem if isinstance(e, yaml.MarkedYAMLError) else str(e)
-        raise ParamsError(f"{path}: {where or '(top level)'}: not a YAML value: {_clip(what or '')} "
-                          f"(line {node.start_mark.line + 1})") from None
+        raise ParamsError(
+            f"{path}: {where or '(top level)'}: not a YAML value: {_clip(what or '')} (line {node.start_mark.line + 1})"
+        ) from None
 
 
 def _clip(text: str, n: int = 200) -> str:
@@ -310,17 +323,20 @@ def _children(path: Path, node: yaml.Node, where: str):
         return [(child, f"{where}[{i}]") for i, child in enumerate(node.value)]
     if not isinstance(node, yaml.MappingNode):
         return []
-    children, seen = [], {}
+    children: list[tuple[yaml.Node, str]] = []
+    seen: dict[str, int] = {}  # key -> line
     for key, value in node.value:
-        if key.tag == _MERGE:                   # `<<: *defaults` then overriding a key is not a duplicate
+        if key.tag == _MERGE:  # `<<: *defaults` then overriding a key is not a duplicate
             children.append((value, where))
             continue
         name = key.value if isinstance(key, yaml.ScalarNode) else "?"
         at = f"{where}.{name}" if where else str(name)
         if isinstance(key, yaml.ScalarNode):
             if name in seen:
-                raise ParamsError(f"{path}: {at}: duplicate key (lines {seen[name]} and "
-                                  f"{key.start_mark.line + 1}); YAML keeps only one")
+                raise ParamsError(
+                    f"{path}: {at}: duplicate key (lines {seen[name]} and "
+                    f"{key.start_mark.line + 1}); YAML keeps only one"
+                )
             seen[name] = key.start_mark.line + 1
         children += [(key, at), (value, at)]
     return children
@@ -328,13 +344,14 @@ def _children(path: Path, node: yaml.Node, where: str):
 
 # --- validating and expanding -----------------------------------------------------------------
 
+
 class _Session:
     """One :func:`load_params`: every file read once, every (file, profile) expanded once."""
 
-    def __init__(self):
-        self.files: dict[Path, tuple[Path, ParamsFile]] = {}    # resolved -> (as first named, contents)
+    def __init__(self) -> None:
+        self.files: dict[Path, tuple[Path, ParamsFile]] = {}  # resolved -> (as first named, contents)
         self.plans: dict[tuple[Path, str], Plan] = {}
-        self.data: dict[tuple[str, Path], str | None] = {}     # (benchmark, data) -> what is wrong
+        self.data: dict[tuple[str, Path], str | None] = {}  # (benchmark, data) -> what is wrong
         self.runs = 0
 
     def read(self, path: Path) -> ParamsFile:
@@ -348,14 +365,18 @@ class _Session:
         return self.files[key][1]
 
     def validate_the_rest(self) -> None:
-        """Every profile of every file read, until no `use:` brings in another file."""
-        while pending := [(path, name) for key, (path, params) in list(self.files.items())
-                          for name in params.profiles if (key, name) not in self.plans]:
+        """Every profile of every file read, until no ``use:`` brings in another file."""
+        while pending := [
+            (path, name)
+            for key, (path, params) in list(self.files.items())
+            for name in params.profiles
+            if (key, name) not in self.plans
+        ]:
             for path, name in pending:
                 self.plan(path, name, chain=())
 
     def plan(self, path: Path, profile: str, chain: tuple[tuple[Path, str], ...], used_by: str | None = None) -> Plan:
-        """``chain``: the (file, profile) pairs that led here through `use:`, to stop cycles."""
+        """``chain``: the (file, profile) pairs that led here through ``use:``, to stop cycles."""
         params = self.read(path)
         if profile not in params.profiles:
             have = ", ".join(params.profiles)
@@ -371,15 +392,28 @@ class _Session:
         prof, where = params.profiles[profile], f"profiles.{profile}"
         if prof.use is not None:
             used = self._used(path, where, prof.use, prof.profile or "default", chain)
-            return dataclasses.replace(used, path=path, profile=profile, title=params.title or used.title,
-                                       uses=used.uses or (used.path, used.profile), notebook=dict(prof.notebook),
-                                       cluster=prof.cluster or used.cluster)
+            return dataclasses.replace(
+                used,
+                path=path,
+                profile=profile,
+                title=params.title or used.title,
+                uses=used.uses or (used.path, used.profile),
+                notebook=dict(prof.notebook),
+                cluster=prof.cluster or used.cluster,
+            )
         self._check_defaults(path, prof.defaults, where)
         self._count_runs(path, prof.grid, where)
         specs = [self._spec(path, point, prov, where) for point, prov in _expand(prof.defaults, prof.grid, where)]
-        return Plan(path, profile, specs, self._folder(path, prof.runs_dir, f"{where}.runs_dir"),
-                    self._folder(path, prof.figures_dir, f"{where}.figures_dir"), params.title,
-                    notebook=dict(prof.notebook), cluster=prof.cluster)
+        return Plan(
+            path,
+            profile,
+            specs,
+            self._folder(path, prof.runs_dir, f"{where}.runs_dir"),
+            self._folder(path, prof.figures_dir, f"{where}.figures_dir"),
+            params.title,
+            notebook=dict(prof.notebook),
+            cluster=prof.cluster,
+        )
 
     def _used(self, path: Path, where: str, use: str, profile: str, chain) -> Plan:
         from .models import local_path
@@ -413,36 +447,42 @@ class _Session:
         if self.runs + n > MAX_RUNS:
             shape = " × ".join(f"{len(v)} {axis}" for axis, v in grid.items())
             others = f", with {self.runs:,} in the other profiles" if self.runs else ""
-            raise ParamsError(f"{path}: {where}.grid: {shape} = {n:,} runs{others}: more than the "
-                              f"{MAX_RUNS:,} a params file may ask for")
+            raise ParamsError(
+                f"{path}: {where}.grid: {shape} = {n:,} runs{others}: more than the "
+                f"{MAX_RUNS:,} a params file may ask for"
+            )
         self.runs += n
 
     def _spec(self, path: Path, point: dict, prov: dict, where: str) -> RunSpec:
         try:
             spec = RunSpec.model_validate(point).with_base_dir(path.parent)
         except ValidationError as e:
+
             def key(loc):
                 top = str(loc[0]) if loc else ""
                 return prov.get(top, f"{where}.defaults.{top}" if top else where) + _dotted(loc[1:], lead=True)
+
             raise ParamsError(_format_errors(path, e, key)) from None
         if spec.data is not None and (wrong := self._data_error(spec)):
             raise ParamsError(f"{path}: {prov.get('data', where + '.defaults.data')}: {wrong}")
         return spec
 
     def _data_error(self, spec: RunSpec) -> str | None:
-        """What is wrong with a run's `data:` for its benchmark (checked once per benchmark and path)."""
-        key = (spec.benchmark, spec.data_path)
+        """What is wrong with a run's ``data:`` for its benchmark (checked once per benchmark and path)."""
+        data = spec.data_path
+        assert data is not None  # only runs with a `data:` are checked
+        key = (spec.benchmark, data)
         if key not in self.data:
             self.data[key] = None
             try:
-                if not _exists(spec.data_path, Path.exists):
-                    self.data[key] = f"no such file or directory: {spec.data_path}"
+                if not _exists(data, Path.exists):
+                    self.data[key] = f"no such file or directory: {data}"
                 else:
-                    benchmarks.get(spec.benchmark).check_data(spec.data_path)
+                    benchmarks.get(spec.benchmark).check_data(data)
             except benchmarks.BenchmarkDataError as e:
                 self.data[key] = str(e)
             except OSError as e:
-                self.data[key] = f"{spec.data_path}: {e.strerror or e}"
+                self.data[key] = f"{data}: {e.strerror or e}"
         return self.data[key]
 
     @staticmethod
@@ -477,7 +517,7 @@ def _dotted(loc, lead: bool = False) -> str:
 def _resolved(path: Path) -> Path:
     try:
         return path.resolve()
-    except (OSError, RuntimeError):     # a name too long, a symlink loop
+    except (OSError, RuntimeError):  # a name too long, a symlink loop
         return path.absolute()
 
 

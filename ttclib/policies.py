@@ -1,4 +1,4 @@
-"""Energy and quality of serving policies, side by side (paper 002, §VII: Tables XV-XVIII, Figure 7).
+"""Energy and quality of serving policies, side by side (Maliakel et al. [002], §VII: Tables XV-XVIII, Figure 7).
 
 A *policy* gives every query a configuration — model, strategy and SM clock (the ``clock`` column,
 :func:`with_clock`). A fixed policy always uses one (the baseline: the largest model at its full clock;
@@ -19,6 +19,7 @@ from resampling those queries jointly for all policies (they answer the same que
 >>> t.set_index("policy").loc["by kind", ["energy_per_query_j", "quality", "saved_pct"]].tolist()
 [2.5, 1.0, 37.5]
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,12 +50,16 @@ def baseline(results: pd.DataFrame, config=("model", "strategy", "clock"), model
     mine = results[results.model == model]
     strategy = "base" if (mine.strategy == "base").any() else mine.strategy.iloc[0]
     clock = max(mine[mine.strategy == strategy].clock.unique(), key=mhz)
-    return dict(zip(config, (model, strategy, clock)))
+    return dict(zip(config, (model, strategy, clock), strict=True))
 
 
 # The routers of section 10: name -> predictor column of :func:`with_predictors`.
-ROUTERS = {"by pattern (oracle)": "pattern", "by Table X rule": "rule", "by classifier": "predicted",
-           "by category": "subset"}
+ROUTERS = {
+    "by pattern (oracle)": "pattern",
+    "by Table X rule": "rule",
+    "by classifier": "predicted",
+    "by category": "subset",
+}
 
 
 def with_predictors(results: pd.DataFrame, workload) -> pd.DataFrame:
@@ -79,9 +84,19 @@ def fixed_policies(results: pd.DataFrame, base: dict) -> dict[str, dict]:
     return {"baseline": base} | ({"DVFS only": {**base, "clock": lowest}} if lowest != base["clock"] else {})
 
 
-def compare(results: pd.DataFrame, base: dict, routers: dict[str, str], *, fixed: dict[str, dict] | None = None,
-            oracles: tuple[str, ...] = ("pattern",), quality: str = "correct", tolerance: float = 0.0,
-            seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> pd.DataFrame:
+def compare(
+    results: pd.DataFrame,
+    base: dict,
+    routers: dict[str, str],
+    *,
+    fixed: dict[str, dict] | None = None,
+    oracles: tuple[str, ...] = ("pattern",),
+    quality: str = "correct",
+    tolerance: float = 0.0,
+    seed: int = 0,
+    n_boot: int = 2000,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Table XVIII with intervals: energy per query, quality, energy saved against ``base`` (%) and the
     quality change, per policy, on the held-out half. Policies: every configuration alone ("always …"),
     ``fixed`` (name -> configuration, e.g. "DVFS only"), and each router of ``routers`` (name -> predictor
@@ -91,17 +106,23 @@ def compare(results: pd.DataFrame, base: dict, routers: dict[str, str], *, fixed
     config = list(base)
     results = results.assign(correct=results.correct.astype(float))
     train, test = routing.split_halves(results, by="benchmark", seed=seed)
-    cells = {v: test.pivot_table(index="query_id", columns=config, values=v, aggfunc="mean")
-             for v in ("energy_j", quality)}
+    cells = {
+        v: test.pivot_table(index="query_id", columns=config, values=v, aggfunc="mean") for v in ("energy_j", quality)
+    }
     configs = list(cells["energy_j"].columns)
     key = tuple(base[c] for c in config)
     if key not in configs:
         raise ValueError(f"baseline {base} is not among the configurations {configs}")
-    name = lambda c: " ".join(str(v) for v in c if v not in ("base", UNLOCKED))
+
+    def name(c: tuple) -> str:
+        return " ".join(str(v) for v in c if v not in ("base", UNLOCKED))
+
     assign, kinds, choices = {}, {}, {}
     for c in configs:
-        assign[f"always {name(c)}"], kinds[f"always {name(c)}"] = pd.Series([c] * len(cells["energy_j"]),
-                                                                            index=cells["energy_j"].index), "fixed"
+        assign[f"always {name(c)}"], kinds[f"always {name(c)}"] = (
+            pd.Series([c] * len(cells["energy_j"]), index=cells["energy_j"].index),
+            "fixed",
+        )
     for label, c in (fixed or {}).items():
         c = tuple(c[k] for k in config)
         if c in configs:
@@ -116,8 +137,10 @@ def compare(results: pd.DataFrame, base: dict, routers: dict[str, str], *, fixed
             choices[variant] = chosen.reset_index()
             group = test.groupby("query_id")[by].first().reindex(cells["energy_j"].index)
             picked = [tuple(chosen.loc[g]) if g in chosen.index else key for g in group]
-            assign[variant], kinds[variant] = pd.Series(picked, index=group.index), \
-                "oracle" if by in oracles else "router"
+            assign[variant], kinds[variant] = (
+                pd.Series(picked, index=group.index),
+                "oracle" if by in oracles else "router",
+            )
     out = _score(cells, assign, key, n_boot, seed, level)
     out.insert(1, "kind", out.policy.map(kinds))
     out.attrs["choices"] = choices
@@ -126,11 +149,15 @@ def compare(results: pd.DataFrame, base: dict, routers: dict[str, str], *, fixed
     return out
 
 
-def _score(cells: dict[str, pd.DataFrame], assign: dict[str, pd.Series], base: tuple, n_boot: int, seed: int,
-           level: float) -> pd.DataFrame:
+def _score(
+    cells: dict[str, pd.DataFrame], assign: dict[str, pd.Series], base: tuple, n_boot: int, seed: int, level: float
+) -> pd.DataFrame:
     energy_t, quality_t = cells.values()
     cols = list(energy_t.columns)
-    pick = lambda t, a: t.to_numpy(float)[np.arange(len(t)), [cols.index(c) for c in a]]
+
+    def pick(t: pd.DataFrame, a: pd.Series) -> np.ndarray:  # per row of t, the column a names
+        return t.to_numpy(float)[np.arange(len(t)), [cols.index(c) for c in a]]
+
     e = np.column_stack([pick(energy_t, a) for a in assign.values()])
     q = np.column_stack([pick(quality_t, a) for a in assign.values()])
     b = cols.index(base)
@@ -144,15 +171,23 @@ def _score(cells: dict[str, pd.DataFrame], assign: dict[str, pd.Series], base: t
     rows = []
     for i, policy in enumerate(assign):
         dq = interval(boot_dq[:, i], level)
-        if binary:        # a query bootstrap is degenerate when few queries change: widen to the paired interval
+        if binary:  # a query bootstrap is degenerate when few queries change: widen to the paired interval
             dq = widest(dq, paired_difference_ci(q_base, q[:, i], level)[1:])
-        rows.append({"policy": policy, "energy_per_query_j": e[:, i].mean(),
-                     **dict(zip(("energy_lo", "energy_hi"), interval(boot_e[:, i], level))),
-                     "quality": q[:, i].mean(), **dict(zip(("quality_lo", "quality_hi"), interval(boot_q[:, i], level))),
-                     "saved_pct": 100 * (1 - e[:, i].mean() / e_base.mean()),
-                     **dict(zip(("saved_lo", "saved_hi"), interval(boot_saved[:, i], level))),
-                     "d_quality": q[:, i].mean() - q_base.mean(), "d_quality_lo": dq[0], "d_quality_hi": dq[1],
-                     "n": len(e)})
+        rows.append(
+            {
+                "policy": policy,
+                "energy_per_query_j": e[:, i].mean(),
+                **dict(zip(("energy_lo", "energy_hi"), interval(boot_e[:, i], level), strict=True)),
+                "quality": q[:, i].mean(),
+                **dict(zip(("quality_lo", "quality_hi"), interval(boot_q[:, i], level), strict=True)),
+                "saved_pct": 100 * (1 - e[:, i].mean() / e_base.mean()),
+                **dict(zip(("saved_lo", "saved_hi"), interval(boot_saved[:, i], level), strict=True)),
+                "d_quality": q[:, i].mean() - q_base.mean(),
+                "d_quality_lo": dq[0],
+                "d_quality_hi": dq[1],
+                "n": len(e),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -179,5 +214,6 @@ def pattern_mix(queries: pd.DataFrame, choice: pd.DataFrame, results: pd.DataFra
     chosen = choice.set_index("pattern")[config]
     key = tuple(base.values())
     assigned = {p: tuple(chosen.loc[p]) if p in chosen.index else key for p in shares.index}
-    return routing.mix_savings(shares.to_dict(), assigned, {k: float(per.loc[k]) for k in {*assigned.values(), key}},
-                               baseline=key)
+    return routing.mix_savings(
+        shares.to_dict(), assigned, {k: float(per.loc[k]) for k in {*assigned.values(), key}}, baseline=key
+    )

@@ -1,4 +1,4 @@
-r"""Prompts of exactly N input tokens, for energy-vs-input-length curves (paper 001, Figure 2).
+r"""Prompts of exactly N input tokens, for energy-vs-input-length curves (Wilhelm et al. [001], Figure 2).
 
 A run spec's ``input_tokens: N`` makes every prompt exactly N tokens long *as the engine counts them*
 (the final text, chat template included, through the model's tokenizer). The question is cut to fit,
@@ -16,13 +16,14 @@ character or let two pieces merge), so the cut point is corrected until the coun
 9 'Q: What is 2\nA:'
 16 'Q: What is 2 + 2?\n\nWhat\nA:'
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 SEPARATOR = "\n\n"
-MAX_TRIES = 12     # corrections of one cut
-MAX_SHIFT = 16     # later starts tried when every cut from the start jumps over n
+MAX_TRIES = 12  # corrections of one cut
+MAX_SHIFT = 16  # later starts tried when every cut from the start jumps over n
 
 
 class PromptLengthError(ValueError):
@@ -42,8 +43,10 @@ def fit_question(question: str, render: Callable[[str], str], tokenizer, n: int)
     template's after decoding), the cut starts one token later, and so on up to ``MAX_SHIFT`` tokens."""
     overhead = count(tokenizer, render(""))
     if overhead >= n:
-        raise PromptLengthError(f"input_tokens {n} leaves no room for the question: the prompt around it "
-                                f"has {overhead} tokens of template and instructions")
+        raise PromptLengthError(
+            f"input_tokens {n} leaves no room for the question: the prompt around it "
+            f"has {overhead} tokens of template and instructions"
+        )
     body = _long_enough(question, tokenizer, n + MAX_SHIFT)
     closest = None
     for shift in range(MAX_SHIFT + 1):

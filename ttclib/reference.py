@@ -28,9 +28,11 @@ its weights are random, the backend, the meter with its method and power source.
 ...                      "device": "cuda"}).iloc[:3], "batch")
 ['a', 'b', 'c']
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +43,14 @@ from . import fits, metrics, rundir
 from .metrics import RunSet
 
 ROOT = Path(__file__).resolve().parent.parent
-GPU_PARAMS = "gpu_check.yaml"          # the params file whose default profile holds the reference runs
-SECTIONS = {"power": "fig3_power_gpu", "length": "fig4_energy_vs_length_gpu",
-            "batch": "fig7_throughput_vs_batch_gpu", "dvfs": "fig3-6_dvfs_gpu"}   # section -> figure name
-MIN_SWEEP = 3                           # distinct x values before runs count as a sweep
+GPU_PARAMS = "gpu_check.yaml"  # the params file whose default profile holds the reference runs
+SECTIONS = {
+    "power": "fig3_power_gpu",
+    "length": "fig4_energy_vs_length_gpu",
+    "batch": "fig7_throughput_vs_batch_gpu",
+    "dvfs": "fig3-6_dvfs_gpu",
+}  # section -> figure name
+MIN_SWEEP = 3  # distinct x values before runs count as a sweep
 SPEC_KEYS = ["model", "strategy", "max_new_tokens", "batch_size", "samples", "prompt_budget"]
 _METERS = {"nvml": "NVML", "rapl": "RAPL"}
 
@@ -66,10 +72,11 @@ class Panel:
     table: pd.DataFrame
     curves: dict = field(default_factory=dict)
     sentence: str = ""
-    repetitions: pd.DataFrame | None = None     # per-repetition observations behind the table
+    repetitions: pd.DataFrame | None = None  # per-repetition observations behind the table
 
 
 # --- finding and selecting -------------------------------------------------------------------
+
 
 def runs_dir_for(params_file: str | os.PathLike | None = None) -> Path | None:
     """The reference runs' folder: the ``runs_dir`` of :data:`GPU_PARAMS`' default profile, that file
@@ -97,11 +104,15 @@ def select(runs: pd.DataFrame, section: str) -> list[str]:
     if section not in SECTIONS:
         raise ValueError(f"section must be one of {', '.join(SECTIONS)}, not {section!r}")
     locked = runs.sm_clock_set_mhz.notna() if "sm_clock_set_mhz" in runs else pd.Series(False, index=runs.index)
-    if section == "dvfs":   # runs at locked clocks, in groups that differ only in the clock (two or more)
+    if section == "dvfs":  # runs at locked clocks, in groups that differ only in the clock (two or more)
         keys = ["model", "strategy", "max_new_tokens", "batch_size", "samples", "benchmark"]
         df = runs[locked].assign(samples=runs.samples.fillna(1))
-        ids = {r for _, g in df.groupby([k for k in keys if k in df], dropna=False)
-               if g.sm_clock_set_mhz.nunique() >= 2 for r in g.run_id}
+        ids = {
+            r
+            for _, g in df.groupby([k for k in keys if k in df], dropna=False)
+            if g.sm_clock_set_mhz.nunique() >= 2
+            for r in g.run_id
+        }
         return [r for r in runs.run_id if r in ids]
     df = runs[~locked].assign(prompt_budget=_prompt_budget(runs[~locked]), samples=runs[~locked].samples.fillna(1))
     batch, length = _sweeps(df, "batch_size"), _sweeps(df, "max_new_tokens")
@@ -121,8 +132,9 @@ def select(runs: pd.DataFrame, section: str) -> list[str]:
     return [r for r in runs.run_id if r in ids]
 
 
-def gpu_reference(section: str, params_file: str | os.PathLike | None = None, *,
-                  runs_dir: str | os.PathLike | None = None) -> Reference | None:
+def gpu_reference(
+    section: str, params_file: str | os.PathLike | None = None, *, runs_dir: str | os.PathLike | None = None
+) -> Reference | None:
     """The GPU reference runs for ``section`` (``power``, ``length``, ``batch`` or ``dvfs``), loaded with
     :func:`metrics.load_runs`; None when there is no reference folder (see :func:`runs_dir_for`; a
     notebook's ``params_file`` finds the one beside its params), no complete GPU run in it, or none
@@ -138,11 +150,12 @@ def gpu_reference(section: str, params_file: str | os.PathLike | None = None, *,
     ids = select(gpu, section) if len(gpu) else []
     if not ids:
         return None
-    keep = lambda df: df[df.run_id.isin(ids)].reset_index(drop=True) if len(df) else df   # noqa: E731
+    keep = lambda df: df[df.run_id.isin(ids)].reset_index(drop=True) if len(df) else df  # noqa: E731
     return Reference(keep(data.runs), keep(data.queries), keep(data.power), section=section, runs_dir=folder)
 
 
 # --- labels ----------------------------------------------------------------------------------
+
 
 def _model_label(runs: pd.DataFrame) -> str:
     out = []
@@ -186,6 +199,7 @@ def shapes(runs: pd.DataFrame) -> dict[str, str]:
 
 # --- the section's table, fits and sentence --------------------------------------------------
 
+
 def panel(gpu: Reference) -> Panel:
     """Table, fits and computed sentence of ``gpu``'s section."""
     from . import dvfs, report
@@ -198,41 +212,94 @@ def panel(gpu: Reference) -> Panel:
     first = metrics.first_repetition(repetitions)
     if gpu.section == "power":
         summary = metrics.power_summary(gpu.power)
-        table = (summary.rename(columns={"samples": "power_samples"})
-                 .merge(gpu.runs[["run_id", "strategy", "max_new_tokens", "samples", "batch_size",
-                                  "completion_tokens_per_query", "idle_power_w", "energy_per_query_j",
-                                  "energy_per_token_j", "measured_s", "meter", "power_source",
-                                  "measured_devices"]], on="run_id")
-                 .merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}),
-                        on="run_id"))
+        table = (
+            summary.rename(columns={"samples": "power_samples"})
+            .merge(
+                gpu.runs[
+                    [
+                        "run_id",
+                        "strategy",
+                        "max_new_tokens",
+                        "samples",
+                        "batch_size",
+                        "completion_tokens_per_query",
+                        "idle_power_w",
+                        "energy_per_query_j",
+                        "energy_per_token_j",
+                        "measured_s",
+                        "meter",
+                        "power_source",
+                        "measured_devices",
+                    ]
+                ],
+                on="run_id",
+            )
+            .merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}), on="run_id")
+        )
         table = table.iloc[np.argsort([_order(s) for s in table.strategy], kind="stable")].reset_index(drop=True)[
-            ["strategy", "max_new_tokens", "samples", "batch_size", "mean_power_w", "std_power_w", "power_samples",
-             "idle_power_w", "energy_per_query_j", "energy_per_token_j", "measured_s", "first_repetition_x", "meter",
-             "power_source", "measured_devices", "run_id"]]
+            [
+                "strategy",
+                "max_new_tokens",
+                "samples",
+                "batch_size",
+                "mean_power_w",
+                "std_power_w",
+                "power_samples",
+                "idle_power_w",
+                "energy_per_query_j",
+                "energy_per_token_j",
+                "measured_s",
+                "first_repetition_x",
+                "meter",
+                "power_source",
+                "measured_devices",
+                "run_id",
+            ]
+        ]
         return Panel("power", caption, table, {}, report.gpu_power(summary, gpu.runs, first), repetitions)
     if gpu.section == "length":
         by = ["model", "strategy", "max_new_tokens"]
         points = metrics.operating_points(gpu.results, by=by)
-        points = points.drop(columns=[c for c in points if c.startswith("accuracy")])   # random weights
-        table = (points.merge(gpu.runs[[*by, "run_id", "energy_per_token_j", "mean_power_w", "meter"]], on=by)
-                 .merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}),
-                        on="run_id")
-                 .sort_values(by).reset_index(drop=True))
-        curves = fits.fit_by(points, ["model", "strategy"], fits.fit_energy_vs_length,
-                             "GPU energy/query ~ max length")
+        points = points.drop(columns=[c for c in points if c.startswith("accuracy")])  # random weights
+        table = (
+            points.merge(gpu.runs[[*by, "run_id", "energy_per_token_j", "mean_power_w", "meter"]], on=by)
+            .merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}), on="run_id")
+            .sort_values(by)
+            .reset_index(drop=True)
+        )
+        curves = fits.fit_by(points, ["model", "strategy"], fits.fit_energy_vs_length, "GPU energy/query ~ max length")
         per_rep = metrics.energy_by_repetition(gpu.results, by=by)
-        return Panel("length", caption, table, curves, report.gpu_length(table, curves, gpu.runs, first, per_rep),
-                     per_rep)
+        return Panel(
+            "length", caption, table, curves, report.gpu_length(table, curves, gpu.runs, first, per_rep), per_rep
+        )
     points = metrics.throughput_points(repetitions)
-    table = (points.merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}),
-                          on="run_id")
-             [["strategy", "batch_size", "max_new_tokens", "queries_per_s", "queries_per_s_lo", "queries_per_s_hi",
-               "ci_over", "first_repetition_x", "completion_tokens_per_query", "energy_per_token_j", "mean_power_w",
-               "meter", "model", "hardware", "run_id"]]
-             .sort_values(["strategy", "batch_size"]).reset_index(drop=True))
+    table = (
+        points.merge(first[["run_id", "slowdown"]].rename(columns={"slowdown": "first_repetition_x"}), on="run_id")[
+            [
+                "strategy",
+                "batch_size",
+                "max_new_tokens",
+                "queries_per_s",
+                "queries_per_s_lo",
+                "queries_per_s_hi",
+                "ci_over",
+                "first_repetition_x",
+                "completion_tokens_per_query",
+                "energy_per_token_j",
+                "mean_power_w",
+                "meter",
+                "model",
+                "hardware",
+                "run_id",
+            ]
+        ]
+        .sort_values(["strategy", "batch_size"])
+        .reset_index(drop=True)
+    )
     curves = fits.throughput_curves(repetitions, label="GPU queries/s ~ batch size")
-    return Panel("batch", caption, table, curves,
-                 report.gpu_throughput(table, curves, gpu.runs, first, repetitions), repetitions)
+    return Panel(
+        "batch", caption, table, curves, report.gpu_throughput(table, curves, gpu.runs, first, repetitions), repetitions
+    )
 
 
 def _order(strategy: str) -> int:
@@ -247,11 +314,13 @@ def figure(gpu: Reference, p: Panel):
 
     if p.section == "power":
         longest = gpu.runs.sort_values("measured_s").run_id.iloc[-1]
-        return plots.power_by_strategy(metrics.power_summary(gpu.power), gpu.power, gpu.runs, longest,
-                                       labels=shapes(gpu.runs), note=p.caption)
+        return plots.power_by_strategy(
+            metrics.power_summary(gpu.power), gpu.power, gpu.runs, longest, labels=shapes(gpu.runs), note=p.caption
+        )
     if p.section == "length":
         return plots.energy_vs_length(p.table, gpu.runs, p.curves, repetitions=p.repetitions, note=p.caption).figure
     if p.section == "dvfs":
+        assert p.repetitions is not None  # the dvfs panel carries the clock sweep
         low = p.repetitions.sort_values("frequency_mhz").run_id.iloc[0]
         return plots.frequency_sweep(p.repetitions, p.table, gpu.runs, gpu.power, clock_run=low, note=p.caption)
     return plots.throughput_vs_batch(p.table, p.curves, repetitions=p.repetitions, note=p.caption, logy=True).figure
@@ -264,13 +333,14 @@ def show(gpu: Reference | None, figures_dir: str | os.PathLike) -> Panel | None:
         return None
     from . import plots
 
+    show_table: Callable[..., object]
     try:
-        from IPython.display import display
-    except ImportError:   # outside IPython
-        display = print
+        from IPython.display import display as show_table
+    except ImportError:  # outside IPython
+        show_table = print
     p = panel(gpu)
     print(p.caption)
-    display(p.table.round(3))
+    show_table(p.table.round(3))
     for fit in p.curves.values():
         print(f"{fit.formula}\n  {fit.summary()}")
     plots.save(figure(gpu, p), SECTIONS[p.section], figures_dir)
@@ -278,8 +348,20 @@ def show(gpu: Reference | None, figures_dir: str | os.PathLike) -> Panel | None:
     return p
 
 
-__all__ = ["Panel", "Reference", "SECTIONS", "clock_facts", "figure", "gpu_reference", "label", "panel",
-           "runs_dir_for", "select", "shapes", "show"]
+__all__ = [
+    "Panel",
+    "Reference",
+    "SECTIONS",
+    "clock_facts",
+    "figure",
+    "gpu_reference",
+    "label",
+    "panel",
+    "runs_dir_for",
+    "select",
+    "shapes",
+    "show",
+]
 
 
 def clock_facts(params_file: str | os.PathLike | None = None) -> pd.DataFrame | None:
@@ -299,9 +381,15 @@ def clock_facts(params_file: str | os.PathLike | None = None) -> pd.DataFrame | 
         return None
     model = next((g.get("model") for g in check.get("gpus") or [] if g.get("name") == step.get("gpu")), step.get("gpu"))
     driver = ((check["steps"].get("support") or {}).get("system") or {}).get("DriverVersion", {}).get("value")
-    table = pd.DataFrame(step["levels"])[["locked_mhz", "mean_sm_clock_mhz", "min_sm_clock_mhz", "max_sm_clock_mhz",
-                                          "counter_mean_power_w", "samples"]]
-    table.attrs.update(gpu=model, driver=driver, load=step.get("load"), reset=step.get("reset"),
-                       sm_clock_after_reset_mhz=step.get("sm_clock_after_reset_mhz"),
-                       path=str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path))
+    table = pd.DataFrame(step["levels"])[
+        ["locked_mhz", "mean_sm_clock_mhz", "min_sm_clock_mhz", "max_sm_clock_mhz", "counter_mean_power_w", "samples"]
+    ]
+    table.attrs.update(
+        gpu=model,
+        driver=driver,
+        load=step.get("load"),
+        reset=step.get("reset"),
+        sm_clock_after_reset_mhz=step.get("sm_clock_after_reset_mhz"),
+        path=str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+    )
     return table

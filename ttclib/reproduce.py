@@ -11,6 +11,7 @@ published with them (``<out>/published/runs``: run.json, queries and power per r
 ``--runs FOLDER`` measures nothing: the notebooks analyse the runs in FOLDER (``make report``
 re-executes them on the published reference runs into ``outputs/report/``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def plans(notebooks: list[Path], profile: str) -> dict[Path, Plan]:
         known = set(pm.inspect_notebook(str(nb)))
         unknown = sorted(set(plan.notebook) - known)
         if unknown:
-            raise ParamsError(f"{p}: profiles.{profile}.notebook: {', '.join(unknown)} not among the parameters of "
-                              f"{nb.name} ({', '.join(sorted(known))})")
+            raise ParamsError(
+                f"{p}: profiles.{profile}.notebook: {', '.join(unknown)} not among the parameters of "
+                f"{nb.name} ({', '.join(sorted(known))})"
+            )
         found[nb] = plan
     return found
 
@@ -77,9 +80,11 @@ def publish(plans: list[Plan], dest: Path) -> Path:
         for name in (*rundir.SEALED, rundir.MANIFEST):
             shutil.copy2(src / name, out / run_id / name)
         info = rundir.read_info(src)
-        rows.append(f"| {run_id} | {info['spec']['model']} | {info['strategy']} | {info['benchmark']} | "
-                    f"{info['n_queries']} | {info['energy_j']:.0f} | {info['meter_name']} | "
-                    f"{hardware.fingerprint(info['hardware'])} |")
+        rows.append(
+            f"| {run_id} | {info['spec']['model']} | {info['strategy']} | {info['benchmark']} | "
+            f"{info['n_queries']} | {info['energy_j']:.0f} | {info['meter_name']} | "
+            f"{hardware.fingerprint(info['hardware'])} |"
+        )
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     (dest / "README.md").write_text(
         "# Published runs\n\nThe measured runs behind the executed notebooks in `../notebooks/`: per run its "
@@ -88,34 +93,56 @@ def publish(plans: list[Plan], dest: Path) -> Path:
         f"{len(runs)} runs, {size / 1e6:.1f} MB.\n\n"
         "`make report` re-executes every notebook on these runs without measuring. `make reproduce` measures "
         "afresh on your machine: a run measured on other hardware is never reused as yours.\n\n"
-        "| run | model | strategy | benchmark | queries | energy (J) | meter | hardware |\n|---|---|---|---|---|---|---|---|\n"
-        + "\n".join(rows) + "\n")
+        "| run | model | strategy | benchmark | queries | energy (J) | meter | hardware |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
     return dest
 
 
-def execute(notebook: Path, profile: str, out_dir: Path, html_dir: Path, progress: bool = True,
-            parameters: dict | None = None) -> Path:
+def execute(
+    notebook: Path, profile: str, out_dir: Path, html_dir: Path, progress: bool = True, parameters: dict | None = None
+) -> Path:
     import papermill as pm
 
     out = out_dir / notebook.name
-    pm.execute_notebook(str(notebook), str(out), cwd=str(notebook.parent), kernel_name="python3",
-                        parameters={"params_file": str(Path("..") / "params" / f"{notebook.stem}.yaml"),
-                                    "profile": profile, **(parameters or {})},
-                        progress_bar=progress)
+    pm.execute_notebook(
+        str(notebook),
+        str(out),
+        cwd=str(notebook.parent),
+        kernel_name="python3",
+        parameters={
+            "params_file": str(Path("..") / "params" / f"{notebook.stem}.yaml"),
+            "profile": profile,
+            **(parameters or {}),
+        },
+        progress_bar=progress,
+    )
     (html_dir / f"{notebook.stem}.html").write_text(site.render_html(out), encoding="utf-8")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ttclib.reproduce", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: notebooks/NN_*.ipynb; "
-                                                            "the runs are published only when all run)")
+    ap = argparse.ArgumentParser(
+        prog="python -m ttclib.reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="notebooks to run (default: notebooks/NN_*.ipynb; the runs are published only when all run)",
+    )
     ap.add_argument("--profile", default="default", help="params profile (default: default)")
-    ap.add_argument("--out", type=Path, help="outputs folder (default: outputs/, or outputs/<profile>/ for "
-                                              "a profile other than default)")
-    ap.add_argument("--runs", type=Path, metavar="FOLDER", help="analyse the finished runs in FOLDER instead of "
-                                                                "measuring (make report: outputs/published/runs)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="outputs folder (default: outputs/, or outputs/<profile>/ for a profile other than default)",
+    )
+    ap.add_argument(
+        "--runs",
+        type=Path,
+        metavar="FOLDER",
+        help="analyse the finished runs in FOLDER instead of measuring (make report: outputs/published/runs)",
+    )
     args = ap.parse_args(argv)
     args.out = args.out or (ROOT / "outputs" if args.profile == "default" else ROOT / "outputs" / args.profile)
     os.environ["TTC_PROGRESS"] = "0"  # executed notebooks get one line per run, not progress bars
@@ -125,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         grids = plans(notebooks, args.profile)
         if args.runs is not None:
             from .runner import stored_runs
+
             for plan in grids.values():
-                stored_runs(plan, args.runs)     # every run present before any notebook starts
+                stored_runs(plan, args.runs)  # every run present before any notebook starts
     except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -136,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     for nb in notebooks:
         t0 = time.time()
         print(f"== {nb.name} [{args.profile}]", flush=True)
-        out = execute(nb, args.profile, args.out / "notebooks", args.out / "html",
-                      parameters={**grids[nb].notebook, **given})
+        out = execute(
+            nb, args.profile, args.out / "notebooks", args.out / "html", parameters={**grids[nb].notebook, **given}
+        )
         print(f"   {_shown(out)}  ({time.time() - t0:.0f} s)", flush=True)
     if args.runs is None and sorted(notebooks) == every:
         print(f"   {_shown(publish(list(grids.values()), args.out / 'published'))}: the runs behind them", flush=True)

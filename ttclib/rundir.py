@@ -22,6 +22,7 @@ One process at a time writes a run: :func:`run_lock` is an advisory lock (``fcnt
 >>> segment_key(42)
 '0000042'
 """
+
 from __future__ import annotations
 
 import errno
@@ -35,9 +36,10 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pandas as pd
 
@@ -48,20 +50,56 @@ if TYPE_CHECKING:
 
 RUN_JSON, QUERIES_PARQUET, POWER_PARQUET = "run.json", "queries.parquet", "power.parquet"
 SPEC_JSON, SERVER_LOG, MANIFEST, WINDOW_JSON = "spec.json", "server.log", "manifest.json", "window.json"
-SEALED = (RUN_JSON, QUERIES_PARQUET, POWER_PARQUET, SPEC_JSON)      # what a complete run's manifest covers
-DAMAGED = ".damaged"                                               # runs_dir/.damaged/: runs set aside
-OTHER_HARDWARE = ".other-hardware"                                 # runs_dir/.other-hardware/: another machine's runs
+SEALED = (RUN_JSON, QUERIES_PARQUET, POWER_PARQUET, SPEC_JSON)  # what a complete run's manifest covers
+DAMAGED = ".damaged"  # runs_dir/.damaged/: runs set aside
+OTHER_HARDWARE = ".other-hardware"  # runs_dir/.other-hardware/: another machine's runs
 
 # Where the writer can be killed (TTC_KILL_AT=<point>[:<n>], a test hook): after each step of a
 # segment's write and of sealing.
-KILL_POINTS = ("segment-queries", "segment-power", "segment-window", "segment-manifest", "segment-renamed",
-               "seal-files", "seal-manifest", "seal-renamed")
+KILL_POINTS = (
+    "segment-queries",
+    "segment-power",
+    "segment-window",
+    "segment-manifest",
+    "segment-renamed",
+    "seal-files",
+    "seal-manifest",
+    "seal-renamed",
+)
 
-QUERY_COLUMNS = ["run_id", "repetition", "query_id", "sample", "benchmark", "category", "difficulty", "subset",
-                 "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "finish_reason",
-                 "text", "truncated", "answer", "answer_class", "gold", "correct", "score", "t_start", "t_end",
-                 "segment", "energy_j", "net_energy_j", "meter", "t_first_token", "prefill_energy_j",
-                 "decode_energy_j", "logprob"]
+QUERY_COLUMNS = [
+    "run_id",
+    "repetition",
+    "query_id",
+    "sample",
+    "benchmark",
+    "category",
+    "difficulty",
+    "subset",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "finish_reason",
+    "text",
+    "truncated",
+    "answer",
+    "answer_class",
+    "chosen",
+    "gold",
+    "correct",
+    "score",
+    "t_start",
+    "t_end",
+    "segment",
+    "energy_j",
+    "net_energy_j",
+    "meter",
+    "t_first_token",
+    "prefill_energy_j",
+    "decode_energy_j",
+    "logprob",
+]
 
 
 class DamagedRun(ValueError):
@@ -69,11 +107,13 @@ class DamagedRun(ValueError):
 
     def __init__(self, run: Path, name: str, why: str):
         self.run, self.name, self.why = Path(run), name, why
-        super().__init__(f"{self.run / name}: {why}; the run is damaged: delete {self.run} and `ttc run` "
-                         f"measures it again")
+        super().__init__(
+            f"{self.run / name}: {why}; the run is damaged: delete {self.run} and `ttc run` measures it again"
+        )
 
 
 # --- complete runs -------------------------------------------------------------------------
+
 
 def run_dir(spec: RunSpec, runs_dir: str | os.PathLike) -> Path:
     return Path(runs_dir) / spec.run_id
@@ -104,7 +144,11 @@ def damage(run: Path) -> str | None:
     """
     run = Path(run)
     if not (run / MANIFEST).exists():
-        for name, parse in ((RUN_JSON, json.loads), (QUERIES_PARQUET, _parquet_footer), (POWER_PARQUET, _parquet_footer)):
+        for name, parse in (
+            (RUN_JSON, json.loads),
+            (QUERIES_PARQUET, _parquet_footer),
+            (POWER_PARQUET, _parquet_footer),
+        ):
             try:
                 _load(run, name, parse, None)
             except (DamagedRun, OSError) as e:
@@ -163,8 +207,12 @@ def read_power(run: Path) -> pd.DataFrame:
 def seal(partial: Path, final: Path, queries: pd.DataFrame, power: pd.DataFrame, info: dict) -> None:
     """Write the run's files and their manifest into ``partial``, publish it as ``final`` in one
     rename, then drop the segments (their content is in the run's files now)."""
-    files = {QUERIES_PARQUET: _parquet_bytes(queries), POWER_PARQUET: _parquet_bytes(power),
-             RUN_JSON: _json_bytes(info), SPEC_JSON: (partial / SPEC_JSON).read_bytes()}
+    files = {
+        QUERIES_PARQUET: _parquet_bytes(queries),
+        POWER_PARQUET: _parquet_bytes(power),
+        RUN_JSON: _json_bytes(info),
+        SPEC_JSON: (partial / SPEC_JSON).read_bytes(),
+    }
     for name in (QUERIES_PARQUET, POWER_PARQUET, RUN_JSON):
         _write_synced(partial / name, files[name])
     _reached("seal-files")
@@ -183,6 +231,7 @@ def drop_segments(run: Path) -> None:
 
 
 # --- a run in progress ---------------------------------------------------------------------
+
 
 @dataclass
 class Segment:
@@ -217,10 +266,16 @@ def write_segment(partial: Path, seg: Segment) -> None:
         raise FileExistsError(f"{final}: segment already written (its requests were measured twice)")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    files = {QUERIES_PARQUET: _parquet_bytes(seg.queries), POWER_PARQUET: _parquet_bytes(seg.power),
-             WINDOW_JSON: _json_bytes(seg.window)}
-    for name, point in ((QUERIES_PARQUET, "segment-queries"), (POWER_PARQUET, "segment-power"),
-                        (WINDOW_JSON, "segment-window")):
+    files = {
+        QUERIES_PARQUET: _parquet_bytes(seg.queries),
+        POWER_PARQUET: _parquet_bytes(seg.power),
+        WINDOW_JSON: _json_bytes(seg.window),
+    }
+    for name, point in (
+        (QUERIES_PARQUET, "segment-queries"),
+        (POWER_PARQUET, "segment-power"),
+        (WINDOW_JSON, "segment-window"),
+    ):
         _write_synced(tmp / name, files[name])
         _reached(point)
     _write_synced(tmp / MANIFEST, _json_bytes({"files": {n: _digest(b) for n, b in files.items()}}))
@@ -247,8 +302,12 @@ def read_segments(partial: Path) -> list[Segment]:
         try:
             segments.append(_read_segment(d))
         except (DamagedRun, OSError) as e:
-            print(f"{partial.name}: segment {d.name} is damaged ({getattr(e, 'name', '?')}: "
-                  f"{getattr(e, 'why', e)}); dropped, its queries are measured again", file=sys.stderr, flush=True)
+            print(
+                f"{partial.name}: segment {d.name} is damaged ({getattr(e, 'name', '?')}: "
+                f"{getattr(e, 'why', e)}); dropped, its queries are measured again",
+                file=sys.stderr,
+                flush=True,
+            )
             shutil.rmtree(d)
     if segments:
         _fsync_dir(parent)
@@ -261,14 +320,18 @@ def _read_segment(d: Path) -> Segment:
         if name not in files:
             raise DamagedRun(d, name, f"not in {MANIFEST}")
     parquet = lambda b: pd.read_parquet(io.BytesIO(b))  # noqa: E731
-    return Segment(d.name, _load(d, QUERIES_PARQUET, parquet, files), _load(d, POWER_PARQUET, parquet, files),
-                   _load(d, WINDOW_JSON, json.loads, files))
+    return Segment(
+        d.name,
+        _load(d, QUERIES_PARQUET, parquet, files),
+        _load(d, POWER_PARQUET, parquet, files),
+        _load(d, WINDOW_JSON, json.loads, files),
+    )
 
 
 # --- the lock ------------------------------------------------------------------------------
 
-HEARTBEAT_S = 30.0     # how often a holder rewrites its record's heartbeat
-LEASE_S = 600.0        # a record whose heartbeat is older than this, of a job the scheduler no longer lists, is stale
+HEARTBEAT_S = 30.0  # how often a holder rewrites its record's heartbeat
+LEASE_S = 600.0  # a record whose heartbeat is older than this, of a job the scheduler no longer lists, is stale
 
 
 class RunLock:
@@ -286,7 +349,9 @@ class RunLock:
     """
 
     def __init__(self, path: Path):
-        self.path, self.depth, self._fd, self._beat = path, 0, None, None
+        self.path, self.depth = path, 0
+        self._fd: int | None = None  # the locked file, while held
+        self._beat: _Heartbeat | None = None  # while held
 
     def acquire(self, wait: bool = False) -> bool:
         if self.depth:
@@ -303,8 +368,13 @@ class RunLock:
             return False
         from .cluster import job_ids
 
-        self._record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "argv": sys.argv,
-                        "job": job_ids()}
+        self._record = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.time(),
+            "argv": sys.argv,
+            "job": job_ids(),
+        }
         self._fd, self.depth = fd, 1
         self._write(time.time())
         self._beat = _Heartbeat(self)
@@ -314,7 +384,7 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BaseException as e:   # busy, or Ctrl-C while waiting
+        except BaseException as e:  # busy, or Ctrl-C while waiting
             os.close(fd)
             if isinstance(e, OSError) and e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return None
@@ -323,19 +393,22 @@ class RunLock:
 
     def _write(self, heartbeat: float) -> None:
         record = _json_bytes({**self._record, "heartbeat": heartbeat})
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, record, 0)
-        os.fsync(self._fd)
+        fd = self._fd
+        assert fd is not None  # written only while held
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+        os.fsync(fd)
 
     def release(self) -> None:
         if not self.depth:
             return
         self.depth -= 1
         if self.depth == 0:
+            assert self._beat is not None and self._fd is not None  # set together by acquire
             self._beat.stop()
             self._beat = None
-            os.ftruncate(self._fd, 0)        # an empty file: released cleanly
-            os.close(self._fd)               # closing drops the flock
+            os.ftruncate(self._fd, 0)  # an empty file: released cleanly
+            os.close(self._fd)  # closing drops the flock
             self._fd = None
 
     def held_elsewhere(self) -> bool:
@@ -373,6 +446,7 @@ class RunLock:
             return False
         if jobs is None:
             from .cluster import active_jobs
+
             jobs = active_jobs()
             if jobs is None:
                 return False
@@ -388,8 +462,10 @@ class RunLock:
         job = (h.get("job") or {}).get("job_id")
         words = f"pid {h.get('pid')} on {h.get('host')}{f' (SLURM job {job})' if job else ''} since {since}"
         if h.get("host") == socket.gethostname() and not _alive(h.get("pid")):
-            words += (" (that process is dead: the lock is held by a process it left behind, e.g. a server; "
-                      "stop it to free the run)")
+            words += (
+                " (that process is dead: the lock is held by a process it left behind, e.g. a server; "
+                "stop it to free the run)"
+            )
         return words
 
 
@@ -409,7 +485,7 @@ class _Heartbeat:
                 if self.lock._fd is not None:
                     self.lock._write(time.time())
             except OSError:
-                pass                             # a full disk must not kill the run; the record stays as it was
+                pass  # a full disk must not kill the run; the record stays as it was
 
     def stop(self) -> None:
         self.done.set()
@@ -436,6 +512,7 @@ def _alive(pid) -> bool:
 
 
 # --- durable writes and checked reads -----------------------------------------------------------
+
 
 def write_json(path: Path, obj: Any) -> None:
     """Write ``path`` atomically and durably (a temporary file, fsynced, renamed into place)."""
@@ -478,6 +555,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@overload
+def _manifest(folder: Path, required: Literal[True] = ...) -> dict: ...
+@overload
+def _manifest(folder: Path, required: bool) -> dict | None: ...
 def _manifest(folder: Path, required: bool = True) -> dict | None:
     """The manifest's files (name -> sha256, size); None when there is none and none is ``required``
     (a run sealed before manifests)."""
@@ -509,7 +590,7 @@ def _verified_bytes(folder: Path, name: str, files: dict | None) -> bytes:
     return data
 
 
-def _load(folder: Path, name: str, parse: Callable[[bytes], Any], files: dict | None | bool = True) -> Any:
+def _load(folder: Path, name: str, parse: Callable[[bytes], Any], files: dict | None | Literal[True] = True) -> Any:
     """``folder/name`` checked against the folder's manifest (``files``; read when True), then parsed."""
     files = _manifest(folder, required=False) if files is True else files
     data = _verified_bytes(folder, name, files)

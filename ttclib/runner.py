@@ -7,6 +7,7 @@ so the resumed run generates what an uninterrupted one would. One process at a t
 starting each SGLang server) once, and waits for runs another process is measuring;
 :func:`measure_plan` can leave those to it instead (``ttc run``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,13 +19,14 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import answers, benchmarks, cluster, energy, hardware, prompts, rundir, strategies
+from . import aggregators, answers, benchmarks, cluster, energy, hardware, prompts, rundir
 from .params import ParamsError, Plan
 from .rundir import QUERY_COLUMNS, RUN_JSON, is_complete, run_dir, write_json
 from .serving import Backend, Request, SamplingParams, make_backend, render_prompt, resolve_backend, resolve_device
@@ -35,8 +37,15 @@ class RunHeld(RuntimeError):
     """Another process holds the run's lock: it is measuring the run now."""
 
 
-def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True, backend: Backend | None = None,
-            problems: list[benchmarks.Problem] | None = None, wait: bool = True) -> Path:
+def execute(
+    spec: RunSpec,
+    runs_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    backend: Backend | None = None,
+    problems: list[benchmarks.Problem] | None = None,
+    wait: bool = True,
+) -> Path:
     """Run ``spec`` (or reuse its complete run) and return the run directory.
 
     ``backend`` may be given to reuse an already loaded model across runs of the same model,
@@ -60,11 +69,14 @@ def execute(spec: RunSpec, runs_dir: str | os.PathLike, *, progress: bool = True
     try:
         if (final / RUN_JSON).exists():
             why = rundir.damage(final)
-            if why is None:                   # completed by the process we waited for
+            if why is None:  # completed by the process we waited for
                 return final
             aside = rundir.set_aside(final)
-            print(f"run {spec.run_id}: {why}: the stored run is damaged; moved to {aside} and measured again",
-                  file=sys.stderr, flush=True)
+            print(
+                f"run {spec.run_id}: {why}: the stored run is damaged; moved to {aside} and measured again",
+                file=sys.stderr,
+                flush=True,
+            )
         return _Execution(spec, Path(runs_dir), progress, backend, problems).run()
     finally:
         lock.release()
@@ -82,18 +94,23 @@ def cached(spec: RunSpec, runs_dir: str | os.PathLike) -> bool:
         return True
     try:
         aside = rundir.set_aside(run, rundir.OTHER_HARDWARE)
-    except FileNotFoundError:          # another process moved it first
+    except FileNotFoundError:  # another process moved it first
         return False
-    print(f"run {spec.run_id} in {runs_dir} was measured on {there}, not on this machine ({here}): "
-          f"moved to {aside}; measuring it here", file=sys.stderr, flush=True)
+    print(
+        f"run {spec.run_id} in {runs_dir} was measured on {there}, not on this machine ({here}): "
+        f"moved to {aside}; measuring it here",
+        file=sys.stderr,
+        flush=True,
+    )
     return False
 
 
 def load_problems(spec: RunSpec) -> list[benchmarks.Problem]:
     """The problems a run asks for; a clear error when there are none or the data is missing."""
     bench = benchmarks.get(spec.benchmark)
-    problems = bench.load(levels=spec.levels, per_level=spec.per_level, seed=spec.seed, subsets=spec.subsets,
-                          data=spec.data_path)
+    problems = bench.load(
+        levels=spec.levels, per_level=spec.per_level, seed=spec.seed, subsets=spec.subsets, data=spec.data_path
+    )
     if not problems:
         raise ValueError(f"benchmark {spec.benchmark!r}: no problems for levels={spec.levels} subsets={spec.subsets}")
     return problems
@@ -105,6 +122,12 @@ class _Execution:
         self.final = run_dir(spec, runs_dir)
         self.partial = rundir.partial_dir(spec, runs_dir)
         self.strategy = spec.resolved_strategy
+        self.aggregate = aggregators.get(self.strategy.aggregator)
+        if self.aggregate.costs_energy:
+            raise NotImplementedError(
+                f"strategy {self.strategy.name!r}: aggregator {self.aggregate.name!r} calls a model, so it must run "
+                "inside the run's energy window (_Execution._measure); the runner does not do that yet"
+            )
         self.bench = benchmarks.get(spec.benchmark)
         self.data = self.bench.source.locate(self.bench.name, spec.data_path)
         self.problems = {p.id: p for p in (problems if problems is not None else load_problems(spec))}
@@ -119,7 +142,7 @@ class _Execution:
         started = time.time()
         try:
             meter = select_meter(self.spec, self.backend.device if self.backend else resolve_device(self.spec.device))
-            with clocks_locked(self.spec, meter) as self.locks:     # before the model loads
+            with clocks_locked(self.spec, meter) as self.locks:  # before the model loads
                 if own_backend:
                     self.backend = open_backend(self.spec, self.partial / rundir.SERVER_LOG)
                 return self._measure_and_finish(meter, done, started)
@@ -129,16 +152,22 @@ class _Execution:
             if own_backend and self.backend is not None:
                 self.backend.close()
 
+    @property
+    def loaded(self) -> Backend:
+        """The backend, given or opened by :meth:`run` before anything uses it."""
+        assert self.backend is not None, "the backend is opened in run()"
+        return self.backend
+
     def _measure_and_finish(self, meter: energy.Meter, done: set[str], started: float) -> Path:
         """Measure what ``done`` lacks with the open backend and finish; the server's log is kept either way."""
         try:
-            self.backend.batch_size = self.spec.batch_size
-            _check_meter_sees_backend(meter, self.backend)
-            self.log_offset = _size(self.backend.log_path)
+            self.loaded.batch_size = self.spec.batch_size
+            _check_meter_sees_backend(meter, self.loaded)
+            self.log_offset = _size(self.loaded.log_path)
             todo = [r for r in self._requests() if r.id not in done]
             if todo:
                 if self.spec.warmup:
-                    self.backend.generate([Request("warmup", todo[0].prompt, SamplingParams(max_new_tokens=4))])
+                    self.loaded.generate([Request("warmup", todo[0].prompt, SamplingParams(max_new_tokens=4))])
                 if self.spec.idle_s > 0:
                     meter.measure_idle(self.spec.idle_s)
                 self._measure(todo, meter)
@@ -152,13 +181,17 @@ class _Execution:
     def _prompt(self, problem) -> str:
         if self.spec.input_tokens is None:
             return self._render(problem)
-        return prompts.fit_question(problem.question, lambda q: self._render(dataclasses.replace(problem, question=q)),
-                                    self.backend.tokenizer, self.spec.input_tokens)
+        return prompts.fit_question(
+            problem.question,
+            lambda q: self._render(dataclasses.replace(problem, question=q)),
+            self.loaded.tokenizer,
+            self.spec.input_tokens,
+        )
 
     def _render(self, problem) -> str:
         fmt, budget = self.bench.answer_format, self.spec.budget or self.spec.max_new_tokens
-        if self.backend.chat:
-            return render_prompt(self.backend.tokenizer, self.strategy.messages(problem, fmt, budget), True)
+        if self.loaded.chat:
+            return render_prompt(self.loaded.tokenizer, self.strategy.messages(problem, fmt, budget), True)
         return self.strategy.base_prompt(problem, fmt, budget)
 
     def _requests(self) -> list[Request]:
@@ -171,18 +204,24 @@ class _Execution:
         if self.spec.scoring == "loglikelihood":
             return self._scoring_requests()
         s, st = self.spec, self.strategy
-        stop = () if self.backend.chat else st.base_stop
+        stop = () if self.loaded.chat else st.base_stop
         texts = {p.id: self._prompt(p) for p in self.problems.values()}
         qids = list(texts)
         per_request = getattr(self.backend, "name", None) in SEEDS_PER_REQUEST
-        reqs, self.seed_group = [], {}
+        reqs: list[Request] = []
+        self.seed_group: dict[str, tuple] = {}  # request id -> the key of its seed group
         for rep in range(s.repetitions):
             for i, qid in enumerate(qids):
                 owner = qid if per_request else _seed_owner(qids, i, s.batch_size)
                 for k in range(st.samples):
-                    sp = SamplingParams(temperature=st.temperature, top_p=st.top_p if st.temperature > 0 else 1.0,
-                                        max_new_tokens=s.max_new_tokens, seed=sampling_seed(s.seed, rep, owner, k),
-                                        stop=stop, ignore_eos=s.ignore_eos)
+                    sp = SamplingParams(
+                        temperature=st.temperature,
+                        top_p=st.top_p if st.temperature > 0 else 1.0,
+                        max_new_tokens=s.max_new_tokens,
+                        seed=sampling_seed(s.seed, rep, owner, k),
+                        stop=stop,
+                        ignore_eos=s.ignore_eos,
+                    )
                     reqs.append(Request(_key(rep, qid, k), texts[qid], sp))
                     self.seed_group[reqs[-1].id] = (rep, owner, k)
         self.position = {r.id: i for i, r in enumerate(reqs)}
@@ -191,13 +230,19 @@ class _Execution:
     def _scoring_requests(self) -> list[Request]:
         """Log-likelihood scoring: one request per (repetition, query, option), the option's index as its
         sample; a query's options are one seed group, so a checkpoint never splits them."""
-        reqs, self.seed_group = [], {}
+        choices = self.bench.choices
+        assert choices is not None, "spec validation: loglikelihood scoring needs a multiple-choice benchmark"
+        reqs: list[Request] = []
+        self.seed_group = {}
         for rep in range(self.spec.repetitions):
             for qid, p in self.problems.items():
-                ch = self.bench.choices(p)
+                ch = choices(p)
                 for k, continuation in enumerate(ch.continuations):
-                    reqs.append(Request(_key(rep, qid, k), ch.context, SamplingParams(max_new_tokens=1),
-                                        continuation=continuation))
+                    reqs.append(
+                        Request(
+                            _key(rep, qid, k), ch.context, SamplingParams(max_new_tokens=1), continuation=continuation
+                        )
+                    )
                     self.seed_group[reqs[-1].id] = (rep, qid)
         self.position = {r.id: i for i, r in enumerate(reqs)}
         return reqs
@@ -210,21 +255,29 @@ class _Execution:
         time. Energy is split over the requests once the run is complete (:meth:`_finish`)."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc=f"{self.spec.model} {self.spec.strategy}", unit="q",
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"{self.spec.model} {self.spec.strategy}",
+            unit="q",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         energy_so_far, tokens, t0 = self._energy_so_far(), 0, time.time()
-        left = Counter(self.seed_group[r.id] for r in todo)      # completions each seed group still lacks
+        left = Counter(self.seed_group[r.id] for r in todo)  # completions each seed group still lacks
         meter.start_sampling()
         meter.begin_window("segment")
         batch: list = []
         opened = time.time()
         try:
             for _, reqs in itertools.groupby(todo, key=lambda r: _parse_key(r.id)[0]):
-                for completion in self.backend.stream(list(reqs)):
+                for completion in self.loaded.stream(list(reqs)):
                     batch.append(completion)
                     left[self.seed_group[completion.request_id]] -= 1
-                    if (len(batch) >= self.spec.batch_size and time.time() - opened >= meter.min_window_s
-                            and not any(left[self.seed_group[c.request_id]] for c in batch)):
+                    if (
+                        len(batch) >= self.spec.batch_size
+                        and time.time() - opened >= meter.min_window_s
+                        and not any(left[self.seed_group[c.request_id]] for c in batch)
+                    ):
                         energy_so_far += self._checkpoint(batch, meter)
                         tokens += sum(c.completion_tokens for c in batch)
                         bar.update(len(batch))
@@ -242,11 +295,11 @@ class _Execution:
                 try:
                     self._checkpoint(whole, meter)
                 except Exception:  # e.g. the failure hit mid-checkpoint; the batch is generated again
-                    pass           # on resume, and the first error is the one that matters
+                    pass  # on resume, and the first error is the one that matters
             raise
         finally:
             bar.close()
-            meter.discard_window("segment")   # what follows the last checkpoint measured nothing
+            meter.discard_window("segment")  # what follows the last checkpoint measured nothing
             meter.stop_sampling()
 
     def _checkpoint(self, completions: list, meter: energy.Meter) -> float:
@@ -264,21 +317,46 @@ class _Execution:
         """A measured completion; energy is attributed and answers graded once the run is complete."""
         rep, qid, sample = _parse_key(c.request_id)
         p = self.problems[qid]
-        return dict(run_id=self.spec.run_id, repetition=rep, query_id=qid, sample=sample, benchmark=p.benchmark,
-                    category=p.category, difficulty=p.difficulty, subset=p.subset, prompt_tokens=c.prompt_tokens,
-                    completion_tokens=c.completion_tokens, reasoning_tokens=c.reasoning_tokens,
-                    cached_tokens=c.cached_tokens, finish_reason=c.finish_reason, text=c.text, truncated=None,
-                    answer=None, answer_class=None, gold=p.answer, correct=None, score=None, t_start=c.t_start,
-                    t_end=c.t_end, segment=segment, energy_j=float("nan"), net_energy_j=float("nan"), meter=meter,
-                    t_first_token=float("nan") if c.t_first_token is None else c.t_first_token,
-                    prefill_energy_j=float("nan"), decode_energy_j=float("nan"),
-                    logprob=float("nan") if c.logprob is None else c.logprob)
+        return dict(
+            run_id=self.spec.run_id,
+            repetition=rep,
+            query_id=qid,
+            sample=sample,
+            benchmark=p.benchmark,
+            category=p.category,
+            difficulty=p.difficulty,
+            subset=p.subset,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            reasoning_tokens=c.reasoning_tokens,
+            cached_tokens=c.cached_tokens,
+            finish_reason=c.finish_reason,
+            text=c.text,
+            truncated=None,
+            answer=None,
+            answer_class=None,
+            chosen=None,
+            gold=p.answer,
+            correct=None,
+            score=None,
+            t_start=c.t_start,
+            t_end=c.t_end,
+            segment=segment,
+            energy_j=float("nan"),
+            net_energy_j=float("nan"),
+            meter=meter,
+            t_first_token=float("nan") if c.t_first_token is None else c.t_first_token,
+            prefill_energy_j=float("nan"),
+            decode_energy_j=float("nan"),
+            logprob=float("nan") if c.logprob is None else c.logprob,
+        )
 
     # grading -----------------------------------------------------------------------------
     def _grade(self, queries: pd.DataFrame) -> pd.DataFrame:
-        """Extract → score → vote classes, after measuring: grading (and the sandbox) never runs
-        inside an energy window. Reasoning is split off first; a cut-off reasoning is incorrect."""
+        """Extract → score → aggregate (the strategy's aggregator), after measuring: grading (and the
+        sandbox) never runs inside an energy window. Reasoning is split off first; a cut-off reasoning is incorrect."""
         from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
         q = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)
@@ -286,7 +364,10 @@ class _Execution:
             return self._grade_choices(q)
         split = [answers.split_reasoning(t, expect_think=self.strategy.reasoning) for t in q.text]
         problems = [self.problems[qid] for qid in q.query_id]
-        found = [None if r.truncated else self.bench.extract_answer(r.answer_text, p) for r, p in zip(split, problems)]
+        found = [
+            None if r.truncated else self.bench.extract_answer(r.answer_text, p)
+            for r, p in zip(split, problems, strict=True)
+        ]
         unscored = benchmarks.Score(None, None) if self.bench.metric == "none" else benchmarks.Score(False, 0.0)
 
         def score(i: int) -> benchmarks.Score:
@@ -294,47 +375,70 @@ class _Execution:
 
         workers = (os.cpu_count() or 1) if self.bench.executes_code else 1
         with ThreadPoolExecutor(workers) as pool:
-            scores = list(tqdm(pool.map(score, range(len(q))), total=len(q), desc=f"scoring {self.bench.name}",
-                               unit="answer", disable=not (self.progress and self.bench.executes_code)))
+            scores = list(
+                tqdm(
+                    pool.map(score, range(len(q))),
+                    total=len(q),
+                    desc=f"scoring {self.bench.name}",
+                    unit="answer",
+                    disable=not (self.progress and self.bench.executes_code),
+                )
+            )
         classes: list[int | None] = [None] * len(q)
+        chosen = np.zeros(len(q), dtype=bool)
         for idx in q.groupby(["repetition", "query_id"], sort=False).indices.values():
-            for i, c in zip(idx, strategies.answer_classes([found[i] for i in idx], self.bench.equivalent)):
+            samples = aggregators.Samples(
+                [found[i] for i in idx], self.bench.equivalent, [q.text.iat[i] for i in idx], problems[idx[0]]
+            )
+            choice = self.aggregate(samples)
+            for i, c in zip(idx, choice.classes, strict=True):
                 classes[i] = c
+            if choice.index is not None:
+                chosen[idx[choice.index]] = True
         q["truncated"] = [r.truncated for r in split]
         q["answer"] = pd.array(found, dtype=object)
-        q["reasoning_tokens"] = [self._reasoning_tokens(r, n) for r, n in zip(split, q.reasoning_tokens)]
+        q["reasoning_tokens"] = [self._reasoning_tokens(r, n) for r, n in zip(split, q.reasoning_tokens, strict=True)]
         q["correct"] = pd.array([s.correct for s in scores], dtype="boolean")
         q["score"] = pd.array([s.value for s in scores], dtype="Float64")
         q["answer_class"] = pd.array(classes, dtype="Int64")
+        q["chosen"] = chosen
         return q
 
     def _grade_choices(self, q: pd.DataFrame) -> pd.DataFrame:
         """Log-likelihood scoring: in each (repetition, query) the option with the highest log-probability
         is the answer; every option's row carries it and its score (a query is right or wrong once)."""
-        answer, correct, value = [None] * len(q), [None] * len(q), [None] * len(q)
+        choices = self.bench.choices
+        assert choices is not None, "spec validation: loglikelihood scoring needs a multiple-choice benchmark"
+        answer: list[str | None] = [None] * len(q)
+        correct: list[bool | None] = [None] * len(q)
+        value: list[float | None] = [None] * len(q)
+        chosen = np.zeros(len(q), dtype=bool)
         for (_, qid), idx in q.groupby(["repetition", "query_id"], sort=False).indices.items():
             p = self.problems[qid]
-            chosen = self.bench.choices(p).answers[int(q["sample"].iloc[idx[int(np.argmax(q.logprob.iloc[idx]))]])]
-            s = self.bench.score(chosen, p)
+            best = idx[int(np.argmax(q.logprob.iloc[idx]))]
+            option = choices(p).answers[int(q["sample"].iloc[best])]
+            s = self.bench.score(option, p)
+            chosen[best] = True
             for i in idx:
-                answer[i], correct[i], value[i] = chosen, s.correct, s.value
+                answer[i], correct[i], value[i] = option, s.correct, s.value
         q["truncated"] = False
         q["answer"] = pd.array(answer, dtype=object)
         q["correct"] = pd.array(correct, dtype="boolean")
         q["score"] = pd.array(value, dtype="Float64")
         q["answer_class"] = pd.array(pd.factorize(pd.Series(answer, dtype=object))[0], dtype="Int64")
+        q["chosen"] = chosen
         return q
 
     def _reasoning_tokens(self, reasoned: answers.Reasoned, reported: int) -> int:
         """The engine's count when it gives one, else the reasoning text tokenized."""
         if reported or not reasoned.reasoning:
             return int(reported)
-        return len(self.backend.tokenizer.encode(reasoned.reasoning, add_special_tokens=False))
+        return len(self.loaded.tokenizer.encode(reasoned.reasoning, add_special_tokens=False))
 
     # resume & finish ---------------------------------------------------------------------
     def _save_server_log(self) -> None:
         """Copy this run's part of a shared server's log into the run directory."""
-        src = self.backend.log_path
+        src = self.loaded.log_path
         dest = self.partial / rundir.SERVER_LOG
         if src is None or not self.partial.exists() or Path(src) == dest:
             return
@@ -345,14 +449,17 @@ class _Execution:
         self.log_offset = _size(src)
 
     def _done_keys(self) -> set[str]:
-        return {_key(r, q, s) for seg in self.kept
-                for r, q, s in seg.queries[["repetition", "query_id", "sample"]].itertuples(index=False)}
+        return {
+            _key(r, q, s)
+            for seg in self.kept
+            for r, q, s in seg.queries[["repetition", "query_id", "sample"]].itertuples(index=False)
+        }
 
     def _energy_so_far(self) -> float:
         return sum(seg.window["total_j"] for seg in self.kept)
 
     def _backend_info(self) -> dict:
-        info = self.backend.describe()
+        info = self.loaded.describe()
         if (self.partial / rundir.SERVER_LOG).exists():
             info["server_log"] = rundir.SERVER_LOG  # relative to the run directory
         return info
@@ -362,26 +469,43 @@ class _Execution:
         queries = self._grade(queries)
         if len(power):  # a sample on the edge of two segments is in both
             power = power.drop_duplicates(["t", "device"]).sort_values("t", ignore_index=True)
-        queries, attribution = _attribute(queries, power, window_dicts, self.backend.batch_size)
+        queries, attribution = _attribute(queries, power, window_dicts, self.loaded.batch_size)
         meters = sorted({w["meter"] for w in window_dicts})
         info = {
-            "run_id": self.spec.run_id, "spec": self.spec.model_dump(), "spec_version": SPEC_VERSION,
+            "run_id": self.spec.run_id,
+            "spec": self.spec.model_dump(),
+            "spec_version": SPEC_VERSION,
             "strategy": dataclasses.asdict(self.strategy),
-            "benchmark": {"name": self.bench.name, "category": self.bench.category, "metric": self.bench.metric,
-                          "description": self.bench.description, "data": self.data.describe(),
-                          "difficulty": self.bench.difficulty_note or ("from the data" if self.bench.levels else None)},
-            "meter": meter.describe(), "meter_name": meters[0] if len(meters) == 1 else "+".join(meters),
+            "benchmark": {
+                "name": self.bench.name,
+                "category": self.bench.category,
+                "metric": self.bench.metric,
+                "description": self.bench.description,
+                "data": self.data.describe(),
+                "difficulty": self.bench.difficulty_note or ("from the data" if self.bench.levels else None),
+            },
+            "meter": meter.describe(),
+            "meter_name": meters[0] if len(meters) == 1 else "+".join(meters),
             "measured_devices": _measured_devices(meter),
-            "energy_j": sum(w["total_j"] for w in window_dicts), "net_energy_j": sum(w["net_j"] for w in window_dicts),
-            "measured_s": sum(w["time_s"] for w in window_dicts), **attribution, "windows": window_dicts,
-            "clocks": energy.clocks.achieved(power, queries.t_start.min(), queries.t_end.max(), self.spec.sm_clock_mhz,
-                                             self.locks),
+            "energy_j": sum(w["total_j"] for w in window_dicts),
+            "net_energy_j": sum(w["net_j"] for w in window_dicts),
+            "measured_s": sum(w["time_s"] for w in window_dicts),
+            **attribution,
+            "windows": window_dicts,
+            "clocks": energy.clocks.achieved(
+                power, queries.t_start.min(), queries.t_end.max(), self.spec.sm_clock_mhz, self.locks
+            ),
             "phases": self._phases(queries),
-            "n_queries": int(queries.query_id.nunique()), "n_completions": len(queries),
+            "n_queries": int(queries.query_id.nunique()),
+            "n_completions": len(queries),
             "completion_tokens": int(queries.completion_tokens.sum()),
-            "backend": self._backend_info(), "hardware": hardware.describe(),
-            "software": hardware.software_versions(), "scheduler": cluster.job_context(),
-            "started": started, "finished": time.time(), "resumed": self.resumed,
+            "backend": self._backend_info(),
+            "hardware": hardware.describe(),
+            "software": hardware.software_versions(),
+            "scheduler": cluster.job_context(),
+            "started": started,
+            "finished": time.time(),
+            "resumed": self.resumed,
         }
         rundir.seal(self.partial, self.final, queries, power, info)
         return self.final
@@ -392,8 +516,12 @@ class _Execution:
             method = "log-likelihood scoring: every query is prefill only"
         else:
             method = getattr(self.backend, "phase_timing", None) or "not reported by this backend"
-        return {"method": method, "queries_with_first_token": int(queries.t_first_token.notna().sum()),
-                "queries": len(queries), "split": "ttclib.energy.attribute_phases at each query's first token"}
+        return {
+            "method": method,
+            "queries_with_first_token": int(queries.t_first_token.notna().sum()),
+            "queries": len(queries),
+            "split": "ttclib.energy.attribute_phases at each query's first token",
+        }
 
     def _segments_in_time_order(self) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
         """Every segment's queries, power trace and window, numbered 0, 1, ... in time order; an
@@ -402,56 +530,87 @@ class _Execution:
         if not segments:
             raise RuntimeError(f"run {self.spec.run_id}: no checkpointed segment to seal in {self.partial}")
         queries = pd.concat([seg.queries.assign(segment=i) for i, seg in enumerate(segments)], ignore_index=True)
-        missing = set(self.position) - {_key(*k) for k in queries[["repetition", "query_id", "sample"]].itertuples(index=False)}
+        missing = set(self.position) - {
+            _key(*k) for k in queries[["repetition", "query_id", "sample"]].itertuples(index=False)
+        }
         if missing or len(queries) != len(self.position):
-            raise RuntimeError(f"run {self.spec.run_id}: {len(missing)} of {len(self.position)} requests have no "
-                               f"completion and {len(queries) - len(self.position) + len(missing)} have two; "
-                               f"{self.partial} is kept, run again to measure the missing ones")
+            raise RuntimeError(
+                f"run {self.spec.run_id}: {len(missing)} of {len(self.position)} requests have no "
+                f"completion and {len(queries) - len(self.position) + len(missing)} have two; "
+                f"{self.partial} is kept, run again to measure the missing ones"
+            )
         power = pd.concat([seg.power.assign(segment=i) for i, seg in enumerate(segments)], ignore_index=True)
         return queries, power, [{"segment": i, **seg.window} for i, seg in enumerate(segments)]
 
 
-def _attribute(queries: pd.DataFrame, power: pd.DataFrame, window_dicts: list[dict],
-               batch_size: int) -> tuple[pd.DataFrame, dict]:
+def _attribute(
+    queries: pd.DataFrame, power: pd.DataFrame, window_dicts: list[dict], batch_size: int
+) -> tuple[pd.DataFrame, dict]:
     """Per-query energy from every window (see :mod:`ttclib.energy.attribution`), and the run-level
     figures: overhead, flags, J per output token overall and in the steady state."""
     windows = [energy.Measurement.from_dict(w) for w in window_dicts]
     intervals = queries[["t_start", "t_end"]].to_numpy(float)
     trace = power if len(power) else pd.DataFrame({"t": [], "device": [], "power_w": [], "energy_j": []})
-    split = energy.attribute_phases(windows, trace, intervals, queries.t_first_token.to_numpy(float),
-                                    energy=("total_j", "net_j"))
+    split = energy.attribute_phases(
+        windows, trace, intervals, queries.t_first_token.to_numpy(float), energy=("total_j", "net_j")
+    )
     overhead = split.overhead
-    queries = queries.assign(energy_j=split.whole[:, 0], net_energy_j=split.whole[:, 1],
-                             prefill_energy_j=split.prefill[:, 0], decode_energy_j=split.decode[:, 0])
+    queries = queries.assign(
+        energy_j=split.whole[:, 0],
+        net_energy_j=split.whole[:, 1],
+        prefill_energy_j=split.prefill[:, 0],
+        decode_energy_j=split.decode[:, 0],
+    )
     tokens = int(queries.completion_tokens.sum())
     run_j = sum(w.total_j for w in windows)
     flags = dict(Counter(f for w in windows for f in w.flags))
     steady = energy.steady_state(trace, intervals, queries.completion_tokens.to_numpy(float), batch_size)
-    return queries, {"overhead_j": float(overhead[0]), "flags": flags,
-                     "energy_per_output_token_j": run_j / tokens if tokens else None,
-                     "steady_state": steady.to_dict(), "attribution": energy.attribution.RULE}
+    return queries, {
+        "overhead_j": float(np.atleast_1d(overhead)[0]),
+        "flags": flags,
+        "energy_per_output_token_j": run_j / tokens if tokens else None,
+        "steady_state": steady.to_dict(),
+        "attribution": energy.attribution.RULE,
+    }
 
 
 def _measured_devices(meter: energy.Meter) -> dict:
     """Which devices the energy is of, and why those (``run.json``'s ``measured_devices``)."""
     d = meter.describe()
-    return {"meter": meter.name, "scope": d.get("scope", "this process tree" if meter.name == "estimate" else "all zones"),
-            "devices": [{k: dev.get(k) for k in ("name", "index", "nvml_index", "model", "uuid", "mig_uuid",
-                                                  "power_source", "power_averaged") if k in dev}
-                        for dev in d["devices"]],
-            "counter_update_period_s": d.get("counter_update_period_s")}
+    return {
+        "meter": meter.name,
+        "scope": d.get("scope", "this process tree" if meter.name == "estimate" else "all zones"),
+        "devices": [
+            {
+                k: dev.get(k)
+                for k in ("name", "index", "nvml_index", "model", "uuid", "mig_uuid", "power_source", "power_averaged")
+                if k in dev
+            }
+            for dev in d["devices"]
+        ],
+        "counter_update_period_s": d.get("counter_update_period_s"),
+    }
 
 
 def open_backend(spec: RunSpec, log_path: Path | None = None) -> Backend:
     """The backend a spec asks for; an SGLang server logs to ``log_path``."""
-    return make_backend(spec.backend, spec.model, device=spec.device, dtype=spec.dtype,
-                        batch_size=spec.batch_size, seed=spec.seed, threads=spec.threads, options=spec.server, log_path=log_path)
+    return make_backend(
+        spec.backend,
+        spec.model,
+        device=spec.device,
+        dtype=spec.dtype,
+        batch_size=spec.batch_size,
+        seed=spec.seed,
+        threads=spec.threads,
+        options=spec.server,
+        log_path=log_path,
+    )
 
 
 def backend_key(spec: RunSpec) -> tuple:
     """Runs with equal keys can share one loaded model (or one SGLang server)."""
     name = resolve_backend(spec.backend)
-    key = (spec.model, name, spec.device, spec.dtype, spec.seed, spec.threads)
+    key: tuple = (spec.model, name, spec.device, spec.dtype, spec.seed, spec.threads)
     if name == "sglang":  # the server's max_running_requests is the run's batch size
         key += (spec.batch_size, spec.server.model_dump_json())
     return key
@@ -465,7 +624,7 @@ def select_meter(spec: RunSpec, device: str) -> energy.Meter:
     asked for explicitly on a CPU run measures every visible GPU, and says so.
     """
     gpus, scope = energy.gpus_for_device(device, spec.server.tp_size, spec.server.dp_size)
-    kwargs = {} if spec.sample_interval_s is None else {"sample_interval_s": spec.sample_interval_s}
+    kwargs: dict[str, Any] = {} if spec.sample_interval_s is None else {"sample_interval_s": spec.sample_interval_s}
     if gpus is None:
         if spec.meter == "nvml":
             return energy.select_meter("nvml", scope="all visible GPUs (meter nvml asked for on a CPU run)", **kwargs)
@@ -485,9 +644,12 @@ def clocks_locked(spec: RunSpec, meter: energy.Meter) -> Iterator[list[dict]]:
     if not indices:
         raise energy.clocks.ClockError(
             f"sm_clock_mhz {spec.sm_clock_mhz}: clocks are locked on the GPUs a run measures, and this run's meter "
-            f"({meter.name}) measures none: run it on a GPU (device: cuda) or with meter: nvml")
+            f"({meter.name}) measures none: run it on a GPU (device: cuda) or with meter: nvml"
+        )
     with contextlib.ExitStack() as stack:
-        locks = [stack.enter_context(energy.clocks.ClockLock(i, spec.sm_clock_mhz, spec.mem_clock_mhz)) for i in indices]
+        locks = [
+            stack.enter_context(energy.clocks.ClockLock(i, spec.sm_clock_mhz, spec.mem_clock_mhz)) for i in indices
+        ]
         yield [lock.achieved for lock in locks]
 
 
@@ -504,15 +666,18 @@ def _check_clocks(plan: Plan, specs: list[RunSpec]) -> None:
             with select_meter(s, key[0]) as meter, clocks_locked(s, meter):
                 pass
         except energy.clocks.ClockError as e:
-            raise type(e)(f"{plan.path}: profiles.{plan.profile}: run {s.run_id} ({s.model}, sm_clock_mhz "
-                          f"{s.sm_clock_mhz}): {e}") from None
+            raise type(e)(
+                f"{plan.path}: profiles.{plan.profile}: run {s.run_id} ({s.model}, sm_clock_mhz {s.sm_clock_mhz}): {e}"
+            ) from None
 
 
 def _check_meter_sees_backend(meter: energy.Meter, backend: Backend) -> None:
     if meter.name == "estimate" and backend.external is not None:
-        raise ValueError(f"the estimate meter counts the CPU time of this process and its children; the attached "
-                         f"server at {backend.external} is neither, so its energy would be missed. Use meter: nvml "
-                         f"or rapl, or let ttc-energy launch the server (no server.url)")
+        raise ValueError(
+            f"the estimate meter counts the CPU time of this process and its children; the attached "
+            f"server at {backend.external} is neither, so its energy would be missed. Use meter: nvml "
+            f"or rapl, or let ttc-energy launch the server (no server.url)"
+        )
 
 
 def _size(path) -> int:
@@ -561,6 +726,7 @@ def _parse_key(key: str) -> tuple[int, str, int]:
 
 # --- grids -------------------------------------------------------------------------------
 
+
 def progress_default() -> bool:
     """Progress bars unless ``TTC_PROGRESS=0`` (set by ``make reproduce`` for clean executed notebooks)."""
     return os.environ.get("TTC_PROGRESS", "1") != "0"
@@ -573,7 +739,9 @@ def _problems_before_any_model(plan: Plan, specs: list[RunSpec]) -> dict[str, li
         try:
             problems[s.run_id] = load_problems(s)
         except (benchmarks.BenchmarkDataError, ValueError) as e:
-            raise ParamsError(f"{plan.path}: profiles.{plan.profile}: run {s.run_id} ({s.model}, {s.strategy}): {e}") from None
+            raise ParamsError(
+                f"{plan.path}: profiles.{plan.profile}: run {s.run_id} ({s.model}, {s.strategy}): {e}"
+            ) from None
     return problems
 
 
@@ -608,7 +776,7 @@ def measure_plan(plan: Plan, *, progress: bool | None = None, wait: bool = True)
     if wait and held:
         held = _measure_runs(plan, held, problems, progress, out, wait=True)
     for s in held:
-        if is_complete(s, plan.runs_dir):      # finished by its holder meanwhile
+        if is_complete(s, plan.runs_dir):  # finished by its holder meanwhile
             out.dirs[s.run_id] = run_dir(s, plan.runs_dir)
         else:
             out.held[s.run_id] = rundir.run_lock(plan.runs_dir, s.run_id).holder()
@@ -639,16 +807,21 @@ def stored_runs(plan: Plan, runs_dir: str | os.PathLike) -> list[Path]:
             missing.append(f"{s.run_id} ({s.model}, {s.strategy}, {s.benchmark})")
             continue
         if run.name != s.run_id:
-            print(f"run {s.run_id}: using {run.name} from {folder}, the same spec measured under spec version "
-                  f"{rundir.read_info(run).get('spec_version')} (this code: {SPEC_VERSION})", flush=True)
+            print(
+                f"run {s.run_id}: using {run.name} from {folder}, the same spec measured under spec version "
+                f"{rundir.read_info(run).get('spec_version')} (this code: {SPEC_VERSION})",
+                flush=True,
+            )
         why = rundir.damage(run)
         if why is not None:
             raise ParamsError(f"{plan.path}: runs_dir {folder}: run {run.name} is damaged: {why}")
         found.append(run)
     if missing:
-        raise ParamsError(f"{plan.path}: profiles.{plan.profile}: {len(missing)} of {len(plan.specs)} runs are not in "
-                          f"{folder}: {'; '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (runs_dir=None "
-                          f"measures them here)")
+        raise ParamsError(
+            f"{plan.path}: profiles.{plan.profile}: {len(missing)} of {len(plan.specs)} runs are not in "
+            f"{folder}: {'; '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (runs_dir=None "
+            f"measures them here)"
+        )
     return found
 
 
@@ -661,8 +834,9 @@ def _stored_run(folder: Path, spec: RunSpec) -> Path | None:
     return None
 
 
-def _measure_runs(plan: Plan, specs: list[RunSpec], problems: dict, progress: bool, out: PlanOutcome,
-                  wait: bool) -> list[RunSpec]:
+def _measure_runs(
+    plan: Plan, specs: list[RunSpec], problems: dict, progress: bool, out: PlanOutcome, wait: bool
+) -> list[RunSpec]:
     """Measure ``specs``, one backend per group of runs that can share it, opened only when a run
     of the group is claimed; the runs whose lock another process holds (unless ``wait``)."""
     held = []
@@ -678,21 +852,25 @@ def _measure_runs(plan: Plan, specs: list[RunSpec], problems: dict, progress: bo
                     print(f"run {s.run_id} is being measured by {lock.holder()}; waiting for it", flush=True)
                     lock.acquire(wait=True)
                 try:
-                    if is_complete(s, plan.runs_dir):      # completed by another process meanwhile
+                    if is_complete(s, plan.runs_dir):  # completed by another process meanwhile
                         out.dirs[s.run_id] = run_dir(s, plan.runs_dir)
                         continue
                     backend = backend or open_backend(s, rundir.shared_server_log(plan.runs_dir, s))
                     t0 = time.time()
-                    out.dirs[s.run_id] = execute(s, plan.runs_dir, progress=progress, backend=backend,
-                                                 problems=problems[s.run_id])
+                    out.dirs[s.run_id] = execute(
+                        s, plan.runs_dir, progress=progress, backend=backend, problems=problems[s.run_id]
+                    )
                     out.measured.append(s.run_id)
                 finally:
                     lock.release()
                 if not progress:
                     info = rundir.read_info(out.dirs[s.run_id])
-                    print(f"measured {s.run_id} {s.model} {s.strategy}: {info['n_queries']} queries, "
-                          f"{info['completion_tokens']} tokens, {info['energy_j']:.0f} J ({info['meter_name']}), "
-                          f"{time.time() - t0:.0f} s", flush=True)
+                    print(
+                        f"measured {s.run_id} {s.model} {s.strategy}: {info['n_queries']} queries, "
+                        f"{info['completion_tokens']} tokens, {info['energy_j']:.0f} J ({info['meter_name']}), "
+                        f"{time.time() - t0:.0f} s",
+                        flush=True,
+                    )
         finally:
             if backend is not None:
                 backend.close()

@@ -14,6 +14,7 @@ machine without a GPU it runs SGLang's CPU engine with the pure-torch kernel sta
 ...     server.snapshot()["max_running_requests"]
 16
 """
+
 from __future__ import annotations
 
 import atexit
@@ -38,13 +39,33 @@ from .sglang_cpu import SGLANG_VERSION, STANDIN_PATH
 from .watchdog import Watchdog
 
 # Keys of GET /server_info recorded in run.json: what the server actually used.
-SNAPSHOT_KEYS = ("version", "model_path", "tp_size", "dp_size", "device", "dtype", "attention_backend",
-                 "max_running_requests", "max_total_num_tokens", "max_total_tokens", "context_length",
-                 "chunked_prefill_size", "mem_fraction_static", "disable_radix_cache", "random_seed",
-                 "schedule_policy", "cuda_graph_max_bs", "cuda_graph_max_bs_decode", "disable_cuda_graph",
-                 "enable_deterministic_inference", "sleep_on_idle", "load_format", "max_req_input_len")
+SNAPSHOT_KEYS = (
+    "version",
+    "model_path",
+    "tp_size",
+    "dp_size",
+    "device",
+    "dtype",
+    "attention_backend",
+    "max_running_requests",
+    "max_total_num_tokens",
+    "max_total_tokens",
+    "context_length",
+    "chunked_prefill_size",
+    "mem_fraction_static",
+    "disable_radix_cache",
+    "random_seed",
+    "schedule_policy",
+    "cuda_graph_max_bs",
+    "cuda_graph_max_bs_decode",
+    "disable_cuda_graph",
+    "enable_deterministic_inference",
+    "sleep_on_idle",
+    "load_format",
+    "max_req_input_len",
+)
 CPU_MAX_TOTAL_TOKENS = 32768  # SGLang otherwise sizes the KV pool from memory (~15 GB on this VM)
-WEEK_S = 7 * 24 * 3600       # no wait is longer (and urllib takes no infinite timeout)
+WEEK_S = 7 * 24 * 3600  # no wait is longer (and urllib takes no infinite timeout)
 
 
 class ServerOptions(BaseModel):
@@ -52,33 +73,55 @@ class ServerOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    url: str | None = Field(None, description="attach to this running server instead of launching one")
-    python: str | None = Field(None, description="interpreter with sglang installed (default: "
-                                                 "$TTC_SGLANG_PYTHON, else this one)")
-    tp_size: int = Field(1, ge=1, le=64, description="tensor parallel GPUs")
-    dp_size: int = Field(1, ge=1, le=64, description="data parallel replicas")
-    context_length: int | None = Field(None, ge=1, le=2**21, description="max prompt + output tokens")
-    mem_fraction_static: float | None = Field(None, gt=0, lt=1, description="GPU memory for weights + KV")
-    max_total_tokens: int | None = Field(None, ge=1, le=2**31, description="KV pool size in tokens (CPU default 32768)")
-    chunked_prefill_size: int | None = Field(None, ge=-1, le=2**31,
-                                             description="tokens per prefill chunk (-1 disables)")
-    disable_radix_cache: bool = Field(True, description="no prefix reuse: every sample pays its prefill, "
-                                                        "as in the paper")
-    attention_backend: str | None = Field(None, description="default: SGLang's choice; torch_native on CPU")
-    sleep_on_idle: bool | None = Field(None, description="--sleep-on-idle; default on CPU only, where the idle "
-                                                         "scheduler would otherwise spin a core the run is measured on")
-    deterministic: bool = Field(False, description="--enable-deterministic-inference; honours per-request seeds")
-    extra_args: list[str] = Field([], description="more launch_server arguments, verbatim")
-    startup_timeout_s: float = Field(900, gt=0, le=WEEK_S, description="wait this long for /health_generate")
-    request_timeout_s: float = Field(4 * 3600, gt=0, le=WEEK_S, description="one request's limit, its wait in the "
-                                                                  "server's queue included (a hang detector)")
-    max_in_flight: int | None = Field(None, ge=1, le=2**20,
-                                      description="requests open at once; the rest follow as they finish "
-                                                  "(default 4 x batch size, at least 64)")
+    url: str | None = Field(default=None, description="attach to this running server instead of launching one")
+    python: str | None = Field(
+        default=None, description="interpreter with sglang installed (default: $TTC_SGLANG_PYTHON, else this one)"
+    )
+    tp_size: int = Field(default=1, ge=1, le=64, description="tensor parallel GPUs")
+    dp_size: int = Field(default=1, ge=1, le=64, description="data parallel replicas")
+    context_length: int | None = Field(default=None, ge=1, le=2**21, description="max prompt + output tokens")
+    mem_fraction_static: float | None = Field(default=None, gt=0, lt=1, description="GPU memory for weights + KV")
+    max_total_tokens: int | None = Field(
+        default=None, ge=1, le=2**31, description="KV pool size in tokens (CPU default 32768)"
+    )
+    chunked_prefill_size: int | None = Field(
+        default=None, ge=-1, le=2**31, description="tokens per prefill chunk (-1 disables)"
+    )
+    disable_radix_cache: bool = Field(
+        default=True, description="no prefix reuse: every sample pays its prefill, as in the paper"
+    )
+    attention_backend: str | None = Field(default=None, description="default: SGLang's choice; torch_native on CPU")
+    sleep_on_idle: bool | None = Field(
+        default=None,
+        description="--sleep-on-idle; default on CPU only, where the idle "
+        "scheduler would otherwise spin a core the run is measured on",
+    )
+    deterministic: bool = Field(
+        default=False, description="--enable-deterministic-inference; honours per-request seeds"
+    )
+    extra_args: list[str] = Field(default=[], description="more launch_server arguments, verbatim")
+    startup_timeout_s: float = Field(default=900, gt=0, le=WEEK_S, description="wait this long for /health_generate")
+    request_timeout_s: float = Field(
+        default=4 * 3600,
+        gt=0,
+        le=WEEK_S,
+        description="one request's limit, its wait in the server's queue included (a hang detector)",
+    )
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**20,
+        description="requests open at once; the rest follow as they finish (default 4 x batch size, at least 64)",
+    )
 
     # Where the server is or how long to wait does not change what is measured.
-    NOT_MEASURED: ClassVar[tuple[str, ...]] = ("url", "python", "startup_timeout_s", "request_timeout_s",
-                                               "max_in_flight")
+    NOT_MEASURED: ClassVar[tuple[str, ...]] = (
+        "url",
+        "python",
+        "startup_timeout_s",
+        "request_timeout_s",
+        "max_in_flight",
+    )
 
     @field_validator("url")
     @classmethod
@@ -87,7 +130,7 @@ class ServerOptions(BaseModel):
             return v
         try:
             parts = urlsplit(v)
-            parts.port                       # noqa: B018 (raises on a port that is not one)
+            parts.port  # noqa: B018 (raises on a port that is not one)
         except ValueError as e:
             raise ValueError(f"not a URL: {e}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname or not v.isprintable():
@@ -100,8 +143,12 @@ class ServerOptions(BaseModel):
         if v is None:
             return v
         try:
-            ok = bool(v) and v.isprintable() and os.path.isfile(os.path.expanduser(v)) \
+            ok = (
+                bool(v)
+                and v.isprintable()
+                and os.path.isfile(os.path.expanduser(v))
                 and os.access(os.path.expanduser(v), os.X_OK)
+            )
         except (OSError, ValueError, RuntimeError):
             ok = False
         if not ok:
@@ -141,22 +188,44 @@ def _not_installed(options: ServerOptions) -> SGLangServerError:
     where = f" ({configured} does not exist)" if configured else ""
     return SGLangServerError(
         f"SGLang is not installed{where}: pip install sglang=={SGLANG_VERSION} (or `make sglang-env`), "
-        "or point TTC_SGLANG_PYTHON / server.python at an interpreter that has it")
+        "or point TTC_SGLANG_PYTHON / server.python at an interpreter that has it"
+    )
 
 
-def engine_args(model_path: str, *, device: str, dtype: str, max_running_requests: int,
-                options: ServerOptions, seed: int = 0, load_format: str | None = None) -> list[str]:
+def engine_args(
+    model_path: str,
+    *,
+    device: str,
+    dtype: str,
+    max_running_requests: int,
+    options: ServerOptions,
+    seed: int = 0,
+    load_format: str | None = None,
+) -> list[str]:
     """SGLang engine arguments for a run (shared by ``launch_server`` and SGLang's benchmarks)."""
     cpu = device == "cpu"
-    args = ["--model-path", str(model_path), "--dtype", dtype, "--tp-size", str(options.tp_size),
-            "--dp-size", str(options.dp_size), "--max-running-requests", str(max_running_requests),
-            "--random-seed", str(seed)]
-    for flag, value in [("--context-length", options.context_length),
-                        ("--mem-fraction-static", options.mem_fraction_static),
-                        ("--max-total-tokens", options.max_total_tokens or (CPU_MAX_TOTAL_TOKENS if cpu else None)),
-                        ("--chunked-prefill-size", options.chunked_prefill_size),
-                        ("--attention-backend", options.attention_backend or ("torch_native" if cpu else None)),
-                        ("--load-format", load_format)]:
+    args = [
+        "--model-path",
+        str(model_path),
+        "--dtype",
+        dtype,
+        "--tp-size",
+        str(options.tp_size),
+        "--dp-size",
+        str(options.dp_size),
+        "--max-running-requests",
+        str(max_running_requests),
+        "--random-seed",
+        str(seed),
+    ]
+    for flag, value in [
+        ("--context-length", options.context_length),
+        ("--mem-fraction-static", options.mem_fraction_static),
+        ("--max-total-tokens", options.max_total_tokens or (CPU_MAX_TOTAL_TOKENS if cpu else None)),
+        ("--chunked-prefill-size", options.chunked_prefill_size),
+        ("--attention-backend", options.attention_backend or ("torch_native" if cpu else None)),
+        ("--load-format", load_format),
+    ]:
         if value is not None:
             args += [flag, str(value)]
     if cpu:
@@ -200,8 +269,16 @@ def _die_with_parent(parent: int) -> None:
 class SGLangServer:
     """A running SGLang server; use :meth:`launch` or :meth:`attach`."""
 
-    def __init__(self, url: str, *, process: subprocess.Popen | None = None, log_path: Path | None = None,
-                 command: list[str] | None = None, cpu_standin: bool = False, watchdog: Watchdog | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        process: subprocess.Popen | None = None,
+        log_path: Path | None = None,
+        command: list[str] | None = None,
+        cpu_standin: bool = False,
+        watchdog: Watchdog | None = None,
+    ):
         self.url = url.rstrip("/")
         self.process, self.log_path, self.command, self.cpu_standin = process, log_path, command, cpu_standin
         self.watchdog = watchdog
@@ -213,23 +290,49 @@ class SGLangServer:
 
     # --- starting -----------------------------------------------------------------------
     @classmethod
-    def attach(cls, url: str, timeout_s: float = 30) -> "SGLangServer":
+    def attach(cls, url: str, timeout_s: float = 30) -> SGLangServer:
         server = cls(url)
         server.wait_ready(timeout_s)
         return server
 
     @classmethod
-    def launch(cls, model_path: str, *, device: str, dtype: str, max_running_requests: int,
-               options: ServerOptions, log_path: str | os.PathLike, seed: int = 0,
-               load_format: str | None = None) -> "SGLangServer":
+    def launch(
+        cls,
+        model_path: str,
+        *,
+        device: str,
+        dtype: str,
+        max_running_requests: int,
+        options: ServerOptions,
+        log_path: str | os.PathLike,
+        seed: int = 0,
+        load_format: str | None = None,
+    ) -> SGLangServer:
         python = sglang_python(options)
         if python is None:
             raise _not_installed(options)
         port = free_port()
-        cmd = [python, "-m", "sglang.launch_server", "--host", "127.0.0.1", "--port", str(port),
-               "--enable-metrics", "--log-level", "info",
-               *engine_args(model_path, device=device, dtype=dtype, max_running_requests=max_running_requests,
-                            options=options, seed=seed, load_format=load_format)]
+        cmd = [
+            python,
+            "-m",
+            "sglang.launch_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--enable-metrics",
+            "--log-level",
+            "info",
+            *engine_args(
+                model_path,
+                device=device,
+                dtype=dtype,
+                max_running_requests=max_running_requests,
+                options=options,
+                seed=seed,
+                load_format=load_format,
+            ),
+        ]
         log_path = Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
@@ -238,14 +341,25 @@ class SGLangServer:
             watchdog = Watchdog(log=log)  # first: no process of the server exists unwatched
             parent = os.getpid()
             try:
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=watchdog.env(engine_env(device)),
-                                        preexec_fn=lambda: _die_with_parent(parent))
+                proc = subprocess.Popen(
+                    cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=watchdog.env(engine_env(device)),
+                    preexec_fn=lambda: _die_with_parent(parent),
+                )
             except BaseException:
                 watchdog.close()
                 raise
-        server = cls(f"http://127.0.0.1:{port}", process=proc, log_path=log_path, command=cmd,
-                     cpu_standin=device == "cpu", watchdog=watchdog)
+        server = cls(
+            f"http://127.0.0.1:{port}",
+            process=proc,
+            log_path=log_path,
+            command=cmd,
+            cpu_standin=device == "cpu",
+            watchdog=watchdog,
+        )
         atexit.register(server.stop)
         t0 = time.time()
         try:
@@ -329,7 +443,7 @@ class SGLangServer:
             self.watchdog.close()
         atexit.unregister(self.stop)
 
-    def __enter__(self) -> "SGLangServer":
+    def __enter__(self) -> SGLangServer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -358,4 +472,3 @@ def group_processes(pgid: int) -> list[int]:
         except (ProcessLookupError, psutil.Error):
             pass
     return alive
-

@@ -10,6 +10,7 @@ interchangeable in a run.
 ...     [Request("q1", "Hello", SamplingParams(max_new_tokens=4, ignore_eos=True))])]  # doctest: +SKIP
 [4]
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,9 +22,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Any, Protocol, TypeVar
 
 from . import hardware, models
 
@@ -32,19 +34,19 @@ from . import hardware, models
 class SamplingParams:
     """Every sampling parameter explicit: engines' own defaults differ and change silently."""
 
-    temperature: float = 0.0          # 0 = greedy
+    temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     max_new_tokens: int = 128
     seed: int | None = None
-    stop: tuple[str, ...] = ()        # stop strings; the text is cut before the first one
-    ignore_eos: bool = False          # generate exactly max_new_tokens (fixed-length runs)
-    n: int = 1                        # independent samples, prefill repeated for each
+    stop: tuple[str, ...] = ()  # stop strings; the text is cut before the first one
+    ignore_eos: bool = False  # generate exactly max_new_tokens (fixed-length runs)
+    n: int = 1  # independent samples, prefill repeated for each
 
 
 @dataclass(frozen=True)
 class Request:
     id: str
-    prompt: str                       # final text, chat template already applied
+    prompt: str  # final text, chat template already applied
     sampling: SamplingParams = field(default_factory=SamplingParams)
     # log-likelihood scoring: no generation; the summed log-probability of these tokens after ``prompt``
     continuation: str | None = None
@@ -53,17 +55,17 @@ class Request:
 @dataclass(frozen=True)
 class Completion:
     request_id: str
-    sample: int                       # 0..n-1
+    sample: int  # 0..n-1
     text: str
     prompt_tokens: int
-    completion_tokens: int            # tokens the engine generated for this sample, EOS included
-    finish_reason: str                # "stop" (EOS or stop string) | "length"
-    t_start: float                    # unix seconds the engine started on it
-    t_end: float                      # unix seconds its last token was produced
-    cached_tokens: int = 0            # prompt tokens served from a prefix cache
-    reasoning_tokens: int = 0         # filled by strategies that count <think> tokens
+    completion_tokens: int  # tokens the engine generated for this sample, EOS included
+    finish_reason: str  # "stop" (EOS or stop string) | "length"
+    t_start: float  # unix seconds the engine started on it
+    t_end: float  # unix seconds its last token was produced
+    cached_tokens: int = 0  # prompt tokens served from a prefix cache
+    reasoning_tokens: int = 0  # filled by strategies that count <think> tokens
     t_first_token: float | None = None  # unix seconds its first token was produced: the prefill ends there
-    logprob: float | None = None      # log-likelihood requests: Σ log p(continuation tokens | prompt), nats
+    logprob: float | None = None  # log-likelihood requests: Σ log p(continuation tokens | prompt), nats
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,14 +74,14 @@ class Completion:
 class Backend(Protocol):
     """What every serving backend offers: all a run uses of it."""
 
-    name: str                         # as registered (``backend:`` in a spec)
-    phase_timing: str                 # where completions' first-token times come from (prefill vs decode)
-    device: str                       # where it runs: "cpu", "cuda" or "cuda:N" (scopes the energy meter)
-    tokenizer: object                 # the model's Hugging Face tokenizer
-    chat: bool                        # chat-tuned: prompts go through the chat template
-    batch_size: int                   # sequences at once; a run sets it before generating
-    log_path: Path | None             # the serving process's log; None for in-process generation
-    external: str | None              # where work runs outside this process tree (an attached server's URL)
+    name: str  # as registered (``backend:`` in a spec)
+    phase_timing: str  # where completions' first-token times come from (prefill vs decode)
+    device: str  # where it runs: "cpu", "cuda" or "cuda:N" (scopes the energy meter)
+    tokenizer: Any  # the model's Hugging Face tokenizer
+    chat: bool  # chat-tuned: prompts go through the chat template
+    batch_size: int  # sequences at once; a run sets it before generating
+    log_path: Path | None  # the serving process's log; None for in-process generation
+    external: str | None  # where work runs outside this process tree (an attached server's URL)
 
     def stream(self, requests: Sequence[Request]) -> Iterator[Completion]:
         """Yield completions as they finish (order not guaranteed)."""
@@ -94,12 +96,14 @@ class Backend(Protocol):
 
 
 BACKENDS: dict[str, type] = {}
+_B = TypeVar("_B", bound=Backend)
 
 
 def register_backend(name: str):
     """Class decorator: ``backend: <name>`` in a spec (and :func:`make_backend`) builds this class,
     whose ``name`` it sets."""
-    def register(cls: type) -> type:
+
+    def register(cls: type[_B]) -> type[_B]:
         cls.name = name
         BACKENDS[name] = cls
         return cls
@@ -119,6 +123,12 @@ def render_prompt(tokenizer, messages: list[dict], chat: bool) -> str:
     return "\n\n".join(m["content"] for m in messages)
 
 
+def _continuation(r: Request) -> str:
+    """A log-likelihood request's continuation."""
+    assert r.continuation is not None  # only requests with one are scored by log-likelihood
+    return r.continuation
+
+
 def ordered(completions: Iterable[Completion], requests: Sequence[Request]) -> list[Completion]:
     rank = {r.id: i for i, r in enumerate(requests)}
     return sorted(completions, key=lambda c: (rank[c.request_id], c.sample))
@@ -136,13 +146,22 @@ class TransformersBackend:
     sequences still generating.
     """
 
-    log_path = None                   # no server: nothing logs
-    external = None                   # everything runs in this process
+    name: str  # set by @register_backend
+    log_path = None  # no server: nothing logs
+    external = None  # everything runs in this process
     # how a completion's first-token time is known (run.json ``phases``)
     phase_timing = "generate() stopping-criteria call after the first step (the batch's prefill)"
 
-    def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
-                 batch_size: int = 16, threads: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 16,
+        threads: int | None = None,
+        seed: int = 0,
+    ):
         import torch
         import transformers
         from transformers import AutoConfig, AutoModelForCausalLM
@@ -159,12 +178,14 @@ class TransformersBackend:
         torch_dtype = getattr(torch, self.dtype)
         t0 = time.time()
         if self.ref.kind == "random":
+            assert self.ref.path is not None  # a random model's config
             config = AutoConfig.from_pretrained(self.ref.path)
             torch.manual_seed(seed)
-            with torch.device(device):   # initialised where it runs: a 7B model in seconds on a GPU
+            with torch.device(device):  # initialised where it runs: a 7B model in seconds on a GPU
                 self.model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
         else:
             source = self.ref.path if self.ref.kind == "hub" else str(models.hf_directory(model))
+            assert source is not None  # a hub model's path is its id
             self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         self.model.to(device).eval()
         self.tokenizer = _load_tokenizer(model, self.ref)
@@ -187,16 +208,24 @@ class TransformersBackend:
         cfg = self.model.config
         return {
             # info re-read: a conversion during __init__ added the GGUF's own name
-            "backend": self.name, "model": self.model_name, "model_kind": self.ref.kind,
+            "backend": self.name,
+            "model": self.model_name,
+            "model_kind": self.ref.kind,
             **models.resolve(self.model_name).info,
             "architecture": type(self.model).__name__,
             "parameters": sum(p.numel() for p in self.model.parameters()),
-            "layers": getattr(cfg, "num_hidden_layers", None), "hidden_size": getattr(cfg, "hidden_size", None),
-            "device": self.device, "dtype": self.dtype, "dtype_requested": self.dtype_requested,
+            "layers": getattr(cfg, "num_hidden_layers", None),
+            "hidden_size": getattr(cfg, "hidden_size", None),
+            "device": self.device,
+            "dtype": self.dtype,
+            "dtype_requested": self.dtype_requested,
             "bf16_native": hardware.bf16_support(self.device) if self.dtype == "bfloat16" else None,
-            "batch_size": self.batch_size, "threads": self.threads, "threads_source": self.threads_source,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "threads_source": self.threads_source,
             "load_s": round(self.load_s, 2),
-            "torch": torch.__version__, "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
         }
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -208,12 +237,12 @@ class TransformersBackend:
     def stream(self, requests: Sequence[Request]) -> Iterator[Completion]:
         scored = [r for r in requests if r.continuation is not None]
         for i in range(0, len(scored), self.batch_size):
-            yield from self._loglikelihood(scored[i:i + self.batch_size])
+            yield from self._loglikelihood(scored[i : i + self.batch_size])
         generated = [r for r in requests if r.continuation is None]
         for params, group in itertools.groupby(sorted(generated, key=_group_key), key=lambda r: r.sampling):
             seqs = [(r, s) for r in group for s in range(params.n)]
             for i in range(0, len(seqs), self.batch_size):
-                yield from self._batch(seqs[i:i + self.batch_size], params, batch_index=i // self.batch_size)
+                yield from self._batch(seqs[i : i + self.batch_size], params, batch_index=i // self.batch_size)
 
     def _loglikelihood(self, reqs: list[Request]) -> list[Completion]:
         """One forward over each prompt + continuation (right-padded: a causal model's logits for the
@@ -222,8 +251,9 @@ class TransformersBackend:
         counts for the continuation (as lm-evaluation-harness splits it). All of it is prefill."""
         import torch
 
-        whole = [self.tokenizer(r.prompt + r.continuation).input_ids for r in reqs]
-        n_ctx = [min(prompt_tokens(self.tokenizer, r.prompt), len(w) - 1) for r, w in zip(reqs, whole)]
+        conts = [_continuation(r) for r in reqs]
+        whole = [self.tokenizer(r.prompt + c).input_ids for r, c in zip(reqs, conts, strict=True)]
+        n_ctx = [min(prompt_tokens(self.tokenizer, r.prompt), len(w) - 1) for r, w in zip(reqs, whole, strict=True)]
         width = max(map(len, whole))
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([w + [pad] * (width - len(w)) for w in whole], device=self.device)
@@ -231,11 +261,15 @@ class TransformersBackend:
         t_start = time.time()
         with torch.inference_mode():
             logp = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-            sums = [float(logp[i, c - 1:len(w) - 1].gather(1, ids[i, c:len(w), None]).sum())
-                    for i, (w, c) in enumerate(zip(whole, n_ctx))]
+            sums = [
+                float(logp[i, c - 1 : len(w) - 1].gather(1, ids[i, c : len(w), None]).sum())
+                for i, (w, c) in enumerate(zip(whole, n_ctx, strict=True))
+            ]
         t_end = time.time()
-        return [Completion(r.id, 0, r.continuation, len(w), 0, "loglikelihood", t_start, t_end, t_first_token=t_end,
-                           logprob=lp) for r, w, lp in zip(reqs, whole, sums)]
+        return [
+            Completion(r.id, 0, c, len(w), 0, "loglikelihood", t_start, t_end, t_first_token=t_end, logprob=lp)
+            for r, c, w, lp in zip(reqs, conts, whole, sums, strict=True)
+        ]
 
     def _batch(self, seqs: list[tuple[Request, int]], p: SamplingParams, batch_index: int) -> list[Completion]:
         import torch
@@ -256,9 +290,11 @@ class TransformersBackend:
             out = self.model.generate(**enc, **kwargs, stopping_criteria=criteria)
         t_end = time.time()
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-        gen = out[:, enc["input_ids"].shape[1]:].tolist()
-        return [self._completion(r, s, ids, n_prompt, p, t_start, t_end, clock.times)
-                for (r, s), ids, n_prompt in zip(seqs, gen, prompt_lens)]
+        gen = out[:, enc["input_ids"].shape[1] :].tolist()
+        return [
+            self._completion(r, s, ids, n_prompt, p, t_start, t_end, clock.times)
+            for (r, s), ids, n_prompt in zip(seqs, gen, prompt_lens, strict=True)
+        ]
 
     def _stop_criteria(self, stop: tuple[str, ...]):
         """generate()'s stop-string criterion, built once per set of stop strings: building it walks the
@@ -270,8 +306,17 @@ class TransformersBackend:
             cache[stop] = StopStringCriteria(self.tokenizer, list(stop))
         return cache[stop]
 
-    def _completion(self, r: Request, sample: int, ids: list[int], n_prompt: int, p: SamplingParams,
-                    t_start: float, t_end: float, steps: Sequence[float] = ()) -> Completion:
+    def _completion(
+        self,
+        r: Request,
+        sample: int,
+        ids: list[int],
+        n_prompt: int,
+        p: SamplingParams,
+        t_start: float,
+        t_end: float,
+        steps: Sequence[float] = (),
+    ) -> Completion:
         # After a sequence finishes, generate() pads it (pad is often EOS). Count what the model
         # actually produced: up to the first EOS (included), or up to the padding after a stop string.
         filler = {self.tokenizer.pad_token_id} | self._eos
@@ -284,9 +329,17 @@ class TransformersBackend:
             n_tokens, reason = end + 1, "stop"
         else:
             n_tokens, reason = end, "length"
-        return Completion(r.id, sample, text, int(n_prompt), n_tokens, reason, t_start,
-                          token_time(min(n_tokens, len(ids)), len(ids), t_start, t_end, steps),
-                          t_first_token=float(steps[0]) if steps else None)
+        return Completion(
+            r.id,
+            sample,
+            text,
+            int(n_prompt),
+            n_tokens,
+            reason,
+            t_start,
+            token_time(min(n_tokens, len(ids)), len(ids), t_start, t_end, steps),
+            t_first_token=float(steps[0]) if steps else None,
+        )
 
 
 class StepClock:
@@ -297,7 +350,7 @@ class StepClock:
     forward over every prompt token, then the first token chosen), the rest are decode steps.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.times: list[float] = []
 
     def __call__(self, input_ids, scores, **kwargs):
@@ -354,10 +407,20 @@ class SGLangBackend:
     >>> backend.close()                                                          # doctest: +SKIP
     """
 
+    name: str  # set by @register_backend
     phase_timing = "SGLang meta_info: request_received_ts + first_token_latency"
 
-    def __init__(self, model: str, *, device: str = "auto", dtype: str = "bfloat16", batch_size: int = 16,
-                 seed: int = 0, options=None, log_path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "bfloat16",
+        batch_size: int = 16,
+        seed: int = 0,
+        options=None,
+        log_path: str | os.PathLike | None = None,
+    ):
         from .server import ServerOptions, SGLangServer
 
         self.model_name, self.ref = model, models.resolve(model)
@@ -370,10 +433,20 @@ class SGLangBackend:
             self.server = SGLangServer.attach(self.options.url)
         else:
             src = models.serving_source(model)
-            log_path = log_path or models.cache_dir() / "server-logs" / f"sglang-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-            self.server = SGLangServer.launch(src.model_path, device=device, dtype=self.dtype,
-                                              max_running_requests=batch_size, options=self.options,
-                                              log_path=log_path, seed=seed, load_format=src.load_format)
+            log_path = (
+                log_path
+                or models.cache_dir() / "server-logs" / f"sglang-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            )
+            self.server = SGLangServer.launch(
+                src.model_path,
+                device=device,
+                dtype=self.dtype,
+                max_running_requests=batch_size,
+                options=self.options,
+                log_path=log_path,
+                seed=seed,
+                load_format=src.load_format,
+            )
         self.load_s = time.time() - t0
         try:
             self.info = self.server.snapshot()
@@ -399,18 +472,28 @@ class SGLangBackend:
     def batch_size(self, value: int) -> None:
         effective = self.info.get("max_running_requests")
         if self.server.launched and effective is not None and value > effective:
-            raise ValueError(f"this SGLang server runs at most {effective} requests at once; "
-                             f"a run with batch_size {value} needs its own server")
+            raise ValueError(
+                f"this SGLang server runs at most {effective} requests at once; "
+                f"a run with batch_size {value} needs its own server"
+            )
         self._batch_size = value
 
     def describe(self) -> dict:
-        return {"backend": self.name, "model": self.model_name, "model_kind": self.ref.kind,
-                **models.resolve(self.model_name).info,
-                "mode": "launch" if self.server.launched else "attach", "device": self.device,
-                # the server does not say; sizes order the overview and pair RT models with Base ones
-                "parameters": _model_parameters(self.model_name),
-                "dtype": self.dtype, "batch_size": self._batch_size, "load_s": round(self.load_s, 2),
-                "server": self.info, "server_log": str(self.server.log_path) if self.server.log_path else None}
+        return {
+            "backend": self.name,
+            "model": self.model_name,
+            "model_kind": self.ref.kind,
+            **models.resolve(self.model_name).info,
+            "mode": "launch" if self.server.launched else "attach",
+            "device": self.device,
+            # the server does not say; sizes order the overview and pair RT models with Base ones
+            "parameters": _model_parameters(self.model_name),
+            "dtype": self.dtype,
+            "batch_size": self._batch_size,
+            "load_s": round(self.load_s, 2),
+            "server": self.info,
+            "server_log": str(self.server.log_path) if self.server.log_path else None,
+        }
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return ordered(self.stream(requests), requests)
@@ -434,7 +517,7 @@ class SGLangBackend:
         self.server.stop()
 
     # --- the client --------------------------------------------------------------------------
-    async def _submit_all(self, jobs: list[tuple[Request, int]], done: "queue.Queue") -> None:
+    async def _submit_all(self, jobs: list[tuple[Request, int]], done: queue.Queue) -> None:
         import aiohttp
 
         opts = self.options
@@ -445,14 +528,17 @@ class SGLangBackend:
         connector = aiohttp.TCPConnector(limit=in_flight)
         timeout = aiohttp.ClientTimeout(total=opts.request_timeout_s)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
             async def one(r: Request, sample: int) -> None:
                 async with limit:
                     t_send = time.time()
                     async with session.post(self.server.url + "/generate", json=self._payload(r, sample)) as resp:
                         body = await resp.read()
                         if resp.status != 200:
-                            raise self.server.error(f"answered HTTP {resp.status} to request {r.id!r}: "
-                                                    f"{body[:500].decode(errors='replace')}")
+                            raise self.server.error(
+                                f"answered HTTP {resp.status} to request {r.id!r}: "
+                                f"{body[:500].decode(errors='replace')}"
+                            )
                     done.put(self._completion(r, sample, json.loads(body), t_send, time.time()))
 
             tasks = [asyncio.ensure_future(one(r, s)) for r, s in jobs]
@@ -481,17 +567,30 @@ class SGLangBackend:
         return self.server.error(f"request {what}")
 
     def _payload(self, r: Request, sample: int) -> dict:
-        if r.continuation is not None:     # log-likelihood: the prompt's own tokens are not scored
+        if r.continuation is not None:  # log-likelihood: the prompt's own tokens are not scored
             # SGLang's first returned input logprob (at logprob_start_len) is always None: start one
             # token before the continuation, so that every continuation token gets its logprob
             n_ctx = prompt_tokens(self.tokenizer, r.prompt)
-            return {"text": r.prompt + r.continuation, "return_logprob": True, "logprob_start_len": max(n_ctx - 1, 0),
-                    "sampling_params": {"max_new_tokens": 0, "temperature": 0.0}}
+            return {
+                "text": r.prompt + r.continuation,
+                "return_logprob": True,
+                "logprob_start_len": max(n_ctx - 1, 0),
+                "sampling_params": {"max_new_tokens": 0, "temperature": 0.0},
+            }
         p = r.sampling
         # Every parameter explicit: SGLang otherwise takes defaults from the model's generation_config.
-        sp = {"temperature": p.temperature, "top_p": p.top_p if p.temperature > 0 else 1.0, "top_k": -1,
-              "min_p": 0.0, "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
-              "max_new_tokens": p.max_new_tokens, "stop": list(p.stop), "ignore_eos": p.ignore_eos}
+        sp = {
+            "temperature": p.temperature,
+            "top_p": p.top_p if p.temperature > 0 else 1.0,
+            "top_k": -1,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "frequency_penalty": 0.0,
+            "presence_penalty": 0.0,
+            "max_new_tokens": p.max_new_tokens,
+            "stop": list(p.stop),
+            "ignore_eos": p.ignore_eos,
+        }
         if p.seed is not None:  # SGLang honours it only with --enable-deterministic-inference
             sp["sampling_seed"] = p.seed + sample
         return {"text": r.prompt, "sampling_params": sp}
@@ -507,14 +606,32 @@ class SGLangBackend:
         end = min(max(meta.get("request_finished_ts") or t_recv, start), t_recv)
         if r.continuation is not None:
             scored = [v[0] for v in meta.get("input_token_logprobs") or [] if v and v[0] is not None]
-            return Completion(r.id, sample, r.continuation, int(meta["prompt_tokens"]), 0, "loglikelihood", start, end,
-                              cached_tokens=int(meta.get("cached_tokens") or 0), t_first_token=end,
-                              logprob=float(sum(scored)))
-        return Completion(r.id, sample, body["text"], int(meta["prompt_tokens"]), int(meta["completion_tokens"]),
-                          "length" if reason.get("type") == "length" else "stop", start, end,
-                          cached_tokens=int(meta.get("cached_tokens") or 0),
-                          reasoning_tokens=int(meta.get("reasoning_tokens") or 0),
-                          t_first_token=first_token_time(meta, start, end))
+            return Completion(
+                r.id,
+                sample,
+                r.continuation,
+                int(meta["prompt_tokens"]),
+                0,
+                "loglikelihood",
+                start,
+                end,
+                cached_tokens=int(meta.get("cached_tokens") or 0),
+                t_first_token=end,
+                logprob=float(sum(scored)),
+            )
+        return Completion(
+            r.id,
+            sample,
+            body["text"],
+            int(meta["prompt_tokens"]),
+            int(meta["completion_tokens"]),
+            "length" if reason.get("type") == "length" else "stop",
+            start,
+            end,
+            cached_tokens=int(meta.get("cached_tokens") or 0),
+            reasoning_tokens=int(meta.get("reasoning_tokens") or 0),
+            t_first_token=first_token_time(meta, start, end),
+        )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -566,12 +683,12 @@ class _AsyncRunner:
         if self.thread.is_alive():
             try:
                 self.loop.call_soon_threadsafe(self.task.cancel)
-            except RuntimeError:   # the client finished in between and closed its loop: nothing to cancel
+            except RuntimeError:  # the client finished in between and closed its loop: nothing to cancel
                 pass
         self.thread.join()
 
 
-def _next(done: "queue.Queue", server) -> Completion | BaseException:
+def _next(done: queue.Queue, server) -> Completion | BaseException:
     """The next finished completion; notices a launched server that died while we wait."""
     while True:
         try:

@@ -12,6 +12,7 @@ timestamps), so re-running leaves committed files unchanged, and both read offli
 Only the standard library is imported at module level: ``scripts/nbviewer_links.py`` loads this file
 with a Python that has none of the package's dependencies.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,24 +28,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VERDICT_TAG = "verdict"
-VERDICT_SOURCE = "print(report.models_ran("   # the verdict cell of notebooks executed before the tag existed
+VERDICT_SOURCE = "print(report.models_ran("  # the verdict cell of notebooks executed before the tag existed
 NO_VERDICT = "(no verdict cell)"
-PLACEHOLDER_ALT = "No description has been provided for this image"   # what nbconvert puts on images without one
+PLACEHOLDER_ALT = "No description has been provided for this image"  # what nbconvert puts on images without one
 NBVIEWER = "https://nbviewer.org/github/{repo}/blob/{branch}/{path}"
 # verdicts.Verdict.__str__: 'The claim that ... <outcome phrase> here', after 'On <benchmark>: ' when there are several
-OUTCOME = re.compile(r"(?:On (?P<part>[\w.-]+): )?The claim that (?:(?!The claim that).)*? "
-                     r"(?P<outcome>held|did not hold|was inconclusive at this sample size|could not be tested) here", re.S)
+OUTCOME = re.compile(
+    r"(?:On (?P<part>[\w.-]+): )?The claim that (?:(?!The claim that).)*? "
+    r"(?P<outcome>held|did not hold|was inconclusive at this sample size|could not be tested) here",
+    re.S,
+)
 # report._where: '<hardware> (meter: <name> (<method>)[, ...])', which starts every verdict sentence
 WHERE = re.compile(r"\bOn (?P<where>[^;:]+? \(meter: [^()]*(?:\([^()]*\)[^()]*)*\))")
 
 
 # --- where the notebooks are published ------------------------------------------------------------
 
+
 def origin_repo(root: Path = ROOT) -> str | None:
     """``owner/name`` of the git origin remote when it is on GitHub, else None."""
     try:
-        url = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+        url = subprocess.run(
+            ["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         return None
     m = re.search(r"github\.com[:/](?P<repo>[^/]+/[^/]+?)(?:\.git)?/?$", url)
@@ -62,16 +68,18 @@ def nbviewer_url(repo: str, path: str, branch: str = "main") -> str:
 
 # --- what a notebook says ---------------------------------------------------------------------------
 
+
 @functools.cache
 def _markdown():
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False})   # raw HTML in a cell is shown, never injected
+    return MarkdownIt("commonmark", {"html": False})  # raw HTML in a cell is shown, never injected
 
 
 def _blocks(tokens: list) -> list[list]:
     """markdown-it's token stream cut into its top-level blocks (a paragraph, a list, a heading...)."""
-    blocks, depth = [], 0
+    blocks: list[list] = []
+    depth = 0
     for t in tokens:
         if depth == 0:
             blocks.append([])
@@ -84,8 +92,9 @@ def _text(block: list) -> str:
     """The plain text of a markdown block, whitespace collapsed."""
     md = _markdown()
     inline = [t for t in block if t.type == "inline"]
-    return " ".join(" ".join(md.renderer.renderInlineAsText(t.children, md.options, {}).split())
-                    for t in inline).strip()
+    return " ".join(
+        " ".join(md.renderer.renderInlineAsText(t.children, md.options, {}).split()) for t in inline
+    ).strip()
 
 
 def markdown_text(source: str) -> str:
@@ -93,7 +102,7 @@ def markdown_text(source: str) -> str:
 
     >>> markdown_text("## Did the claim hold *here*?\\n\\nMore.")
     'Did the claim hold here?'
-    >>> markdown_text("Energy per `query`, see [the paper](x.pdf);\\nsecond line.\\n\\nNext paragraph.")
+    >>> markdown_text("Energy per ``query``, see [the paper](x.pdf);\\nsecond line.\\n\\nNext paragraph.")
     'Energy per query, see the paper; second line.'
     """
     blocks = _blocks(_markdown().parse(source))
@@ -145,7 +154,11 @@ def claim_html(nb) -> str | None:
         for i, block in enumerate(blocks):
             if block[0].type == "paragraph_open" and block[1].content.startswith("**Claim"):
                 chosen = block
-                if block[1].content.rstrip().endswith(":") and i + 1 < len(blocks) and blocks[i + 1][0].type.endswith("list_open"):
+                if (
+                    block[1].content.rstrip().endswith(":")
+                    and i + 1 < len(blocks)
+                    and blocks[i + 1][0].type.endswith("list_open")
+                ):
                     chosen = block + blocks[i + 1]
                 return md.renderer.render(chosen, md.options, {})
     return None
@@ -155,8 +168,9 @@ def verdict_cell(nb):
     """The code cell that prints the verdict: tagged ``verdict``, or (executed before the tag existed)
     the one whose source starts with ``print(report.models_ran(``; None when there is neither."""
     code = [c for c in nb.cells if c.cell_type == "code"]
-    return (next((c for c in code if VERDICT_TAG in c.metadata.get("tags", [])), None)
-            or next((c for c in code if c.source.startswith(VERDICT_SOURCE)), None))
+    return next((c for c in code if VERDICT_TAG in c.metadata.get("tags", [])), None) or next(
+        (c for c in code if c.source.startswith(VERDICT_SOURCE)), None
+    )
 
 
 def verdict_text(nb) -> str | None:
@@ -177,6 +191,7 @@ class Figure:
 @dataclass
 class Section:
     """One executed notebook as the index shows it."""
+
     stem: str
     title: str
     claim_html: str | None
@@ -225,9 +240,12 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block extra_css -%}<style>img.ttc-math { display: inline; margin: 0 0.1em; }</style>{%- endblock extra_css -%}
-{% block data_png scoped %}{{ super() | replace('<img ', '<img alt="' ~ (cell.metadata.get('ttc_alt', '') | e) ~ '" ', 1) }}{% endblock data_png %}
-{% block data_jpg scoped %}{{ super() | replace('<img ', '<img alt="' ~ (cell.metadata.get('ttc_alt', '') | e) ~ '" ', 1) }}{% endblock data_jpg %}
-{% block data_svg scoped %}{{ super() | replace('<img ', '<img alt="' ~ (cell.metadata.get('ttc_alt', '') | e) ~ '" ', 1) }}{% endblock data_svg %}
+{% block data_png scoped %}{{ super() | replace('<img ', '<img alt="'
+    ~ (cell.metadata.get('ttc_alt', '') | e) ~ '" ', 1) }}{% endblock data_png %}
+{% block data_jpg scoped %}{{ super() | replace('<img ', '<img alt="'
+    ~ (cell.metadata.get('ttc_alt', '') | e) ~ '" ', 1) }}{% endblock data_jpg %}
+{% block data_svg scoped %}{{ super() | replace('<img ', '<img alt="'
+    ~ (cell.metadata.get('ttc_alt', '') | e) ~ '" ', 1) }}{% endblock data_svg %}
 """
 
 
@@ -251,8 +269,10 @@ def math_img(tex: str, display: bool = False) -> str:
     with matplotlib.rc_context({"svg.hashsalt": "ttc-energy", "svg.fonttype": "path"}):
         fig.savefig(buf, format="svg", metadata={"Date": None}, transparent=True)
     src = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    img = (f'<img class="ttc-math" alt="{html.escape(tex.strip())}" src="{src}" '
-           f'style="height:{height:.1f}pt;vertical-align:-{depth:.1f}pt">')
+    img = (
+        f'<img class="ttc-math" alt="{html.escape(tex.strip())}" src="{src}" '
+        f'style="height:{height:.1f}pt;vertical-align:-{depth:.1f}pt">'
+    )
     return f'<span style="display:block;text-align:center">{img}</span>' if display else img
 
 
@@ -273,15 +293,22 @@ def _exporter():
         @jinja2.pass_context
         def markdown2html(self, context, source):
             cell = context.get("cell", {})
-            renderer = MathRenderer(escape=False, attachments=cell.get("attachments", {}),
-                                    embed_images=self.embed_images,
-                                    path=context.get("resources", {}).get("metadata", {}).get("path", ""),
-                                    anchor_link_text=self.anchor_link_text,
-                                    exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+            renderer = MathRenderer(
+                escape=False,
+                attachments=cell.get("attachments", {}),
+                embed_images=self.embed_images,
+                path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                anchor_link_text=self.anchor_link_text,
+                exclude_anchor_links=self.exclude_anchor_links,
+                **self.lexer_options,
+            )
             return MarkdownWithMath(renderer=renderer).render(source)
 
-    return OfflineHTMLExporter(template_name="lab", template_file="ttc_offline.html.j2",
-                               extra_loaders=[jinja2.DictLoader({"ttc_offline.html.j2": _TEMPLATE})])
+    return OfflineHTMLExporter(
+        template_name="lab",
+        template_file="ttc_offline.html.j2",
+        extra_loaders=[jinja2.DictLoader({"ttc_offline.html.j2": _TEMPLATE})],
+    )
 
 
 def render_html(notebook_path: Path | str) -> str:
@@ -296,8 +323,7 @@ def render_html(notebook_path: Path | str) -> str:
         if cell.cell_type == "code":
             cell.metadata["ttc_alt"] = figure_alt(nb.cells, i)
     nb.metadata["title"] = title(nb) or stem_title(path.stem)
-    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": path.stem,
-                                                                          "path": str(path.parent)}})
+    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": path.stem, "path": str(path.parent)}})
     return body
 
 
@@ -329,7 +355,7 @@ def _verdict_html(text: str | None) -> str:
     if text is None:
         return f"<p>{NO_VERDICT}</p>"
     paras = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
-    models = ' class="models"'   # the first paragraph: which weights ran
+    models = ' class="models"'  # the first paragraph: which weights ran
     return "\n".join(f"<p{models if p.startswith('Models that ran here') else ''}>{html.escape(p)}</p>" for p in paras)
 
 
@@ -346,16 +372,23 @@ def _section_html(s: Section, repo: str | None, published_path: str, branch: str
     thumbs = "\n".join(
         f'<a href="{page}{"#cell-id=" + f.cell_id if f.cell_id else ""}">'
         f'<img src="html/img/{s.stem}-{k}.png" alt="{html.escape(f.alt)}"></a>'
-        for k, f in enumerate(s.figures, 1))
-    links = [f'<a href="{page}">Section page (HTML)</a>',
-             f'<a href="notebooks/{s.stem}.ipynb">Executed notebook (.ipynb)</a>']
+        for k, f in enumerate(s.figures, 1)
+    )
+    links = [
+        f'<a href="{page}">Section page (HTML)</a>',
+        f'<a href="notebooks/{s.stem}.ipynb">Executed notebook (.ipynb)</a>',
+    ]
     if repo:
-        links.append(f'<a href="{html.escape(nbviewer_url(repo, f"{published_path}/notebooks/{s.stem}.ipynb", branch))}">'
-                     "On nbviewer</a>")
+        links.append(
+            f'<a href="{html.escape(nbviewer_url(repo, f"{published_path}/notebooks/{s.stem}.ipynb", branch))}">'
+            "On nbviewer</a>"
+        )
     claim = f'<div class="claim">{s.claim_html}</div>' if s.claim_html else ""
-    return (f'<section id="{s.stem}">\n<h2><a href="{page}">{html.escape(s.title)}</a></h2>\n{claim}\n'
-            f'{_outcome_html(s.verdict)}\n<div class="verdict">\n{_verdict_html(s.verdict)}\n</div>\n'
-            f'<div class="thumbs">\n{thumbs}\n</div>\n<p class="links">{" ".join(links)}</p>\n</section>')
+    return (
+        f'<section id="{s.stem}">\n<h2><a href="{page}">{html.escape(s.title)}</a></h2>\n{claim}\n'
+        f'{_outcome_html(s.verdict)}\n<div class="verdict">\n{_verdict_html(s.verdict)}\n</div>\n'
+        f'<div class="thumbs">\n{thumbs}\n</div>\n<p class="links">{" ".join(links)}</p>\n</section>'
+    )
 
 
 def _published_path(out_dir: Path) -> str:
@@ -366,25 +399,32 @@ def _published_path(out_dir: Path) -> str:
         return "outputs"
 
 
-def index_html(sections: list[Section], repo: str | None, published: bool, published_path: str = "outputs",
-               branch: str = "main") -> str:
+def index_html(
+    sections: list[Section], repo: str | None, published: bool, published_path: str = "outputs", branch: str = "main"
+) -> str:
     """The index page for these sections (deterministic: the same sections give the same bytes)."""
     where = sorted({w for s in sections for w in s.where})
-    header = ['<h1>ttc-energy — what test-time compute costs in energy</h1>',
-              "<p>The paper's claims re-measured here, one section per notebook: the claim, what this "
-              "execution found, its figures, and the full executed notebook.</p>"]
+    header = [
+        "<h1>ttc-energy — what test-time compute costs in energy</h1>",
+        "<p>The paper's claims re-measured here, one section per notebook: the claim, what this "
+        "execution found, its figures, and the full executed notebook.</p>",
+    ]
     if where:
         header.append(f"<p>Runs measured on: {html.escape('; '.join(where))}.</p>")
     if published:
         header.append('<p>The measured runs behind these pages: <a href="published/">published/</a>.</p>')
     if not repo:
-        header.append('<p class="note">nbviewer links need a public GitHub remote (git origin on github.com, '
-                      "or <code>--repo owner/name</code>).</p>")
+        header.append(
+            '<p class="note">nbviewer links need a public GitHub remote (git origin on github.com, '
+            "or <code>--repo owner/name</code>).</p>"
+        )
     body = "\n".join(_section_html(s, repo, published_path, branch) for s in sections)
-    return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>ttc-energy — report</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f'<header>\n{chr(10).join(header)}\n</header>\n<main>\n{body}\n</main>\n</body>\n</html>\n')
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>ttc-energy — report</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<header>\n{chr(10).join(header)}\n</header>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )
 
 
 def build_index(out_dir: Path, repo: str | None = None, branch: str = "main") -> Path:
@@ -396,13 +436,15 @@ def build_index(out_dir: Path, repo: str | None = None, branch: str = "main") ->
     img = out_dir / "html" / "img"
     img.mkdir(parents=True, exist_ok=True)
     thumbs = {img / f"{s.stem}-{k}.png": f.png for s in sections for k, f in enumerate(s.figures, 1)}
-    for stale in set(img.glob("*.png")) - set(thumbs):   # html/img holds only these thumbnails
+    for stale in set(img.glob("*.png")) - set(thumbs):  # html/img holds only these thumbnails
         stale.unlink()
     for path, png in thumbs.items():
         path.write_bytes(png)
     page = out_dir / "index.html"
-    page.write_text(index_html(sections, repo or origin_repo(), (out_dir / "published").is_dir(),
-                               _published_path(out_dir), branch), encoding="utf-8")
+    page.write_text(
+        index_html(sections, repo or origin_repo(), (out_dir / "published").is_dir(), _published_path(out_dir), branch),
+        encoding="utf-8",
+    )
     return page
 
 
@@ -416,8 +458,9 @@ def build_site(out_dir: Path, repo: str | None = None, branch: str = "main") -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ttclib.site", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m ttclib.site", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out", nargs="?", type=Path, default=ROOT / "outputs", help="outputs folder (default: outputs/)")
     ap.add_argument("--repo", help="GitHub owner/name for the nbviewer links (default: from the origin remote)")
     ap.add_argument("--branch", default="main")

@@ -1,4 +1,4 @@
-"""Accuracy against energy per query category (paper 001, Table 1) and the category router of its §5.
+"""Accuracy against energy per query category (Wilhelm et al. [001], Table 1) and the category router of its §5.
 
 :func:`table` is Table 1 on this package's results: per category (MMLU's eight, the ``subset``
 column) and configuration (model, strategy), the accuracy and energy per query with 95 % CIs, and
@@ -26,6 +26,7 @@ model's direct one.
 >>> t[t.model == "l"][["subset", "accuracy", "d_accuracy_pct", "d_energy_pct"]].values.tolist()
 [['Math', 1.0, 100.0, 200.0], ['All', 1.0, 100.0, 200.0]]
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,14 +46,15 @@ def _label(model: str, strategy: str) -> str:
     return f"{model} {strategy}"
 
 
-def table(results: pd.DataFrame, baseline: dict, by: str = "subset", n_boot: int = 2000, seed: int = 0,
-          level: float = 0.95) -> pd.DataFrame:
+def table(
+    results: pd.DataFrame, baseline: dict, by: str = "subset", n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """Table 1: one row per (category, configuration) and per configuration over all categories
     (``by`` = ``ALL``): n, accuracy (Wilson CI), energy per query (t CI), and Δ% against
     ``baseline`` ({"model", "strategy"}) with paired-bootstrap CIs."""
     r = results.dropna(subset=[by]).assign(correct=lambda d: d.correct.astype(float))
     base = _label(baseline["model"], baseline["strategy"])
-    r = r.assign(config=[_label(m, s) for m, s in zip(r.model, r.strategy)])
+    r = r.assign(config=[_label(m, s) for m, s in zip(r.model, r.strategy, strict=True)])
     if base not in set(r.config):
         raise ValueError(f"baseline {baseline} is not among the configurations {sorted(set(r.config))}")
     groups = [(g, r[r[by] == g]) for g in dict.fromkeys(r[by])] + [(ALL, r)]
@@ -69,11 +71,22 @@ def table(results: pd.DataFrame, baseline: dict, by: str = "subset", n_boot: int
         for j, config in enumerate(acc.columns):
             model, strategy = g.loc[g.config == config, CONFIG].iloc[0]
             acc_ci, e_ci = proportion_ci(acc[config].dropna(), level), mean_ci(energy[config].dropna(), level)
-            rows.append({by: group, "model": model, "strategy": strategy, "n": int(acc[config].notna().sum()),
-                         "accuracy": acc_ci[0], "accuracy_lo": acc_ci[1], "accuracy_hi": acc_ci[2],
-                         "energy_per_query_j": e_ci[0], "energy_per_query_j_lo": e_ci[1],
-                         "energy_per_query_j_hi": e_ci[2],
-                         **_change("d_accuracy_pct", d_acc[:, j], level), **_change("d_energy_pct", d_e[:, j], level)})
+            rows.append(
+                {
+                    by: group,
+                    "model": model,
+                    "strategy": strategy,
+                    "n": int(acc[config].notna().sum()),
+                    "accuracy": acc_ci[0],
+                    "accuracy_lo": acc_ci[1],
+                    "accuracy_hi": acc_ci[2],
+                    "energy_per_query_j": e_ci[0],
+                    "energy_per_query_j_lo": e_ci[1],
+                    "energy_per_query_j_hi": e_ci[2],
+                    **_change("d_accuracy_pct", d_acc[:, j], level),
+                    **_change("d_energy_pct", d_e[:, j], level),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -85,13 +98,15 @@ def _change(name: str, replicates: np.ndarray, level: float) -> dict:
 def shapes(results: pd.DataFrame, by: str = "subset") -> pd.DataFrame:
     """Per category and configuration: mean prompt and output tokens *per sample* and samples per
     query — the shape of a query that the energy estimator prices (results sum tokens over samples)."""
-    r = results.assign(input_tokens=results.prompt_tokens / results.samples,
-                       output_tokens=results.completion_tokens / results.samples)
-    return (r.groupby([by, *CONFIG], sort=False)[["input_tokens", "output_tokens", "samples"]].mean().reset_index())
+    r = results.assign(
+        input_tokens=results.prompt_tokens / results.samples, output_tokens=results.completion_tokens / results.samples
+    )
+    return r.groupby([by, *CONFIG], sort=False)[["input_tokens", "output_tokens", "samples"]].mean().reset_index()
 
 
-def estimated_energy(shape: pd.DataFrame, estimator: EnergyEstimator, by: str = "subset",
-                     shared_prefill: bool = False) -> pd.DataFrame:
+def estimated_energy(
+    shape: pd.DataFrame, estimator: EnergyEstimator, by: str = "subset", shared_prefill: bool = False
+) -> pd.DataFrame:
     """The energy estimator's price of each (category, configuration) in ``shape`` (:func:`shapes`):
     one query of ``samples`` samples, each ``output_tokens`` long after ``input_tokens`` of prompt.
     Every sample pays its own prefill (as this package's MV does), or with ``shared_prefill`` one
@@ -107,9 +122,16 @@ def estimated_energy(shape: pd.DataFrame, estimator: EnergyEstimator, by: str = 
             scale = (prefill + s.samples * (float(one.energy_j[0]) - prefill)) / float(one.energy_j[0])
         else:
             scale = s.samples
-        rows.append({by: getattr(s, by), "model": s.model, "strategy": s.strategy,
-                     "energy_j": scale * float(one.energy_j[0]), "energy_j_lo": scale * float(one.lo[0]),
-                     "energy_j_hi": scale * float(one.hi[0])})
+        rows.append(
+            {
+                by: getattr(s, by),
+                "model": s.model,
+                "strategy": s.strategy,
+                "energy_j": scale * float(one.energy_j[0]),
+                "energy_j_lo": scale * float(one.lo[0]),
+                "energy_j_hi": scale * float(one.hi[0]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -119,14 +141,22 @@ class Router:
     the test half), the estimates it chose by, and bootstrap intervals of what it saved."""
 
     routing: routing.Routing
-    accuracy: pd.DataFrame      # performance estimator: accuracy per (category, configuration), training half
-    energy: pd.DataFrame        # energy estimator: J per query per (category, configuration), with its source
-    saved: pd.DataFrame         # routing.bootstrap on the test half: saved share and accuracy change, with CIs
-    compared: pd.DataFrame      # on the test half: the router against always using each configuration
+    accuracy: pd.DataFrame  # performance estimator: accuracy per (category, configuration), training half
+    energy: pd.DataFrame  # energy estimator: J per query per (category, configuration), with its source
+    saved: pd.DataFrame  # routing.bootstrap on the test half: saved share and accuracy change, with CIs
+    compared: pd.DataFrame  # on the test half: the router against always using each configuration
 
 
-def route(results: pd.DataFrame, estimator: EnergyEstimator | None, fallback: dict, *, by: str = "subset",
-          tolerance: float = 0.0, seed: int = 0, n_boot: int = 2000) -> Router:
+def route(
+    results: pd.DataFrame,
+    estimator: EnergyEstimator | None,
+    fallback: dict,
+    *,
+    by: str = "subset",
+    tolerance: float = 0.0,
+    seed: int = 0,
+    n_boot: int = 2000,
+) -> Router:
     """Figure 5's router, honestly scored: accuracy estimated on one half of the queries
     (:func:`routing.split_halves`), energy from the operating curves (``estimator``; the training
     half's measured energy where a model has no curves), the choice scored on the other half, with
@@ -134,8 +164,7 @@ def route(results: pd.DataFrame, estimator: EnergyEstimator | None, fallback: di
     train, test = routing.split_halves(results, by=by, seed=seed)
     accuracy = routing.estimated_accuracy(train, by)
     keys = [by, *CONFIG]
-    energy = (train.groupby(keys, sort=False).energy_j.mean().reset_index()
-              .assign(source="measured (training half)"))
+    energy = train.groupby(keys, sort=False).energy_j.mean().reset_index().assign(source="measured (training half)")
     if estimator is not None:
         priced = shapes(train, by)
         priced = priced[priced.model.isin(estimator.curves)]
@@ -152,18 +181,33 @@ def route(results: pd.DataFrame, estimator: EnergyEstimator | None, fallback: di
 def _compared(test: pd.DataFrame, routed: routing.Routing) -> pd.DataFrame:
     """Energy per query and accuracy on the held-out half: the router, then always one configuration
     (always-small, always-large, ...), each with its 95 % CI over the queries."""
-    rows = [{"policy": "router", "energy_per_query_j": routed.oracle_energy_j / routed.n,
-             "accuracy": routed.oracle_accuracy}]
+    rows = [
+        {
+            "policy": "router",
+            "energy_per_query_j": routed.oracle_energy_j / routed.n,
+            "accuracy": routed.oracle_accuracy,
+        }
+    ]
     for (model, strategy), g in test.groupby(CONFIG, sort=False):
         per_query = g.assign(correct=g.correct.astype(float)).groupby("query_id")[["energy_j", "correct"]].mean()
         e, a = mean_ci(per_query.energy_j), proportion_ci(per_query.correct)
-        rows.append({"policy": f"always {model} {strategy}", "energy_per_query_j": e[0], "energy_per_query_j_lo": e[1],
-                     "energy_per_query_j_hi": e[2], "accuracy": a[0], "accuracy_lo": a[1], "accuracy_hi": a[2]})
+        rows.append(
+            {
+                "policy": f"always {model} {strategy}",
+                "energy_per_query_j": e[0],
+                "energy_per_query_j_lo": e[1],
+                "energy_per_query_j_hi": e[2],
+                "accuracy": a[0],
+                "accuracy_lo": a[1],
+                "accuracy_hi": a[2],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def mv_prices(results: pd.DataFrame, estimator: EnergyEstimator | None, model: str, strategy: str = "mv",
-              samples=None) -> pd.DataFrame | None:
+def mv_prices(
+    results: pd.DataFrame, estimator: EnergyEstimator | None, model: str, strategy: str = "mv", samples=None
+) -> pd.DataFrame | None:
     """The energy estimator's price of ``model``'s majority vote relative to one direct answer of the
     same shape (both priced by the curves, so the batch size and meter of the MV runs do not enter):
     every sample with its own prefill (``own``, as this package measures it) and one prefill shared by
@@ -179,8 +223,9 @@ def mv_prices(results: pd.DataFrame, estimator: EnergyEstimator | None, model: s
     for k in dict.fromkeys([int(round(shape.samples[0])), *np.atleast_1d(samples if samples is not None else [])]):
         for name, shared in (("own", False), ("shared", True)):
             e = float(estimated_energy(shape.assign(samples=k), estimator, "pooled", shared_prefill=shared).energy_j[0])
-            rows.append({"samples": k, "prefill": name, "energy_j": e, "direct_j": direct,
-                         "change_pct": 100 * (e / direct - 1)})
+            rows.append(
+                {"samples": k, "prefill": name, "energy_j": e, "direct_j": direct, "change_pct": 100 * (e / direct - 1)}
+            )
     return pd.DataFrame(rows)
 
 
@@ -191,8 +236,13 @@ def budgets(estimator: EnergyEstimator, small: str, large: str, input_tokens) ->
     rows = []
     for n in np.atleast_1d(input_tokens):
         cap = float(estimator.predict(large, n, 1).energy_j[0])
-        rows.append({"input_tokens": float(n), "large_one_token_j": cap,
-                     "small_tokens_within": estimator.curves[small].tokens_within(cap, n)})
+        rows.append(
+            {
+                "input_tokens": float(n),
+                "large_one_token_j": cap,
+                "small_tokens_within": estimator.curves[small].tokens_within(cap, n),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -203,7 +253,7 @@ def overall(tab: pd.DataFrame, by: str = "subset") -> pd.DataFrame:
 
 # --- the paper's own Table 1, checked against itself -------------------------------------------
 
-# Paper 001, Table 1: accuracy and energy of Llama-3.2-1B zero-shot per category, and (accuracy,
+# Wilhelm et al. [001], Table 1: accuracy and energy of Llama-3.2-1B zero-shot per category, and (accuracy,
 # Δacc %, ΔE %) of Llama-3.1-8B, 1B with MV and 1B with CoT. Energies as printed ("78,556 kJ": a
 # decimal comma, 78.556 kJ; 78,556 kJ would be 21.8 kWh for one category of MMLU on one L40S).
 PAPER_TABLE1 = {
@@ -230,11 +280,19 @@ def paper_inconsistencies(slack_pct: float = 1.0) -> pd.DataFrame:
     """
     rows = []
     for cat, (base, _, *others) in PAPER_TABLE1.items():
-        for config, (acc, d_acc, _) in zip(PAPER_CONFIGS, others):
+        for config, (acc, d_acc, _) in zip(PAPER_CONFIGS, others, strict=True):
             lo = 100 * ((acc - 0.005) / (base + 0.005) - 1) - slack_pct
             hi = 100 * ((acc + 0.005) / (base - 0.005) - 1) + slack_pct
             if not lo <= d_acc <= hi:
-                rows.append({"subset": cat, "config": config, "accuracy": acc, "baseline_accuracy": base,
-                             "printed_pct": d_acc, "from_accuracies_pct": round(100 * (acc / base - 1), 1),
-                             "rounding_allows_pct": (round(lo, 1), round(hi, 1))})
+                rows.append(
+                    {
+                        "subset": cat,
+                        "config": config,
+                        "accuracy": acc,
+                        "baseline_accuracy": base,
+                        "printed_pct": d_acc,
+                        "from_accuracies_pct": round(100 * (acc / base - 1), 1),
+                        "rounding_allows_pct": (round(lo, 1), round(hi, 1)),
+                    }
+                )
     return pd.DataFrame(rows)

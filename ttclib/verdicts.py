@@ -16,11 +16,13 @@ Uncertainty over the choice of problems comes from :func:`bootstrap_means`, whic
 queries jointly across configurations: every configuration answers the same problems, so a
 hard problem drawn twice is hard for all of them (a paired design).
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,8 +30,12 @@ from scipy import stats
 
 Outcome = Literal["held", "did not hold", "inconclusive", "not tested"]
 OUTCOMES: tuple[Outcome, ...] = ("held", "did not hold", "inconclusive", "not tested")
-_PHRASE = {"held": "held", "did not hold": "did not hold", "inconclusive": "was inconclusive at this sample size",
-           "not tested": "could not be tested"}
+_PHRASE = {
+    "held": "held",
+    "did not hold": "did not hold",
+    "inconclusive": "was inconclusive at this sample size",
+    "not tested": "could not be tested",
+}
 LEVEL = 0.95
 
 
@@ -37,9 +43,9 @@ LEVEL = 0.95
 class Verdict:
     """One claim's outcome and the evidence it rests on (numbers with their intervals)."""
 
-    claim: str          # "The claim that …"
+    claim: str  # "The claim that …"
     outcome: Outcome
-    why: str = ""       # the evidence, one clause
+    why: str = ""  # the evidence, one clause
 
     def __post_init__(self):
         if self.outcome not in OUTCOMES:
@@ -161,14 +167,18 @@ def widest(*intervals: tuple[float, float]) -> tuple[float, float]:
 UNIT = ["benchmark", "query_id"]
 
 
-def per_query(results: pd.DataFrame, configs: Sequence[str] = ("model", "strategy"),
-              values: Sequence[str] = ("correct", "energy_j")) -> dict[str, pd.DataFrame]:
+def per_query(
+    results: pd.DataFrame,
+    configs: Sequence[str] = ("model", "strategy"),
+    values: Sequence[str] = ("correct", "energy_j"),
+) -> dict[str, pd.DataFrame]:
     """Per value, a (query × configuration) table of each query's mean over its repetitions."""
     unit = [c for c in UNIT if c in results.columns]
     df = results.assign(correct=results.correct.astype(float)) if "correct" in values else results
-    tables = {v: df.pivot_table(index=unit, columns=list(configs), values=v, aggfunc="mean", sort=False)
-              for v in values}
-    rows = df.set_index(unit).index.unique()     # the same queries, in the same order, in every table
+    tables = {
+        v: df.pivot_table(index=unit, columns=list(configs), values=v, aggfunc="mean", sort=False) for v in values
+    }
+    rows = df.set_index(unit).index.unique()  # the same queries, in the same order, in every table
     return {v: t.reindex(rows) for v, t in tables.items()}
 
 
@@ -185,7 +195,7 @@ def bootstrap_means(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0, stra
         idx.append(rows[rng.integers(0, rows.size, (n_boot, rows.size))])
     draws = np.concatenate(idx, axis=1)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)   # a configuration with no value in a resample
+        warnings.simplefilter("ignore", RuntimeWarning)  # a configuration with no value in a resample
         boot = np.nanmean(values[draws], axis=1)
         observed = np.nanmean(values, axis=0)
     return pd.DataFrame(np.vstack([observed, boot]), columns=table.columns)

@@ -21,6 +21,7 @@ whoever became their parent: SIGTERM, then SIGKILL after a grace period.
 >>> dog.processes(), tree.wait()
 ([], -15)
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from typing import IO
 
 import psutil
@@ -56,8 +56,11 @@ def stop_marked(token: str, grace_s: float, log: IO[str] | None = None) -> int:
     """
     first = marked_processes(token)
     if first and log:
-        print(f"watchdog: stopping {len(first)} processes of the server: "
-              f"{' '.join(str(p.pid) for p in first)}", file=log, flush=True)
+        print(
+            f"watchdog: stopping {len(first)} processes of the server: {' '.join(str(p.pid) for p in first)}",
+            file=log,
+            flush=True,
+        )
     procs = first
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2), (signal.SIGKILL, 2)):
         if not procs:
@@ -79,9 +82,13 @@ class Watchdog:
         self.token = f"{os.getpid()}-{secrets.token_hex(8)}"
         self.grace_s = grace_s
         # -P: not the script's directory first on sys.path (this package's modules would shadow others)
-        self.process = subprocess.Popen([sys.executable, "-P", __file__, self.token, str(grace_s)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=log or subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-P", __file__, self.token, str(grace_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=log or subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) with the watchdog's marker."""

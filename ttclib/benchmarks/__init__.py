@@ -26,12 +26,14 @@ easy/medium/hard levels, HumanEval and MT-Bench come with their PyPI packages.
 >>> bench.grade(f"The answer is {p.answer}.", p).correct, bench.grade("The answer is 1000.", p).correct
 (True, False)
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from .sources import BenchmarkDataError, Location, Source
 
@@ -39,12 +41,12 @@ from .sources import BenchmarkDataError, Location, Source
 @dataclass(frozen=True)
 class Problem:
     id: str
-    question: str                  # the problem as shown to the model (choices included)
-    answer: str                    # gold answer as a string (letter, number, LaTeX, canonical code)
+    question: str  # the problem as shown to the model (choices included)
+    answer: str  # gold answer as a string (letter, number, LaTeX, canonical code)
     benchmark: str
-    category: str                  # "math" | "code" | "common_sense" | "generation" | "chat"
+    category: str  # "math" | "code" | "common_sense" | "generation" | "chat"
     difficulty: str | None = None  # one of the benchmark's levels, when the data has (or derives) one
-    subset: str | None = None      # e.g. MMLU category (paper 001), GPQA domain, MT-Bench category
+    subset: str | None = None  # e.g. MMLU category (Wilhelm et al. [001]), GPQA domain, MT-Bench category
     meta: Mapping[str, Any] = field(default_factory=dict, hash=False)  # tests, references, choices
 
 
@@ -60,8 +62,8 @@ class Choices(NamedTuple):
 
 
 class Score(NamedTuple):
-    correct: bool | None           # None where the benchmark has no reference (MT-Bench)
-    value: float | None            # 1.0/0.0 for exact scorers, ROUGE-L F for text, None without reference
+    correct: bool | None  # None where the benchmark has no reference (MT-Bench)
+    value: float | None  # 1.0/0.0 for exact scorers, ROUGE-L F for text, None without reference
 
 
 def exact(ok: bool) -> Score:
@@ -78,21 +80,30 @@ class Benchmark:
     score: Callable[[str | None, Problem], Score]
     # extract knowing the problem (code: the block that defines the problem's entry point); see extract_answer
     extract_for: Callable[[str, Problem], str | None] | None = None
-    parse: Callable[[dict, int], Problem | None] | None = None   # record, index → Problem (None drops it); not for generated sets
+    parse: Callable[[dict, int], Problem | None] | None = (
+        None  # record, index → Problem (None drops it); not for generated sets
+    )
     equivalent: Callable[[str, str], bool] = lambda a, b: a == b
-    answer_format: str = ""                            # told to the model with the question
-    levels: tuple[str, ...] = ()                       # difficulty levels, easiest first
-    difficulty_note: str = ""                          # where the level comes from when it is derived
-    metric: str = "accuracy"                           # what `score.value` is: accuracy | pass@1 | rouge_l | none
-    executes_code: bool = False                        # scoring runs the model's code in the sandbox
-    # scoring: loglikelihood (paper 002's BoolQ and HellaSwag): the problem as context and options
+    answer_format: str = ""  # told to the model with the question
+    levels: tuple[str, ...] = ()  # difficulty levels, easiest first
+    difficulty_note: str = ""  # where the level comes from when it is derived
+    metric: str = "accuracy"  # what `score.value` is: accuracy | pass@1 | rouge_l | none
+    executes_code: bool = False  # scoring runs the model's code in the sandbox
+    # scoring: loglikelihood (Maliakel et al. [002]'s BoolQ and HellaSwag): the problem as context and options
     choices: Callable[[Problem], Choices] | None = None
     # Problems in the standard split: the hub split the loader falls back to, before any filtering
     # the parser does. Only for the GPU-hour projection (ttclib.gpu_hours) when the data cannot be counted here.
     size: int | None = None
 
-    def load(self, *, levels: Sequence[str] | None = None, per_level: int | None = 16, seed: int = 0,
-             subsets: Sequence[str] | None = None, data: str | Path | None = None) -> list[Problem]:
+    def load(
+        self,
+        *,
+        levels: Sequence[str] | None = None,
+        per_level: int | None = 16,
+        seed: int = 0,
+        subsets: Sequence[str] | None = None,
+        data: str | Path | None = None,
+    ) -> list[Problem]:
         """Problems of the chosen levels/subsets: ``per_level`` drawn per level (per subset for
         benchmarks without levels) with ``seed``, in the data's order; ``None`` takes them all."""
         levels = [str(x) for x in levels] if levels else None
@@ -101,8 +112,9 @@ class Benchmark:
             raise ValueError(f"benchmark {self.name!r} has no level(s) {sorted(unknown)}; levels: {list(self.levels)}")
         if self.source.generate is not None:
             if per_level is None or subsets:
-                raise ValueError(f"benchmark {self.name!r} is generated: it needs a number per level "
-                                 f"(per_level) and has no subsets")
+                raise ValueError(
+                    f"benchmark {self.name!r} is generated: it needs a number per level (per_level) and has no subsets"
+                )
             return self.source.generate(levels=levels or list(self.levels), per_level=per_level, seed=seed)
         records = self.source.read(self.name, data)
         problems = [p for i, r in enumerate(records) if (p := self._parse(r, i)) is not None]
@@ -112,7 +124,9 @@ class Benchmark:
             have = {p.subset for p in problems}
             missing = sorted(set(subsets) - have)
             if missing:
-                raise ValueError(f"benchmark {self.name!r} has no subset(s) {missing}; subsets: {sorted(map(str, have))}")
+                raise ValueError(
+                    f"benchmark {self.name!r} has no subset(s) {missing}; subsets: {sorted(map(str, have))}"
+                )
             problems = [p for p in problems if p.subset in subsets]
         return _draw(problems, per_level, seed, by="difficulty" if self.levels else "subset")
 
@@ -133,11 +147,13 @@ class Benchmark:
 
     def _parse(self, record: dict, index: int) -> Problem | None:
         """One record as a Problem; a record of another shape is a BenchmarkDataError, not a KeyError."""
+        assert self.parse is not None  # every benchmark that reads records has a parser (only generated ones lack it)
         try:
             return self.parse(record, index)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-            raise BenchmarkDataError(f"record {index} is not a {self.name!r} record "
-                                     f"({type(e).__name__}: {str(e)[:200]})") from None
+            raise BenchmarkDataError(
+                f"record {index} is not a {self.name!r} record ({type(e).__name__}: {str(e)[:200]})"
+            ) from None
 
     def extract_answer(self, text: str, problem: Problem) -> str | None:
         """The answer in a completion's answer text to ``problem``: ``extract_for`` when the benchmark
@@ -182,7 +198,18 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-from . import generated, reasoning, coding, knowledge  # noqa: E402,F401  (register the benchmarks)
+from . import coding, generated, knowledge, reasoning  # noqa: E402,F401  (register the benchmarks)
 
-__all__ = ["Problem", "Choices", "Score", "Benchmark", "Source", "BenchmarkDataError", "REGISTRY", "register", "get",
-           "names", "exact"]
+__all__ = [
+    "Problem",
+    "Choices",
+    "Score",
+    "Benchmark",
+    "Source",
+    "BenchmarkDataError",
+    "REGISTRY",
+    "register",
+    "get",
+    "names",
+    "exact",
+]

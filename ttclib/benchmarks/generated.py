@@ -8,10 +8,12 @@
   the reference solution: easy ≤ 2, medium 3–4, hard ≥ 5 (the same rule as GSM8K's calculator
   annotations, see :mod:`ttclib.benchmarks.knowledge`).
 """
+
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 from .. import answers
 from . import Benchmark, Problem, register
@@ -28,11 +30,12 @@ def step_level(steps: int) -> str:
 
 # --- arithmetic ----------------------------------------------------------------------------
 
+
 def _arithmetic_problem(level: str, rng: random.Random) -> tuple[str, int]:
-    if level == "easy":          # one-digit addition
+    if level == "easy":  # one-digit addition
         a, b = rng.randint(1, 9), rng.randint(1, 9)
         return f"{a} + {b}", a + b
-    if level == "medium":        # two-digit addition
+    if level == "medium":  # two-digit addition
         a, b = rng.randint(10, 99), rng.randint(10, 99)
         return f"{a} + {b}", a + b
     a, b, c = rng.randint(10, 99), rng.randint(10, 99), rng.randint(10, 99)  # hard: three terms
@@ -47,22 +50,34 @@ def generate_arithmetic(*, levels: list[str], per_level: int, seed: int) -> list
     return _per_level("arithmetic", levels, per_level, seed, make)
 
 
-def _per_level(name: str, levels: list[str], per_level: int, seed: int, make) -> list[Problem]:
+def _per_level(
+    name: str, levels: list[str], per_level: int, seed: int, make: Callable[[str, random.Random], tuple[str, str]]
+) -> list[Problem]:
     """``per_level`` problems of each requested level, in level order, from one seeded generator:
     ``make(level, rng)`` gives (question, answer)."""
     rng = random.Random(seed)
-    return [Problem(f"{name}/{level}/{i}", *make(level, rng), name, "math", level)
-            for level in LEVELS if level in levels for i in range(per_level)]
+    return [
+        Problem(f"{name}/{level}/{i}", *make(level, rng), name, "math", level)
+        for level in LEVELS
+        if level in levels
+        for i in range(per_level)
+    ]
 
 
-register(Benchmark(
-    name="arithmetic", category="math",
-    description="Integer arithmetic generated from a seed: easy = 1-digit +, medium = 2-digit +, "
-                "hard = three 2-digit terms with + and -.",
-    source=Source(generate=generate_arithmetic),
-    extract=answers.extract_math, score=score_integer, equivalent=answers.math_equivalent, levels=LEVELS,
-    answer_format="Give the final answer as a number.",
-))
+register(
+    Benchmark(
+        name="arithmetic",
+        category="math",
+        description="Integer arithmetic generated from a seed: easy = 1-digit +, medium = 2-digit +, "
+        "hard = three 2-digit terms with + and -.",
+        source=Source(generate=generate_arithmetic),
+        extract=answers.extract_math,
+        score=score_integer,
+        equivalent=answers.math_equivalent,
+        levels=LEVELS,
+        answer_format="Give the final answer as a number.",
+    )
+)
 
 
 # --- multiplication ------------------------------------------------------------------------
@@ -76,6 +91,7 @@ def generate_multiplication(*, levels: list[str], per_level: int, seed: int) -> 
     >>> [p.question for p in generate_multiplication(levels=["hard"], per_level=2, seed=0)]
     ['What is 964 × 59?', 'What is 876 × 63?']
     """
+
     def make(level: str, rng: random.Random) -> tuple[str, str]:
         a, b = (_no_trailing_zero(rng, d) for d in MULTIPLICATION_DIGITS[level])
         return f"What is {a} × {b}?", str(a * b)
@@ -84,19 +100,25 @@ def generate_multiplication(*, levels: list[str], per_level: int, seed: int) -> 
 
 
 def _no_trailing_zero(rng: random.Random, digits: int) -> int:
-    while (n := rng.randint(10 ** (digits - 1), 10 ** digits - 1)) % 10 == 0 or n == 1:
+    while (n := rng.randint(10 ** (digits - 1), 10**digits - 1)) % 10 == 0 or n == 1:
         pass
     return n
 
 
-register(Benchmark(
-    name="multiplication", category="math",
-    description="Integer multiplication generated from a seed: easy = 2-digit × 1-digit, medium = 2-digit × "
-                "2-digit, hard = 3-digit × 2-digit (factors without trailing zeros).",
-    source=Source(generate=generate_multiplication),
-    extract=answers.extract_math, score=score_integer, equivalent=answers.math_equivalent, levels=LEVELS,
-    answer_format="Give the final answer as a number.",
-))
+register(
+    Benchmark(
+        name="multiplication",
+        category="math",
+        description="Integer multiplication generated from a seed: easy = 2-digit × 1-digit, medium = 2-digit × "
+        "2-digit, hard = 3-digit × 2-digit (factors without trailing zeros).",
+        source=Source(generate=generate_multiplication),
+        extract=answers.extract_math,
+        score=score_integer,
+        equivalent=answers.math_equivalent,
+        levels=LEVELS,
+        answer_format="Give the final answer as a number.",
+    )
+)
 
 
 # --- GSM-Symbolic (reasoning-gym) -----------------------------------------------------------
@@ -121,19 +143,33 @@ def generate_gsm_symbolic(*, levels: list[str], per_level: int, seed: int) -> li
             level = step_level(max(steps, 1))
             if level in found and len(found[level]) < wanted[level]:
                 question = item["question"].split("Give the result as your final answer")[0].strip()
-                found[level].append(Problem(f"gsm_symbolic/{seed}/{start + i}", question, str(item["answer"]),
-                                            "gsm_symbolic", "math", level,
-                                            meta={"steps": steps, "template": item["metadata"]["source_index"]}))
+                found[level].append(
+                    Problem(
+                        f"gsm_symbolic/{seed}/{start + i}",
+                        question,
+                        str(item["answer"]),
+                        "gsm_symbolic",
+                        "math",
+                        level,
+                        meta={"steps": steps, "template": item["metadata"]["source_index"]},
+                    )
+                )
         start += batch
     return [p for lv in LEVELS if lv in found for p in found[lv]]
 
 
-register(Benchmark(
-    name="gsm_symbolic", category="math",
-    description="GSM8K-style word problems generated offline by reasoning-gym's GSM-Symbolic templates; "
-                "level from the reference solution's arithmetic steps (easy ≤2, medium 3–4, hard ≥5).",
-    source=Source(generate=generate_gsm_symbolic),
-    extract=answers.extract_math, score=score_math, equivalent=answers.math_equivalent, levels=LEVELS,
-    difficulty_note="derived: number of '=' steps in reasoning-gym's reference solution",
-    answer_format=BOXED_FORMAT,
-))
+register(
+    Benchmark(
+        name="gsm_symbolic",
+        category="math",
+        description="GSM8K-style word problems generated offline by reasoning-gym's GSM-Symbolic templates; "
+        "level from the reference solution's arithmetic steps (easy ≤2, medium 3–4, hard ≥5).",
+        source=Source(generate=generate_gsm_symbolic),
+        extract=answers.extract_math,
+        score=score_math,
+        equivalent=answers.math_equivalent,
+        levels=LEVELS,
+        difficulty_note="derived: number of '=' steps in reasoning-gym's reference solution",
+        answer_format=BOXED_FORMAT,
+    )
+)

@@ -1,9 +1,10 @@
 """Scorers and question formats shared by several benchmarks (answer × problem → Score)."""
+
 from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from .. import answers
 from . import Benchmark, Problem, Score, exact
@@ -48,14 +49,21 @@ def shuffled_options(correct: str, wrong: Sequence[str], key: str) -> tuple[list
 def extract_choice_for(letters: str):
     def extract(text: str) -> str | None:
         return answers.extract_choice(text, letters)
+
     extract.__name__ = f"extract_choice_{letters}"
     return extract
 
 
 # --- a benchmark's verdict on a hand-labelled answer -------------------------------------------
 
-LABELLED_BENCHMARKS = {"math": "math500", "gsm8k": "gsm8k", "aime": "aime24", "yes_no": "boolq",
-                       "choice": "mmlu", "code": None}
+LABELLED_BENCHMARKS = {
+    "math": "math500",
+    "gsm8k": "gsm8k",
+    "aime": "aime24",
+    "yes_no": "boolq",
+    "choice": "mmlu",
+    "code": None,
+}
 
 
 def labelled_problem(record: Mapping) -> tuple[Benchmark, Problem]:

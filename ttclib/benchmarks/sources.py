@@ -10,6 +10,7 @@
 
 When none is available the error says which file or hub id would do.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -20,13 +21,13 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 DATA_DIR_ENV = "TTC_DATA_DIR"
-PEEK_BYTES = 4 << 20      # a data file's first record is looked for in at most this much of it
-READ_BYTES = 64 << 20     # a benchmark's own reader is run to check a file only up to this size
+PEEK_BYTES = 4 << 20  # a data file's first record is looked for in at most this much of it
+READ_BYTES = 64 << 20  # a benchmark's own reader is run to check a file only up to this size
 
 
 class BenchmarkDataError(RuntimeError):
@@ -45,8 +46,8 @@ class Hub:
 
 @dataclass(frozen=True)
 class Location:
-    kind: str            # "file" | "package" | "hub" | "generated"
-    where: str           # path, package name or hub id
+    kind: str  # "file" | "package" | "hub" | "generated"
+    where: str  # path, package name or hub id
 
     def describe(self) -> dict:
         info = {"kind": self.kind, "where": self.where}
@@ -57,11 +58,11 @@ class Location:
 
 @dataclass(frozen=True)
 class Source:
-    files: tuple[str, ...] = ()                              # standard-layout paths, first existing wins
+    files: tuple[str, ...] = ()  # standard-layout paths, first existing wins
     hub: Hub | None = None
-    packaged: tuple[str, Callable[[], list[dict]]] | None = None   # (package, reader)
-    generate: Callable[..., list] | None = None              # offline generator: (levels, per_level, seed)
-    reader: Callable[[Path], list[dict]] | None = None       # for files the suffix rules below cannot read
+    packaged: tuple[str, Callable[[], list[dict]]] | None = None  # (package, reader)
+    generate: Callable[..., list] | None = None  # offline generator: (levels, per_level, seed)
+    reader: Callable[[Path], list[dict]] | None = None  # for files the suffix rules below cannot read
 
     def locate(self, name: str, data: str | os.PathLike | None = None) -> Location:
         if data is not None:
@@ -75,8 +76,10 @@ class Source:
             return Location("file", str(found))
         if self.hub is not None:
             return Location("hub", str(self.hub))
-        raise BenchmarkDataError(f"benchmark {name!r} has no data here: set `data:` in the params to "
-                                 f"{self._expected()}, or ${DATA_DIR_ENV} to a directory holding it")
+        raise BenchmarkDataError(
+            f"benchmark {name!r} has no data here: set `data:` in the params to "
+            f"{self._expected()}, or ${DATA_DIR_ENV} to a directory holding it"
+        )
 
     def read(self, name: str, data: str | os.PathLike | None = None) -> list[dict]:
         where = self.locate(name, data)
@@ -87,7 +90,9 @@ class Source:
             except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error, zipfile.BadZipFile) as e:
                 raise BenchmarkDataError(f"{path}: cannot read {name!r} records: {e}") from None
         if where.kind == "package":
+            assert self.packaged is not None  # locate() says "package" only when there is one
             return self.packaged[1]()
+        assert self.hub is not None  # locate() says "hub" only when there is one (generated sets are not read)
         return _from_hub(name, self.hub, self._expected())
 
     def first_record(self, path: Path) -> dict | None:
@@ -114,7 +119,7 @@ class Source:
 
     def _find(self, root: Path) -> Path | None:
         for rel in self.files:
-            if (root / rel).is_file() or (root / rel).is_dir():     # never a device or a pipe
+            if (root / rel).is_file() or (root / rel).is_dir():  # never a device or a pipe
                 return root / rel
         return None
 
@@ -126,7 +131,7 @@ class Source:
         if path.is_dir():
             found = self._find(path) or self._find(path.parent)
             if found is None and self.reader is not None:
-                return path          # the reader takes a directory (MMLU's CSV folders)
+                return path  # the reader takes a directory (MMLU's CSV folders)
             if found is not None:
                 return found
         raise BenchmarkDataError(f"{path}: no data for benchmark {name!r} there (expected {self._expected()})")
@@ -152,7 +157,7 @@ def read_records(path: Path) -> list[dict]:
             data = json.loads(text)
             return data if isinstance(data, list) else [data]
         except json.JSONDecodeError:
-            return _json_lines(text)          # some ".json" releases are JSON Lines (AIME25)
+            return _json_lines(text)  # some ".json" releases are JSON Lines (AIME25)
     return _json_lines(text)
 
 
@@ -167,8 +172,8 @@ def _peek_record(path: Path) -> dict | None:
         head = f.read(PEEK_BYTES)
         whole = len(head) < PEEK_BYTES or not f.read(1)
     text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=whole)
-    if not whole:                              # only complete lines: a record cut short says nothing
-        text = text[:text.rfind("\n") + 1]
+    if not whole:  # only complete lines: a record cut short says nothing
+        text = text[: text.rfind("\n") + 1]
     if name.endswith(".csv"):
         try:
             first = next(csv.DictReader(io.StringIO(text)), None)
@@ -202,16 +207,16 @@ def _first_json(text: str, whole: bool, dot_json: bool):
     try:
         return None if line is None else json.loads(line)
     except json.JSONDecodeError:
-        if dot_json and not whole:         # a pretty-printed record longer than the text at hand
+        if dot_json and not whole:  # a pretty-printed record longer than the text at hand
             return None
         raise
 
 
 def _first_of_array(text: str):
     start = text.index("[") + 1
-    while text[start:start + 1].isspace():
+    while text[start : start + 1].isspace():
         start += 1
-    return None if text[start:start + 1] == "]" else json.JSONDecoder().raw_decode(text, start)[0]
+    return None if text[start : start + 1] == "]" else json.JSONDecoder().raw_decode(text, start)[0]
 
 
 def _record(record, path: Path) -> dict:
@@ -245,11 +250,14 @@ def _from_hub(name: str, hub: Hub, expected: str) -> list[dict]:
     try:
         import datasets
     except ImportError:
-        raise BenchmarkDataError(f"benchmark {name!r}: no local data and the `datasets` package is missing; "
-                                 f"provide {expected}") from None
+        raise BenchmarkDataError(
+            f"benchmark {name!r}: no local data and the `datasets` package is missing; provide {expected}"
+        ) from None
     try:
         ds = datasets.load_dataset(hub.id, hub.config, split=hub.split)
     except Exception as e:  # offline, gated, renamed: all end the same way for the user
-        raise BenchmarkDataError(f"benchmark {name!r}: could not load {hub} from the Hugging Face hub "
-                                 f"({type(e).__name__}: {str(e)[:200]}); provide {expected}") from None
+        raise BenchmarkDataError(
+            f"benchmark {name!r}: could not load {hub} from the Hugging Face hub "
+            f"({type(e).__name__}: {str(e)[:200]}); provide {expected}"
+        ) from None
     return [dict(r) for r in ds]

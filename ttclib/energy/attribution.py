@@ -20,14 +20,16 @@ token over the spans in which the batch is full, which leaves out ramp-up and dr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .measurement import NAN, Measurement
 from .trace import integrate_power
+
 
 def attribute_energy(
     total_j: float,
@@ -49,7 +51,7 @@ def attribute_energy(
     is equal.
 
     ``trace_t``/``trace_power_w`` may be the long-format trace of several devices (the
-    ``t``/``power_w`` columns of [`Meter.trace`][ttclib.energy.Meter.trace]): powers at
+    ``t``/``power_w`` columns of :meth:`~ttclib.energy.Meter.trace`): powers at
     identical timestamps are summed, NaN powers dropped. The computation is vectorised over
     the sorted union of interval ends and sample times: O((n + m) log(n + m)).
 
@@ -98,10 +100,13 @@ def _total_power(trace_t: Any, trace_power_w: Any) -> tuple[np.ndarray, np.ndarr
     tu, inv = np.unique(t, return_inverse=True)
     return tu, np.bincount(inv, weights=p, minlength=tu.size)
 
+
 #: The rule in one sentence, recorded in every run.json.
-RULE = ("each window's energy is split over the requests active in it (finished or still running), "
-        "sharing power equally among concurrent requests at each instant; a request spanning windows "
-        "sums its shares; energy of windows in which no request ran is overhead, spread by share")
+RULE = (
+    "each window's energy is split over the requests active in it (finished or still running), "
+    "sharing power equally among concurrent requests at each instant; a request spanning windows "
+    "sums its shares; energy of windows in which no request ran is overhead, spread by share"
+)
 
 
 def _active(starts: np.ndarray, ends: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -193,7 +198,9 @@ def full_spans(intervals: np.ndarray, batch_size: int) -> list[tuple[float, floa
     [(1.0, 4.0)]
     """
     iv = np.asarray(intervals, float).reshape(-1, 2)
-    events = sorted([(s, 1) for s in iv[:, 0]] + [(e, -1) for e in iv[:, 1]], key=lambda x: (x[0], -x[1]))  # touching = continuous
+    events = sorted(
+        [(s, 1) for s in iv[:, 0]] + [(e, -1) for e in iv[:, 1]], key=lambda x: (x[0], -x[1])
+    )  # touching = continuous
     spans, n, since = [], 0, None
     for t, d in events:
         n += d

@@ -1,4 +1,4 @@
-"""GPU clocks locked for a run, and always given back (paper 002's frequency axis, issue 19 item 1).
+"""GPU clocks locked for a run, and always given back (Maliakel et al. [002]'s frequency axis, issue 19 item 1).
 
 A run that sweeps the SM clock locks it through NVML (``nvmlDeviceSetGpuLockedClocks``, the
 memory clock with ``nvmlDeviceSetMemoryLockedClocks``; where locking is not supported, application
@@ -17,6 +17,7 @@ Requested clocks are snapped to the nearest supported one (:func:`snap`); a miss
 >>> snap(1230, [960, 1500])       # a tie goes to the lower clock (less power)
 960
 """
+
 from __future__ import annotations
 
 import atexit
@@ -25,11 +26,15 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-PERMISSION_HELP = ("locking GPU clocks needs root or CAP_SYS_ADMIN in this container; without it, ask an "
-                   "administrator to lock them (`nvidia-smi -lgc <MHz>,<MHz>`, reset with `nvidia-smi -rgc`) "
-                   "or measure at the default clocks (no sm_clock_mhz)")
+PERMISSION_HELP = (
+    "locking GPU clocks needs root or CAP_SYS_ADMIN in this container; without it, ask an "
+    "administrator to lock them (`nvidia-smi -lgc <MHz>,<MHz>`, reset with `nvidia-smi -rgc`) "
+    "or measure at the default clocks (no sm_clock_mhz)"
+)
 
 
 class ClockError(RuntimeError):
@@ -41,9 +46,17 @@ class ClockPermissionError(ClockError):
 
 
 #: NVML's clock event (throttle) reason bits, by the names of ``nvmlClocksEventReason*``.
-THROTTLE_REASONS = {0x1: "GpuIdle", 0x2: "ApplicationsClocksSetting", 0x4: "SwPowerCap", 0x8: "HwSlowdown",
-                    0x10: "SyncBoost", 0x20: "SwThermalSlowdown", 0x40: "HwThermalSlowdown",
-                    0x80: "HwPowerBrakeSlowdown", 0x100: "DisplayClockSetting"}
+THROTTLE_REASONS = {
+    0x1: "GpuIdle",
+    0x2: "ApplicationsClocksSetting",
+    0x4: "SwPowerCap",
+    0x8: "HwSlowdown",
+    0x10: "SyncBoost",
+    0x20: "SwThermalSlowdown",
+    0x40: "HwThermalSlowdown",
+    0x80: "HwPowerBrakeSlowdown",
+    0x100: "DisplayClockSetting",
+}
 #: Achieved within this fraction of the requested clock counts as achieved (issue 19's GPU check).
 TOLERANCE = 0.05
 
@@ -81,7 +94,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:       # another user's live process
+    except PermissionError:  # another user's live process
         return True
     return True
 
@@ -96,18 +109,24 @@ class ClockLock:
         self.index, self.requested_sm, self.requested_mem = index, sm_mhz, mem_mhz
         self.directory = Path(directory) if directory is not None else lock_dir()
         self.achieved: dict = {}
-        self._nv = self._handle = self._method = self._file = None
+        self._nv: Any = None  # the pynvml module, once entered
+        self._handle: Any = None
+        self._method: str | None = None  # "locked" | "applications", once set
+        self._file: Path | None = None  # this lock's file
         self._previous: dict = {}
         self._released = threading.Lock()
         self._active = False
 
-    def __enter__(self) -> "ClockLock":
+    def __enter__(self) -> ClockLock:
         self._nv = _pynvml()
         recover(self.directory)
         self._handle = self._nv.nvmlDeviceGetHandleByIndex(self.index)
         sm = snap(self.requested_sm, supported_sm_clocks(self._nv, self._handle))
-        mem = (snap(self.requested_mem, self._nv.nvmlDeviceGetSupportedMemoryClocks(self._handle))
-               if self.requested_mem is not None else None)
+        mem = (
+            snap(self.requested_mem, self._nv.nvmlDeviceGetSupportedMemoryClocks(self._handle))
+            if self.requested_mem is not None
+            else None
+        )
         self._write_lock_file(sm, mem)
         self._active = True
         try:
@@ -117,9 +136,15 @@ class ClockLock:
             raise
         self._install_handlers()
         read = self._nv.nvmlDeviceGetClockInfo(self._handle, self._nv.NVML_CLOCK_SM)
-        self.achieved = {"index": self.index, "requested_sm_mhz": self.requested_sm, "sm_mhz": sm,
-                         "requested_mem_mhz": self.requested_mem, "mem_mhz": mem, "method": self._method,
-                         "sm_read_back_mhz": int(read)}
+        self.achieved = {
+            "index": self.index,
+            "requested_sm_mhz": self.requested_sm,
+            "sm_mhz": sm,
+            "requested_mem_mhz": self.requested_mem,
+            "mem_mhz": mem,
+            "method": self._method,
+            "sm_read_back_mhz": int(read),
+        }
         return self
 
     def __exit__(self, *exc) -> None:
@@ -138,16 +163,22 @@ class ClockLock:
             return
         except nv.NVMLError as err:
             if _code(nv, err) == nv.NVML_ERROR_NO_PERMISSION:
-                raise ClockPermissionError(f"GPU {self.index}: {type(err).__name__}: {err}: {PERMISSION_HELP}") from None
+                raise ClockPermissionError(
+                    f"GPU {self.index}: {type(err).__name__}: {err}: {PERMISSION_HELP}"
+                ) from None
             if _code(nv, err) != nv.NVML_ERROR_NOT_SUPPORTED or self._method is not None:
-                raise ClockError(f"GPU {self.index}: locking the clocks at SM {sm} / memory {mem} MHz failed: {err}") from None
-        try:             # older GPUs: application clocks (memory clock required)
+                raise ClockError(
+                    f"GPU {self.index}: locking the clocks at SM {sm} / memory {mem} MHz failed: {err}"
+                ) from None
+        try:  # older GPUs: application clocks (memory clock required)
             app_mem = mem if mem is not None else max(nv.nvmlDeviceGetSupportedMemoryClocks(h))
             nv.nvmlDeviceSetApplicationsClocks(h, app_mem, sm)
             self._method = "applications"
         except nv.NVMLError as err:
             if _code(nv, err) == nv.NVML_ERROR_NO_PERMISSION:
-                raise ClockPermissionError(f"GPU {self.index}: {type(err).__name__}: {err}: {PERMISSION_HELP}") from None
+                raise ClockPermissionError(
+                    f"GPU {self.index}: {type(err).__name__}: {err}: {PERMISSION_HELP}"
+                ) from None
             raise ClockError(f"GPU {self.index}: neither locked nor application clocks can be set: {err}") from None
 
     def release(self) -> None:
@@ -171,13 +202,23 @@ class ClockLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         uuid = self._nv.nvmlDeviceGetUUID(self._handle)
         self._file = self.directory / f"gpu{self.index}-{os.getpid()}.json"
-        self._file.write_text(json.dumps({"pid": os.getpid(), "index": self.index, "uuid": uuid,
-                                          "sm_mhz": sm, "mem_mhz": mem, "since": time.time()}))
+        self._file.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "index": self.index,
+                    "uuid": uuid,
+                    "sm_mhz": sm,
+                    "mem_mhz": mem,
+                    "since": time.time(),
+                }
+            )
+        )
 
     def _install_handlers(self) -> None:
         atexit.register(self.release)
         if threading.current_thread() is not threading.main_thread():
-            return                 # signal handlers can only be set from the main thread
+            return  # signal handlers can only be set from the main thread
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._on_signal)
 
@@ -238,7 +279,7 @@ def recover(directory: Path | None = None) -> list[dict]:
                 try:
                     _reset(nv, handle, method)
                 except nv.NVMLError:
-                    pass           # the one the dead process did not use may be unsupported
+                    pass  # the one the dead process did not use may be unsupported
             f.unlink(missing_ok=True)
     finally:
         nv.nvmlShutdown()
@@ -253,7 +294,7 @@ def _handle(nv, info: dict):
         return nv.nvmlDeviceGetHandleByIndex(int(info["index"]))
 
 
-def achieved(trace, start: float, end: float, requested_sm: int | None = None, locks: list[dict] = ()) -> dict:
+def achieved(trace, start: float, end: float, requested_sm: int | None = None, locks: Sequence[dict] = ()) -> dict:
     """What the clocks were while a run measured (``run.json``'s ``clocks``): the SM and memory clocks
     read in the power trace between ``start`` and ``end`` (median and range, MHz), the share of those
     readings that carried each throttle reason, and — for a locked run — whether the median is within
@@ -268,8 +309,14 @@ def achieved(trace, start: float, end: float, requested_sm: int | None = None, l
     """
     import numpy as np
 
-    out: dict = {"requested_sm_mhz": requested_sm, "locks": list(locks), "sm_mhz": None, "mem_mhz": None,
-                 "throttle_reasons": {}, "within_tolerance": None}
+    out: dict = {
+        "requested_sm_mhz": requested_sm,
+        "locks": list(locks),
+        "sm_mhz": None,
+        "mem_mhz": None,
+        "throttle_reasons": {},
+        "within_tolerance": None,
+    }
     if trace is None or not len(trace) or "sm_clock_mhz" not in trace or trace["sm_clock_mhz"].isna().all():
         out["note"] = "the meter reads no GPU clocks"
         return out
@@ -278,10 +325,18 @@ def achieved(trace, start: float, end: float, requested_sm: int | None = None, l
     for col, key in (("sm_clock_mhz", "sm_mhz"), ("mem_clock_mhz", "mem_mhz")):
         v = inside[col].dropna().to_numpy(float)
         if v.size:
-            out[key] = {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "readings": int(v.size)}
+            out[key] = {
+                "median": float(np.median(v)),
+                "min": float(v.min()),
+                "max": float(v.max()),
+                "readings": int(v.size),
+            }
     bits = inside["throttle_reasons"].to_numpy("int64") if "throttle_reasons" in inside else np.zeros(0, "int64")
-    out["throttle_reasons"] = {name: round(float(np.mean(bits & bit > 0)), 3)
-                               for bit, name in THROTTLE_REASONS.items() if bits.size and np.any(bits & bit)}
+    out["throttle_reasons"] = {
+        name: round(float(np.mean(bits & bit > 0)), 3)
+        for bit, name in THROTTLE_REASONS.items()
+        if bits.size and np.any(bits & bit)
+    }
     target = [lk["sm_mhz"] for lk in locks if lk.get("sm_mhz")]
     if target and out["sm_mhz"]:
         out["within_tolerance"] = bool(abs(out["sm_mhz"]["median"] - target[0]) <= TOLERANCE * target[0])

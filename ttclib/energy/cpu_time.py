@@ -15,10 +15,9 @@ from .measurement import NAN
 from .meter import Meter, register_meter
 from .rapl import cpu_model
 
-
 #: CPU model substring -> (TDP watts, physical cores), vendors' published figures. Matched
-#: case-insensitively against the model name without "(R)"/"(TM)", longer keys first. Apple publishes no TDP: its entries are approximate peak
-#: CPU-cluster power.
+#: case-insensitively against the model name without "(R)"/"(TM)", longer keys first. Apple publishes no
+#: TDP: its entries are approximate peak CPU-cluster power.
 CPU_TDP: dict[str, tuple[float, int]] = {
     "EPYC 7742": (225.0, 64),
     "EPYC 7763": (280.0, 64),
@@ -195,8 +194,9 @@ class EstimateMeter(Meter):
         t_prev, cpu_prev = self._last_sample
         self._last_sample = (t, cpu)
         busy = (cpu - cpu_prev) / (t - t_prev) if t > t_prev else NAN
-        return [("cpu", busy * self.per_core_w, cpu * self.per_core_w, NAN, NAN, NAN,
-                 100.0 * busy / self._ncpu, NAN, 0)]
+        return [
+            ("cpu", busy * self.per_core_w, cpu * self.per_core_w, NAN, NAN, NAN, 100.0 * busy / self._ncpu, NAN, 0)
+        ]
 
     def _describe_devices(self) -> list[dict[str, Any]]:
         return [{"name": "cpu", "index": 0, "model": self.cpu_model, "logical_cpus": self._ncpu}]
@@ -213,5 +213,3 @@ class EstimateMeter(Meter):
             "pid": self.pid,
             "process_tree_source": self._tree.source,
         }
-
-

@@ -11,8 +11,8 @@ import numpy as np
 NAN = float("nan")
 
 #: Flags a window can carry (``Measurement.flags``).
-SHORT_WINDOW = "short_window"        # shorter than 10x the counter's update period: quantisation dominates
-COUNTER_ERROR = "counter_error"      # the energy counter failed after retries: energy integrated from power
+SHORT_WINDOW = "short_window"  # shorter than 10x the counter's update period: quantisation dominates
+COUNTER_ERROR = "counter_error"  # the energy counter failed after retries: energy integrated from power
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Measurement:
         energy_j: Joules per device over the window: ``"gpu0"``, ``"gpu1"``, ... (NVML),
             ``"package-0"``, ``"dram-0"`` (RAPL), ``"cpu"`` (estimate).
         idle_power_w: Idle baseline of the meter's devices, watts summed over them
-            (``None`` if never measured; see [`Meter.measure_idle`][ttclib.energy.Meter.measure_idle]).
+            (``None`` if never measured; see :meth:`~ttclib.energy.Meter.measure_idle`).
         methods: Method per device (same keys as ``energy_j``).
         flags: Warnings about this window: ``"short_window"``, ``"counter_error"``.
 
@@ -76,16 +76,23 @@ class Measurement:
         return json_clean(d)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Measurement":
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
         """The inverse of :meth:`to_dict` (derived keys ignored).
 
         >>> m = Measurement("rapl", "rapl_counter", 1.0, 2.0, {"package-0": 9.0}, flags=("short_window",))
         >>> Measurement.from_dict(m.to_dict()) == m
         True
         """
-        return cls(meter=d["meter"], method=d["method"], start_s=d["start_s"], time_s=d["time_s"],
-                   energy_j=dict(d["energy_j"]), idle_power_w=d.get("idle_power_w"),
-                   methods=dict(d.get("methods") or {}), flags=tuple(d.get("flags") or ()))
+        return cls(
+            meter=d["meter"],
+            method=d["method"],
+            start_s=d["start_s"],
+            time_s=d["time_s"],
+            energy_j=dict(d["energy_j"]),
+            idle_power_w=d.get("idle_power_w"),
+            methods=dict(d.get("methods") or {}),
+            flags=tuple(d.get("flags") or ()),
+        )
 
 
 def json_clean(x: Any) -> Any:

@@ -2,7 +2,7 @@
 
 A meter reads cumulative energy counters. ``begin_window(key)`` remembers one reading,
 ``end_window(key)`` takes another and returns the difference as a
-[`Measurement`][ttclib.energy.Measurement]. ``checkpoint(key)`` closes a window and opens the
+:class:`~ttclib.energy.Measurement`. ``checkpoint(key)`` closes a window and opens the
 next one *at the same reading*, so consecutive checkpoints tile the run without a gap:
 their energies sum to one window over the whole run (to within one counter quantum each),
 and nothing the hardware does between two checkpoints — the caller writing files, say — is lost.
@@ -12,8 +12,8 @@ still cannot be read, the window's energy is integrated from the sampled power i
 the measurement is flagged ``counter_error``: a window is never lost. A window shorter than
 ten counter update periods is flagged ``short_window`` and logged as a warning.
 
-Meters are registered by name with [`register_meter`][ttclib.energy.register_meter];
-[`select_meter`][ttclib.energy.select_meter] picks one by name or, for ``"auto"``, the best
+Meters are registered by name with :func:`~ttclib.energy.register_meter`;
+:func:`~ttclib.energy.select_meter` picks one by name or, for ``"auto"``, the best
 available (lowest ``priority`` first).
 """
 
@@ -26,8 +26,9 @@ import statistics
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -36,11 +37,11 @@ from .trace import Trace
 
 log = logging.getLogger("ttclib.energy")
 
-#: Meter name -> class, filled by [`register_meter`][ttclib.energy.register_meter].
-METERS: dict[str, type["Meter"]] = {}
+#: Meter name -> class, filled by :func:`~ttclib.energy.register_meter`.
+METERS: dict[str, type[Meter]] = {}
 
 
-def register_meter(name: str, priority: int) -> Callable[[type["Meter"]], type["Meter"]]:
+def register_meter(name: str, priority: int) -> Callable[[type[Meter]], type[Meter]]:
     """Class decorator: make a meter selectable by ``name``; ``"auto"`` tries low ``priority`` first.
 
     Example:
@@ -49,10 +50,12 @@ def register_meter(name: str, priority: int) -> Callable[[type["Meter"]], type["
         class AmdSmiMeter(Meter): ...
         ```
     """
-    def add(cls: type["Meter"]) -> type["Meter"]:
+
+    def add(cls: type[Meter]) -> type[Meter]:
         cls.name, cls.priority = name, priority
         METERS[name] = cls
         return cls
+
     return add
 
 
@@ -80,9 +83,11 @@ class IdleBaseline:
     settle_s: float
     settled: bool
 
-    RULE = ("power is settled when the means of the last 3 sub-windows (each max(0.5 s, 10 counter "
-            "update periods)) lie within 5 % (or 2 W) of each other; the baseline is then the mean over "
-            "the requested span, its spread the std of the sub-window means")
+    RULE = (
+        "power is settled when the means of the last 3 sub-windows (each max(0.5 s, 10 counter "
+        "update periods)) lie within 5 % (or 2 W) of each other; the baseline is then the mean over "
+        "the requested span, its spread the std of the sub-window means"
+    )
 
 
 class Meter(ABC):
@@ -173,7 +178,7 @@ class Meter(ABC):
         """Whether a failed read is worth retrying."""
         return True
 
-    def _close(self) -> None:
+    def _close(self) -> None:  # noqa: B027 - an optional hook: meters holding no resources keep this no-op
         """Release meter resources (after the sampler stopped)."""
 
     # -- windows -----------------------------------------------------------------------
@@ -245,8 +250,9 @@ class Meter(ABC):
         try:
             return self._windows[key]
         except KeyError:
-            raise KeyError(f"No open measurement window {key!r} on the {self.name} meter; "
-                           f"open windows: {sorted(self._windows)}") from None
+            raise KeyError(
+                f"No open measurement window {key!r} on the {self.name} meter; open windows: {sorted(self._windows)}"
+            ) from None
 
     def _reading(self) -> tuple[float, dict[str, float | None]]:
         """(unix time, counters) of one read; a device whose counter failed reads as None."""
@@ -266,11 +272,15 @@ class Meter(ABC):
                 msg = f"{type(err).__name__}: {err}"
                 self._read_errors.append(msg)
                 if attempt == self.retries or not self._transient(err):
-                    log.warning("%s meter: counter read failed %d times (%s); integrating sampled power",
-                                self.name, attempt + 1, msg)
+                    log.warning(
+                        "%s meter: counter read failed %d times (%s); integrating sampled power",
+                        self.name,
+                        attempt + 1,
+                        msg,
+                    )
                     return {dev: None for dev in self.devices}
                 log.info("%s meter: counter read failed (%s); retrying", self.name, msg)
-                time.sleep(0.005 * 2 ** attempt)
+                time.sleep(0.005 * 2**attempt)
         raise AssertionError("unreachable")
 
     def _measurement(self, win: _Window, end_s: float, counters: dict[str, float | None]) -> Measurement:
@@ -284,13 +294,24 @@ class Meter(ABC):
                 if dev not in self._integrated_devices():
                     flags.append(COUNTER_ERROR)
         time_s = end_s - win.start_s
-        if time_s < 0.95 * self.min_window_s:   # 5 %: the period is itself measured
+        if time_s < 0.95 * self.min_window_s:  # 5 %: the period is itself measured
             flags.append(SHORT_WINDOW)
-            log.warning("%s meter: a %.3f s window is shorter than 10 counter update periods (%.3f s)",
-                        self.name, time_s, self.counter_update_period_s)
-        return Measurement(meter=self.name, method="+".join(dict.fromkeys(methods.values())), start_s=win.start_s,
-                           time_s=time_s, energy_j=energy, idle_power_w=self.idle_power_w, methods=methods,
-                           flags=tuple(dict.fromkeys(flags)))
+            log.warning(
+                "%s meter: a %.3f s window is shorter than 10 counter update periods (%.3f s)",
+                self.name,
+                time_s,
+                self.counter_update_period_s,
+            )
+        return Measurement(
+            meter=self.name,
+            method="+".join(dict.fromkeys(methods.values())),
+            start_s=win.start_s,
+            time_s=time_s,
+            energy_j=energy,
+            idle_power_w=self.idle_power_w,
+            methods=methods,
+            flags=tuple(dict.fromkeys(flags)),
+        )
 
     # -- idle baseline -------------------------------------------------------------------
 
@@ -308,19 +329,25 @@ class Meter(ABC):
         key = f"__idle__{id(self)}"
         self.begin_window(key)
         try:
-            t0, settling = time.monotonic(), []
+            t0 = time.monotonic()
+            settling: list[float] = []
             while not _settled(settling[-3:]) and time.monotonic() - t0 < settle_timeout_s:
                 settling.append(self._idle_step(key, step).mean_power_w)
-            settle_s, parts = time.monotonic() - t0, []
+            settle_s = time.monotonic() - t0
+            parts: list[Measurement] = []
             while not parts or sum(p.time_s for p in parts) < seconds:
                 parts.append(self._idle_step(key, step))
         finally:
             self.discard_window(key)
         span = sum(p.time_s for p in parts)
         powers = [p.mean_power_w for p in parts]
-        self.idle = IdleBaseline(sum(p.total_j for p in parts) / span,
-                                 statistics.pstdev(powers) if len(powers) > 1 else 0.0, span, settle_s,
-                                 _settled(settling[-3:]))
+        self.idle = IdleBaseline(
+            sum(p.total_j for p in parts) / span,
+            statistics.pstdev(powers) if len(powers) > 1 else 0.0,
+            span,
+            settle_s,
+            _settled(settling[-3:]),
+        )
         return self.idle.power_w
 
     def discard_window(self, key: str) -> None:
@@ -423,7 +450,7 @@ class Meter(ABC):
         self._closed = True
         self._close()
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -446,7 +473,7 @@ def _settled(powers: list[float]) -> bool:
 
 
 def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters  # the constructor's parameters (__init__'s, less self)
     return {k: v for k, v in kwargs.items() if k in params}
 
 

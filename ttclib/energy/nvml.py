@@ -20,8 +20,9 @@ import os
 import re
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,8 @@ class NvmlMeter(Meter):
         except pynvml.NVMLError as err:
             raise RuntimeError(f"nvmlInit failed: {err} (no NVIDIA driver?)") from err
         self._initialized = True
-        self._sweep, self._slow_row = 0, {}
+        self._sweep = 0
+        self._slow_row: dict[str, tuple] = {}  # per device, the last _slow_readings
         try:
             self._setup(gpus, counter_probe_s, power_source, scope)
         except pynvml.NVMLError as err:
@@ -149,8 +151,11 @@ class NvmlMeter(Meter):
             raise
         if sample_interval_s is None and self.counter_update_period_s:
             self.sample_interval_s = float(np.clip(self.counter_update_period_s, 0.02, 0.1))
-        self.sample_interval_source = "parameter" if sample_interval_s else (
-            "counter update period" if self.counter_update_period_s else "default")
+        self.sample_interval_source = (
+            "parameter"
+            if sample_interval_s
+            else ("counter update period" if self.counter_update_period_s else "default")
+        )
         self.slow_every = max(1, int(slow_every or round(2.0 / self.sample_interval_s)))
 
     # -- set-up ----------------------------------------------------------------------------
@@ -165,18 +170,21 @@ class NvmlMeter(Meter):
             raise RuntimeError("no GPU selected (gpus=[])")
         bad = [g for g in cuda_idx if not 0 <= g < len(visible)]
         if bad:
-            raise RuntimeError(f"GPU indices {bad} out of range: {len(visible)} GPU(s) visible "
-                               f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+            raise RuntimeError(
+                f"GPU indices {bad} out of range: {len(visible)} GPU(s) visible "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+            )
         self._cuda_idx = cuda_idx
         self._gpus = [visible[g] for g in cuda_idx]
         self._handles = [v.handle for v in self._gpus]
-        self.nvml_indices = [v.nvml_index for v in self._gpus]   # what clock locks address (ttclib.energy.clocks)
+        self.nvml_indices = [v.nvml_index for v in self._gpus]  # what clock locks address (ttclib.energy.clocks)
         self.devices = [f"gpu{g}" for g in cuda_idx]
         self.scope = scope or ("all visible GPUs" if gpus is None else f"CUDA GPU(s) {cuda_idx}")
-        self._counter0 = {dev: self._first_counter(h) for dev, h in zip(self.devices, self._handles)}
+        self._counter0 = {dev: self._first_counter(h) for dev, h in zip(self.devices, self._handles, strict=True)}
         self._power_fn = [self._power_reader(h, power_source) for h in self._handles]
-        self._clock_reasons = (getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)
-                               or getattr(nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None))
+        self._clock_reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+            nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+        )
         self.counter_update_period_s = self._probe_counter_period(probe_s)
 
     def _first_counter(self, h: Any) -> float | None:
@@ -189,7 +197,7 @@ class NvmlMeter(Meter):
                 self._read_errors.append(f"{type(err).__name__}: {err}")
                 if not self._transient(err):
                     return None
-                time.sleep(0.005 * 2 ** attempt)
+                time.sleep(0.005 * 2**attempt)
         return None
 
     def _visible(self) -> tuple[list[_Visible], str | None]:
@@ -234,11 +242,13 @@ class NvmlMeter(Meter):
         nv = self._nvml
         field_id = getattr(nv, "NVML_FI_DEV_POWER_INSTANT", None)
         if source != "usage" and field_id is not None and hasattr(nv, "nvmlDeviceGetFieldValues"):
+
             def instant() -> float:
                 fv = nv.nvmlDeviceGetFieldValues(h, [field_id])[0]
                 if fv.nvmlReturn != 0:
                     raise nv.NVMLError(fv.nvmlReturn)
                 return field_value(fv) / 1000.0
+
             try:
                 instant()
                 return "field_power_instant", instant
@@ -253,7 +263,8 @@ class NvmlMeter(Meter):
         if not devs or max_s <= 0:
             return None
         h, nv = self._handles[devs[0]], self._nvml
-        last, seen = nv.nvmlDeviceGetTotalEnergyConsumption(h), []
+        last = nv.nvmlDeviceGetTotalEnergyConsumption(h)
+        seen: list[float] = []  # monotonic times of counter changes
         deadline = time.monotonic() + max_s
         while time.monotonic() < deadline and len(seen) < changes:
             time.sleep(0.001)
@@ -284,7 +295,7 @@ class NvmlMeter(Meter):
 
     def _read_energy(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
-        for dev, h in zip(self.devices, self._handles):
+        for dev, h in zip(self.devices, self._handles, strict=True):
             c0 = self._counter0[dev]
             out[dev] = None if c0 is None else self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0 - c0
         return out
@@ -293,7 +304,7 @@ class NvmlMeter(Meter):
         slow = self._sweep % self.slow_every == 0
         self._sweep += 1
         rows = []
-        for dev, h, (_, power) in zip(self.devices, self._handles, self._power_fn):
+        for dev, h, (_, power) in zip(self.devices, self._handles, self._power_fn, strict=True):
             if slow or dev not in self._slow_row:
                 self._slow_row[dev] = self._slow_readings(dev, h)
             energy, *rest = self._slow_row[dev]
@@ -307,12 +318,15 @@ class NvmlMeter(Meter):
         energy = NAN if c0 is None else self._try(nv.nvmlDeviceGetTotalEnergyConsumption, h) / 1000.0 - c0
         util = self._try(nv.nvmlDeviceGetUtilizationRates, h)
         throttle = self._try(self._clock_reasons, h)
-        return (energy, self._try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
-                self._try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_MEM),
-                self._try(getattr(nv, "nvmlDeviceGetTemperature", None), h, getattr(nv, "NVML_TEMPERATURE_GPU", 0)),
-                NAN if isinstance(util, float) else util.gpu,
-                NAN if isinstance(util, float) else util.memory,
-                0 if isinstance(throttle, float) else int(throttle))
+        return (
+            energy,
+            self._try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+            self._try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_MEM),
+            self._try(getattr(nv, "nvmlDeviceGetTemperature", None), h, getattr(nv, "NVML_TEMPERATURE_GPU", 0)),
+            NAN if isinstance(util, float) else util.gpu,
+            NAN if isinstance(util, float) else util.memory,
+            0 if isinstance(throttle, float) else int(throttle),
+        )
 
     # -- description -----------------------------------------------------------------------
 
@@ -327,24 +341,29 @@ class NvmlMeter(Meter):
 
     def _describe_devices(self) -> list[dict[str, Any]]:
         nv, out = self._nvml, []
-        for dev, g, v, (source, _) in zip(self.devices, self._cuda_idx, self._gpus, self._power_fn):
+        for dev, g, v, (source, _) in zip(self.devices, self._cuda_idx, self._gpus, self._power_fn, strict=True):
             h = v.handle
             name = _decode(self._try(nv.nvmlDeviceGetName, h))
-            out.append({
-                "name": dev,
-                "index": g,
-                "nvml_index": v.nvml_index,
-                "model": name,
-                "uuid": v.uuid,
-                "mig_uuid": v.mig_uuid,
-                "note": None if v.mig_uuid is None else (
-                    f"MIG instance {v.mig_uuid}: NVML meters whole GPUs, so this is the energy of GPU "
-                    f"{v.nvml_index}, shared with its other instances"),
-                "power_limit_w": self._try(nv.nvmlDeviceGetPowerManagementLimit, h) / 1000.0,
-                "method": "power_integration" if self._counter0[dev] is None else "energy_counter",
-                "power_source": source,
-                "power_averaged": self._power_averaged(h, name, source),
-            })
+            out.append(
+                {
+                    "name": dev,
+                    "index": g,
+                    "nvml_index": v.nvml_index,
+                    "model": name,
+                    "uuid": v.uuid,
+                    "mig_uuid": v.mig_uuid,
+                    "note": None
+                    if v.mig_uuid is None
+                    else (
+                        f"MIG instance {v.mig_uuid}: NVML meters whole GPUs, so this is the energy of GPU "
+                        f"{v.nvml_index}, shared with its other instances"
+                    ),
+                    "power_limit_w": self._try(nv.nvmlDeviceGetPowerManagementLimit, h) / 1000.0,
+                    "method": "power_integration" if self._counter0[dev] is None else "energy_counter",
+                    "power_source": source,
+                    "power_averaged": self._power_averaged(h, name, source),
+                }
+            )
         return out
 
     def _describe_extra(self) -> dict[str, Any]:
@@ -355,13 +374,16 @@ class NvmlMeter(Meter):
             "sample_interval_source": getattr(self, "sample_interval_source", None),
             "slow_readings_every_s": self.slow_every * self.sample_interval_s,
             "power_averaged_basis": "NVML documentation: nvmlDeviceGetPowerUsage is a 1 s average on Ampere "
-                                    "(except GA100) and newer, instantaneous before; the instant field is not averaged",
+            "(except GA100) and newer, instantaneous before; the instant field is not averaged",
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "cuda_visible_devices_note": self._cvd_note,
             "cuda_device_order": order,
-            "cuda_device_order_note": None if order == "PCI_BUS_ID" or len(self._gpus) < 2 else (
+            "cuda_device_order_note": None
+            if order == "PCI_BUS_ID" or len(self._gpus) < 2
+            else (
                 "CUDA_DEVICE_ORDER is not PCI_BUS_ID: with GPUs of different models CUDA's order "
-                "can differ from NVML's; set CUDA_DEVICE_ORDER=PCI_BUS_ID"),
+                "can differ from NVML's; set CUDA_DEVICE_ORDER=PCI_BUS_ID"
+            ),
         }
 
     def _close(self) -> None:

@@ -71,7 +71,8 @@ class RaplMeter(Meter):
         self._last_sample: dict[str, tuple[float, float]] = {}
 
     def _discover(self) -> tuple[list[_RaplZone], list[str]]:
-        zones, skipped = [], []
+        zones: list[_RaplZone] = []
+        skipped: list[str] = []
         if not self.root.is_dir():
             return zones, [f"{self.root} does not exist"]
         pkgs = sorted(
@@ -116,6 +117,7 @@ class RaplMeter(Meter):
     def _sample(self) -> list[tuple]:
         t, rows = time.time(), []
         for dev, e in self._read_energy().items():
+            assert e is not None  # every RAPL zone has a counter (_RaplZone.read returns a float)
             t_prev, e_prev = self._last_sample.get(dev, (NAN, NAN))
             power = (e - e_prev) / (t - t_prev) if t > t_prev else NAN
             self._last_sample[dev] = (t, e)

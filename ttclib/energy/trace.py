@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import bisect
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 NAN = float("nan")
 
-#: Columns of [`Trace.frame`][ttclib.energy.trace.Trace.frame] (and of ``power.parquet``), in order.
+#: Columns of :attr:`~ttclib.energy.trace.Trace.frame` (and of ``power.parquet``), in order.
 TRACE_COLUMNS = (
     "t",  # unix time of the sample, seconds
     "device",  # "gpu0", "package-0", "dram-0", "cpu"
@@ -33,7 +33,7 @@ TRACE_COLUMNS = (
 
 def _same(a: tuple, b: tuple) -> bool:
     """Equal readings (NaN equals NaN)."""
-    return all(x == y or (x != x and y != y) for x, y in zip(a, b))
+    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 
 
 class Trace:
@@ -52,8 +52,8 @@ class Trace:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._rows: list[tuple] = []
-        self._last: dict[str, tuple] = {}          # device -> last reading appended
-        self._pending: dict[str, tuple] = {}       # device -> last repeat not yet appended
+        self._last: dict[str, tuple] = {}  # device -> last reading appended
+        self._pending: dict[str, tuple] = {}  # device -> last repeat not yet appended
         self._power: dict[str, tuple[list[float], list[float]]] = {}
         self.duplicates = 0
 
@@ -95,7 +95,7 @@ class Trace:
             first = len(self._rows)
             while start_s is not None and first > 0 and self._rows[first - 1][0] >= start_s:
                 first -= 1
-            rows = self._rows[0 if start_s is None else first:] + sorted(self._pending.values())
+            rows = self._rows[0 if start_s is None else first :] + sorted(self._pending.values())
         df = pd.DataFrame(rows, columns=list(TRACE_COLUMNS))
         df = df.astype({c: "float64" for c in TRACE_COLUMNS if c not in ("device", "throttle_reasons")})
         df["device"] = df["device"].astype(str)

@@ -1,13 +1,13 @@
 """Hostile programs that :mod:`ttclib.sandbox` must contain, and the check that it did.
 
-Used by ``tests/test_sandbox.py`` and ``scripts/bench_sandbox.py``. Each program is written so
-that exit status 0 means its attack worked (a fork bomb or endless loop never exits): contained
-means it scored as a failure *and* left no trace — canary directories intact, nothing written
-outside the sandbox, the test's secret not in its output, no connection to the test's TCP or Unix
-listener, the key in the caller's session keyring intact, no process of the sandbox left, the
-caller alive.
+Used by ``tests/test_sandbox.py`` and ``scripts/bench_sandbox.py`` (which puts ``tests/`` on
+``sys.path`` to import it). Each program is written so that exit status 0 means its attack
+worked (a fork bomb or endless loop never exits): contained means it scored as a failure *and*
+left no trace — canary directories intact, nothing written outside the sandbox, the test's
+secret not in its output, no connection to the test's TCP or Unix listener, the key in the
+caller's session keyring intact, no process of the sandbox left, the caller alive.
 
->>> from ttclib import sandbox_probes
+>>> import sandbox_probes
 >>> outcome = sandbox_probes.check_contained("infinite_loop")     # doctest: +SKIP
 >>> outcome.contained, outcome.problems                             # doctest: +SKIP
 (True, ())
@@ -23,6 +23,7 @@ the secret in the caller's session keyring), ``@UNIX_SOCKETS@`` (listening Unix 
 may connect, in a directory the sandbox sees) and ``@HOARD_MB@`` (more memory than the
 execution's memory and tmpfs limits allow together).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,10 +36,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sandbox
-from .sandbox import Execution, Limits
+from ttclib import sandbox
+from ttclib.sandbox import Execution, Limits, isolation
 
-SECRET_NAME = "TTC_TEST_SECRET"   # set to a random value in the caller while a probe runs
+SECRET_NAME = "TTC_TEST_SECRET"  # set to a random value in the caller while a probe runs
 
 # Short limits: every hostile program is killed within seconds.
 PROBE_LIMITS = Limits(wall_s=3.0, cpu_s=2.0, memory_mb=512, processes=32, output_kb=64)
@@ -293,9 +294,9 @@ class Outcome:
 
     name: str
     contained: bool
-    problems: tuple[str, ...]   # why not contained (empty when contained)
+    problems: tuple[str, ...]  # why not contained (empty when contained)
     execution: Execution | None  # None when the sandbox itself raised
-    wall_s: float               # seconds the check took, setup and cleanup included
+    wall_s: float  # seconds the check took, setup and cleanup included
 
 
 class PreflightError(RuntimeError):
@@ -352,7 +353,7 @@ def _make_canary(parent: Path, writable: bool) -> tuple[Path, dict[str, str]]:
     for rel, text in files.items():
         (canary / rel).parent.mkdir(exist_ok=True)
         (canary / rel).write_text(text)
-    if writable:                  # only the read-only mounts stop the sandbox from writing here
+    if writable:  # only the read-only mounts stop the sandbox from writing here
         for path in [canary, canary / "sub", *(canary / rel for rel in files)]:
             path.chmod(0o777 if path.is_dir() else 0o666)
     else:
@@ -381,15 +382,14 @@ def visible_canary_parent() -> Path | None:
     if os.environ.get("TTC_PROBE_CANARY_DIR"):
         return Path(os.environ["TTC_PROBE_CANARY_DIR"])
     if os.geteuid() == 0:
-        parent = sandbox._state_dir() / "canaries"
+        parent = isolation.state_dir() / "canaries"
         parent.mkdir(parents=True, exist_ok=True)
         parent.chmod(0o711)
         return parent
     return None
 
 
-def check_contained(name: str, limits: Limits = PROBE_LIMITS,
-                    canary_dir: str | os.PathLike | None = None) -> Outcome:
+def check_contained(name: str, limits: Limits = PROBE_LIMITS, canary_dir: str | os.PathLike | None = None) -> Outcome:
     """Run hostile program ``name`` and check everything it must not have achieved.
 
     Canaries: a directory owned by the caller in ``canary_dir`` (default: a new temporary
@@ -412,8 +412,11 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
         canaries.append(_make_canary(visible, writable=True))
         cleanup.append(canaries[-1][0])
     home = Path(os.path.expanduser("~"))
-    escapes = [Path(tempfile.gettempdir()) / f"ttc-escape-{tag}", home / f"ttc-escape-{tag}",
-               Path(canary_dir) / f"ttc-escape-{tag}"]
+    escapes = [
+        Path(tempfile.gettempdir()) / f"ttc-escape-{tag}",
+        home / f"ttc-escape-{tag}",
+        Path(canary_dir) / f"ttc-escape-{tag}",
+    ]
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -423,16 +426,18 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
     unix_listener = _unix_listener(unix_dir / "probe.sock")
     key_name = f"ttc-probe-{tag}"
     key = _Keyring.plant(key_name, secret)
-    source = (HOSTILE_PROGRAMS[name]
-              .replace("@KEY_NAME@", key_name)
-              .replace("@UNIX_SOCKETS@", repr([str(unix_dir / "probe.sock")]))
-              .replace("@HOARD_MB@", str(limits.memory_mb + 3 * limits.disk_mb + 64))
-              .replace("@CANARIES@", repr([str(c) for c, _ in canaries]))
-              .replace("@ESCAPES@", repr([str(e) for e in escapes]))
-              .replace("@PORT@", str(listener.getsockname()[1]))
-              .replace("@SECRET_NAME@", secret_name)
-              .replace("@PARENT_PID@", str(os.getpid()))
-              .replace("@CALLER_HOME@", str(home)))
+    source = (
+        HOSTILE_PROGRAMS[name]
+        .replace("@KEY_NAME@", key_name)
+        .replace("@UNIX_SOCKETS@", repr([str(unix_dir / "probe.sock")]))
+        .replace("@HOARD_MB@", str(limits.memory_mb + 3 * limits.disk_mb + 64))
+        .replace("@CANARIES@", repr([str(c) for c, _ in canaries]))
+        .replace("@ESCAPES@", repr([str(e) for e in escapes]))
+        .replace("@PORT@", str(listener.getsockname()[1]))
+        .replace("@SECRET_NAME@", secret_name)
+        .replace("@PARENT_PID@", str(os.getpid()))
+        .replace("@CALLER_HOME@", str(home))
+    )
     problems: list[str] = []
     execution = None
     os.environ[secret_name] = secret
@@ -468,15 +473,15 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
         if key is not None and not _Keyring.intact(key, secret):
             problems.append("the caller's session key was revoked or changed")
         uid = _sandbox_uid(execution)
-        if uid is not None and sandbox._uid_processes(uid):
-            problems.append(f"processes of uid {uid} left: {sandbox._uid_processes(uid)}")
+        if uid is not None and isolation.uid_processes(uid):
+            problems.append(f"processes of uid {uid} left: {isolation.uid_processes(uid)}")
         if not _can_fork():
             problems.append("the caller can no longer start processes")
     finally:
         listener.close()
         unix_listener.close()
         _Keyring.remove(key)
-        for path in escapes:          # only ever present when containment failed
+        for path in escapes:  # only ever present when containment failed
             if os.path.lexists(path):
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         for path in cleanup:
@@ -484,8 +489,13 @@ def check_contained(name: str, limits: Limits = PROBE_LIMITS,
         if not own_dir:
             for canary, _ in canaries[:1]:
                 shutil.rmtree(canary, ignore_errors=True)
-    return Outcome(name=name, contained=not problems, problems=tuple(problems),
-                   execution=execution, wall_s=round(time.monotonic() - start, 3))
+    return Outcome(
+        name=name,
+        contained=not problems,
+        problems=tuple(problems),
+        execution=execution,
+        wall_s=round(time.monotonic() - start, 3),
+    )
 
 
 def _unix_listener(path: Path) -> socket.socket:
@@ -504,12 +514,13 @@ class _Keyring:
     """A key with the test's secret in the caller's session keyring (``add_key``/``keyctl``
     system calls through ctypes; x86-64 and aarch64)."""
 
-    _NUMBERS = {"x86_64": (248, 250), "aarch64": (217, 219)}   # add_key, keyctl
+    _NUMBERS = {"x86_64": (248, 250), "aarch64": (217, 219)}  # add_key, keyctl
     SESSION, READ, INVALIDATE = -3, 11, 21
 
     @classmethod
     def _libc(cls):
         import ctypes
+
         numbers = cls._NUMBERS.get(os.uname().machine)
         return (ctypes, ctypes.CDLL(None, use_errno=True), numbers) if numbers else None
 
@@ -520,8 +531,9 @@ class _Keyring:
         if found is None:
             return None
         ctypes, libc, (add_key, _) = found
-        key = libc.syscall(add_key, b"user", name.encode(), secret.encode(),
-                           ctypes.c_size_t(len(secret)), ctypes.c_long(cls.SESSION))
+        key = libc.syscall(
+            add_key, b"user", name.encode(), secret.encode(), ctypes.c_size_t(len(secret)), ctypes.c_long(cls.SESSION)
+        )
         return key if key > 0 else None
 
     @classmethod
@@ -607,21 +619,24 @@ def first_secret(data):
 
 FORGERIES: dict[str, str] = {
     # the tests from the program's own source (and any file in reach)
-    "source_secret": _STEAL + '''
+    "source_secret": _STEAL
+    + """
 DATA = source_text()
 
 def answer():
     return first_secret(DATA)
-''',
+""",
     # the completion token from the source: print it and exit 0 without running the tests
-    "source_token": _STEAL + '''
+    "source_token": _STEAL
+    + """
 fake_verdict(source_text())
 
 def answer():
     return None
-''',
+""",
     # the caller's frames: locals, globals, constants, source lines
-    "caller_frames": _STEAL + '''
+    "caller_frames": _STEAL
+    + """
 import inspect
 
 def answer():
@@ -632,9 +647,10 @@ def answer():
         frame = frame.f_back
     seen += ["".join(info.code_context or []) for info in inspect.stack()]
     return first_secret(" ".join(repr(v) for v in seen).encode(errors="replace"))
-''',
+""",
     # every object the garbage collector tracks: the tests' function, the harness's cases
-    "gc_objects": _STEAL + '''
+    "gc_objects": _STEAL
+    + """
 import gc, types
 
 def answer():
@@ -647,10 +663,11 @@ def answer():
         elif isinstance(obj, (list, tuple)):
             texts += [repr(v) for v in obj if isinstance(v, (str, list))]
     return first_secret("\\n".join(texts).encode(errors="replace"))
-''',
+""",
     # /proc/*/cmdline, environ and open descriptors (stdin payload, pipes), argv, environment,
     # and the files the command lines name
-    "proc_files": _STEAL + '''
+    "proc_files": _STEAL
+    + """
 def gather():
     pids = ["self", str(os.getppid())] + [p for p in os.listdir("/proc") if p.isdigit()]
     paths = []
@@ -682,9 +699,10 @@ DATA = gather()
 
 def answer():
     return first_secret(DATA + gather())
-''',
+""",
     # memory of every process in reach: /proc/PID/mem, process_vm_readv, ptrace
-    "memory_scan": _STEAL + '''
+    "memory_scan": _STEAL
+    + """
 import ctypes
 
 class IOVec(ctypes.Structure):
@@ -735,10 +753,11 @@ def answer():
             if found:
                 return found
     return None
-''',
+""",
     # print, sys.stdout, os.write, exits and the exception hook replaced: a failure looks like
     # a completed run
-    "patched_output": _STEAL + '''
+    "patched_output": _STEAL
+    + """
 import builtins
 DATA = source_text()
 TOKENS = b"".join(b"\\n" + t + b"\\n" for t in set(TOKEN.findall(DATA)))
@@ -760,28 +779,30 @@ sys.excepthook = lambda *args: fake_verdict(DATA)
 
 def answer():
     return None
-''',
+""",
     # the solution exits 0 in the middle of the tests
-    "exit_zero": '''
+    "exit_zero": """
 def answer():
     raise SystemExit(0)
-''',
-    "os_exit_zero": '''
+""",
+    "os_exit_zero": """
 import os
 
 def answer():
     os._exit(0)
-''',
+""",
     # an atexit handler fakes the verdict after the failing test
-    "atexit": _STEAL + '''
+    "atexit": _STEAL
+    + """
 import atexit
 atexit.register(fake_verdict, source_text())
 
 def answer():
     return None
-''',
+""",
     # a thread outlives the failing test, sprays forged replies, then fakes the verdict
-    "thread": _STEAL + '''
+    "thread": _STEAL
+    + """
 import json, threading, time
 DATA = source_text()
 
@@ -802,9 +823,9 @@ threading.Thread(target=forge).start()
 
 def answer():
     return None
-''',
+""",
     # the classic: an object equal to everything
-    "always_equal": '''
+    "always_equal": """
 class Anything:
     __eq__ = lambda self, other: True
     __ne__ = lambda self, other: False
@@ -812,8 +833,8 @@ class Anything:
 
 def answer():
     return Anything()
-''',
-    "equal_str_subclass": '''
+""",
+    "equal_str_subclass": """
 class Text(str):
     __eq__ = lambda self, other: True
     __ne__ = lambda self, other: False
@@ -821,9 +842,10 @@ class Text(str):
 
 def answer():
     return Text("wrong")
-''',
+""",
     # a silent exception hook, then a finaliser that fakes the verdict at shutdown
-    "del_excepthook": _STEAL + '''
+    "del_excepthook": _STEAL
+    + """
 FORGED = b"".join(b"\\n" + t + b"\\n" for t in set(TOKEN.findall(source_text())))
 
 class Finale:
@@ -836,9 +858,9 @@ sys.excepthook = lambda *args: None
 
 def answer():
     return None
-''',
+""",
     # modules planted where the tests' imports might look (cwd, /tmp, home, sys.path)
-    "plant_modules": '''
+    "plant_modules": """
 import os, sys
 PLANT = "import os\\nos.write(1, b'planted\\\\n')\\nos._exit(0)\\n"
 NAMES = ("copy", "random", "string", "math", "json", "re", "traceback", "linecache", "select",
@@ -855,9 +877,9 @@ for d in [os.getcwd(), "/", "/tmp", "/tmp/work", os.path.expanduser("~")] + sys.
 
 def answer():
     return None
-''',
+""",
     # signals to every process in reach (the tests' process included)
-    "signal_harness": '''
+    "signal_harness": """
 import os, signal, time
 
 def answer():
@@ -873,13 +895,24 @@ def answer():
                 pass
     time.sleep(0.1)
     return "wrong"
-''',
+""",
 }
 
 # Those that pass a single-process harness (the design the attack report was about).
-CLASSIC_FORGERIES = ("source_secret", "source_token", "caller_frames", "gc_objects", "proc_files",
-                     "memory_scan", "patched_output", "atexit", "thread", "always_equal",
-                     "equal_str_subclass", "del_excepthook")
+CLASSIC_FORGERIES = (
+    "source_secret",
+    "source_token",
+    "caller_frames",
+    "gc_objects",
+    "proc_files",
+    "memory_scan",
+    "patched_output",
+    "atexit",
+    "thread",
+    "always_equal",
+    "equal_str_subclass",
+    "del_excepthook",
+)
 
 
 @dataclass(frozen=True)
@@ -887,8 +920,8 @@ class Verdict:
     """How one forged solution fared in one harness."""
 
     name: str
-    harness: str                 # "asserts" or "call"
-    passed: bool                 # the harness's verdict: must be False
+    harness: str  # "asserts" or "call"
+    passed: bool  # the harness's verdict: must be False
     execution: Execution | None  # None for passes_call (it returns a bool)
 
 
@@ -901,10 +934,10 @@ def check_forgery(name: str, harness: str = "asserts", limits: Limits = FORGERY_
     (a ``check(candidate)`` test) or :func:`sandbox.passes_call` (a LeetCode-style case)."""
     secret, solution = forgery_secret(), FORGERIES[name]
     if harness == "asserts":
-        execution = sandbox.passes_asserts(solution, FORGERY_TESTS.replace("@SECRET@", secret),
-                                           candidates=["answer"], limits=limits)
+        execution = sandbox.passes_asserts(
+            solution, FORGERY_TESTS.replace("@SECRET@", secret), candidates=["answer"], limits=limits
+        )
         return Verdict(name, harness, execution.ok, execution)
     if harness == "call":
-        return Verdict(name, harness,
-                       sandbox.passes_call(solution, "answer", [([], secret)], limits), None)
+        return Verdict(name, harness, sandbox.passes_call(solution, "answer", [([], secret)], limits), None)
     raise ValueError(f"unknown harness {harness!r}")
