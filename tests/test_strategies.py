@@ -195,10 +195,107 @@ def test_a_new_aggregator_decides_the_answer_of_a_run(tmp_path, last_answer):
     assert mv[mv.chosen]["sample"].tolist() == [0, 0, 0] and metrics.query_results(mv).correct.all()
 
 
-def test_an_aggregator_that_costs_energy_is_refused_not_left_unmeasured(tmp_path, monkeypatch):
+class CheckingBackend(ScriptedBackend):
+    """Scripted samples; a follow-up "Check: is X right?" is answered yes exactly when X is the gold
+    answer, after a few milliseconds of work (so the energy windows see it)."""
+
+    def __init__(self, replies, gold):
+        super().__init__(replies)
+        self.gold, self.asked, self.sampled = gold, [], 0
+
+    def stream(self, requests):
+        checks = [r for r in requests if r.prompt.startswith("Check:")]
+        samples = [r for r in requests if not r.prompt.startswith("Check:")]
+        self.sampled += len(samples)
+        yield from super().stream(samples)
+        for r in checks:
+            self.asked.append(r.id)
+            qid, answer = r.id.split("|")[1], r.prompt.removeprefix("Check: is ").removesuffix(" right?")
+            start = time.time()
+            while time.time() - start < 0.005:
+                pass
+            text = "yes" if answer == self.gold[qid] else "no"
+            yield Completion(r.id, 0, text, 10, 1, "stop", start, time.time())
+
+
+@pytest.fixture
+def self_check(monkeypatch):
+    """An aggregator that asks the model about each distinct answer, and a strategy that names it."""
     monkeypatch.setattr(aggregators, "AGGREGATORS", dict(aggregators.AGGREGATORS))
     monkeypatch.setattr(strategies, "STRATEGIES", dict(strategies.STRATEGIES))
-    aggregators.register("reward-model", costs_energy=True)(aggregators.majority)
-    strategies.STRATEGIES["bon"] = dataclasses.replace(strategies.get("mv"), name="bon", aggregator="reward-model")
-    with pytest.raises(NotImplementedError, match="inside the run's energy window"):
-        _run(tmp_path, "bon", lambda p: ["\\boxed{1}"])
+
+    def distinct(s: aggregators.Samples) -> list[str]:
+        return list(dict.fromkeys(a for a in s.answers if a is not None))
+
+    def ask(s: aggregators.Samples) -> list[str]:
+        return [f"Check: is {a} right?" for a in distinct(s)]
+
+    @aggregators.register("self-check", "the first answer the model confirms", follow_ups=ask)
+    def self_check(s: aggregators.Samples) -> aggregators.Choice:
+        for answer, reply in zip(distinct(s), s.follow_ups, strict=True):
+            if reply.strip() == "yes":
+                return aggregators.Choice(aggregators.answer_classes(s.answers, s.equivalent), s.answers.index(answer))
+        return aggregators.majority(s)
+
+    strategies.STRATEGIES["mv-check"] = dataclasses.replace(
+        strategies.get("mv"), name="mv-check", aggregator="self-check"
+    )
+
+
+def _checked_run(tmp_path, backend_type=None):
+    """A scripted MV run whose majority is wrong (3 of 5) and whose checks confirm the right answer."""
+    spec = RunSpec(
+        model="random:tiny-qwen2",
+        strategy="mv-check",
+        benchmark="arithmetic",
+        levels=["easy"],
+        per_level=3,
+        idle_s=0,
+        warmup=False,
+        meter="estimate",
+    )
+    problems = benchmarks.get("arithmetic").load(levels=["easy"], per_level=3, seed=0)
+    wrong_majority = {p.id: [f"\\boxed{{{int(p.answer) + 1}}}"] * 3 + [f"\\boxed{{{p.answer}}}"] * 2 for p in problems}
+    backend = (backend_type or CheckingBackend)(wrong_majority, {p.id: str(p.answer) for p in problems})
+    return backend, lambda: pd.read_parquet(
+        execute(spec, tmp_path, progress=False, backend=backend) / "queries.parquet"
+    )
+
+
+def test_an_aggregator_that_asks_the_model_is_measured_with_the_query(tmp_path, self_check):
+    backend, run = _checked_run(tmp_path)
+    q = run()
+
+    assert len(backend.asked) == 6  # two distinct answers per query, each checked once
+    asked = q[q.follow_up]
+    assert sorted(asked["sample"].unique()) == [5, 6] and asked.answer.isna().all() and not asked.chosen.any()
+    assert asked.correct.isna().all() and (asked.energy_j > 0).all()  # measured in the run's window
+    assert q[q.chosen]["sample"].tolist() == [3, 3, 3]  # the confirmed answer, not the majority
+    res = metrics.query_results(q)
+    assert res.correct.all() and (res.samples == 5).all() and (res.sample_accuracy == 0.4).all()
+    assert (res.completion_tokens == 5 * 20 + 2 * 1).all()
+    per_query = q.groupby("query_id").energy_j.sum()
+    assert res.set_index("query_id").energy_j.to_dict() == pytest.approx(per_query.to_dict())
+    assert (metrics.sample_metrics(q, 5).n == 5).all()
+    assert not metrics.query_results(q.drop(columns="chosen")).correct.any()  # the majority alone is wrong
+
+
+class FailingChecks(CheckingBackend):
+    def stream(self, requests):
+        for c in super().stream(requests):
+            if len(self.asked) == 3:
+                raise RuntimeError("server died")
+            yield c
+
+
+def test_a_run_that_dies_in_the_follow_ups_resumes_them_without_the_samples(tmp_path, self_check):
+    dying, run = _checked_run(tmp_path, FailingChecks)
+    with pytest.raises(RuntimeError, match="server died"):
+        run()
+    assert dying.asked[:2] == ["0|arithmetic/easy/0|5", "0|arithmetic/easy/0|6"]  # query 0's checks: a whole group
+    backend, run = _checked_run(tmp_path)
+    q = run()
+    assert dying.sampled == 15 and backend.sampled == 0  # the samples are not generated again
+    assert len(backend.asked) == 4 and all(r.endswith(("|5", "|6")) for r in backend.asked)
+    assert q.groupby(["query_id", "sample"]).size().eq(1).all() and q.follow_up.sum() == 6
+    assert q[q.chosen]["sample"].tolist() == [3, 3, 3]

@@ -23,11 +23,15 @@ Adding one is one function and one registration (the name then goes in a strateg
         answered = [i for i, a in enumerate(s.answers) if a is not None]
         return Choice(answer_classes(s.answers, s.equivalent), answered[-1] if answered else None)
 
-These aggregators cost no energy: they run after measuring, with the grading. One that does — best-of-N
-with a reward model, self-verification — calls a model, so its energy belongs to the run: it is
-registered with ``costs_energy=True`` and must run inside the run's energy window, in
-:meth:`ttclib.runner.Run._measure` after the samples of a query are generated. No such aggregator
-exists yet, so the runner refuses one with a clear error rather than leaving its energy unmeasured.
+``first`` and ``majority`` cost no energy: they run after measuring, with the grading. One that asks
+the model again — self-verification, a judge over the samples — costs energy, which belongs to the
+query: it gives ``follow_ups``, a function of the :class:`Samples` (their answers and texts) returning
+the prompts it asks. The runner generates them inside the run's energy window, after the samples
+(:meth:`ttclib.runner._Execution._measure_and_finish`), stores each as a row of ``queries.parquet``
+marked ``follow_up`` (so its energy and tokens add to the query's in
+:func:`ttclib.metrics.query_results`, and it is never a sample), and hands their texts to ``choose``
+as :attr:`Samples.follow_ups`. A reward model other than the run's model is not served: best-of-N
+with one would need its own backend in the run.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Samples:
     equivalent: Equivalence = operator.eq  # when two answers are the same answer (the benchmark's)
     texts: Sequence[str] = ()  # the generated texts
     problem: Any = None  # the :class:`ttclib.benchmarks.Problem`
+    follow_ups: Sequence[str] = ()  # the model's replies to the aggregator's follow-up prompts, in order
 
     @classmethod
     def of(cls, answers: Sequence[str | None], equivalent: Equivalence = operator.eq) -> Samples:
@@ -71,7 +76,13 @@ class Aggregator:
     name: str
     choose: Callable[[Samples], Choice] = field(repr=False)
     description: str = ""
-    costs_energy: bool = False  # calls a model: must be measured inside the run's energy window
+    # The prompts it asks the run's model about one query's samples (None: it asks nothing)
+    follow_ups: Callable[[Samples], list[str]] | None = field(default=None, repr=False)
+
+    @property
+    def costs_energy(self) -> bool:
+        """It asks the model: its generations are measured inside the run's energy window."""
+        return self.follow_ups is not None
 
     def __call__(self, samples: Samples) -> Choice:
         return self.choose(samples)
@@ -81,12 +92,13 @@ AGGREGATORS: dict[str, Aggregator] = {}
 
 
 def register(
-    name: str, description: str = "", *, costs_energy: bool = False
+    name: str, description: str = "", *, follow_ups: Callable[[Samples], list[str]] | None = None
 ) -> Callable[[Callable[[Samples], Choice]], Callable[[Samples], Choice]]:
-    """Register the decorated function as the aggregator ``name``."""
+    """Register the decorated function as the aggregator ``name`` (``follow_ups``: the prompts it asks
+    the model, whose replies it reads in :attr:`Samples.follow_ups`)."""
 
     def add(choose: Callable[[Samples], Choice]) -> Callable[[Samples], Choice]:
-        AGGREGATORS[name] = Aggregator(name, choose, description, costs_energy)
+        AGGREGATORS[name] = Aggregator(name, choose, description, follow_ups)
         return choose
 
     return add

@@ -303,14 +303,16 @@ def query_results(queries: pd.DataFrame) -> pd.DataFrame:
         q = q.assign(truncated=False)
     if "reasoning_tokens" not in q.columns:
         q = q.assign(reasoning_tokens=0)
-    groups = q.assign(length_stopped=q.finish_reason == "length").groupby(keys, sort=False)
+    sample = ~_follow_ups(q)  # not a request the aggregator made
+    q = q.assign(is_sample=sample, length_stopped=(q.finish_reason == "length").where(sample))
+    groups = q.groupby(keys, sort=False)
     agg = groups.agg(
         completion_tokens=("completion_tokens", "sum"),
         prompt_tokens=("prompt_tokens", "sum"),
         reasoning_tokens=("reasoning_tokens", "sum"),
         energy_j=("energy_j", "sum"),
         net_energy_j=("net_energy_j", "sum"),
-        samples=("sample", "size"),
+        samples=("is_sample", "sum"),
         length_stopped=("length_stopped", "mean"),
         truncated=("truncated", "mean"),
         sample_accuracy=("correct", "mean"),
@@ -338,6 +340,13 @@ def energy_per_processed_token(energy_j, input_tokens, output_tokens):
     if np.ndim(processed) == 0:
         return energy_j / processed if processed > 0 else np.nan
     return (energy_j / processed).where(processed > 0)
+
+
+def _follow_ups(q: pd.DataFrame) -> np.ndarray:
+    """Rows of requests an aggregator made about a query's samples (absent in older runs: none)."""
+    if "follow_up" not in q.columns:
+        return np.zeros(len(q), dtype=bool)
+    return q["follow_up"].fillna(False).to_numpy(bool)
 
 
 def _chosen_answers(q: pd.DataFrame, group: np.ndarray, n: int) -> tuple[list, pd.arrays.BooleanArray]:
@@ -430,6 +439,7 @@ def maj_at_k(classes: list[int | None], correct_classes: set[int], k: int) -> fl
 def sample_metrics(queries: pd.DataFrame, k: int) -> pd.DataFrame:
     """Per (run, repetition, query): samples n, correct c, unbiased pass@k and maj@k (n >= k)."""
     keys = ["run_id", "repetition", "query_id"]
+    queries = queries[~_follow_ups(queries)]
     rows = []
     for key, g in queries.sort_values(keys + ["sample"]).groupby(keys, sort=False):
         correct = g.correct.fillna(False).astype(bool).tolist()

@@ -86,6 +86,7 @@ QUERY_COLUMNS = [
     "answer",
     "answer_class",
     "chosen",
+    "follow_up",
     "gold",
     "correct",
     "score",

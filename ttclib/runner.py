@@ -123,11 +123,6 @@ class _Execution:
         self.partial = rundir.partial_dir(spec, runs_dir)
         self.strategy = spec.resolved_strategy
         self.aggregate = aggregators.get(self.strategy.aggregator)
-        if self.aggregate.costs_energy:
-            raise NotImplementedError(
-                f"strategy {self.strategy.name!r}: aggregator {self.aggregate.name!r} calls a model, so it must run "
-                "inside the run's energy window (_Execution._measure); the runner does not do that yet"
-            )
         self.bench = benchmarks.get(spec.benchmark)
         self.data = self.bench.source.locate(self.bench.name, spec.data_path)
         self.problems = {p.id: p for p in (problems if problems is not None else load_problems(spec))}
@@ -166,16 +161,25 @@ class _Execution:
             self.log_offset = _size(self.loaded.log_path)
             todo = [r for r in self._requests() if r.id not in done]
             if todo:
-                if self.spec.warmup:
-                    self.loaded.generate([Request("warmup", todo[0].prompt, SamplingParams(max_new_tokens=4))])
-                if self.spec.idle_s > 0:
-                    meter.measure_idle(self.spec.idle_s)
+                self._warm_up(todo[0], meter)
                 self._measure(todo, meter)
+            # An aggregator that asks the model about the samples: measured the same way, after them
+            asked = [r for r in self._follow_up_requests() if r.id not in done] if self.aggregate.costs_energy else []
+            if asked:
+                if not todo:
+                    self._warm_up(asked[0], meter)
+                self._measure(asked, meter)
             self._save_server_log()
             return self._finish(meter, started)
         except BaseException:
             self._save_server_log()
             raise
+
+    def _warm_up(self, first: Request, meter: energy.Meter) -> None:
+        if self.spec.warmup:
+            self.loaded.generate([Request("warmup", first.prompt, SamplingParams(max_new_tokens=4))])
+        if self.spec.idle_s > 0:
+            meter.measure_idle(self.spec.idle_s)
 
     # requests ------------------------------------------------------------------------
     def _prompt(self, problem) -> str:
@@ -226,6 +230,33 @@ class _Execution:
                     self.seed_group[reqs[-1].id] = (rep, owner, k)
         self.position = {r.id: i for i, r in enumerate(reqs)}
         return reqs
+
+    def _follow_up_requests(self) -> list[Request]:
+        """The prompts the strategy's aggregator asks about each query's samples (all checkpointed by
+        now), one request each, numbered after the samples: greedy, the run's ``max_new_tokens``."""
+        s, st = self.spec, self.strategy
+        assert self.aggregate.follow_ups is not None
+        rows = pd.concat([seg.queries for seg in rundir.read_segments(self.partial)], ignore_index=True)
+        rows = rows[rows["sample"] < st.samples].sort_values(["repetition", "query_id", "sample"])
+        stop = () if self.loaded.chat else st.base_stop
+        reqs: list[Request] = []
+        for (rep, qid), g in rows.groupby(["repetition", "query_id"], sort=False):
+            problem = self.problems[qid]
+            texts = g.text.tolist()
+            samples = aggregators.Samples(
+                [self._extract(t, problem) for t in texts], self.bench.equivalent, texts, problem
+            )
+            for k, prompt in enumerate(self.aggregate.follow_ups(samples), start=st.samples):
+                sp = SamplingParams(max_new_tokens=s.max_new_tokens, seed=sampling_seed(s.seed, rep, qid, k), stop=stop)
+                reqs.append(Request(_key(rep, qid, k), self._ask(prompt), sp))
+                self.seed_group[reqs[-1].id] = (rep, qid, "follow-up")
+                self.position[reqs[-1].id] = len(self.position)
+        return reqs
+
+    def _ask(self, text: str) -> str:
+        if self.loaded.chat:
+            return render_prompt(self.loaded.tokenizer, [{"role": "user", "content": text}], True)
+        return text
 
     def _scoring_requests(self) -> list[Request]:
         """Log-likelihood scoring: one request per (repetition, query, option), the option's index as its
@@ -317,6 +348,7 @@ class _Execution:
         """A measured completion; energy is attributed and answers graded once the run is complete."""
         rep, qid, sample = _parse_key(c.request_id)
         p = self.problems[qid]
+        follow_up = self.spec.scoring == "generate" and sample >= self.strategy.samples
         return dict(
             run_id=self.spec.run_id,
             repetition=rep,
@@ -336,6 +368,7 @@ class _Execution:
             answer=None,
             answer_class=None,
             chosen=None,
+            follow_up=follow_up,
             gold=p.answer,
             correct=None,
             score=None,
@@ -354,14 +387,37 @@ class _Execution:
     # grading -----------------------------------------------------------------------------
     def _grade(self, queries: pd.DataFrame) -> pd.DataFrame:
         """Extract → score → aggregate (the strategy's aggregator), after measuring: grading (and the
-        sandbox) never runs inside an energy window. Reasoning is split off first; a cut-off reasoning is incorrect."""
+        sandbox) never runs inside an energy window. Reasoning is split off first; a cut-off reasoning
+        is incorrect."""
+        q = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)
+        if self.spec.scoring == "loglikelihood":
+            return self._grade_choices(q)
+        asked = q["follow_up"].fillna(False).to_numpy(bool) if "follow_up" in q.columns else np.zeros(len(q), bool)
+        if asked.any():  # the aggregator's own requests: read by it, never graded as samples
+            replies = q[asked].groupby(["repetition", "query_id"], sort=False).text.agg(list).to_dict()
+            graded = self._grade_samples(q[~asked].reset_index(drop=True), replies)
+            extra = q[asked].assign(
+                truncated=pd.array([pd.NA] * asked.sum(), dtype="boolean"),
+                answer=pd.array([None] * asked.sum(), dtype=object),
+                correct=pd.array([pd.NA] * asked.sum(), dtype="boolean"),
+                score=pd.array([pd.NA] * asked.sum(), dtype="Float64"),
+                answer_class=pd.array([pd.NA] * asked.sum(), dtype="Int64"),
+                chosen=False,
+            )
+            return pd.concat([graded, extra]).sort_values(["repetition", "query_id", "sample"], ignore_index=True)
+        return self._grade_samples(q, {})
+
+    def _extract(self, text: str, problem: benchmarks.Problem) -> str | None:
+        r = answers.split_reasoning(text, expect_think=self.strategy.reasoning)
+        return None if r.truncated else self.bench.extract_answer(r.answer_text, problem)
+
+    def _grade_samples(self, q: pd.DataFrame, replies: dict) -> pd.DataFrame:
+        """Grade the samples ``q`` (sorted); ``replies``: (repetition, query) -> the texts the model gave
+        the aggregator's follow-up prompts."""
         from concurrent.futures import ThreadPoolExecutor
 
         from tqdm.auto import tqdm
 
-        q = queries.sort_values(["repetition", "query_id", "sample"], ignore_index=True)
-        if self.spec.scoring == "loglikelihood":
-            return self._grade_choices(q)
         split = [answers.split_reasoning(t, expect_think=self.strategy.reasoning) for t in q.text]
         problems = [self.problems[qid] for qid in q.query_id]
         found = [
@@ -387,8 +443,11 @@ class _Execution:
         classes: list[int | None] = [None] * len(q)
         chosen = np.zeros(len(q), dtype=bool)
         for idx in q.groupby(["repetition", "query_id"], sort=False).indices.values():
+            key = (q.repetition.iat[idx[0]], q.query_id.iat[idx[0]])
+            texts = [q.text.iat[i] for i in idx]
+            found_here = [found[i] for i in idx]
             samples = aggregators.Samples(
-                [found[i] for i in idx], self.bench.equivalent, [q.text.iat[i] for i in idx], problems[idx[0]]
+                found_here, self.bench.equivalent, texts, problems[idx[0]], replies.get(key, ())
             )
             choice = self.aggregate(samples)
             for i, c in zip(idx, choice.classes, strict=True):
