@@ -107,19 +107,15 @@ class ScriptedBackend:
         pass
 
 
-def _run(tmp_path, strategy: str, replies_for, **spec):
-    spec = RunSpec(
-        model="random:tiny-qwen2",
-        strategy=strategy,
-        benchmark="arithmetic",
-        levels=["easy"],
-        per_level=3,
-        idle_s=0,
-        warmup=False,
-        meter="estimate",
-        **spec,
-    )
+def _scripted(strategy: str, **spec) -> tuple[RunSpec, list[benchmarks.Problem]]:
+    """A run of three easy arithmetic problems (scripted replies, estimate meter) and its problems."""
     problems = benchmarks.get("arithmetic").load(levels=["easy"], per_level=3, seed=0)
+    kw = dict(model="random:tiny-qwen2", benchmark="arithmetic", levels=["easy"], per_level=3, idle_s=0)
+    return RunSpec(strategy=strategy, warmup=False, meter="estimate", **kw, **spec), problems
+
+
+def _run(tmp_path, strategy: str, replies_for, **spec):
+    spec, problems = _scripted(strategy, **spec)
     backend = ScriptedBackend({p.id: replies_for(p) for p in problems})
     d = execute(spec, tmp_path, progress=False, backend=backend)
     return pd.read_parquet(d / "queries.parquet"), json.loads((d / "run.json").read_text()), problems
@@ -244,17 +240,7 @@ def self_check(monkeypatch):
 
 def _checked_run(tmp_path, backend_type=None):
     """A scripted MV run whose majority is wrong (3 of 5) and whose checks confirm the right answer."""
-    spec = RunSpec(
-        model="random:tiny-qwen2",
-        strategy="mv-check",
-        benchmark="arithmetic",
-        levels=["easy"],
-        per_level=3,
-        idle_s=0,
-        warmup=False,
-        meter="estimate",
-    )
-    problems = benchmarks.get("arithmetic").load(levels=["easy"], per_level=3, seed=0)
+    spec, problems = _scripted("mv-check")
     wrong_majority = {p.id: [f"\\boxed{{{int(p.answer) + 1}}}"] * 3 + [f"\\boxed{{{p.answer}}}"] * 2 for p in problems}
     backend = (backend_type or CheckingBackend)(wrong_majority, {p.id: str(p.answer) for p in problems})
     return backend, lambda: pd.read_parquet(
