@@ -244,7 +244,7 @@ class _Execution:
             problem = self.problems[qid]
             texts = g.text.tolist()
             samples = aggregators.Samples(
-                [self._extract(t, problem) for t in texts], self.bench.equivalent, texts, problem
+                [self._answer(self._split(t), problem) for t in texts], self.bench.equivalent, texts, problem
             )
             for k, prompt in enumerate(self.aggregate.follow_ups(samples), start=st.samples):
                 sp = SamplingParams(max_new_tokens=s.max_new_tokens, seed=sampling_seed(s.seed, rep, qid, k), stop=stop)
@@ -407,8 +407,11 @@ class _Execution:
             return pd.concat([graded, extra]).sort_values(["repetition", "query_id", "sample"], ignore_index=True)
         return self._grade_samples(q, {})
 
-    def _extract(self, text: str, problem: benchmarks.Problem) -> str | None:
-        r = answers.split_reasoning(text, expect_think=self.strategy.reasoning)
+    def _split(self, text: str) -> answers.Reasoned:
+        return answers.split_reasoning(text, expect_think=self.strategy.reasoning)
+
+    def _answer(self, r: answers.Reasoned, problem: benchmarks.Problem) -> str | None:
+        """The extracted answer; none after a cut-off reasoning."""
         return None if r.truncated else self.bench.extract_answer(r.answer_text, problem)
 
     def _grade_samples(self, q: pd.DataFrame, replies: dict) -> pd.DataFrame:
@@ -418,12 +421,9 @@ class _Execution:
 
         from tqdm.auto import tqdm
 
-        split = [answers.split_reasoning(t, expect_think=self.strategy.reasoning) for t in q.text]
+        split = [self._split(t) for t in q.text]
         problems = [self.problems[qid] for qid in q.query_id]
-        found = [
-            None if r.truncated else self.bench.extract_answer(r.answer_text, p)
-            for r, p in zip(split, problems, strict=True)
-        ]
+        found = [self._answer(r, p) for r, p in zip(split, problems, strict=True)]
         unscored = benchmarks.Score(None, None) if self.bench.metric == "none" else benchmarks.Score(False, 0.0)
 
         def score(i: int) -> benchmarks.Score:
