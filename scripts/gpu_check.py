@@ -5,17 +5,18 @@ Steps (``--steps`` picks some; each timed and in its own try/except: a failure i
 summary with its exact error and the next step runs; the summary is rewritten after every step):
   meter    scripts/nvml_check.py's steps a-f (NVML support, update periods, averaged vs instant power,
            idle, loaded window vs Zeus, clock locking), in this process -> <out>/nvml_check.json
-  runs     params/gpu_check.yaml's profile (default: sixteen hardware-only runs, random Qwen2.5-7B on CUDA,
-           NVML; six of them at locked SM clocks, skipped and recorded where locking is refused) through
-           ttclib.runner.run_plan -> its runs_dir; cached runs are reused, so a cut-off window resumes
-           (--runs-dir elsewhere to measure afresh)
+  runs     params/gpu_check.yaml's profile (default: thirty hardware-only runs, random Qwen2.5-7B and 1.5B on
+           CUDA, NVML; six of them at locked SM clocks, skipped and recorded where locking is refused) through
+           ttclib.runner.measure_plan -> its runs_dir; cached runs are reused, so a cut-off window resumes
+           (--runs-dir elsewhere to measure afresh). A run whose estimate (the H200 timing model below) would
+           end past --budget-s is deferred and recorded: the next call measures it
   collect  <out>/gpu_check.json: GPU, driver, runtime (Firecracker/gVisor), the meter facts, one line per
            run (energy, J/token, steady-state J/token, flags, clock set and read, prefill/decode), clock
            lock files left (none expected); with $OUT set, copies of both JSONs and
            the runs as one $OUT/gpu_runs.tar.gz (unpack with tar xzf gpu_runs.tar.gz -C <out>)
 The exit code is 0 only if every selected step is ok.
 
-Device command (after ``make gpu-wheels`` here; carry ``.whl``; about 5 minutes, see --dry-run):
+Device command (after ``make gpu-wheels`` here; carry ``.whl``; about 8 minutes, see --dry-run):
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \\
       && export PYTHONPATH=/tmp/site:$PWD && python3 scripts/gpu_check.py
@@ -55,19 +56,28 @@ STEPS = {
     "collect": "summary gpu_check.json (+ $OUT copies, gpu_runs.tar.gz)",
 }
 # Step times measured on the lent H200 (Firecracker, driver 580.159.04) on 2026-11-28:
-#  meter  nvml_check a-f: 49.8 s from its start to the clock reset (outputs/gpu/nvml_check.log)
-#  runs   the ten default runs: 196 s from the first run's start to the last run's end (run.json
-#         started/finished in outputs/gpu/runs; outputs/gpu/gpu_runs.log); plus loading random
-#         Qwen2.5-7B once: load_s 1.3 s in run.json, and importing transformers and making the CUDA
-#         context, about 4 s in nvml_check.log (step c): 10 s allowed
+#  meter    nvml_check a-f: 49.8 s from its start to the clock reset (outputs/gpu/nvml_check.log)
 #  collect  not measured there: the tar of outputs/gpu/runs (0.5 MB) takes well under a second here
-#  runs   + the six frequency-sweep runs (Maliakel et al. [002]) added since, not yet measured there: 95 s estimated
-#         from the batch-1 and batch-16 decode rates of the runs above (61 ms and 11 ms per step), slower
-#         at the lowest clock, plus ~5 s per run for the idle baseline, warm-up and sealing
-GPU_SECONDS = {"meter": 50.0, "runs": 196.0 + 10.0 + 95.0, "collect": 2.0}
-# --fake on the 2-core CPU box of this project (2026-11-28): the smoke profile's four tiny runs took
-# 17.3 s, imports and model load included; the two at locked clocks add about 4 s
-FAKE_RUNS_SECONDS = 21.0
+#  runs     estimated run by run (estimate_run_s) from what the ten runs of that day measured
+#           (run.json, queries.parquet, gpu_runs.log in outputs/gpu):
+RUN_STEP_S = 0.030  # one decode step of random Qwen2.5-7B at batch 1-64, later repetitions: 29-33 ms (the Python
+#                     side of HF generate sets it, not the GPU: batch 64 took no longer than batch 1). Taken for the
+#                     1.5B too (28 layers as well; not measured there)
+FIRST_SHAPE_X = 3.0  # a first pass at a batch size or length new to the process took 2.3-3.4x the next one
+#                      (5 of 10 runs); with warmup: full the warm-up pays it, else the first repetition
+IDLE_RUN_S = 5.6  # per run with an idle baseline (idle_s 1): settling (>= 3 s) + idle + sealing; 195 s of wall
+#                   time over 10 runs less their 139 s measured
+BARE_RUN_S = 1.5  # per run without one (idle_s 0): problems, sealing. Not measured there: an estimate
+MODEL_LOAD_S = 10.0  # per model: importing transformers, the CUDA context, random init (7B: load_s 1.3 s,
+#                      about 4 s of imports and context in nvml_check.log)
+PROMPT_TOKENS = 60  # an arithmetic prompt as it is, when input_tokens does not set it
+GPU_SECONDS = {"meter": 50.0, "collect": 2.0}  # "runs": the sum of the runs' estimates
+BUDGET_S = (
+    480.0  # default --budget-s: the whole check inside 8 minutes (the device allows 10 a call), the rest deferred
+)
+# --fake on the 2-core CPU box of this project (2026-11-29): the smoke profile's twelve tiny runs took
+# 7.8 s, imports and model load included
+FAKE_RUNS_SECONDS = 10.0
 
 
 def runtime(release: str, proc_version: str) -> str:
@@ -109,10 +119,99 @@ def cached_count(a: argparse.Namespace) -> str:
     return f"{len(plan.specs)} runs, {done} of them cached in {plan.runs_dir}{reuse}"
 
 
+def _decode_step_s(spec, batch: int, context: float) -> float:
+    """A decode step on the H200: the measured floor (:data:`RUN_STEP_S`), or the roofline's GPU time
+    when that is longer, stretched by a locked SM clock below the H200's top one (1980 MHz)."""
+    from ttclib import gpu_hours as gh
+
+    arch = gh.architecture(spec.model)
+    if arch is None:
+        return RUN_STEP_S
+    roof = gh.Roofline(gh.GPUS["h200"])
+    gpu_s = gh.decode_step_s(arch, roof, dtype_bytes=gh.DTYPE_BYTES[spec.dtype], batch=batch, context_tokens=context)
+    return max(RUN_STEP_S, gpu_s * 1980 / (spec.sm_clock_mhz or 1980))
+
+
+def _prefill_s(spec, tokens: float) -> float:
+    from ttclib import gpu_hours as gh
+
+    arch = gh.architecture(spec.model)
+    return gh.prefill_s(arch, gh.Roofline(gh.GPUS["h200"]), prompt_tokens=tokens) if arch is not None else 0.0
+
+
+def estimate_run_s(spec, seen: set) -> float:
+    """Seconds one run of the plan takes on the H200 by the timing model above: its batches (decode steps
+    and prefill), its warm-up, a first pass at a shape the process has not generated (``seen``: the
+    (model, batch, length) shapes of the runs before it, updated) and the per-run overhead."""
+    from ttclib import gpu_hours as gh
+
+    queries = gh.problems(spec).count or 1
+    samples = spec.resolved_strategy.samples
+    batch = min(spec.batch_size, queries)
+    batches = -(-queries // batch) * samples  # a backend that seeds per batch batches each sample apart
+    prompt = spec.input_tokens or PROMPT_TOKENS
+    batch_s = spec.max_new_tokens * _decode_step_s(spec, batch, prompt + spec.max_new_tokens / 2)
+    batch_s += _prefill_s(spec, batch * prompt)
+    new_shape = not any(m == spec.model and b == batch and n >= spec.max_new_tokens for m, b, n in seen)
+    seen.add((spec.model, batch, spec.max_new_tokens))
+    first_pass_extra = (FIRST_SHAPE_X - 1) * batch_s if new_shape else 0.0
+    warm = {"full": batch_s, True: 4 * RUN_STEP_S, False: 0.0}[spec.warmup]
+    overhead = IDLE_RUN_S + max(0.0, spec.idle_s - 1) if spec.idle_s > 0 else BARE_RUN_S
+    return spec.repetitions * batches * batch_s + warm + first_pass_extra + overhead
+
+
+def run_estimates(plan) -> dict[str, float]:
+    """run id -> estimated seconds, in the order the runner measures them (models in the order the plan
+    names them first, each model's runs in plan order), a model's load counted with its first run."""
+    from ttclib.runner import backend_key
+
+    groups: dict[tuple, list] = {}
+    for s in plan.specs:
+        groups.setdefault(backend_key(s), []).append(s)
+    seen: set = set()
+    out = {}
+    for group in groups.values():
+        for i, s in enumerate(group):
+            out[s.run_id] = estimate_run_s(s, seen) + (MODEL_LOAD_S if i == 0 else 0.0)
+    return out
+
+
+def runs_estimate(a: argparse.Namespace) -> tuple[float, list[dict]]:
+    """The runs step's seconds (runs not cached, on the H200's timing model; --fake: the measured CPU
+    figure) and a row per run."""
+    from ttclib.rundir import is_complete
+
+    try:
+        plan = load_plan(a)
+    except Exception as err:  # noqa: BLE001 - the plan prints without it
+        nc.log(f"  runs not estimated: {nc.err_text(err)}")
+        return 0.0, []
+    est = run_estimates(plan)
+    rows = [
+        {
+            "run_id": s.run_id,
+            "model": s.model,
+            "shape": _shape(s),
+            "cached": is_complete(s, plan.runs_dir),
+            "estimate_s": round(est[s.run_id], 1),
+        }
+        for s in plan.specs
+    ]
+    if a.fake:
+        return FAKE_RUNS_SECONDS, rows
+    return round(sum(r["estimate_s"] for r in rows if not r["cached"]), 1), rows
+
+
+def _shape(s) -> str:
+    tokens = f"{s.input_tokens} in, " if s.input_tokens else ""
+    clock = f" @ {s.sm_clock_mhz} MHz" if s.sm_clock_mhz else ""
+    samples = f" x{s.resolved_strategy.samples}" if s.resolved_strategy.samples > 1 else ""
+    return f"{s.strategy}{samples} batch {s.batch_size}, {tokens}{s.max_new_tokens} out, {s.repetitions} reps{clock}"
+
+
 def estimates(a: argparse.Namespace) -> dict[str, float]:
-    if not a.fake:
-        return GPU_SECONDS
-    return {**GPU_SECONDS, "meter": sum(r["estimate_s"] for r in nc.plan(a.nvml)), "runs": FAKE_RUNS_SECONDS}
+    meter = sum(r["estimate_s"] for r in nc.plan(a.nvml)) if a.fake else GPU_SECONDS["meter"]
+    return {**GPU_SECONDS, "meter": meter, "runs": runs_estimate(a)[0] if "runs" in a.steps else 0.0}
 
 
 def plan_rows(a: argparse.Namespace) -> list[dict]:
@@ -123,8 +222,15 @@ def plan_rows(a: argparse.Namespace) -> list[dict]:
 
 def print_plan(a: argparse.Namespace, rows: list[dict]) -> None:
     nc.print_plan(rows)
-    if "runs" in a.steps:
-        print(f"  runs: {cached_count(a)}", flush=True)
+    if "runs" not in a.steps:
+        return
+    print(
+        f"  runs: {cached_count(a)}; budget {a.budget_s:g} s (--budget-s): runs that would end past it are", flush=True
+    )
+    print("  deferred to the next call, which resumes; per run (H200 timing model, load included):", flush=True)
+    for r in runs_estimate(a)[1]:
+        state = "cached" if r["cached"] else f"~{r['estimate_s']:5.1f} s"
+        print(f"    {r['run_id']}  {state:>9}  {r['model']:22s} {r['shape']}", flush=True)
 
 
 # --- the steps ------------------------------------------------------------------------------
@@ -146,30 +252,53 @@ def step_meter(a: argparse.Namespace, fake_gpus: list | None) -> dict:
 def step_runs(a: argparse.Namespace) -> dict:
     from ttclib.energy.clocks import ClockError
     from ttclib.rundir import is_complete
-    from ttclib.runner import run_plan
+    from ttclib.runner import measure_plan
 
     plan = load_plan(a)
     tokenizer = nc.borrow_tokenizer(a.nvml.tokenizer)
     cached = [s.run_id for s in plan.specs if is_complete(s, plan.runs_dir)]
     nc.log(f"  {len(plan.specs)} runs -> {plan.runs_dir} ({len(cached)} cached); {tokenizer}")
+    defer = budget_rule(a, run_estimates(plan))
     skipped = None
     try:
-        dirs = run_plan(plan, progress=False)
+        out = measure_plan(plan, progress=False, defer=defer)
     except ClockError as err:  # refused before any model loaded: the runs at default clocks still go
         skipped = {"runs": [s.run_id for s in plan.specs if s.sm_clock_mhz is not None], "error": nc.err_text(err)}
         nc.log(f"  clock locking refused: {len(skipped['runs'])} runs at locked clocks skipped ({skipped['error']})")
         plan.specs = [s for s in plan.specs if s.sm_clock_mhz is None]
-        dirs = run_plan(plan, progress=False)
+        out = measure_plan(plan, progress=False, defer=defer)
+    if out.deferred:
+        nc.log(
+            f"  {len(out.deferred)} runs deferred past the {a.budget_s:g} s budget: the next call "
+            f"(python3 scripts/gpu_check.py --steps runs,collect) measures them; the rest are kept"
+        )
     return {
         "params": str(PARAMS.relative_to(ROOT)),
         "profile": a.profile,
         "runs_dir": str(plan.runs_dir),
         "tokenizer": tokenizer,
-        "run_dirs": [str(d) for d in dirs],
+        "run_dirs": [str(out.dirs[s.run_id]) for s in plan.specs if s.run_id in out.dirs],
         "cached": cached,
-        "measured": [s.run_id for s in plan.specs if s.run_id not in cached],
+        "measured": out.measured,
+        "deferred": out.deferred,
         "clock_runs_skipped": skipped,
     }
+
+
+def budget_rule(a: argparse.Namespace, estimate: dict[str, float]):
+    """The runner's ``defer``: leave a run for the next call when, by its estimate, it would end past the
+    budget (counted from the script's start, the collect step's seconds kept free)."""
+    deadline = a.t0 + a.budget_s - GPU_SECONDS["collect"]
+
+    def defer(spec) -> str | None:
+        ends = time.monotonic() + estimate[spec.run_id]
+        if ends <= deadline:
+            return None
+        return (
+            f"estimated {estimate[spec.run_id]:.0f} s: would end {ends - a.t0:.0f} s in, past --budget-s {a.budget_s:g}"
+        )
+
+    return defer
 
 
 def run_line(run: Path) -> dict:
@@ -302,6 +431,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --fake: the GPU has no energy counter (NotSupported): the meter integrates power",
     )
     add("--dry-run", action="store_true", help="print the plan with estimated seconds and exit")
+    add(
+        "--budget-s",
+        type=float,
+        default=BUDGET_S,
+        help=f"seconds the whole check may take (default {BUDGET_S:g}): a run whose estimate would end past it "
+        "is deferred (recorded; the next call measures it, the finished runs are kept)",
+    )
     a, rest = ap.parse_known_args(argv)
     a.steps = [s.strip() for s in a.steps.split(",") if s.strip()]
     if set(a.steps) - set(STEPS):
@@ -330,6 +466,7 @@ def run_steps(a: argparse.Namespace, report: nc.Report) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    a.t0 = time.monotonic()
     rows = plan_rows(a)
     print_plan(a, rows)
     if a.dry_run:

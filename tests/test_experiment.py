@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -252,3 +253,36 @@ def test_full_run_under_nvml_meter(tmp_path, tiny_backend, monkeypatch):
     assert sorted(batches.size().tolist()) == [2, 2, 4, 4]
     assert (batches.max() - batches.min()).max() <= 1e-9 * q.energy_j.max()  # equal within a batch
     assert info["flags"].get("short_window", 0) >= 0 and "counter_error" not in info["flags"]
+
+
+@pytest.mark.parametrize("warmup", [True, "full", False])
+def test_warm_up_generates_the_first_measured_batch(tmp_path, tiny_backend, monkeypatch, warmup):
+    """``warmup: full`` generates, unmeasured, exactly the batch the run measures first (same prompts,
+    sampling and length), so a shape the process meets for the first time is not billed to the first
+    repetition; ``true`` one 4-token request; ``false`` nothing. MV with 2 samples of 5 queries at
+    batch 3: the backend batches each sample's seed separately, so the first measured batch is one
+    sample of the first three queries, not the first three requests (query 0's two samples and query 1's)."""
+    batches: list[tuple[list[str], object]] = []
+    real = tiny_backend._batch
+
+    def recording(seqs, params, batch_index):
+        batches.append(([r.prompt for r, _ in seqs], params))
+        return real(seqs, params, batch_index)
+
+    monkeypatch.setattr(tiny_backend, "_batch", recording)
+    shape = {**SPEC, "levels": ["easy"], "per_level": 5, "batch_size": 3, "idle_s": 0, "repetitions": 2}
+    spec = RunSpec(**shape, warmup=warmup)
+    run = execute(spec, tmp_path, progress=False, backend=tiny_backend)
+    queries = pd.read_parquet(run / "queries.parquet")
+    assert len(queries) == 2 * 5 * 2 and not queries.query_id.str.contains("warmup").any()
+    measured = batches[{False: 0, True: 1, "full": 1}[warmup] :]
+    assert len(measured) == 2 * 2 * 2  # per repetition and sample: batches of 3 and 2 queries
+    first_prompts, first_params = measured[0]
+    assert len(first_prompts) == 3 and first_params.max_new_tokens == 6
+    if warmup == "full":  # the seed aside: the backend orders its batches by seed
+        assert batches[0][0] == first_prompts
+        assert dataclasses.replace(batches[0][1], seed=0) == dataclasses.replace(first_params, seed=0)
+    elif warmup:
+        assert len(batches[0][0]) == 1 and batches[0][1].max_new_tokens == 4
+    if warmup is not True:  # a new value of the field; the default keeps every earlier run id
+        assert spec.run_id != RunSpec(**shape).run_id

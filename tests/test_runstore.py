@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ttclib import cli, rundir
+from ttclib import cli, rundir, runner
 from ttclib.params import load_params
 from ttclib.rundir import KILL_POINTS, DamagedRun, run_dir
-from ttclib.runner import RunHeld, execute, run_plan
+from ttclib.runner import RunHeld, execute, measure_plan, run_plan
 from ttclib.spec import RunSpec
 
 pytestmark = pytest.mark.heavy  # make test-fast leaves this module out
@@ -293,6 +293,26 @@ def test_run_grid_waits_for_a_held_run_then_measures_it_if_the_holder_died(tmp_p
         time.time() - t0 >= 2 and f"run {spec.run_id} is being measured by pid {holder.pid}" in capsys.readouterr().out
     )
     assert rundir.is_complete(spec, plan.runs_dir) and d == run_dir(spec, plan.runs_dir)
+
+
+def test_plan_loads_models_in_grid_order_and_defers_what_it_is_told(tmp_path, monkeypatch):
+    """Runs sharing a loaded model go together, in the order the grid first names that model (not
+    sorted by key: a time budget keeps what the grid lists first); a run ``defer`` answers for is
+    left unmeasured, with the reason, and measured by a later call."""
+    plan = load_params(_grid(tmp_path, runs=3, per_level=1))
+    a, b, c = (
+        RunSpec(**{**s.model_dump(), "seed": 1, "threads": t, "max_new_tokens": n})
+        for s, t, n in zip(plan.specs, (2, 1, 2), (8, 8, 12), strict=True)
+    )
+    plan.specs = [a, b, c]  # two backends (threads 2 and 1), threads 2 named first: sorted keys put 1 first
+    opened: list[int | None] = []
+    real = runner.open_backend
+    monkeypatch.setattr(runner, "open_backend", lambda s, log: opened.append(s.threads) or real(s, log))
+    out = measure_plan(plan, progress=False, defer=lambda s: "over budget" if s is c else None)
+    assert opened == [2, 1] and out.measured == [a.run_id, b.run_id]
+    assert out.deferred == {c.run_id: "over budget"} and not rundir.is_complete(c, plan.runs_dir)
+    again = measure_plan(plan, progress=False)
+    assert again.measured == [c.run_id] and not again.deferred
 
 
 def test_two_concurrent_ttc_run_never_measure_one_run_twice(tmp_path):

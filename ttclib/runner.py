@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +161,13 @@ class _Execution:
             self.log_offset = _size(self.loaded.log_path)
             todo = [r for r in self._requests() if r.id not in done]
             if todo:
-                self._warm_up(todo[0], meter)
+                self._warm_up(todo, meter)
                 self._measure(todo, meter)
             # An aggregator that asks the model about the samples: measured the same way, after them
             asked = [r for r in self._follow_up_requests() if r.id not in done] if self.aggregate.costs_energy else []
             if asked:
                 if not todo:
-                    self._warm_up(asked[0], meter)
+                    self._warm_up(asked, meter)
                 self._measure(asked, meter)
             self._save_server_log()
             return self._finish(meter, started)
@@ -175,11 +175,27 @@ class _Execution:
             self._save_server_log()
             raise
 
-    def _warm_up(self, first: Request, meter: energy.Meter) -> None:
-        if self.spec.warmup:
-            self.loaded.generate([Request("warmup", first.prompt, SamplingParams(max_new_tokens=4))])
+    def _warm_up(self, todo: list[Request], meter: energy.Meter) -> None:
+        warm = self._warm_up_requests(todo)
+        if warm:
+            self.loaded.generate(warm)
         if self.spec.idle_s > 0:
             meter.measure_idle(self.spec.idle_s)
+
+    def _warm_up_requests(self, todo: list[Request]) -> list[Request]:
+        """What ``spec.warmup`` generates before anything is measured. ``full``: a batch of the shape the
+        run measures first (its prompts, batch size and sampling): of the first repetition's requests,
+        those sharing the first one's sampling parameters come first (a backend that seeds per batch
+        batches only those together), cut at the batch size. On the H200 a first repetition at a batch
+        size or length the process had not yet generated took 2.3-3.4x the second (outputs/gpu/runs,
+        warm-up ``true``)."""
+        if not self.spec.warmup:
+            return []
+        if self.spec.warmup != "full":
+            return [Request("warmup", todo[0].prompt, SamplingParams(max_new_tokens=4))]
+        first_rep = [r for r in todo if _parse_key(r.id)[0] == _parse_key(todo[0].id)[0]]
+        alike = sorted(first_rep, key=lambda r: r.sampling != todo[0].sampling)  # stable: run order kept
+        return [dataclasses.replace(r, id=f"warmup:{r.id}") for r in alike[: self.spec.batch_size]]
 
     # requests ------------------------------------------------------------------------
     def _prompt(self, problem) -> str:
@@ -812,14 +828,24 @@ class PlanOutcome:
     dirs: dict[str, Path] = dataclasses.field(default_factory=dict)
     measured: list[str] = dataclasses.field(default_factory=list)
     held: dict[str, str] = dataclasses.field(default_factory=dict)
+    deferred: dict[str, str] = dataclasses.field(default_factory=dict)  # run id -> why ``defer`` left it
 
 
-def measure_plan(plan: Plan, *, progress: bool | None = None, wait: bool = True) -> PlanOutcome:
-    """Execute every run of a plan (cached runs are reused), loading each model once.
+def measure_plan(
+    plan: Plan,
+    *,
+    progress: bool | None = None,
+    wait: bool = True,
+    defer: Callable[[RunSpec], str | None] | None = None,
+) -> PlanOutcome:
+    """Execute every run of a plan (cached runs are reused), loading each model once; models load in
+    the order the plan first names them.
 
     A run another process is measuring (it holds the run's lock) is skipped, so two processes on
     one grid share it; at the end the skipped ones are waited for (``wait``: a message says so;
     reused when done, measured here if their holder died) or left to their holder (``held``).
+    ``defer``, asked just before each run would start, may leave it for a later call by returning
+    why (``deferred``), e.g. when it would not end inside a time budget.
     """
     progress = progress_default() if progress is None else progress
     out = PlanOutcome()
@@ -831,9 +857,9 @@ def measure_plan(plan: Plan, *, progress: bool | None = None, wait: bool = True)
             pending.append(s)
     problems = _problems_before_any_model(plan, pending)
     _check_clocks(plan, pending)
-    held = _measure_runs(plan, pending, problems, progress, out, wait=False)
+    held = _measure_runs(plan, pending, problems, progress, out, wait=False, defer=defer)
     if wait and held:
-        held = _measure_runs(plan, held, problems, progress, out, wait=True)
+        held = _measure_runs(plan, held, problems, progress, out, wait=True, defer=defer)
     for s in held:
         if is_complete(s, plan.runs_dir):  # finished by its holder meanwhile
             out.dirs[s.run_id] = run_dir(s, plan.runs_dir)
@@ -894,15 +920,29 @@ def _stored_run(folder: Path, spec: RunSpec) -> Path | None:
 
 
 def _measure_runs(
-    plan: Plan, specs: list[RunSpec], problems: dict, progress: bool, out: PlanOutcome, wait: bool
+    plan: Plan,
+    specs: list[RunSpec],
+    problems: dict,
+    progress: bool,
+    out: PlanOutcome,
+    wait: bool,
+    defer: Callable[[RunSpec], str | None] | None = None,
 ) -> list[RunSpec]:
-    """Measure ``specs``, one backend per group of runs that can share it, opened only when a run
-    of the group is claimed; the runs whose lock another process holds (unless ``wait``)."""
+    """Measure ``specs``, one backend per group of runs that can share it (groups in the order of
+    their first run), opened only when a run of the group is claimed; the runs whose lock another
+    process holds (unless ``wait``)."""
     held = []
-    for _, group in itertools.groupby(sorted(specs, key=backend_key), key=backend_key):
+    groups: dict[tuple, list[RunSpec]] = {}
+    for s in specs:
+        groups.setdefault(backend_key(s), []).append(s)
+    for group in groups.values():
         backend = None
         try:
             for s in group:
+                why = defer(s) if defer is not None else None
+                if why:
+                    out.deferred[s.run_id] = why
+                    continue
                 lock = rundir.run_lock(plan.runs_dir, s.run_id)
                 if not lock.acquire():
                     if not wait:

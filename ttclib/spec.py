@@ -194,7 +194,12 @@ class RunSpec(BaseModel):
         description="power sampler period, seconds (default: NVML: the energy "
         "counter's update period, 20-100 ms; other meters: 0.1)",
     )
-    warmup: bool = True
+    warmup: Literal[True, False, "full"] = Field(
+        True,
+        description="unmeasured generation before the idle baseline: true, one 4-token request (the first "
+        "kernels); full, the run's first batch as it will be measured (its batch size, prompts and output "
+        "length), so the first repetition does not pay for shapes the GPU meets for the first time; false, none",
+    )
 
     _base_dir: Path | None = PrivateAttr(None)  # the params file's folder: relative `data` paths start there
 
