@@ -43,15 +43,22 @@ def write_run(
     gpu="NVIDIA TestGPU",
     meter="nvml",
     power_source="power_usage",
+    input_tokens=None,
+    ignore_eos=False,
+    prompt_tokens=10,
+    util_pct=None,
 ) -> Path:
     """One complete run directory: ``len(rep_s)`` repetitions of ``queries`` queries, each repetition
-    one energy window of ``rep_s[i]`` seconds in which every query used ``energy_per_query[i]`` J;
-    a flat power trace at ``power_w``."""
+    one energy window of ``rep_s[i]`` seconds in which every query used ``energy_per_query[i]`` J (or,
+    a sequence, query q used its q-th value); each query's prompt ``prompt_tokens`` long (or its q-th
+    value); a flat power trace at ``power_w``. With ``util_pct``, the trace holds that flat utilisation
+    and the queries their start and end times (query q from t = 1 + q to 2 + q, inside the trace)."""
     d = root / run_id
     d.mkdir(parents=True)
     rows, windows = [], []
+    per_query = lambda v, q: v[q] if np.ndim(v) else v  # noqa: E731
     for rep, (secs, e) in enumerate(zip(rep_s, energy_per_query, strict=True)):
-        windows.append({"segment": rep, "time_s": secs, "total_j": e * queries})
+        windows.append({"segment": rep, "time_s": secs, "total_j": float(np.sum(np.broadcast_to(e, queries)))})
         for q in range(queries):
             for s in range(samples):
                 rows.append(
@@ -63,7 +70,7 @@ def write_run(
                         benchmark="arithmetic",
                         category="math",
                         difficulty="easy",
-                        prompt_tokens=10,
+                        prompt_tokens=per_query(prompt_tokens, q),
                         completion_tokens=max_new_tokens,
                         finish_reason="length",
                         answer="1",
@@ -71,17 +78,19 @@ def write_run(
                         gold="2",
                         correct=False,
                         segment=rep,
-                        energy_j=e / samples,
-                        net_energy_j=e / samples / 2,
+                        energy_j=per_query(e, q) / samples,
+                        net_energy_j=per_query(e, q) / samples / 2,
                         meter=meter,
+                        **({"t_start": 1.0 + q, "t_end": 2.0 + q} if util_pct is not None else {}),
                     )
                 )
     pd.DataFrame(rows).to_parquet(d / rundir.QUERIES_PARQUET)
     n_t = 20
-    pd.DataFrame({"t": np.arange(n_t, dtype=float), "device": "gpu0", "power_w": power_w}).to_parquet(
-        d / rundir.POWER_PARQUET
-    )
-    energy = float(sum(energy_per_query) * queries)
+    trace = pd.DataFrame({"t": np.arange(n_t, dtype=float), "device": "gpu0", "power_w": power_w})
+    if util_pct is not None:
+        trace["util_pct"] = float(util_pct)
+    trace.to_parquet(d / rundir.POWER_PARQUET)
+    energy = float(sum(np.sum(np.broadcast_to(e, queries)) for e in energy_per_query))
     devices = (
         [{"name": "gpu0", "model": gpu, "power_source": power_source}]
         if device == "cuda"
@@ -99,6 +108,8 @@ def write_run(
             "device": device,
             "budget": budget,
             "repetitions": len(rep_s),
+            "input_tokens": input_tokens,
+            "ignore_eos": ignore_eos,
         },
         "strategy": {"samples": samples},
         "meter_name": meter,
@@ -159,6 +170,71 @@ def folder(tmp_path):
 
 def ids(gpu) -> list[str]:
     return sorted(gpu.runs.run_id)
+
+
+# Wilhelm et al. [001]'s operating curves (notebook 06) at batch 1, as params/gpu_check.yaml measures them:
+# Figure 1 on the prompts as they are, an input sweep at one output token, an output sweep at 256 input tokens.
+# Energy per query is exactly E_in(prompt tokens) at one output token and E_in(256) + E_out(out - 1) after;
+# the first repetition reads WOBBLE more and the second WOBBLE less, so the fits have residuals while the
+# mean at each point (and so each least-squares fit) stays exact.
+FIG1_PROMPTS = (19, 39, 79, 159)  # prompt tokens of the four Figure 1 prompts
+INPUTS, OUTPUTS, AT = (256, 1024, 4096), (8, 32, 128), 256
+WOBBLE = 0.01
+CURVES = {  # model -> (E_in(n), E_out(k) for k = out - 1, utilisation %)
+    "random:test-7b": (lambda n: 1 + 0.01 * n + 1e-6 * n**2, lambda k: 0.05 * k, 80.0),  # quadratic in, linear out
+    "random:test-1b": (lambda n: 0.5 + 0.002 * n, lambda k: 0.02 * k + 1e-3 * k**2, 40.0),  # linear in, quadratic out
+}
+
+
+def write_curves(root: Path, model: str, tag: str, output_sweep: bool = True) -> list[str]:
+    """The curve runs of ``model`` (run ids ``tag-…``); returns their ids."""
+    e_in, e_out, util = CURVES[model]
+    common = dict(model=model, strategy="base", batch_size=1, ignore_eos=True, util_pct=util, rep_s=(1.0, 1.0))
+    wobble = lambda e: (np.multiply(e, 1 + WOBBLE), np.multiply(e, 1 - WOBBLE))  # noqa: E731
+    prompts = np.array(FIG1_PROMPTS)
+    write_run(
+        root,
+        f"{tag}-fig1",
+        max_new_tokens=1,
+        queries=4,
+        prompt_tokens=prompts,
+        energy_per_query=wobble(e_in(prompts)),
+        **common,
+    )
+    for n in INPUTS:
+        write_run(
+            root,
+            f"{tag}-in{n}",
+            max_new_tokens=1,
+            input_tokens=n,
+            prompt_tokens=n,
+            queries=4,
+            energy_per_query=wobble(e_in(n)),
+            **common,
+        )
+    if output_sweep:
+        for out in OUTPUTS:
+            write_run(
+                root,
+                f"{tag}-out{out}",
+                max_new_tokens=out,
+                input_tokens=AT,
+                prompt_tokens=AT,
+                queries=2,
+                energy_per_query=wobble(e_in(AT) + e_out(out - 1)),
+                **common,
+            )
+    return [f"{tag}-fig1", *(f"{tag}-in{n}" for n in INPUTS), *(f"{tag}-out{o}" for o in OUTPUTS if output_sweep)]
+
+
+@pytest.fixture
+def curves_folder(folder):
+    """``folder`` (power shapes, a length sweep, a batch sweep of base 128 tokens from batch 1) and the curve
+    runs of two models: random:test-7b, the batch sweep's model, whose output sweep reaches 128 tokens at
+    batch 1 like the batch sweep's first run, and random:test-1b."""
+    write_curves(folder, "random:test-7b", "c7")
+    write_curves(folder, "random:test-1b", "c1")
+    return folder
 
 
 def test_sections_select_by_spec(folder):
@@ -262,10 +338,171 @@ def test_batch_panel_known_answers(folder):
     assert "No run's first repetition" in p.sentence
 
 
+def _curve_table(with_output_sweep=True) -> pd.DataFrame:
+    """A runs table: model m's curve runs (Figure 1, input sweep, output sweep), its batch sweep of 128 tokens
+    from batch 1, a length sweep and two shapes at batch 4; model n's input sweep and Figure 1 run alone."""
+    rows = [dict(run_id="f1", max_new_tokens=1)]
+    rows += [dict(run_id=f"i{n}", max_new_tokens=1, input_tokens=n) for n in INPUTS]
+    rows += [dict(run_id=f"o{k}", max_new_tokens=k, input_tokens=AT, ignore_eos=True) for k in OUTPUTS][
+        : 3 if with_output_sweep else 0
+    ]
+    rows += [dict(run_id=f"b{b}", max_new_tokens=128, batch_size=b, ignore_eos=True) for b in (1, 4, 16)]
+    rows += [dict(run_id=f"l{k}", strategy="cot", max_new_tokens=k, budget=64, batch_size=4) for k in (16, 32, 64)]
+    rows += [
+        dict(run_id="s-base", max_new_tokens=64, batch_size=4),
+        dict(run_id="s-mv", strategy="mv", samples=3, batch_size=4),
+    ]
+    rows += [dict(run_id="n1", model="n", max_new_tokens=1)]
+    rows += [dict(run_id=f"n{n}", model="n", max_new_tokens=1, input_tokens=n) for n in INPUTS]
+    defaults = dict(model="m", strategy="base", samples=1, budget=None, batch_size=1, input_tokens=None)
+    return pd.DataFrame([{**defaults, "ignore_eos": False, "max_new_tokens": 8, **r} for r in rows])
+
+
+def test_curve_runs_belong_to_curves_alone():
+    runs = _curve_table()
+    curve = ["f1", "i256", "i1024", "i4096", "o8", "o32", "o128"]
+    assert reference.select(runs, "batch") == ["b1", "b4", "b16"]  # o128 (128 tokens at batch 1) not among them
+    assert reference.select(runs, "curves") == curve  # model n has no output sweep: not a curve model
+    assert reference.select(runs, "length") == ["l16", "l32", "l64"]
+    assert reference.select(runs, "power") == ["l64", "s-base", "s-mv"]
+    # n's runs are curve runs too (batch 1, one token or input_tokens): in no section
+    for section in ("power", "length", "batch", "dvfs"):
+        assert not set(reference.select(runs, section)) & {*curve, "n1", "n256", "n1024", "n4096"}, section
+    # without the output sweep (or one output length, two input lengths, no Figure 1) m makes no curves
+    assert reference.select(_curve_table(with_output_sweep=False), "curves") == []
+    assert reference.select(runs[runs.run_id != "o32"], "curves") == [r for r in curve if r != "o32"]  # 2 lengths do
+    assert reference.select(runs[~runs.run_id.isin(["o32", "o128"])], "curves") == []
+    assert reference.select(runs[runs.run_id != "f1"], "curves") == []
+    assert reference.select(runs[runs.run_id != "i1024"], "curves") == []
+    # a clock lock takes a run out of the curves (into dvfs, given a second clock): two input lengths are left
+    locked = runs.assign(sm_clock_set_mhz=[990.0 if r == "i1024" else np.nan for r in runs.run_id])
+    assert reference.select(locked, "curves") == []
+    # a table without input_tokens or ignore_eos: every prompt as it is, no output sweep, no curves; the
+    # output runs are then plain batch-1 runs of fixed lengths (o128 joins the batch sweep at 128 tokens)
+    bare = runs.drop(columns=["input_tokens", "ignore_eos"])
+    assert reference.select(bare, "curves") == []
+    assert reference.select(bare, "batch") == ["o128", "b1", "b4", "b16"]
+
+
+def test_curves_select_by_spec(curves_folder):
+    # the other sections as without the curve runs (c7-out128 is 128 tokens at batch 1 like b-01, but no batch
+    # sweep's); the batch sweep's batch-1 run (no input_tokens) is no curve run
+    assert ids(reference.gpu_reference("batch", runs_dir=curves_folder)) == ["b-01", "b-02", "b-04", "b-08", "b-16"]
+    assert ids(reference.gpu_reference("length", runs_dir=curves_folder)) == ["l-16", "l-32", "l-64"]
+    assert ids(reference.gpu_reference("power", runs_dir=curves_folder)) == ["l-64", "p-base", "p-mv"]
+    curve = sorted(reference.gpu_reference("curves", runs_dir=curves_folder).runs.run_id)
+    assert curve == sorted(
+        [f"{t}-{r}" for t in ("c1", "c7") for r in ("fig1", "in256", "in1024", "in4096", "out8", "out32", "out128")]
+    )
+    assert reference.gpu_reference("dvfs", runs_dir=curves_folder) is None
+
+
+def test_curves_without_an_output_sweep_are_no_reference(folder):
+    write_curves(folder, "random:test-7b", "c7", output_sweep=False)
+    assert ids(reference.gpu_reference("batch", runs_dir=folder)) == ["b-01", "b-02", "b-04", "b-08", "b-16"]
+    assert ids(reference.gpu_reference("power", runs_dir=folder)) == ["l-64", "p-base", "p-mv"]
+    assert reference.gpu_reference("curves", runs_dir=folder) is None
+
+
+def test_curves_panel_known_answers(curves_folder):
+    from ttclib import fits, metrics, report
+
+    gpu = reference.gpu_reference("curves", runs_dir=curves_folder)
+    p = reference.panel(gpu)
+    seven, one = "random:test-7b", "random:test-1b"
+    t = p.table.assign(input_tokens=p.table.input_tokens.fillna(0)).set_index(
+        ["model", "input_tokens", "max_new_tokens"]
+    )
+    assert len(t) == 14 and t.index.is_unique and p.table.input_tokens.isna().sum() == 2  # 0: Figure 1, unset
+    assert t.index[t.index.get_level_values("model") == seven].tolist() == [
+        (seven, 0, 1),
+        (seven, 256, 1),
+        (seven, 256, 8),
+        (seven, 256, 32),
+        (seven, 256, 128),
+        (seven, 1024, 1),
+        (seven, 4096, 1),
+    ]  # Figure 1 first, then by input and output tokens
+    for model, (e_in, e_out, util) in CURVES.items():
+        fig1 = t.loc[(model, 0, 1)]
+        assert (fig1.queries, fig1.repetitions, fig1.completion_tokens) == (4, 2, 1)
+        assert fig1.prompt_tokens == np.mean(FIG1_PROMPTS) and fig1.run_id == f"c{model[-2]}-fig1"
+        assert np.isclose(fig1.energy_per_query_j, np.mean([e_in(x) for x in FIG1_PROMPTS]))
+        e = sum(e_in(x) for x in FIG1_PROMPTS)
+        assert np.isclose(fig1.energy_per_processed_token_j, e / sum(x + 1 for x in FIG1_PROMPTS))
+        for n in INPUTS:
+            r = t.loc[(model, n, 1)]
+            assert r.prompt_tokens == n and np.isclose(r.energy_per_query_j, e_in(n))
+            assert np.isclose(r.energy_per_processed_token_j, e_in(n) / (n + 1))
+        for k in OUTPUTS:
+            r = t.loc[(model, AT, k)]
+            assert (r.queries, r.completion_tokens) == (2, k)
+            assert np.isclose(r.energy_per_query_j, e_in(AT) + e_out(k - 1))
+            assert np.isclose(r.energy_per_processed_token_j, (e_in(AT) + e_out(k - 1)) / (AT + k))
+        assert (t.loc[model].mean_util_pct == util).all() and (t.loc[model].meter == "nvml").all()
+
+    # the fits: exact on the means (each repetition's wobble cancels), the form chosen by BIC
+    fit = p.curves[(seven, "input")]
+    assert fit.form == "quadratic" and np.allclose(list(fit.params.values()), [1, 0.01, 1e-6], rtol=1e-6)
+    assert p.curves[(seven, "output")].form == "linear"
+    assert np.isclose(p.curves[(seven, "output")].params["b"], 0.05)
+    assert p.curves[(one, "input")].form == "linear" and p.curves[(one, "output")].form == "quadratic"
+    assert set(p.curves) == {(m, side) for m in CURVES for side in ("input", "output")}
+
+    # the sentence: computed per-token energies (mean over the Figure 1 prompts, with its CI), forms, utilisation
+    assert p.sentence.startswith("GPU reference on NVIDIA TestGPU (meter: nvml (energy_counter); power: power usage")
+    assert "hardware only, not a verdict" in p.sentence and "held" not in p.sentence
+    assert "energy per processed token over the 4 arithmetic prompts (one output token) was " in p.sentence
+    for model, (e_in, _, util) in CURVES.items():
+        per_prompt = [e_in(x) / (x + 1) for x in FIG1_PROMPTS]
+        _, lo, hi = fits.mean_ci(per_prompt * 2)  # both repetitions: their wobble cancels in the mean, not the CI
+        assert f"{model} {np.mean(per_prompt):.3g} J (95 % CI {lo:.3g} J–{hi:.3g} J)" in p.sentence
+        assert f"{model} {util:.0f} %" in p.sentence
+    quad = p.curves[(seven, "input")].candidates.set_index("form").delta_bic["linear"]
+    assert quad > report.NONLINEAR_DBIC
+    lin = p.curves[(one, "input")].candidates.set_index("form").delta_bic.drop("linear").min()
+    assert lin < report.NONLINEAR_DBIC  # one parameter more, the same residuals: ΔBIC ln n, no clear verdict
+    inputs, outputs = p.sentence.split("energy per query vs input tokens (one output token), form by BIC: ")[1].split(
+        "energy per query vs output tokens (256 input tokens), form by BIC: "
+    )
+    assert f"{seven} quadratic, ΔBIC {quad:.1f} to linear (linear loses by ΔBIC > 10: nonlinear)" in inputs
+    assert (
+        f"{one} linear, ΔBIC {lin:.1f} to the best nonlinear form (margin within ΔBIC 10: not clearly nonlinear)"
+        in inputs
+    )
+    assert f"{one} quadratic, ΔBIC " in outputs and f"{seven} linear, ΔBIC " in outputs
+    assert "mean GPU utilisation (NVML) while generating: random:test-1b 40 %, random:test-7b 80 %." in outputs
+
+    # notebook 06's own sentence names the benchmark it ran: MT-Bench word for word, as committed
+    results = gpu.results
+    fig1 = results[(results.max_new_tokens == 1) & results.input_tokens.isna()]
+    per_token = metrics.mean_by(fig1, "energy_per_processed_token_j")
+    estimator = fits.EnergyEstimator.from_results(results)
+    util = metrics.utilisation(gpu)
+    text = report.operating_curves(fig1.assign(benchmark="mtbench"), per_token, estimator, util, gpu.runs)
+    assert "energy per processed token over the 4 MT-Bench prompts (one output token, batch 1): " in text
+    assert "over the 4 arithmetic prompts" in report.operating_curves(fig1, per_token, estimator, util, gpu.runs)
+
+
+@pytest.mark.heavy
+def test_show_draws_the_curves(curves_folder, tmp_path, capsys):
+    p = reference.show(reference.gpu_reference("curves", runs_dir=curves_folder), tmp_path)
+    name = reference.SECTIONS["curves"]
+    assert name == "fig1-4_operating_curves_gpu"
+    assert (tmp_path / f"{name}.png").exists() and (tmp_path / f"{name}.svg").exists()
+    out = capsys.readouterr().out
+    assert p.caption in out and p.sentence in out and "energy/query ~ input tokens [random:test-7b]" in out
+    svg = (tmp_path / f"{name}.svg").read_text()
+    assert "GPU reference: NVIDIA TestGPU" in svg and "arithmetic prompts" in svg and "MT-Bench" not in svg
+
+
 @pytest.mark.heavy
 def test_show_draws_and_saves_each_section(folder, tmp_path, capsys):
     for section, name in reference.SECTIONS.items():
         if section == "dvfs":  # no run here locks a clock (the dvfs panel: tests/test_clocks.py)
+            assert reference.gpu_reference(section, runs_dir=folder) is None
+            continue
+        if section == "curves":  # no curve runs here (test_show_draws_the_curves)
             assert reference.gpu_reference(section, runs_dir=folder) is None
             continue
         p = reference.show(reference.gpu_reference(section, runs_dir=folder), tmp_path)
@@ -309,6 +546,13 @@ def test_committed_sections():
         ("base", 128, 16),
         ("base", 128, 64),
     }
+
+
+@committed
+def test_committed_runs_have_no_curves():
+    # no committed run is at batch 1 with one output token or a set input length: no curve runs yet
+    assert reference.gpu_reference("curves", ROOT / "params" / "06_operating_curves.yaml") is None
+    assert reference.gpu_reference("curves") is None
 
 
 @committed

@@ -736,6 +736,24 @@ def mean_by(results: pd.DataFrame, column: str, by=("model",), level: float = 0.
     return pd.DataFrame(rows)
 
 
+BENCHMARK_NAMES = {"mtbench": "MT-Bench"}  # benchmark -> its name in sentences and titles, where not its key
+
+
+def prompts_label(results: pd.DataFrame) -> str:
+    """The prompts ``results`` ran, in words, from their ``benchmark`` column: 'MT-Bench prompts' for
+    ``mtbench``, else the benchmark's own name ('arithmetic prompts'); 'prompts' without the column.
+
+    >>> prompts_label(pd.DataFrame({"benchmark": ["mtbench", "mtbench"]}))
+    'MT-Bench prompts'
+    >>> prompts_label(pd.DataFrame({"benchmark": ["arithmetic", "mmlu"]}))
+    'arithmetic and mmlu prompts'
+    """
+    names = (
+        [BENCHMARK_NAMES.get(b, b) for b in dict.fromkeys(results.benchmark.dropna())] if "benchmark" in results else []
+    )
+    return f"{' and '.join(map(str, names))} prompts" if names else "prompts"
+
+
 def throughput_by_repetition(queries: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Queries answered per second in each repetition of each run: the repetition's queries (all
     samples of a query count as one) over the measured time of its energy windows (one per

@@ -542,12 +542,20 @@ def _curve(ax, fit, xs, color) -> None:
     ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
 
 
-def operating_curves(per_token: pd.DataFrame, estimator, results: pd.DataFrame, util: pd.DataFrame, runs: pd.DataFrame):
+def operating_curves(
+    per_token: pd.DataFrame,
+    estimator,
+    results: pd.DataFrame,
+    util: pd.DataFrame,
+    runs: pd.DataFrame,
+    note: str | None = None,
+):
     """Wilhelm et al. [001]'s Figures 1-4 in one figure: (1) energy per processed token per model on the
-    MT-Bench prompts as they are (one output token; 95 % CI over prompts), (2) energy per query vs
-    input tokens and (3) vs output tokens, every query a dot, the selected fit with its 95 % band,
-    (4) utilisation per model while generating (mean ± std of the trace). ``estimator`` is a
-    :class:`ttclib.fits.EnergyEstimator`; its curves give panels 2 and 3."""
+    prompts as they are (one output token; 95 % CI over prompts; the title names the benchmark: MT-Bench
+    in the paper), (2) energy per query vs input tokens and (3) vs output tokens, every query a dot, the
+    selected fit with its 95 % band, (4) utilisation per model while generating (mean ± std of the trace).
+    ``estimator`` is a :class:`ttclib.fits.EnergyEstimator`; its curves give panels 2 and 3. ``note`` (a
+    reference's caption) heads the figure."""
     style()
     models = list(per_token.model)
     colors = _model_colors(models)
@@ -567,7 +575,13 @@ def operating_curves(per_token: pd.DataFrame, estimator, results: pd.DataFrame, 
     )
     ax.set_xticks(x, models, rotation=15, fontsize=8)
     ax.set_ylabel("energy per processed token (J)")
-    ax.set_title("Fig. 1: energy per token, MT-Bench prompts, one output token\n(95 % CI over prompts)", fontsize=10)
+    as_they_are = results[results.max_new_tokens == 1]
+    if "input_tokens" in as_they_are:
+        as_they_are = as_they_are[as_they_are.input_tokens.isna()]
+    ax.set_title(
+        f"Fig. 1: energy per token, {metrics.prompts_label(as_they_are)}, one output token\n(95 % CI over prompts)",
+        fontsize=10,
+    )
     for ax, side, x_col, xlabel in (
         (axes[0, 1], "input", "prompt_tokens", "input tokens (prompt, chat template included)"),
         (axes[1, 0], "output", "completion_tokens", "output tokens (fixed with ignore_eos)"),
@@ -606,7 +620,10 @@ def operating_curves(per_token: pd.DataFrame, estimator, results: pd.DataFrame, 
     what = "GPU utilisation (NVML)" if set(util.meter) == {"nvml"} else "CPU use of the process tree"
     ax.set_ylabel(f"{what} (% of all CPUs)" if "CPU" in what else f"{what} (%)")
     ax.set_title("Fig. 4: utilisation while generating (mean ± std over the trace)", fontsize=10)
-    fig.suptitle(f"Operating curves at batch size 1 — {_where(runs)}; energy: {metrics.meter_label(runs)}", fontsize=11)
+    fig.suptitle(
+        _noted(f"Operating curves at batch size 1 — {_where(runs)}; energy: {metrics.meter_label(runs)}", note),
+        fontsize=11,
+    )
     fig.tight_layout()
     return fig
 

@@ -2,13 +2,22 @@
 
 ``params/gpu_check.yaml`` measures a few runs on a GPU with a random-weight model and fixed output
 lengths: the strategy shapes of Figure 3, energy vs maximum length (Figure 4) and throughput vs batch
-size (Figure 7). Its runs live in its ``runs_dir`` (``outputs/gpu/runs``). A section notebook asks
+size (Figure 7) of Jin et al. [000], Maliakel et al. [002]'s frequency sweep, and Wilhelm et al. [001]'s
+operating curves (Figures 1-4: energy per token vs input and output tokens at batch 1). Its runs live
+in its ``runs_dir`` (``outputs/gpu/runs``). A section notebook asks
 :func:`gpu_reference` for the runs that fit its figure and hands them to :func:`show`, which prints
 their own caption, table, fits and sentence and draws their own figure; without the folder
 :func:`gpu_reference` returns None and :func:`show` does nothing, so the notebook runs unchanged.
 
 Runs are assigned to sections by their specs alone (no run ids, no hand-made lists):
 
+- ``curves``: the *curve runs* are the runs without a locked clock at batch size 1 that set
+  ``input_tokens`` or generate one token (``max_new_tokens`` 1). A model's curve runs belong here
+  when it has all three of Figure 1 (one token, prompts as they are: ``input_tokens`` unset), an input
+  sweep (one token, at least :data:`MIN_SWEEP` ``input_tokens``) and an output sweep (``ignore_eos``,
+  ``max_new_tokens`` > 1, ``input_tokens`` set; at least :data:`MIN_SWEEP` - 1 lengths, its one-token
+  point being the input sweep's). Curve runs belong to no other section, whether they make curves
+  or not (a batch-1 output sweep would otherwise join a batch sweep at its length);
 - ``batch``: runs that differ only in ``batch_size`` (same model, strategy, output length, samples
   and prompt budget), at least :data:`MIN_SWEEP` batch sizes;
 - ``length``: runs that differ only in ``max_new_tokens`` (same model, strategy, batch size, samples
@@ -19,6 +28,9 @@ Runs are assigned to sections by their specs alone (no run ids, no hand-made lis
 - ``power``: the strategy shapes: every run outside the batch sweeps and, of each length sweep, only its
   longest run; of the (model, batch size) groups holding two or more strategies, the one with the
   most strategies (then the largest batch), one run per strategy (its longest output).
+
+A run without ``input_tokens`` (a table made by hand) counts as one whose prompts are as they are, and
+one without ``ignore_eos`` as one that stops at EOS.
 
 Every label comes from ``run.json`` through the runs table: the measured GPU, the model and whether
 its weights are random, the backend, the meter with its method and power source.
@@ -49,6 +61,7 @@ SECTIONS = {
     "length": "fig4_energy_vs_length_gpu",
     "batch": "fig7_throughput_vs_batch_gpu",
     "dvfs": "fig3-6_dvfs_gpu",
+    "curves": "fig1-4_operating_curves_gpu",
 }  # section -> figure name
 MIN_SWEEP = 3  # distinct x values before runs count as a sweep
 SPEC_KEYS = ["model", "strategy", "max_new_tokens", "batch_size", "samples", "prompt_budget"]
@@ -99,14 +112,44 @@ def _sweeps(df: pd.DataFrame, axis: str) -> list[pd.DataFrame]:
     return [g for _, g in df.groupby(fixed, dropna=False, sort=False) if g[axis].nunique() >= MIN_SWEEP]
 
 
+def _column(runs: pd.DataFrame, name: str, absent) -> pd.Series:
+    """``runs[name]``, or ``absent`` on every row when the table lacks the column."""
+    return runs[name] if name in runs else pd.Series(absent, index=runs.index)
+
+
+def _curve_runs(runs: pd.DataFrame, locked: pd.Series) -> pd.Series:
+    """Which of ``runs`` are curve runs: no locked clock, batch size 1, ``input_tokens`` set or one token."""
+    set_input = _column(runs, "input_tokens", np.nan).notna()
+    return ~locked & (runs.batch_size == 1) & (set_input | (runs.max_new_tokens == 1))
+
+
+def _curve_models(curve: pd.DataFrame) -> set:
+    """The models whose curve runs hold Figure 1, an input sweep and an output sweep (the rules above)."""
+    inputs = pd.to_numeric(_column(curve, "input_tokens", np.nan), errors="coerce")
+    eos = _column(curve, "ignore_eos", False).fillna(False).astype(bool)
+    one = curve.max_new_tokens == 1
+    models = set()
+    for model, g in curve.groupby("model", sort=False):
+        n_in, o = inputs[g.index], one[g.index]
+        out = g[eos[g.index] & (g.max_new_tokens > 1) & n_in.notna()]
+        if (o & n_in.isna()).any() and n_in[o].nunique() >= MIN_SWEEP and out.max_new_tokens.nunique() >= MIN_SWEEP - 1:
+            models.add(model)
+    return models
+
+
 def select(runs: pd.DataFrame, section: str) -> list[str]:
     """The run ids of ``runs`` (the runs table) that belong to ``section``, by the rules above."""
     if section not in SECTIONS:
         raise ValueError(f"section must be one of {', '.join(SECTIONS)}, not {section!r}")
-    locked = runs.sm_clock_set_mhz.notna() if "sm_clock_set_mhz" in runs else pd.Series(False, index=runs.index)
+    locked = _column(runs, "sm_clock_set_mhz", np.nan).notna()
+    curve = _curve_runs(runs, locked)
+    if section == "curves":
+        models = _curve_models(runs[curve])
+        return [r for r, c, m in zip(runs.run_id, curve, runs.model, strict=True) if c and m in models]
     if section == "dvfs":  # runs at locked clocks, in groups that differ only in the clock (two or more)
         keys = ["model", "strategy", "max_new_tokens", "batch_size", "samples", "benchmark"]
-        df = runs[locked].assign(samples=runs.samples.fillna(1))
+        df = runs[locked]
+        df = df.assign(samples=df.samples.fillna(1))  # (the locked rows' own: an empty table takes no index)
         ids = {
             r
             for _, g in df.groupby([k for k in keys if k in df], dropna=False)
@@ -114,7 +157,8 @@ def select(runs: pd.DataFrame, section: str) -> list[str]:
             for r in g.run_id
         }
         return [r for r in runs.run_id if r in ids]
-    df = runs[~locked].assign(prompt_budget=_prompt_budget(runs[~locked]), samples=runs[~locked].samples.fillna(1))
+    others = runs[~locked & ~curve]
+    df = others.assign(prompt_budget=_prompt_budget(others), samples=others.samples.fillna(1))
     batch, length = _sweeps(df, "batch_size"), _sweeps(df, "max_new_tokens")
     if section == "batch":
         ids = set().union(*(g.run_id for g in batch)) if batch else set()
@@ -135,7 +179,7 @@ def select(runs: pd.DataFrame, section: str) -> list[str]:
 def gpu_reference(
     section: str, params_file: str | os.PathLike | None = None, *, runs_dir: str | os.PathLike | None = None
 ) -> Reference | None:
-    """The GPU reference runs for ``section`` (``power``, ``length``, ``batch`` or ``dvfs``), loaded with
+    """The GPU reference runs for ``section`` (``power``, ``length``, ``batch``, ``dvfs`` or ``curves``), loaded with
     :func:`metrics.load_runs`; None when there is no reference folder (see :func:`runs_dir_for`; a
     notebook's ``params_file`` finds the one beside its params), no complete GPU run in it, or none
     that fits the section."""
@@ -208,6 +252,53 @@ def panel(gpu: Reference) -> Panel:
     if gpu.section == "dvfs":
         t = dvfs.frequency_tables(gpu)
         return Panel("dvfs", caption, t["savings"], t["fits"], report.dvfs_phases(gpu, gpu.runs, tables=t), t["sweep"])
+    if gpu.section == "curves":
+        per_token, estimator, util = _curves(gpu)
+        results = gpu.results
+        table = (
+            results.groupby("run_id", sort=False)
+            .agg(
+                queries=("query_id", "nunique"),
+                repetitions=("repetition", "nunique"),
+                prompt_tokens=("prompt_tokens", "mean"),
+                completion_tokens=("completion_tokens", "mean"),
+                energy_per_query_j=("energy_j", "mean"),
+                energy_j=("energy_j", "sum"),
+                tokens=("prompt_tokens", "sum"),
+                out_tokens=("completion_tokens", "sum"),
+            )
+            .reset_index()
+        )
+        table["energy_per_processed_token_j"] = metrics.energy_per_processed_token(
+            table.energy_j, table.tokens, table.out_tokens
+        )
+        spec = gpu.runs[["run_id", "model", "max_new_tokens", "meter"]].assign(
+            input_tokens=pd.to_numeric(_column(gpu.runs, "input_tokens", np.nan), errors="coerce")
+        )
+        table = (
+            table.merge(spec, on="run_id")
+            .merge(util[["run_id", "mean_util_pct"]], on="run_id", how="left")
+            .sort_values(["model", "input_tokens", "max_new_tokens"], na_position="first", kind="stable")
+            .reset_index(drop=True)[
+                [
+                    "model",
+                    "input_tokens",
+                    "max_new_tokens",
+                    "queries",
+                    "repetitions",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "energy_per_query_j",
+                    "energy_per_processed_token_j",
+                    "mean_util_pct",
+                    "meter",
+                    "run_id",
+                ]
+            ]
+        )
+        curves = {(m, side): getattr(c, side) for m, c in estimator.curves.items() for side in ("input", "output")}
+        sentence = report.gpu_curves(_figure1(results), per_token, estimator, util, gpu.runs)
+        return Panel("curves", caption, table, curves, sentence)
     repetitions = metrics.throughput_by_repetition(gpu.queries, gpu.runs)
     first = metrics.first_repetition(repetitions)
     if gpu.section == "power":
@@ -302,6 +393,20 @@ def panel(gpu: Reference) -> Panel:
     )
 
 
+def _figure1(results: pd.DataFrame) -> pd.DataFrame:
+    """The Figure 1 rows of ``results``: one output token, the prompts as they are (``input_tokens`` unset)."""
+    return results[(results.max_new_tokens == 1) & _column(results, "input_tokens", np.nan).isna()]
+
+
+def _curves(gpu: Reference) -> tuple[pd.DataFrame, fits.EnergyEstimator, pd.DataFrame]:
+    """What notebook 06 computes of its runs, of ``gpu``'s: energy per processed token per model over the
+    Figure 1 prompts, the :class:`~ttclib.fits.EnergyEstimator` of the input and output sweeps, and the
+    utilisation per run."""
+    results = gpu.results
+    per_token = metrics.mean_by(_figure1(results), "energy_per_processed_token_j")
+    return per_token, fits.EnergyEstimator.from_results(results), metrics.utilisation(gpu)
+
+
 def _order(strategy: str) -> int:
     from .plots import STRATEGY_ORDER
 
@@ -319,6 +424,9 @@ def figure(gpu: Reference, p: Panel):
         )
     if p.section == "length":
         return plots.energy_vs_length(p.table, gpu.runs, p.curves, repetitions=p.repetitions, note=p.caption).figure
+    if p.section == "curves":
+        per_token, estimator, util = _curves(gpu)
+        return plots.operating_curves(per_token, estimator, gpu.results, util, gpu.runs, note=p.caption)
     if p.section == "dvfs":
         assert p.repetitions is not None  # the dvfs panel carries the clock sweep
         low = p.repetitions.sort_values("frequency_mhz").run_id.iloc[0]

@@ -804,8 +804,8 @@ def operating_curves(
     )
     parts, differ = _models_differ(fig1)
     out = [
-        f"On {_where(runs)}, energy per processed token over the {fig1.query_id.nunique()} MT-Bench prompts "
-        f"(one output token, batch 1): {ranks}. "
+        f"On {_where(runs)}, energy per processed token over the {fig1.query_id.nunique()} "
+        f"{metrics.prompts_label(fig1)} (one output token, batch 1): {ranks}. "
         + str(
             verdicts.Verdict(
                 "The claim that models differ in energy per token for the same input",
@@ -858,6 +858,55 @@ def operating_curves(
         )
         out.append(str(verdicts.Verdict(claim, outcome, f"lowest mean utilisation: {low} ({u[low]:.0f} %)")))
     return "\n\n".join(out)
+
+
+_LINEAR_LOSES = {  # _nonlinear's outcome -> what it says of the linear form, in a GPU reference's words
+    "held": f"linear loses by ΔBIC > {NONLINEAR_DBIC:g}: nonlinear",
+    "did not hold": f"linear beats every nonlinear form by ΔBIC > {NONLINEAR_DBIC:g}: linear",
+    "inconclusive": f"margin within ΔBIC {NONLINEAR_DBIC:g}: not clearly nonlinear",
+}
+
+
+def gpu_curves(fig1: pd.DataFrame, per_token: pd.DataFrame, estimator, util: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Wilhelm et al. [001]'s operating curves on GPU reference runs (hardware only, no claim decided): energy
+    per processed token per model over the Figure 1 prompts (``fig1``: one output token, prompts as they
+    are; ``per_token`` its :func:`metrics.mean_by`), the form BIC selects for energy per query vs input and
+    vs output tokens per model (``estimator``'s curves) and whether the linear form loses by more than
+    :data:`NONLINEAR_DBIC` (:func:`_nonlinear`), and the mean utilisation per model (``util``,
+    :func:`metrics.utilisation`)."""
+    ranks = ", ".join(
+        f"{r.model} {r.energy_per_processed_token_j:.3g} J"
+        f"{_ci(r.energy_per_processed_token_j_lo, r.energy_per_processed_token_j_hi, '.3g', ' J')}"
+        for r in per_token.sort_values("energy_per_processed_token_j").itertuples()
+    )
+    parts = [
+        f"at batch 1, energy per processed token over the {fig1.query_id.nunique()} {metrics.prompts_label(fig1)} "
+        f"(one output token) was {ranks}"
+    ]
+    for side in ("input", "output"):
+        fixed = (
+            "one output token"
+            if side == "input"
+            else " and ".join(f"{v:g}" for v in sorted({c.input_at for c in estimator.curves.values()}))
+            + " input tokens"
+        )
+        forms = []
+        for model, curve in estimator.curves.items():
+            outcome, why = _nonlinear(getattr(curve, side))
+            forms.append(f"{model} {why} ({_LINEAR_LOSES[outcome]})" if why != "no fit" else f"{model}: no fit")
+        parts.append(f"energy per query vs {side} tokens ({fixed}), form by BIC: " + "; ".join(forms))
+    if len(util):
+        what = "GPU utilisation (NVML)" if set(util.meter) == {"nvml"} else "utilisation"
+        u = util.groupby("model", sort=False).mean_util_pct.mean()
+        parts.append(f"mean {what} while generating: " + ", ".join(f"{m} {v:.0f} %" for m, v in u.items()))
+    else:
+        parts.append("the power traces hold no utilisation")
+    return (
+        f"{_gpu_where(runs)}: "
+        + "; ".join(parts)
+        + ". For context, the paper (an L40S, real 7B models, MT-Bench prompts): energy per query nonlinear in "
+        "input and in output tokens, and the model with the lowest GPU utilisation spending the most per token."
+    )
 
 
 # --- Wilhelm et al. [001]: MMLU trade-off (Table 1) and the category router (§5) --------------------------
