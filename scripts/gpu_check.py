@@ -13,7 +13,8 @@ summary with its exact error and the next step runs; the summary is rewritten af
   collect  <out>/gpu_check.json: GPU, driver, runtime (Firecracker/gVisor), the meter facts, one line per
            run (energy, J/token, steady-state J/token, flags, clock set and read, prefill/decode), clock
            lock files left (none expected); with $OUT set, copies of both JSONs and
-           the runs as one $OUT/gpu_runs.tar.gz (unpack with tar xzf gpu_runs.tar.gz -C <out>)
+           the plan's runs as one $OUT/gpu_runs.tar.gz (replace the committed set: rm -rf outputs/gpu/runs
+           && tar xzf gpu_runs.tar.gz -C outputs/gpu)
 The exit code is 0 only if every selected step is ok.
 
 Device command (after ``make gpu-wheels`` here; carry ``.whl``; about 8 minutes, see --dry-run):
@@ -367,16 +368,19 @@ def gpu_facts() -> dict:
         nv.nvmlShutdown()
 
 
-def copy_out(out: Path, runs_dir: Path | None) -> list[str]:
-    """Into $OUT: nvml_check.json and one tar.gz of the runs (gpu_check.json goes there on every save)."""
+def copy_out(out: Path, runs: list[Path]) -> list[str]:
+    """Into $OUT: nvml_check.json and one tar.gz of this plan's complete runs, under their folder's name
+    (gpu_check.json goes there on every save). Only the plan's: runs of older plans in the same folder
+    (the committed ones travel with the working tree) stay out, so the tar replaces outputs/gpu/runs."""
     dest = Path(os.environ["OUT"])
     dest.mkdir(parents=True, exist_ok=True)
     files = []
     if (out / "nvml_check.json").is_file():
         files.append(shutil.copy(out / "nvml_check.json", dest / "nvml_check.json"))
-    if runs_dir is not None and runs_dir.is_dir():
+    if runs:
         with tarfile.open(dest / "gpu_runs.tar.gz", "w:gz") as tar:
-            tar.add(runs_dir, arcname=runs_dir.name)
+            for run in runs:
+                tar.add(run, arcname=f"{run.parent.name}/{run.name}")
         files.append(str(dest / "gpu_runs.tar.gz"))
     return [str(f) for f in files] + [str(dest / "gpu_check.json")]
 
@@ -386,9 +390,8 @@ def step_collect(a: argparse.Namespace, report: nc.Report) -> dict:
     data["machine"] = {**data["machine"], **gpu_facts()}
     meter_json = a.out / "nvml_check.json"
     data["meter_facts"] = json.loads(meter_json.read_text()).get("summary") if meter_json.is_file() else None
-    runs = data["steps"].get("runs", {}).get("run_dirs")
-    runs_dir = Path(data["steps"]["runs"]["runs_dir"]) if runs else None
-    data["runs"] = [run_line(Path(d)) for d in runs or []]
+    runs = [Path(d) for d in data["steps"].get("runs", {}).get("run_dirs") or []]
+    data["runs"] = [run_line(d) for d in runs]
     for r in data["runs"]:
         nc.log(
             f"  {r['run_id']} {r['strategy']:4s} max_new_tokens={r['max_new_tokens']:<4} batch={r['batch_size']:<3} "
@@ -400,7 +403,7 @@ def step_collect(a: argparse.Namespace, report: nc.Report) -> dict:
     return {
         "runs": len(data["runs"]),
         "clock_locks_left": left,
-        "out_files": copy_out(a.out, runs_dir) if os.environ.get("OUT") else [],
+        "out_files": copy_out(a.out, runs) if os.environ.get("OUT") else [],
     }
 
 

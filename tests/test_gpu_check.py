@@ -131,7 +131,11 @@ def test_fake_runs_deferred_by_the_budget_are_measured_by_the_next_call(tmp_path
 
 
 def test_fake_end_to_end(tmp_path):
-    """Clock locking refused and no energy counter: every step ok, the runs measured by integrated power."""
+    """Clock locking refused and no energy counter: every step ok, the runs measured by integrated power.
+    A run of an older plan in the folder stays out of the tar, which replaces the committed set."""
+    stale = tmp_path / "runs" / "0123456789ab"
+    stale.mkdir(parents=True)
+    (stale / "run.json").write_text("{}")
     proc, s = gpu_check(
         tmp_path,
         *FAST,
@@ -160,7 +164,8 @@ def test_fake_end_to_end(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_runs.tar.gz", "nvml_check.json"]
     assert json.loads((out / "gpu_check.json").read_text()) == s
     with tarfile.open(out / "gpu_runs.tar.gz") as tar:
-        assert {f"runs/{r['run_id']}/run.json" for r in s["runs"]} <= set(tar.getnames())
+        names = set(tar.getnames())
+    assert {f"runs/{r['run_id']}/run.json" for r in s["runs"]} <= names and not any("0123456789ab" in n for n in names)
 
 
 def test_fake_with_clock_locking(tmp_path):
