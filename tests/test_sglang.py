@@ -304,6 +304,9 @@ def _server_processes(ttc, marker: str) -> dict:
     except psutil.NoSuchProcess:
         pass
     sessions = {os.getsid(p.pid) for p in found.values() if marker in " ".join(_cmdline(p))}
+    # A child caught between fork and exec still shows the launcher's command line (which names the
+    # model) in the launcher's session, this test's own: that session is never the server's.
+    sessions.discard(os.getsid(0))
     for p in psutil.process_iter():
         try:
             if os.getsid(p.pid) in sessions:
