@@ -108,18 +108,6 @@ def load_plan(a: argparse.Namespace):
     return plan
 
 
-def cached_count(a: argparse.Namespace) -> str:
-    try:
-        from ttclib.rundir import is_complete
-
-        plan = load_plan(a)
-    except Exception as err:  # noqa: BLE001 - the plan prints without it
-        return f"runs not counted: {nc.err_text(err)}"
-    done = sum(is_complete(s, plan.runs_dir) for s in plan.specs)
-    reuse = ": reused, not measured again (--runs-dir elsewhere to measure afresh)" if done else ""
-    return f"{len(plan.specs)} runs, {done} of them cached in {plan.runs_dir}{reuse}"
-
-
 def _decode_step_s(spec, batch: int, context: float) -> float:
     """A decode step on the H200: the measured floor (:data:`RUN_STEP_S`), or the roofline's GPU time
     when that is longer, stretched by a locked SM clock below the H200's top one (1980 MHz)."""
@@ -164,29 +152,25 @@ def estimate_run_s(spec, seen: set) -> float:
 def run_estimates(plan) -> dict[str, float]:
     """run id -> estimated seconds, in the order the runner measures them (models in the order the plan
     names them first, each model's runs in plan order), a model's load counted with its first run."""
-    from ttclib.runner import backend_key
+    from ttclib.runner import backend_groups
 
-    groups: dict[tuple, list] = {}
-    for s in plan.specs:
-        groups.setdefault(backend_key(s), []).append(s)
     seen: set = set()
     out = {}
-    for group in groups.values():
+    for group in backend_groups(plan.specs):
         for i, s in enumerate(group):
             out[s.run_id] = estimate_run_s(s, seen) + (MODEL_LOAD_S if i == 0 else 0.0)
     return out
 
 
-def runs_estimate(a: argparse.Namespace) -> tuple[float, list[dict]]:
+def runs_estimate(a: argparse.Namespace) -> tuple[float, list[dict], str]:
     """The runs step's seconds (runs not cached, on the H200's timing model; --fake: the measured CPU
-    figure) and a row per run."""
+    figure), a row per run, and a line on what is cached."""
     from ttclib.rundir import is_complete
 
     try:
         plan = load_plan(a)
     except Exception as err:  # noqa: BLE001 - the plan prints without it
-        nc.log(f"  runs not estimated: {nc.err_text(err)}")
-        return 0.0, []
+        return 0.0, [], f"runs not counted: {nc.err_text(err)}"
     est = run_estimates(plan)
     rows = [
         {
@@ -198,9 +182,11 @@ def runs_estimate(a: argparse.Namespace) -> tuple[float, list[dict]]:
         }
         for s in plan.specs
     ]
-    if a.fake:
-        return FAKE_RUNS_SECONDS, rows
-    return round(sum(r["estimate_s"] for r in rows if not r["cached"]), 1), rows
+    done = sum(r["cached"] for r in rows)
+    reuse = ": reused, not measured again (--runs-dir elsewhere to measure afresh)" if done else ""
+    line = f"{len(rows)} runs, {done} of them cached in {plan.runs_dir}{reuse}"
+    seconds = FAKE_RUNS_SECONDS if a.fake else round(sum(r["estimate_s"] for r in rows if not r["cached"]), 1)
+    return seconds, rows, line
 
 
 def _shape(s) -> str:
@@ -210,26 +196,21 @@ def _shape(s) -> str:
     return f"{s.strategy}{samples} batch {s.batch_size}, {tokens}{s.max_new_tokens} out, {s.repetitions} reps{clock}"
 
 
-def estimates(a: argparse.Namespace) -> dict[str, float]:
+def plan_rows(a: argparse.Namespace, runs_s: float) -> list[dict]:
+    """A row per step with its estimated seconds (``runs_s``: :func:`runs_estimate`'s)."""
     meter = sum(r["estimate_s"] for r in nc.plan(a.nvml)) if a.fake else GPU_SECONDS["meter"]
-    return {**GPU_SECONDS, "meter": meter, "runs": runs_estimate(a)[0] if "runs" in a.steps else 0.0}
-
-
-def plan_rows(a: argparse.Namespace) -> list[dict]:
-    est = estimates(a)
+    est = {**GPU_SECONDS, "meter": meter, "runs": runs_s}
     what = {**STEPS, "runs": f"{STEPS['runs']} [{a.profile}]"}
     return [{"step": s, "what": what[s], "estimate_s": est[s]} for s in a.steps]
 
 
-def print_plan(a: argparse.Namespace, rows: list[dict]) -> None:
+def print_plan(a: argparse.Namespace, rows: list[dict], runs: tuple[float, list[dict], str]) -> None:
     nc.print_plan(rows)
     if "runs" not in a.steps:
         return
-    print(
-        f"  runs: {cached_count(a)}; budget {a.budget_s:g} s (--budget-s): runs that would end past it are", flush=True
-    )
+    print(f"  runs: {runs[2]}; budget {a.budget_s:g} s (--budget-s): runs that would end past it are", flush=True)
     print("  deferred to the next call, which resumes; per run (H200 timing model, load included):", flush=True)
-    for r in runs_estimate(a)[1]:
+    for r in runs[1]:
         state = "cached" if r["cached"] else f"~{r['estimate_s']:5.1f} s"
         print(f"    {r['run_id']}  {state:>9}  {r['model']:22s} {r['shape']}", flush=True)
 
@@ -470,8 +451,9 @@ def run_steps(a: argparse.Namespace, report: nc.Report) -> None:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     a.t0 = time.monotonic()
-    rows = plan_rows(a)
-    print_plan(a, rows)
+    runs = runs_estimate(a) if "runs" in a.steps else (0.0, [], "")
+    rows = plan_rows(a, runs[0])
+    print_plan(a, rows, runs)
     if a.dry_run:
         return 0
     report = nc.Report(

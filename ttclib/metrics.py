@@ -736,6 +736,18 @@ def mean_by(results: pd.DataFrame, column: str, by=("model",), level: float = 0.
     return pd.DataFrame(rows)
 
 
+def prompts_as_they_are(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of Wilhelm et al. [001]'s Figure 1: one output token, the prompts as they are (``input_tokens``
+    unset; a table without the column has none set).
+
+    >>> r = pd.DataFrame({"max_new_tokens": [1, 1, 8], "input_tokens": [None, 256, None]})
+    >>> prompts_as_they_are(r).index.tolist()
+    [0]
+    """
+    one = results[results.max_new_tokens == 1]
+    return one[one.input_tokens.isna()] if "input_tokens" in one else one
+
+
 BENCHMARK_NAMES = {"mtbench": "MT-Bench"}  # benchmark -> its name in sentences and titles, where not its key
 
 

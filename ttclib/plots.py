@@ -575,11 +575,9 @@ def operating_curves(
     )
     ax.set_xticks(x, models, rotation=15, fontsize=8)
     ax.set_ylabel("energy per processed token (J)")
-    as_they_are = results[results.max_new_tokens == 1]
-    if "input_tokens" in as_they_are:
-        as_they_are = as_they_are[as_they_are.input_tokens.isna()]
     ax.set_title(
-        f"Fig. 1: energy per token, {metrics.prompts_label(as_they_are)}, one output token\n(95 % CI over prompts)",
+        f"Fig. 1: energy per token, {metrics.prompts_label(metrics.prompts_as_they_are(results))}, one output "
+        "token\n(95 % CI over prompts)",
         fontsize=10,
     )
     for ax, side, x_col, xlabel in (

@@ -255,28 +255,13 @@ def panel(gpu: Reference) -> Panel:
     if gpu.section == "curves":
         per_token, estimator, util = _curves(gpu)
         results = gpu.results
-        table = (
-            results.groupby("run_id", sort=False)
-            .agg(
-                queries=("query_id", "nunique"),
-                repetitions=("repetition", "nunique"),
-                prompt_tokens=("prompt_tokens", "mean"),
-                completion_tokens=("completion_tokens", "mean"),
-                energy_per_query_j=("energy_j", "mean"),
-                energy_j=("energy_j", "sum"),
-                tokens=("prompt_tokens", "sum"),
-                out_tokens=("completion_tokens", "sum"),
-            )
-            .reset_index()
-        )
-        table["energy_per_processed_token_j"] = metrics.energy_per_processed_token(
-            table.energy_j, table.tokens, table.out_tokens
-        )
-        spec = gpu.runs[["run_id", "model", "max_new_tokens", "meter"]].assign(
-            input_tokens=pd.to_numeric(_column(gpu.runs, "input_tokens", np.nan), errors="coerce")
+        per_run = results.groupby("run_id", sort=False).agg(
+            queries=("query_id", "nunique"), prompt_tokens=("prompt_tokens", "mean")
         )
         table = (
-            table.merge(spec, on="run_id")
+            gpu.runs.assign(input_tokens=pd.to_numeric(_column(gpu.runs, "input_tokens", np.nan), errors="coerce"))
+            .rename(columns={"completion_tokens_per_query": "completion_tokens"})
+            .merge(per_run, on="run_id")
             .merge(util[["run_id", "mean_util_pct"]], on="run_id", how="left")
             .sort_values(["model", "input_tokens", "max_new_tokens"], na_position="first", kind="stable")
             .reset_index(drop=True)[
@@ -297,7 +282,7 @@ def panel(gpu: Reference) -> Panel:
             ]
         )
         curves = {(m, side): getattr(c, side) for m, c in estimator.curves.items() for side in ("input", "output")}
-        sentence = report.gpu_curves(_figure1(results), per_token, estimator, util, gpu.runs)
+        sentence = report.gpu_curves(metrics.prompts_as_they_are(results), per_token, estimator, util, gpu.runs)
         return Panel("curves", caption, table, curves, sentence)
     repetitions = metrics.throughput_by_repetition(gpu.queries, gpu.runs)
     first = metrics.first_repetition(repetitions)
@@ -393,17 +378,12 @@ def panel(gpu: Reference) -> Panel:
     )
 
 
-def _figure1(results: pd.DataFrame) -> pd.DataFrame:
-    """The Figure 1 rows of ``results``: one output token, the prompts as they are (``input_tokens`` unset)."""
-    return results[(results.max_new_tokens == 1) & _column(results, "input_tokens", np.nan).isna()]
-
-
 def _curves(gpu: Reference) -> tuple[pd.DataFrame, fits.EnergyEstimator, pd.DataFrame]:
     """What notebook 06 computes of its runs, of ``gpu``'s: energy per processed token per model over the
     Figure 1 prompts, the :class:`~ttclib.fits.EnergyEstimator` of the input and output sweeps, and the
     utilisation per run."""
     results = gpu.results
-    per_token = metrics.mean_by(_figure1(results), "energy_per_processed_token_j")
+    per_token = metrics.mean_by(metrics.prompts_as_they_are(results), "energy_per_processed_token_j")
     return per_token, fits.EnergyEstimator.from_results(results), metrics.utilisation(gpu)
 
 

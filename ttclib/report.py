@@ -789,6 +789,15 @@ def _models_differ(fig1: pd.DataFrame) -> tuple[list[str], verdicts.Outcome]:
     return parts, verdicts.all_of(outcomes) if outcomes else "not tested"
 
 
+def _per_token_ranks(per_token: pd.DataFrame) -> str:
+    """'model 0.012 J (95 % CI ...), ...': energy per processed token per model, lowest first."""
+    return ", ".join(
+        f"{r.model} {r.energy_per_processed_token_j:.3g} J"
+        f"{_ci(r.energy_per_processed_token_j_lo, r.energy_per_processed_token_j_hi, '.3g', ' J')}"
+        for r in per_token.sort_values("energy_per_processed_token_j").itertuples()
+    )
+
+
 def operating_curves(
     fig1: pd.DataFrame, per_token: pd.DataFrame, estimator, util: pd.DataFrame, runs: pd.DataFrame
 ) -> str:
@@ -797,11 +806,7 @@ def operating_curves(
     prompts); energy is nonlinear in input tokens (Figure 2) and in output tokens (Figure 3), decided
     by BIC (:data:`NONLINEAR_DBIC`); the lowest-utilisation model spends the most per token (Figure 4,
     GPU meters only)."""
-    ranks = ", ".join(
-        f"{r.model} {r.energy_per_processed_token_j:.3g} J"
-        f"{_ci(r.energy_per_processed_token_j_lo, r.energy_per_processed_token_j_hi, '.3g', ' J')}"
-        for r in per_token.sort_values("energy_per_processed_token_j").itertuples()
-    )
+    ranks = _per_token_ranks(per_token)
     parts, differ = _models_differ(fig1)
     out = [
         f"On {_where(runs)}, energy per processed token over the {fig1.query_id.nunique()} "
@@ -874,11 +879,7 @@ def gpu_curves(fig1: pd.DataFrame, per_token: pd.DataFrame, estimator, util: pd.
     vs output tokens per model (``estimator``'s curves) and whether the linear form loses by more than
     :data:`NONLINEAR_DBIC` (:func:`_nonlinear`), and the mean utilisation per model (``util``,
     :func:`metrics.utilisation`)."""
-    ranks = ", ".join(
-        f"{r.model} {r.energy_per_processed_token_j:.3g} J"
-        f"{_ci(r.energy_per_processed_token_j_lo, r.energy_per_processed_token_j_hi, '.3g', ' J')}"
-        for r in per_token.sort_values("energy_per_processed_token_j").itertuples()
-    )
+    ranks = _per_token_ranks(per_token)
     parts = [
         f"at batch 1, energy per processed token over the {fig1.query_id.nunique()} {metrics.prompts_label(fig1)} "
         f"(one output token) was {ranks}"

@@ -691,6 +691,15 @@ def backend_key(spec: RunSpec) -> tuple:
     return key
 
 
+def backend_groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """``specs`` grouped by :func:`backend_key`, the groups in the order of their first run and each in
+    plan order: the order :func:`measure_plan` measures them in, one loaded model per group."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for s in specs:
+        groups.setdefault(backend_key(s), []).append(s)
+    return list(groups.values())
+
+
 def select_meter(spec: RunSpec, device: str) -> energy.Meter:
     """The run's meter, scoped to the GPUs the run uses on ``device`` (resolved: cpu, cuda or cuda:N)
     with SGLang's ``tp_size`` x ``dp_size``.
@@ -932,10 +941,7 @@ def _measure_runs(
     their first run), opened only when a run of the group is claimed; the runs whose lock another
     process holds (unless ``wait``)."""
     held = []
-    groups: dict[tuple, list[RunSpec]] = {}
-    for s in specs:
-        groups.setdefault(backend_key(s), []).append(s)
-    for group in groups.values():
+    for group in backend_groups(specs):
         backend = None
         try:
             for s in group:
