@@ -259,6 +259,7 @@ def test_select_rules_on_a_table():
     assert reference.select(runs, "batch") == ["a", "b", "c"]
     assert reference.select(runs, "length") == []  # two lengths are not a sweep
     assert reference.select(runs, "power") == ["d", "f"]  # base 16 and the longer cot at batch 4
+    assert reference.select(runs, "dvfs") == []  # no sm_clock_set_mhz column: nothing locked (this raised)
     with pytest.raises(ValueError, match="section must be one of"):
         reference.select(runs, "overview")
 
